@@ -1,0 +1,307 @@
+/**
+ * How each of the four servers is installed (once, cached) and started on 127.0.0.1.
+ * Facts and versions: ../../../shared/STACK.md (corrections noted in the README).
+ */
+import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from '../../src/config';
+import type { ServiceName } from '../../src/health';
+import { type Paths, runStep, startDetached } from './procs';
+
+export const VERSIONS = {
+  /** Debian 12's package. */
+  redis: '7.0',
+  kafka: '3.9.1',
+  cassandra: '5.0.6',
+  /** The newest CLI tag whose go.mod has no replace directive; embeds server 1.29.1 and UI 2.42.1. */
+  temporalCli: '1.5.1',
+} as const;
+
+export interface ServiceDef {
+  name: ServiceName;
+  /** Seconds the first health check may take after a start (Cassandra is slow on 2 cores). */
+  startTimeoutS: number;
+  /** Idempotent: does nothing when the artifacts are already present. */
+  install(cfg: Config): Promise<void>;
+  /** Writes config, prepares storage, spawns the process; returns its PID. */
+  start(cfg: Config, p: Paths): Promise<number>;
+}
+
+const SELF_DIR = __dirname;
+
+function onPath(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds JDK 17's java (Cassandra 5.0 and Kafka 3.9 both run on it; Cassandra not on newer JDKs). */
+function java17(): string {
+  const candidates = [
+    process.env.HH_JAVA_HOME && path.join(process.env.HH_JAVA_HOME, 'bin/java'),
+    '/usr/lib/jvm/java-17-openjdk-amd64/bin/java',
+  ].filter(Boolean) as string[];
+  for (const c of candidates) if (fs.existsSync(c)) return c;
+  throw new Error('java: no JDK 17 found (set HH_JAVA_HOME to a JDK 17, or apt-get install openjdk-17-jre-headless)');
+}
+
+async function aptInstall(packages: string[]): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`redis: ${packages.join(', ')} missing and not root; install them with: sudo apt-get install -y ${packages.join(' ')}`);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await runStep('redis', 'apt-get', ['update', '-q'], env);
+  await runStep('redis', 'apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], env);
+}
+
+/** Resolves a pom's runtime jars from Maven Central into <cache>/<name>-<version>/lib, once. */
+async function mavenLib(cfg: Config, name: 'kafka' | 'cassandra', version: string): Promise<string> {
+  const dir = path.join(cfg.stack.cacheDir, `${name}-${version}`);
+  const lib = path.join(dir, 'lib');
+  if (fs.existsSync(path.join(dir, '.complete'))) return lib;
+  if (!onPath('mvn')) throw new Error(`${name}: Maven (mvn) is needed once to fetch the jars: apt-get install -y maven`);
+  process.stdout.write(`[${name}] fetching ${name} ${version} jars from Maven Central (first run only)\n`);
+  const staging = `${lib}.partial`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  await runStep(name, 'mvn', [
+    '-B', '-f', path.join(SELF_DIR, name, 'pom.xml'),
+    `-D${name}.version=${version}`, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${staging}`,
+  ]);
+  fs.rmSync(lib, { recursive: true, force: true });
+  fs.renameSync(staging, lib);
+  fs.writeFileSync(path.join(dir, '.complete'), new Date().toISOString());
+  return lib;
+}
+
+const kafkaLib = (cfg: Config) => path.join(cfg.stack.cacheDir, `kafka-${VERSIONS.kafka}`, 'lib');
+const cassandraLib = (cfg: Config) => path.join(cfg.stack.cacheDir, `cassandra-${VERSIONS.cassandra}`, 'lib');
+export const temporalBin = (cfg: Config) => path.join(cfg.stack.cacheDir, `temporal-cli-${VERSIONS.temporalCli}`, 'temporal');
+
+const redis: ServiceDef = {
+  name: 'redis',
+  startTimeoutS: 20,
+  async install() {
+    const missing = [!onPath('redis-server') && 'redis-server', !onPath('kcat') && 'kafkacat'].filter(Boolean) as string[];
+    if (missing.length) await aptInstall(missing);
+  },
+  async start(cfg, p) {
+    const dir = path.join(p.data, 'redis');
+    fs.mkdirSync(dir, { recursive: true });
+    const conf = path.join(p.conf, 'redis.conf');
+    // No RDB/AOF: Redis is the rebuildable rank index, Cassandra and Kafka are the record.
+    fs.writeFileSync(
+      conf,
+      [
+        `bind ${cfg.host}`,
+        `port ${cfg.redis.port}`,
+        'protected-mode yes',
+        'daemonize no',
+        `dir ${dir}`,
+        'save ""',
+        'appendonly no',
+        'logfile ""',
+        '',
+      ].join('\n'),
+    );
+    return startDetached(p, 'redis', 'redis-server', [conf]);
+  },
+};
+
+const kafka: ServiceDef = {
+  name: 'kafka',
+  startTimeoutS: 90,
+  async install(cfg) {
+    await mavenLib(cfg, 'kafka', VERSIONS.kafka);
+  },
+  async start(cfg, p) {
+    const logDir = path.join(p.data, 'kafka');
+    const appLogs = path.join(p.logs, 'kafka-server');
+    fs.mkdirSync(logDir, { recursive: true });
+    fs.mkdirSync(appLogs, { recursive: true });
+    const props = path.join(p.conf, 'kafka-server.properties');
+    fs.writeFileSync(
+      props,
+      [
+        'process.roles=broker,controller',
+        'node.id=1',
+        `controller.quorum.voters=1@${cfg.host}:${cfg.kafka.controllerPort}`,
+        `listeners=PLAINTEXT://${cfg.host}:${cfg.kafka.port},CONTROLLER://${cfg.host}:${cfg.kafka.controllerPort}`,
+        `advertised.listeners=PLAINTEXT://${cfg.host}:${cfg.kafka.port}`,
+        'controller.listener.names=CONTROLLER',
+        'inter.broker.listener.name=PLAINTEXT',
+        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        // One node: internal topics cannot have more replicas than brokers, or groups never find a coordinator.
+        'offsets.topic.replication.factor=1',
+        'offsets.topic.num.partitions=8',
+        'transaction.state.log.replication.factor=1',
+        'transaction.state.log.min.isr=1',
+        'group.initial.rebalance.delay.ms=0',
+        'num.partitions=1',
+        'auto.create.topics.enable=false',
+        `log.dirs=${logDir}`,
+        'log.retention.hours=168',
+        '',
+      ].join('\n'),
+    );
+    const log4j = path.join(p.conf, 'kafka-log4j.properties');
+    fs.writeFileSync(
+      log4j,
+      [
+        'log4j.rootLogger=WARN, stdout',
+        'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
+        'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
+        'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
+        'log4j.logger.kafka.server.KafkaServer=INFO',
+        'log4j.logger.kafka.server.BrokerServer=INFO',
+        '',
+      ].join('\n'),
+    );
+    const java = java17();
+    const cp = `${kafkaLib(cfg)}/*`;
+    const common = [`-Dlog4j.configuration=file:${log4j}`, `-Dkafka.logs.dir=${appLogs}`, '-cp', cp];
+    if (!fs.existsSync(path.join(logDir, 'meta.properties'))) {
+      // A KRaft log dir is formatted once with a cluster id (a base64url UUID, as Kafka's own Uuid).
+      const clusterId = crypto.randomBytes(16).toString('base64url');
+      await runStep('kafka', java, [...common, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted']);
+    }
+    return startDetached(p, 'kafka', java, [
+      '-Xms512m', '-Xmx512m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-Djava.awt.headless=true',
+      `-Djava.io.tmpdir=${p.tmp}`, ...common, 'kafka.Kafka', props,
+    ]);
+  },
+};
+
+/** The flags of Cassandra's conf/jvm17-server.options that a jar-only start needs on Java 17. */
+const CASSANDRA_JAVA17 = [
+  '-Djdk.attach.allowAttachSelf=true',
+  ...[
+    'java.base/jdk.internal.misc', 'java.management.rmi/com.sun.jmx.remote.internal.rmi', 'java.rmi/sun.rmi.registry',
+    'java.rmi/sun.rmi.server', 'java.sql/java.sql', 'java.base/java.lang.ref', 'jdk.unsupported/sun.misc',
+    'jdk.compiler/com.sun.tools.javac.file', 'jdk.attach/sun.tools.attach',
+  ].map((m) => `--add-exports=${m}=ALL-UNNAMED`),
+  ...[
+    'java.base/java.lang.module', 'java.base/jdk.internal.loader', 'java.base/jdk.internal.ref', 'java.base/jdk.internal.reflect',
+    'java.base/jdk.internal.math', 'java.base/jdk.internal.module', 'java.base/jdk.internal.util.jar', 'java.base/sun.nio.ch',
+    'java.base/java.io', 'java.base/java.lang.reflect', 'java.base/java.lang', 'java.base/java.util',
+    'jdk.management/com.sun.management.internal', 'jdk.compiler/com.sun.tools.javac',
+  ].map((m) => `--add-opens=${m}=ALL-UNNAMED`),
+  '-Dio.netty.tryReflectionSetAccessible=true',
+];
+
+const cassandra: ServiceDef = {
+  name: 'cassandra',
+  startTimeoutS: 240,
+  async install(cfg) {
+    await mavenLib(cfg, 'cassandra', VERSIONS.cassandra);
+  },
+  async start(cfg, p) {
+    const dir = path.join(p.data, 'cassandra');
+    const sub = (s: string) => path.join(dir, s);
+    for (const s of ['data', 'commitlog', 'saved_caches', 'hints', 'cdc_raw']) fs.mkdirSync(sub(s), { recursive: true });
+    const yaml = path.join(p.conf, 'cassandra.yaml');
+    fs.writeFileSync(
+      yaml,
+      [
+        'cluster_name: heavy-hitters',
+        'num_tokens: 1',
+        'partitioner: org.apache.cassandra.dht.Murmur3Partitioner',
+        'endpoint_snitch: SimpleSnitch',
+        'commitlog_sync: periodic',
+        'commitlog_sync_period: 10000ms',
+        'seed_provider:',
+        '  - class_name: org.apache.cassandra.locator.SimpleSeedProvider',
+        '    parameters:',
+        `      - seeds: "${cfg.host}:${cfg.cassandra.storagePort}"`,
+        `listen_address: ${cfg.host}`,
+        `rpc_address: ${cfg.host}`,
+        `storage_port: ${cfg.cassandra.storagePort}`,
+        `native_transport_port: ${cfg.cassandra.port}`,
+        'start_native_transport: true',
+        `data_file_directories: [${sub('data')}]`,
+        `commitlog_directory: ${sub('commitlog')}`,
+        `saved_caches_directory: ${sub('saved_caches')}`,
+        `hints_directory: ${sub('hints')}`,
+        `cdc_raw_directory: ${sub('cdc_raw')}`,
+        'concurrent_reads: 8',
+        'concurrent_writes: 16',
+        'concurrent_counter_writes: 8',
+        // Small node: keep memtables and caches modest so the four servers fit together.
+        'memtable_heap_space: 128MiB',
+        'memtable_offheap_space: 128MiB',
+        'key_cache_size: 16MiB',
+        '',
+      ].join('\n'),
+    );
+    const logback = path.join(p.conf, 'cassandra-logback.xml');
+    fs.writeFileSync(
+      logback,
+      `<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="STDOUT"/></root>
+  <logger name="org.apache.cassandra" level="INFO"/>
+  <logger name="com.thinkaurelius.thrift" level="ERROR"/>
+</configuration>
+`,
+    );
+    const heap = `${cfg.cassandra.heapMb}m`;
+    return startDetached(p, 'cassandra', java17(), [
+      `-Xms${heap}`, `-Xmx${heap}`, '-Xss512k', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=300', '-XX:+AlwaysPreTouch',
+      '-Djava.awt.headless=true', '-Djava.net.preferIPv4Stack=true',
+      ...CASSANDRA_JAVA17,
+      `-Dcassandra.config=file://${yaml}`,
+      `-Dcassandra.storagedir=${dir}`,
+      '-Dcassandra-foreground=yes',
+      `-Dcassandra.logdir=${p.logs}`,
+      `-Dlogback.configurationFile=${logback}`,
+      '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+      `-Djna.tmpdir=${p.tmp}`,
+      `-Djava.io.tmpdir=${p.tmp}`,
+      '-cp', `${cassandraLib(cfg)}/*`,
+      'org.apache.cassandra.service.CassandraDaemon',
+    ]);
+  },
+};
+
+const temporal: ServiceDef = {
+  name: 'temporal',
+  startTimeoutS: 60,
+  async install(cfg) {
+    const bin = temporalBin(cfg);
+    if (fs.existsSync(bin)) return;
+    if (!onPath('go')) throw new Error('temporal: Go is needed once to build the Temporal CLI (go install)');
+    process.stdout.write(`[temporal] building the Temporal CLI v${VERSIONS.temporalCli} with go install (first run only; a few minutes)\n`);
+    const staging = path.join(path.dirname(bin), 'build');
+    fs.mkdirSync(staging, { recursive: true });
+    await runStep('temporal', 'go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@v${VERSIONS.temporalCli}`], {
+      ...process.env,
+      CGO_ENABLED: '0',
+      GOBIN: staging,
+    });
+    fs.renameSync(path.join(staging, 'temporal'), bin);
+    fs.rmSync(staging, { recursive: true, force: true });
+  },
+  async start(cfg, p) {
+    const dir = path.join(p.data, 'temporal');
+    fs.mkdirSync(dir, { recursive: true });
+    return startDetached(p, 'temporal', temporalBin(cfg), [
+      'server', 'start-dev',
+      '--ip', cfg.host,
+      '--port', String(cfg.temporal.port),
+      '--ui-port', String(cfg.temporal.uiPort),
+      '--db-filename', path.join(dir, 'temporal.db'),
+      '--namespace', cfg.temporal.namespace,
+      '--log-level', 'warn',
+      // Search attributes are registered by the bootstrap (src/bootstrap/temporal.ts), the one list of them.
+    ]);
+  },
+};
+
+export const SERVICE_DEFS: Record<ServiceName, ServiceDef> = { redis, kafka, cassandra, temporal };

@@ -1,0 +1,172 @@
+/**
+ * The one place that reads the environment. Every setting has a documented default;
+ * a bad value fails at start with an error naming the variable.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string, fallback: string): string {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  return v;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(name, `expected an integer in ${min}..${max}, got ${n}`);
+  return n;
+}
+
+const port = (env: Env, name: string, fallback: number) => int(env, name, fallback, 1, 65535);
+
+function identifier(env: Env, name: string, fallback: string, pattern: RegExp, what: string): string {
+  const v = str(env, name, fallback);
+  if (!pattern.test(v)) throw new ConfigError(name, `expected ${what}, got "${v}"`);
+  return v;
+}
+
+const TOPIC = /^[A-Za-z0-9._-]{1,200}$/;
+
+export interface Config {
+  /** Every service binds to this host only. */
+  readonly host: string;
+  readonly redis: {
+    /** HH_REDIS_PORT. @default 6379 */
+    readonly port: number;
+  };
+  readonly kafka: {
+    /** HH_KAFKA_PORT (broker listener). @default 9092 */
+    readonly port: number;
+    /** HH_KAFKA_CONTROLLER_PORT (KRaft controller listener). @default 9093 */
+    readonly controllerPort: number;
+    /** HH_KAFKA_TOPIC: the event log, keyed by region. @default views */
+    readonly topic: string;
+    /** HH_KAFKA_PARTITIONS for the views topic (fixed once created). @default 8 — one per demo region, so one region's events stay ordered. */
+    readonly partitions: number;
+    /** HH_KAFKA_DLQ_TOPIC: rejected events with their reason in a header. @default views.dlq */
+    readonly deadLetterTopic: string;
+    /** HH_KAFKA_LATE_TOPIC: events later than their window's allowed lateness. @default views.late */
+    readonly lateTopic: string;
+    readonly brokers: readonly string[];
+  };
+  readonly cassandra: {
+    /** HH_CASSANDRA_PORT (CQL native transport). @default 9042 */
+    readonly port: number;
+    /** HH_CASSANDRA_STORAGE_PORT (inter-node). @default 7000 */
+    readonly storagePort: number;
+    /** HH_CASSANDRA_KEYSPACE. @default heavy_hitters */
+    readonly keyspace: string;
+    /** HH_CASSANDRA_HEAP_MB. @default 1024 — enough for one node on a 2-core box shared with three other servers. */
+    readonly heapMb: number;
+    readonly localDataCenter: string;
+  };
+  readonly temporal: {
+    /** HH_TEMPORAL_PORT (frontend gRPC). @default 7233 */
+    readonly port: number;
+    /** HH_TEMPORAL_UI_PORT (Web UI). @default 8233 */
+    readonly uiPort: number;
+    /** HH_TEMPORAL_NAMESPACE. @default default */
+    readonly namespace: string;
+    /** HH_TEMPORAL_TASK_QUEUE. @default heavy-hitters */
+    readonly taskQueue: string;
+    readonly address: string;
+  };
+  readonly api: {
+    /** HH_API_PORT. @default 3000 */
+    readonly port: number;
+  };
+  readonly stack: {
+    /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
+    readonly dir: string;
+    /** HH_CACHE_DIR: downloaded jars and the built Temporal CLI, shared by every checkout. @default ~/.cache/heavy-hitters */
+    readonly cacheDir: string;
+  };
+}
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+/** Builds the configuration from an environment; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const host = '127.0.0.1';
+  const kafkaPort = port(env, 'HH_KAFKA_PORT', 9092);
+  const temporalPort = port(env, 'HH_TEMPORAL_PORT', 7233);
+  const cfg: Config = {
+    host,
+    redis: { port: port(env, 'HH_REDIS_PORT', 6379) },
+    kafka: {
+      port: kafkaPort,
+      controllerPort: port(env, 'HH_KAFKA_CONTROLLER_PORT', 9093),
+      topic: identifier(env, 'HH_KAFKA_TOPIC', 'views', TOPIC, 'a Kafka topic name ([A-Za-z0-9._-])'),
+      partitions: int(env, 'HH_KAFKA_PARTITIONS', 8, 1, 1024),
+      deadLetterTopic: identifier(env, 'HH_KAFKA_DLQ_TOPIC', 'views.dlq', TOPIC, 'a Kafka topic name ([A-Za-z0-9._-])'),
+      lateTopic: identifier(env, 'HH_KAFKA_LATE_TOPIC', 'views.late', TOPIC, 'a Kafka topic name ([A-Za-z0-9._-])'),
+      brokers: [`${host}:${kafkaPort}`],
+    },
+    cassandra: {
+      port: port(env, 'HH_CASSANDRA_PORT', 9042),
+      storagePort: port(env, 'HH_CASSANDRA_STORAGE_PORT', 7000),
+      keyspace: identifier(env, 'HH_CASSANDRA_KEYSPACE', 'heavy_hitters', /^[a-z][a-z0-9_]{0,47}$/, 'a CQL keyspace name ([a-z][a-z0-9_]*, at most 48)'),
+      heapMb: int(env, 'HH_CASSANDRA_HEAP_MB', 1024, 256, 16384),
+      localDataCenter: 'datacenter1',
+    },
+    temporal: {
+      port: temporalPort,
+      uiPort: port(env, 'HH_TEMPORAL_UI_PORT', 8233),
+      namespace: identifier(env, 'HH_TEMPORAL_NAMESPACE', 'default', /^[A-Za-z0-9._-]{2,200}$/, 'a Temporal namespace name'),
+      taskQueue: identifier(env, 'HH_TEMPORAL_TASK_QUEUE', 'heavy-hitters', /^[A-Za-z0-9._:-]{1,200}$/, 'a task queue name'),
+      address: `${host}:${temporalPort}`,
+    },
+    api: { port: port(env, 'HH_API_PORT', 3000) },
+    stack: {
+      dir: path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack'))),
+      cacheDir: path.resolve(str(env, 'HH_CACHE_DIR', path.join(os.homedir(), '.cache', 'heavy-hitters'))),
+    },
+  };
+  const ports: [string, number][] = [
+    ['HH_REDIS_PORT', cfg.redis.port],
+    ['HH_KAFKA_PORT', cfg.kafka.port],
+    ['HH_KAFKA_CONTROLLER_PORT', cfg.kafka.controllerPort],
+    ['HH_CASSANDRA_PORT', cfg.cassandra.port],
+    ['HH_CASSANDRA_STORAGE_PORT', cfg.cassandra.storagePort],
+    ['HH_TEMPORAL_PORT', cfg.temporal.port],
+    ['HH_TEMPORAL_UI_PORT', cfg.temporal.uiPort],
+    ['HH_API_PORT', cfg.api.port],
+  ];
+  const seen = new Map<number, string>();
+  for (const [name, p] of ports) {
+    const other = seen.get(p);
+    if (other) throw new ConfigError(name, `port ${p} is already used by ${other}`);
+    seen.set(p, name);
+  }
+  return deepFreeze(cfg);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+let cached: Config | undefined;
+/** The process-wide configuration, read from process.env once. */
+export function config(): Config {
+  cached ??= loadConfig();
+  return cached;
+}
