@@ -10,6 +10,7 @@ import { Client } from 'cassandra-driver';
 import type { Config } from '../config';
 
 export interface Migration {
+  file: string;
   version: number;
   name: string;
   statements: string[];
@@ -35,7 +36,7 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
       .filter(Boolean);
     const version = Number(m[1]);
     if (out.some((o) => o.version === version)) throw new Error(`two migrations numbered ${version}`);
-    out.push({ version, name: m[2], statements, checksum: createHash('sha256').update(text).digest('hex') });
+    out.push({ file: f, version, name: m[2], statements, checksum: createHash('sha256').update(text).digest('hex') });
   }
   return out;
 }
@@ -64,7 +65,7 @@ export async function migrate(cfg: Config, keyspace = cfg.cassandra.keyspace, mi
     for (const m of migrations) {
       const prior = done.get(m.version);
       if (prior !== undefined) {
-        if (prior !== m.checksum) throw new Error(`migration ${m.version}_${m.name} was changed after it was applied; add a new migration instead`);
+        if (prior !== m.checksum) throw new Error(`migration ${m.file} was changed after it was applied; add a new migration instead`);
         continue;
       }
       await client.execute(`USE ${keyspace}`);
@@ -74,7 +75,7 @@ export async function migrate(cfg: Config, keyspace = cfg.cassandra.keyspace, mi
         [m.version, m.name, m.checksum],
         { prepare: true },
       );
-      applied.push(`applied migration ${m.version}_${m.name} to ${keyspace}`);
+      applied.push(`applied migration ${m.file} to ${keyspace}`);
     }
   } finally {
     await client.shutdown();

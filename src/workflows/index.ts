@@ -1,0 +1,2 @@
+// Every workflow the Worker registers (workflowsPath points here).
+export * from './smoke';

@@ -1,0 +1,67 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { createApp } from '../../src/api/app';
+import { probeAll } from '../../src/health';
+import { regionTopKey } from '../../src/keys';
+import { cfg, unique } from '../helpers';
+
+describe('api (against the real stack)', function () {
+  this.timeout(30_000);
+  let redis: Redis;
+  let server: Server;
+  let base: string;
+  const region = unique('R');
+
+  before(async () => {
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+    server = createApp({ redis, probe: () => probeAll(cfg) }).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await redis.del(regionTopKey(region));
+    redis.disconnect();
+    server.close();
+  });
+
+  it('GET /healthz reports each dependency up with its version', async () => {
+    const res = await fetch(`${base}/healthz`);
+    const body = (await res.json()) as { status: string; dependencies: Record<string, { up: boolean; version: string }> };
+    expect(res.status).to.equal(200);
+    expect(body.status).to.equal('ok');
+    expect(Object.keys(body.dependencies)).to.have.members(['redis', 'kafka', 'cassandra', 'temporal']);
+    expect(body.dependencies.redis.version).to.match(/^7\./);
+    expect(body.dependencies.kafka.version).to.match(/^3\.9/);
+    expect(body.dependencies.cassandra.version).to.match(/^5\.0\./);
+    expect(body.dependencies.temporal.version).to.match(/^1\.\d+\.\d+/);
+  });
+
+  it('GET /top-posts reads the region leaderboard', async () => {
+    await redis.zadd(regionTopKey(region), 3, 'x', 10, 'y');
+    const res = await fetch(`${base}/top-posts?region=${region}&k=1`);
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.deep.equal({
+      region,
+      timeframe: 'all',
+      top_posts: [{ post_id: 'y', author: null, view_count: 10, content: null }],
+    });
+  });
+
+  for (const [q, param] of [
+    ['region=NA&k=0', 'k'],
+    ['region=NA&k=abc', 'k'],
+    ['region=NA&k=100000', 'k'],
+    ['k=5', 'region'],
+    ['region=bad%20region', 'region'],
+  ]) {
+    it(`GET /top-posts?${q} is a 400 naming ${param}`, async () => {
+      const res = await fetch(`${base}/top-posts?${q}`);
+      expect(res.status).to.equal(400);
+      const body = (await res.json()) as { error: string; param: string };
+      expect(body.param).to.equal(param);
+      expect(body.error).to.contain(param);
+    });
+  }
+});

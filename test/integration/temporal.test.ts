@@ -1,0 +1,65 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { Client, Connection } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { cfg, unique } from '../helpers';
+import { regionTopKey } from '../../src/keys';
+import { createWorker, WORKFLOWS_PATH } from '../../src/worker';
+import { smokeWorkflow } from '../../src/workflows';
+import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
+
+const history = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'histories', 'smoke.json'), 'utf8'));
+
+describe('temporal (dev server)', function () {
+  this.timeout(120_000);
+  let redis: Redis;
+  let client: Client;
+  const region = unique('tmp_region');
+
+  before(async () => {
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+    client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  });
+  after(async () => {
+    await redis.del(regionTopKey(region));
+    redis.disconnect();
+    await client.connection.close();
+  });
+
+  it('has the custom search attributes registered', async () => {
+    const res = await client.connection.operatorService.listSearchAttributes({ namespace: cfg.temporal.namespace });
+    for (const name of Object.keys(SEARCH_ATTRIBUTES)) expect(res.customAttributes).to.have.property(name);
+  });
+
+  it('runs a workflow on a real Worker, its activity reading Redis', async () => {
+    await redis.zadd(regionTopKey(region), 7, 'a', 9, 'b', 1, 'c');
+    const taskQueue = unique('tq');
+    const { worker, connection } = await createWorker(cfg, { redis }, taskQueue);
+    const workflowId = unique('smoke');
+    try {
+      const result = await worker.runUntil(client.workflow.execute(smokeWorkflow, { taskQueue, workflowId, args: [{ region, k: 2 }] }));
+      expect(result).to.deep.equal({ region, top: [{ post_id: 'b', view_count: 9 }, { post_id: 'a', view_count: 7 }] });
+    } finally {
+      await connection.close();
+    }
+    const desc = await client.workflow.getHandle(workflowId).describe();
+    expect(desc.status.name).to.equal('COMPLETED');
+  });
+
+  it('replays the recorded smoke history with the current workflow code', async () => {
+    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history);
+  });
+
+  it('catches a non-deterministic change when replaying the recorded history', async () => {
+    let err: unknown;
+    try {
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../fixtures/smoke-nondeterministic') }, history);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(DeterminismViolationError);
+  });
+});

@@ -1,0 +1,58 @@
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../../src/config';
+
+describe('config', () => {
+  it('has documented defaults on 127.0.0.1', () => {
+    const c = loadConfig({});
+    expect(c.host).to.equal('127.0.0.1');
+    expect(c.redis.port).to.equal(6379);
+    expect(c.kafka.brokers).to.deep.equal(['127.0.0.1:9092']);
+    expect(c.kafka.topic).to.equal('views');
+    expect(c.kafka.partitions).to.equal(8);
+    expect(c.cassandra.port).to.equal(9042);
+    expect(c.temporal.address).to.equal('127.0.0.1:7233');
+    expect(c.temporal.uiPort).to.equal(8233);
+    expect(c.api.port).to.equal(3000);
+  });
+
+  it('reads overrides from the environment', () => {
+    const c = loadConfig({ HH_KAFKA_PORT: '19092', HH_KAFKA_PARTITIONS: '3', HH_TEMPORAL_NAMESPACE: 'hh-test', HH_STACK_DIR: '/tmp/x' });
+    expect(c.kafka.brokers).to.deep.equal(['127.0.0.1:19092']);
+    expect(c.kafka.partitions).to.equal(3);
+    expect(c.temporal.namespace).to.equal('hh-test');
+    expect(c.stack.dir).to.equal('/tmp/x');
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ HH_REDIS_PORT: '' }).redis.port).to.equal(6379);
+  });
+
+  const bad: [Record<string, string>, string, RegExp][] = [
+    [{ HH_REDIS_PORT: 'abc' }, 'HH_REDIS_PORT', /integer/],
+    [{ HH_REDIS_PORT: '70000' }, 'HH_REDIS_PORT', /1\.\.65535/],
+    [{ HH_KAFKA_PARTITIONS: '0' }, 'HH_KAFKA_PARTITIONS', /1\.\.1024/],
+    [{ HH_KAFKA_PARTITIONS: '2.5' }, 'HH_KAFKA_PARTITIONS', /integer/],
+    [{ HH_KAFKA_TOPIC: 'bad topic!' }, 'HH_KAFKA_TOPIC', /topic name/],
+    [{ HH_CASSANDRA_KEYSPACE: 'Bad-Name' }, 'HH_CASSANDRA_KEYSPACE', /keyspace/],
+    [{ HH_API_PORT: '6379' }, 'HH_API_PORT', /already used by HH_REDIS_PORT/],
+  ];
+  for (const [env, variable, msg] of bad) {
+    it(`rejects ${JSON.stringify(env)} naming ${variable}`, () => {
+      let err: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(ConfigError);
+      expect((err as ConfigError).variable).to.equal(variable);
+      expect((err as Error).message).to.match(new RegExp(`^${variable}: `)).and.match(msg);
+    });
+  }
+
+  it('is frozen', () => {
+    const c = loadConfig({});
+    expect(Object.isFrozen(c)).to.equal(true);
+    expect(Object.isFrozen(c.kafka)).to.equal(true);
+  });
+});
