@@ -117,7 +117,7 @@ export function sleep(ms: number): Promise<void> {
  * elapsed time, the number of output lines so far and the latest one; on failure the
  * last 30 lines are in the error.
  */
-export function runStep(prefix: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<void> {
+export function runStep(prefix: string, what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -132,7 +132,7 @@ export function runStep(prefix: string, cmd: string, args: string[], env: NodeJS
     }
     const beat = setInterval(() => {
       const last = (tail[tail.length - 1] ?? '').slice(0, 100);
-      process.stdout.write(`[${prefix}] ${path.basename(cmd)} running ${((Date.now() - t0) / 1000).toFixed(0)} s, ${lines} lines: ${last}\n`);
+      process.stdout.write(`[${prefix}] ${what}: running ${((Date.now() - t0) / 1000).toFixed(0)} s, ${lines} lines: ${last}\n`);
     }, 10_000);
     child.on('error', (e) => {
       clearInterval(beat);
@@ -140,7 +140,7 @@ export function runStep(prefix: string, cmd: string, args: string[], env: NodeJS
     });
     child.on('close', (code) => {
       clearInterval(beat);
-      process.stdout.write(`[${prefix}] ${path.basename(cmd)} ${args[0]} finished in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      process.stdout.write(`[${prefix}] ${what}: finished in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       if (code === 0) resolve();
       else reject(new Error(`${prefix}: ${cmd} ${args.join(' ')} exited with ${code}\n${tail.join('\n')}`));
     });

@@ -55,8 +55,8 @@ async function aptInstall(packages: string[]): Promise<void> {
     throw new Error(`redis: ${packages.join(', ')} missing and not root; install them with: sudo apt-get install -y ${packages.join(' ')}`);
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await runStep('redis', 'apt-get', ['update', '-q'], env);
-  await runStep('redis', 'apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], env);
+  await runStep('redis', 'apt-get update', 'apt-get', ['update', '-q'], env);
+  await runStep('redis', 'apt-get install', 'apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], env);
 }
 
 /** Resolves a pom's runtime jars from Maven Central into <cache>/<name>-<version>/lib, once. */
@@ -69,7 +69,7 @@ async function mavenLib(cfg: Config, name: 'kafka' | 'cassandra', version: strin
   const staging = `${lib}.partial`;
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
-  await runStep(name, 'mvn', [
+  await runStep(name, 'Maven copy-dependencies', 'mvn', [
     '-B', '-f', path.join(SELF_DIR, name, 'pom.xml'),
     `-D${name}.version=${version}`, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${staging}`,
   ]);
@@ -168,7 +168,7 @@ const kafka: ServiceDef = {
     if (!fs.existsSync(path.join(logDir, 'meta.properties'))) {
       // A KRaft log dir is formatted once with a cluster id (a base64url UUID, as Kafka's own Uuid).
       const clusterId = crypto.randomBytes(16).toString('base64url');
-      await runStep('kafka', java, [...common, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted']);
+      await runStep('kafka', 'format KRaft log dir', java, [...common, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted']);
     }
     return startDetached(p, 'kafka', java, [
       '-Xms512m', '-Xmx512m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-Djava.awt.headless=true',
@@ -280,7 +280,7 @@ const temporal: ServiceDef = {
     process.stdout.write(`[temporal] building the Temporal CLI v${VERSIONS.temporalCli} with go install (first run only; a few minutes)\n`);
     const staging = path.join(path.dirname(bin), 'build');
     fs.mkdirSync(staging, { recursive: true });
-    await runStep('temporal', 'go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@v${VERSIONS.temporalCli}`], {
+    await runStep('temporal', 'go install', 'go', ['install', '-v', `github.com/temporalio/cli/cmd/temporal@v${VERSIONS.temporalCli}`], {
       ...process.env,
       CGO_ENABLED: '0',
       GOBIN: staging,

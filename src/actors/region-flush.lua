@@ -1,0 +1,96 @@
+-- One region's part of one Kafka partition batch, applied as ONE atomic step.
+--
+-- KEYS[1]  hash   region:{r}:offsets      partition -> last applied offset (the fence)
+-- KEYS[2]  zset   region:{r}:top_k        exact all-time leaderboard
+-- KEYS[3]  zset   region:{r}:top_k_bounded  at most K members, scored by their true totals
+-- KEYS[4 .. 3+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
+-- KEYS[4+nSeen .. ]           zsets region:{r}:top_k:<spec>:<start>  tumbling windows
+--
+-- ARGV[1] partition   ARGV[2] S = window specs per event   ARGV[3] K   ARGV[4] nSeen
+-- ARGV[5] nWin        then nSeen PEXPIREAT times, then nWin PEXPIREAT times,
+-- then per event (stride 4+S): offset, event_id, post_id, seen key index, S window key indexes
+--
+-- Events at or below the fence were applied before (a redelivered batch): skipped.
+-- Events whose event_id is already in its seen set (a re-sent event): skipped.
+-- Ties rank by count, then post_id (Redis orders equal scores by member bytes).
+-- Returns {applied, duplicates, fenced, fence, kth score or -1}.
+
+local partition = ARGV[1]
+local S = tonumber(ARGV[2])
+local K = tonumber(ARGV[3])
+local nSeen = tonumber(ARGV[4])
+local nWin = tonumber(ARGV[5])
+local head = 5 + nSeen + nWin
+local stride = 4 + S
+
+local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
+local maxOff = fence
+local applied, dups, fenced = 0, 0, 0
+local deltas = {}
+local wdeltas = {}
+local touched = {}
+
+for i = head + 1, #ARGV, stride do
+  local off = tonumber(ARGV[i])
+  if off <= fence then
+    fenced = fenced + 1
+  else
+    if off > maxOff then maxOff = off end
+    local seenKey = KEYS[tonumber(ARGV[i + 3])]
+    if redis.call('SADD', seenKey, ARGV[i + 1]) == 0 then
+      dups = dups + 1
+    else
+      applied = applied + 1
+      touched[seenKey] = true
+      local post = ARGV[i + 2]
+      deltas[post] = (deltas[post] or 0) + 1
+      for s = 1, S do
+        local w = tonumber(ARGV[i + 3 + s])
+        local t = wdeltas[w]
+        if t == nil then t = {}; wdeltas[w] = t end
+        t[post] = (t[post] or 0) + 1
+      end
+    end
+  end
+end
+
+-- Dedup sets expire at the end of the horizon after their hour.
+for j = 1, nSeen do
+  local key = KEYS[3 + j]
+  if touched[key] then redis.call('PEXPIREAT', key, ARGV[5 + j]) end
+end
+
+-- Bounded Top-K: the Kth (lowest) member is read once and refreshed only after an eviction.
+local card = redis.call('ZCARD', KEYS[3])
+local kthScore, kthMember = -1, ''
+local function refreshKth()
+  local low = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if low[1] then kthMember = low[1]; kthScore = tonumber(low[2]) else kthMember = ''; kthScore = -1 end
+end
+refreshKth()
+
+for post, d in pairs(deltas) do
+  local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
+  if card < K then
+    if redis.call('ZADD', KEYS[3], total, post) == 1 then card = card + 1 end
+    refreshKth()
+  elseif total > kthScore or (total == kthScore and post > kthMember) then
+    -- Skip-write rule: only posts that beat the Kth (or are members already) touch the set.
+    if redis.call('ZADD', KEYS[3], total, post) == 1 then
+      redis.call('ZPOPMIN', KEYS[3], 1)
+    end
+    refreshKth()
+  elseif redis.call('ZSCORE', KEYS[3], post) then
+    redis.call('ZADD', KEYS[3], total, post)
+    refreshKth()
+  end
+end
+
+for w, t in pairs(wdeltas) do
+  local key = KEYS[3 + nSeen + w]
+  for post, d in pairs(t) do redis.call('ZINCRBY', key, d, post) end
+  redis.call('PEXPIREAT', key, ARGV[5 + nSeen + w])
+end
+
+if maxOff > fence then redis.call('HSET', KEYS[1], partition, string.format('%d', maxOff)) end
+return {applied, dups, fenced, string.format('%d', maxOff), tostring(kthScore)}
