@@ -42,6 +42,46 @@ function identifier(env: Env, name: string, fallback: string, pattern: RegExp, w
 
 const TOPIC = /^[A-Za-z0-9._-]{1,200}$/;
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `500ms`, `30s`, `5m`, `1h`, `7d` into milliseconds; undefined if malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * UNIT_MS[m[2]];
+  return n > 0 ? n : undefined;
+}
+
+function duration(env: Env, name: string, fallback: string): number {
+  const v = str(env, name, fallback);
+  const ms = parseDuration(v);
+  if (ms === undefined) throw new ConfigError(name, `expected a duration such as 30s, 5m, 1h or 2d, got "${v}"`);
+  return ms;
+}
+
+export interface WindowSpec {
+  /** The spec's name, as written in HH_WINDOWS and in window ids (e.g. `5m`). */
+  readonly name: string;
+  readonly sizeMs: number;
+  /** How long a window's Redis key lives after the window ends. */
+  readonly ttlMs: number;
+}
+
+function windows(env: Env): WindowSpec[] {
+  const raw = str(env, 'HH_WINDOWS', '1m,5m,1h,24h');
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const out: WindowSpec[] = [];
+  for (const name of names) {
+    const sizeMs = parseDuration(name);
+    if (sizeMs === undefined || sizeMs < 1000) throw new ConfigError('HH_WINDOWS', `"${name}" is not a window size of at least 1s (e.g. 1m,5m,1h,24h)`);
+    if (86_400_000 % sizeMs !== 0 && sizeMs % 86_400_000 !== 0) throw new ConfigError('HH_WINDOWS', `"${name}" must divide a day evenly (or be whole days), so windows align`);
+    if (out.some((w) => w.sizeMs === sizeMs)) throw new ConfigError('HH_WINDOWS', `"${name}" is listed twice`);
+    // Until the window lifecycle owns expiry, a window's key outlives its end by twice its size (at least 10 minutes).
+    out.push({ name, sizeMs, ttlMs: Math.max(2 * sizeMs, 600_000) });
+  }
+  return out;
+}
+
 export interface Config {
   /** Every service binds to this host only. */
   readonly host: string;
@@ -89,6 +129,26 @@ export interface Config {
   readonly api: {
     /** HH_API_PORT. @default 3000 */
     readonly port: number;
+    /** HH_API_MAX_K: the largest k a query may ask for. @default 1000 */
+    readonly maxK: number;
+    /** HH_POST_EVENTS_MAX: the most events one POST /events may carry. @default 10000 */
+    readonly maxPostEvents: number;
+  };
+  readonly ingest: {
+    /** HH_KAFKA_GROUP: the consumer group of the ingest activities. @default heavy-hitters-ingest */
+    readonly groupId: string;
+    /** HH_WINDOWS: tumbling window sizes written per event. @default 1m,5m,1h,24h */
+    readonly windows: readonly WindowSpec[];
+    /** HH_TOPK_BOUNDED_K: members kept in the bounded Top-K key. @default 1000 — covers every k the API allows. */
+    readonly boundedK: number;
+    /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
+    readonly dedupHorizonMs: number;
+    /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
+    readonly heartbeatTimeoutMs: number;
+  };
+  readonly runtime: {
+    /** HH_WORKERS: worker processes the cluster primary forks. @default the number of CPUs */
+    readonly workers: number;
   };
   readonly stack: {
     /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
@@ -131,7 +191,19 @@ export function loadConfig(env: Env = process.env): Config {
       taskQueue: identifier(env, 'HH_TEMPORAL_TASK_QUEUE', 'heavy-hitters', /^[A-Za-z0-9._:-]{1,200}$/, 'a task queue name'),
       address: `${host}:${temporalPort}`,
     },
-    api: { port: port(env, 'HH_API_PORT', 3000) },
+    api: {
+      port: port(env, 'HH_API_PORT', 3000),
+      maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
+      maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 10_000, 1, 1_000_000),
+    },
+    ingest: {
+      groupId: identifier(env, 'HH_KAFKA_GROUP', 'heavy-hitters-ingest', /^[A-Za-z0-9._-]{1,200}$/, 'a consumer group id ([A-Za-z0-9._-])'),
+      windows: windows(env),
+      boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
+      dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
+      heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
+    },
+    runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64) },
     stack: {
       dir: path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack'))),
       cacheDir: path.resolve(str(env, 'HH_CACHE_DIR', path.join(os.homedir(), '.cache', 'heavy-hitters'))),

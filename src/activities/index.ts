@@ -2,11 +2,18 @@
  * Activities: all I/O the workflows need, built by a factory from injected clients so
  * each one can be tested alone.
  */
+import { Context } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import { regionTopKey } from '../keys';
+import { runIngest, type IngestDeps, type IngestProgress } from './ingest';
 
 export interface ActivityDeps {
   redis: Redis;
+  /** The process's hot-path parts; only the ingest worker of a process needs them. */
+  ingest?: IngestDeps & {
+    /** Aborts when the process shuts down, so the ingest drains and returns. */
+    shutdown: AbortSignal;
+  };
 }
 
 export interface RankedPost {
@@ -14,7 +21,7 @@ export interface RankedPost {
   view_count: number;
 }
 
-export function createActivities({ redis }: ActivityDeps) {
+export function createActivities({ redis, ingest }: ActivityDeps) {
   return {
     /** The region's top `k` posts from its live leaderboard, highest count first. */
     async readTopK(region: string, k: number): Promise<RankedPost[]> {
@@ -22,6 +29,29 @@ export function createActivities({ redis }: ActivityDeps) {
       const out: RankedPost[] = [];
       for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
       return out;
+    },
+
+    /**
+     * Long-running: this process's Kafka consumer-group member. Heartbeats its progress;
+     * returns when the process shuts down (drained), throws if the consumer crashes (the
+     * supervising workflow's retry policy restarts it). Cancellation also drains it.
+     */
+    async ingest(): Promise<IngestProgress> {
+      if (!ingest) throw new Error('ingest activity registered without its dependencies');
+      const ctx = Context.current();
+      const stop = new AbortController();
+      const onShutdown = () => stop.abort();
+      ingest.shutdown.addEventListener('abort', onShutdown, { once: true });
+      ctx.cancelled.catch(() => stop.abort());
+      let progress: IngestProgress = { batches: 0, consumed: 0, deadLettered: 0 };
+      ctx.heartbeat(progress);
+      const beat = setInterval(() => ctx.heartbeat(progress), 2_000);
+      try {
+        return await runIngest(ingest, stop.signal, (p) => (progress = p));
+      } finally {
+        clearInterval(beat);
+        ingest.shutdown.removeEventListener('abort', onShutdown);
+      }
     },
   };
 }

@@ -1,42 +1,88 @@
-/** The Express query API. Reads only; never writes counts. */
-import express, { type Request, type Response } from 'express';
+/**
+ * The Express API. Queries read Redis; `POST /events` only validates and produces to
+ * Kafka (counting is the hot path's job). Every bad parameter is a 400 naming it; an
+ * unknown region is a 404.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
-import { regionTopKey } from '../keys';
+import type { Producer } from 'kafkajs';
+import { REGIONS_KEY, regionBoundedKey, regionTopKey } from '../keys';
+import { validateObject } from '../events';
 import type { Probe } from '../health';
 
-export const MAX_K = 1000;
-const REGION = /^[A-Za-z0-9_-]{1,64}$/;
+export const TIMEFRAMES = ['all'] as const;
+export const VARIANTS = ['exact', 'bounded'] as const;
 
 export interface ApiDeps {
   redis: Redis;
   /** Probes every dependency (GET /healthz). */
   probe: () => Promise<Probe[]>;
+  /** Prometheus exposition of the metrics (GET /metrics). */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Produces accepted events (POST /events). */
+  producer?: Producer;
+  topic?: string;
+  maxK: number;
+  boundedK: number;
+  maxPostEvents: number;
 }
 
-export class BadRequest extends Error {
-  constructor(readonly param: string, message: string) {
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly param?: string,
+  ) {
     super(message);
   }
 }
 
-function parseK(raw: unknown): number {
-  if (raw === undefined) return 10;
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw)) throw new BadRequest('k', `k must be an integer in 1..${MAX_K}`);
-  const k = Number(raw);
-  if (k < 1 || k > MAX_K) throw new BadRequest('k', `k must be an integer in 1..${MAX_K}`);
-  return k;
+const bad = (param: string, message: string) => new HttpError(400, message, param);
+
+function one(req: Request, name: string): string | undefined {
+  const v = req.query[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw bad(name, `${name} must be given once, as a plain value`);
+  return v;
 }
 
-function parseRegion(raw: unknown): string {
-  if (typeof raw !== 'string' || !REGION.test(raw)) throw new BadRequest('region', 'region is required: 1-64 characters of A-Z, a-z, 0-9, _ or -');
+function parseK(req: Request, max: number): number {
+  const raw = one(req, 'k');
+  if (raw === undefined) return 10;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw bad('k', `k must be an integer in 1..${max}, got "${raw.slice(0, 20)}"`);
+  return Number(raw);
+}
+
+function parseEnum<T extends string>(req: Request, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = one(req, name);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw bad(name, `${name} must be one of ${allowed.join(', ')}; got "${raw.slice(0, 40)}"`);
+  return raw as T;
+}
+
+function parseRegion(req: Request): string {
+  const raw = one(req, 'region');
+  if (raw === undefined || raw.length === 0) throw bad('region', 'region is required (e.g. region=NA)');
+  if (Buffer.byteLength(raw) > 128) throw bad('region', 'region must be at most 128 bytes');
   return raw;
+}
+
+async function knownRegion(redis: Redis, region: string): Promise<void> {
+  if (!(await redis.sismember(REGIONS_KEY, region))) throw new HttpError(404, `unknown region "${region}": no events counted for it`);
+}
+
+function pairs(flat: string[]): { post_id: string; view_count: number }[] {
+  const out = [];
+  for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
+  return out;
 }
 
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.disable('etag');
 
-  app.get('/healthz', async (_req: Request, res: Response) => {
+  app.get('/healthz', async (_req, res) => {
     const probes = await deps.probe();
     const ok = probes.every((p) => p.up);
     res.status(ok ? 200 : 503).json({
@@ -45,18 +91,83 @@ export function createApp(deps: ApiDeps): express.Express {
     });
   });
 
-  app.get('/top-posts', async (req: Request, res: Response) => {
-    const region = parseRegion(req.query.region);
-    const k = parseK(req.query.k);
-    const flat = await deps.redis.zrevrange(regionTopKey(region), 0, k - 1, 'WITHSCORES');
-    const top_posts = [];
-    for (let i = 0; i < flat.length; i += 2) top_posts.push({ post_id: flat[i], author: null, view_count: Number(flat[i + 1]), content: null });
-    res.json({ region, timeframe: 'all', top_posts });
+  /** Top-K of a region. Ties rank by count, then post_id descending (byte order). */
+  app.get('/top-posts', async (req, res) => {
+    const region = parseRegion(req);
+    const timeframe = parseEnum(req, 'timeframe', TIMEFRAMES, 'all');
+    const variant = parseEnum(req, 'variant', VARIANTS, 'exact');
+    const k = parseK(req, variant === 'bounded' ? Math.min(deps.maxK, deps.boundedK) : deps.maxK);
+    const key = variant === 'bounded' ? regionBoundedKey(region) : regionTopKey(region);
+    const [[, known], [, flat]] = (await deps.redis
+      .multi()
+      .sismember(REGIONS_KEY, region)
+      .zrevrange(key, 0, k - 1, 'WITHSCORES')
+      .exec()) as [[null, number], [null, string[]]];
+    if (!known) throw new HttpError(404, `unknown region "${region}": no events counted for it`);
+    // author and content come from the post-metadata store once it exists; never invented.
+    const top_posts = pairs(flat).map((p) => ({ post_id: p.post_id, author: null, view_count: p.view_count, content: null }));
+    res.json({ region, timeframe, variant, top_posts });
   });
 
-  app.use((err: Error, _req: Request, res: Response, next: express.NextFunction) => {
+  /** A post's rank (1-based), count and its neighbours by rank. */
+  app.get('/posts/:post_id/rank', async (req, res) => {
+    const postId = req.params.post_id as string;
+    if (postId.length === 0 || Buffer.byteLength(postId) > 128) throw bad('post_id', 'post_id must be 1..128 bytes');
+    const region = parseRegion(req);
+    const timeframe = parseEnum(req, 'timeframe', TIMEFRAMES, 'all');
+    const nb = one(req, 'neighbours');
+    if (nb !== undefined && (!/^\d+$/.test(nb) || Number(nb) > 50)) throw bad('neighbours', 'neighbours must be an integer in 0..50');
+    const around = nb === undefined ? 2 : Number(nb);
+    await knownRegion(deps.redis, region);
+    const key = regionTopKey(region);
+    const [[, rank], [, score]] = (await deps.redis.multi().zrevrank(key, postId).zscore(key, postId).exec()) as [
+      [null, number | null],
+      [null, string | null],
+    ];
+    if (rank === null || score === null) throw new HttpError(404, `post "${postId}" has no counted views in region "${region}"`);
+    const from = Math.max(0, rank - around);
+    const window = pairs(await deps.redis.zrevrange(key, from, rank + around, 'WITHSCORES'));
+    res.json({
+      region,
+      timeframe,
+      post_id: postId,
+      rank: rank + 1,
+      view_count: Number(score),
+      neighbours: window.map((p, i) => ({ rank: from + i + 1, ...p })),
+    });
+  });
+
+  app.post('/events', express.json({ limit: '20mb' }), async (req, res) => {
+    if (!deps.producer || !deps.topic) throw new HttpError(503, 'ingest through the API is not enabled on this process');
+    const body: unknown = req.body;
+    if (!Array.isArray(body)) throw bad('body', 'body must be a JSON array of events');
+    if (body.length === 0) throw bad('body', 'body must contain at least one event');
+    if (body.length > deps.maxPostEvents) throw bad('body', `at most ${deps.maxPostEvents} events per request`);
+    const rejected: { index: number; reason: string }[] = [];
+    const messages = [];
+    for (let i = 0; i < body.length; i++) {
+      const v = validateObject(body[i]);
+      if (!v.ok) rejected.push({ index: i, reason: v.reason });
+      else messages.push({ key: v.event.region_id, value: JSON.stringify(v.event) });
+    }
+    if (messages.length) await deps.producer.send({ topic: deps.topic, acks: -1, messages });
+    res.status(rejected.length ? 400 : 202).json({ accepted: messages.length, rejected });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    if (!deps.metrics) throw new HttpError(404, 'metrics are not enabled on this process');
+    const m = await deps.metrics();
+    res.type(m.contentType).send(m.body);
+  });
+
+  app.use((_req, _res, next) => next(new HttpError(404, 'no such endpoint')));
+
+  app.use((err: Error & { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
-    if (err instanceof BadRequest) return res.status(400).json({ error: err.message, param: err.param });
+    if (err instanceof HttpError) return res.status(err.status).json({ error: err.message, ...(err.param ? { param: err.param } : {}) });
+    if (err.type === 'entity.parse.failed') return res.status(400).json({ error: `body is not valid JSON: ${err.message}`, param: 'body' });
+    if (err.type === 'entity.too.large') return res.status(413).json({ error: 'body too large', param: 'body' });
+    process.stderr.write(`api error: ${err.stack ?? err.message}\n`);
     res.status(500).json({ error: 'internal error' });
   });
   return app;

@@ -1,2 +1,3 @@
 // Every workflow the Worker registers (workflowsPath points here).
 export * from './smoke';
+export * from './ingest-supervisor';

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { createApp } from '../../src/api/app';
 import { probeAll } from '../../src/health';
-import { regionTopKey } from '../../src/keys';
+import { REGIONS_KEY, regionTopKey } from '../../src/keys';
 import { cfg, unique } from '../helpers';
 
 describe('api (against the real stack)', function () {
@@ -16,12 +16,13 @@ describe('api (against the real stack)', function () {
 
   before(async () => {
     redis = new Redis({ host: cfg.host, port: cfg.redis.port });
-    server = createApp({ redis, probe: () => probeAll(cfg) }).listen(0, '127.0.0.1');
+    server = createApp({ redis, probe: () => probeAll(cfg), maxK: 1000, boundedK: 100, maxPostEvents: 100 }).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(async () => {
     await redis.del(regionTopKey(region));
+    await redis.srem(REGIONS_KEY, region);
     redis.disconnect();
     server.close();
   });
@@ -40,11 +41,13 @@ describe('api (against the real stack)', function () {
 
   it('GET /top-posts reads the region leaderboard', async () => {
     await redis.zadd(regionTopKey(region), 3, 'x', 10, 'y');
+    await redis.sadd(REGIONS_KEY, region);
     const res = await fetch(`${base}/top-posts?region=${region}&k=1`);
     expect(res.status).to.equal(200);
     expect(await res.json()).to.deep.equal({
       region,
       timeframe: 'all',
+      variant: 'exact',
       top_posts: [{ post_id: 'y', author: null, view_count: 10, content: null }],
     });
   });
@@ -54,7 +57,7 @@ describe('api (against the real stack)', function () {
     ['region=NA&k=abc', 'k'],
     ['region=NA&k=100000', 'k'],
     ['k=5', 'region'],
-    ['region=bad%20region', 'region'],
+    ['region=' + 'x'.repeat(129), 'region'],
   ]) {
     it(`GET /top-posts?${q} is a 400 naming ${param}`, async () => {
       const res = await fetch(`${base}/top-posts?${q}`);

@@ -1,0 +1,158 @@
+/**
+ * The hot path: a kafkajs consumer-group member reading partition batches (eachBatch).
+ * Per batch: validate, dead-letter the rejects (with their reason in a header), route
+ * the valid events to region actors, wait until every actor's atomic Redis step is
+ * acknowledged and the dead letters are acknowledged by Kafka, then commit the offset.
+ * A crash anywhere before the commit redelivers the batch; the actors' offset fence
+ * and event_id dedup make the redelivery count nothing twice.
+ */
+import { Kafka, logLevel, type Consumer, type EachBatchPayload, type IHeaders, type Producer, type KafkaMessage } from 'kafkajs';
+import type { ActorSystem, OffsetEvent } from '../actors/region-actor';
+import type { Config } from '../config';
+import { SCHEMA_VERSION_HEADER, validateEvent } from '../events';
+import type { Metrics } from '../metrics';
+
+export const DLQ_REASON_HEADER = 'dlq-reason';
+
+export interface IngestDeps {
+  cfg: Config;
+  kafka: Kafka;
+  /** Shared producer of the process (dead letters). */
+  producer: Producer;
+  actors: ActorSystem;
+  metrics?: Metrics;
+  /** The current time (ms); the dedup horizon is checked against it. */
+  now?: () => number;
+}
+
+export interface IngestProgress {
+  batches: number;
+  consumed: number;
+  deadLettered: number;
+}
+
+function header(headers: IHeaders | undefined, name: string): string | undefined {
+  const v = headers?.[name];
+  if (v === undefined) return undefined;
+  const one = Array.isArray(v) ? v[0] : v;
+  return one === undefined ? undefined : one.toString();
+}
+
+/** A coarse class of a rejection reason, for the metric label. */
+function reasonKind(reason: string): string {
+  if (reason.startsWith('unknown schema-version')) return 'schema_version';
+  if (reason.includes('UTF-8') || reason.includes('JSON') || reason === 'empty value') return 'malformed';
+  if (reason.includes('dedup horizon')) return 'too_old';
+  return 'invalid_field';
+}
+
+export function kafkaClient(cfg: Config, clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: [...cfg.kafka.brokers], logLevel: logLevel.WARN });
+}
+
+/**
+ * Splits one partition batch into valid events per region and dead letters.
+ * Exported for unit tests; pure apart from `now`.
+ */
+export function triage(
+  topic: string,
+  partition: number,
+  messages: KafkaMessage[],
+  dedupHorizonMs: number,
+  now: number,
+): { byRegion: Map<string, OffsetEvent[]>; dead: { key: Buffer | null; value: Buffer | null; headers: IHeaders }[] } {
+  const byRegion = new Map<string, OffsetEvent[]>();
+  const dead: { key: Buffer | null; value: Buffer | null; headers: IHeaders }[] = [];
+  const oldest = now - dedupHorizonMs;
+  for (const m of messages) {
+    const v = validateEvent(m.value, header(m.headers, SCHEMA_VERSION_HEADER));
+    let reason: string | undefined;
+    if (!v.ok) reason = v.reason;
+    else if (v.event.timestamp < oldest) reason = `timestamp ${v.event.timestamp} is older than the dedup horizon (${dedupHorizonMs} ms)`;
+    if (reason !== undefined || !v.ok) {
+      dead.push({
+        key: m.key,
+        value: m.value,
+        headers: {
+          ...(m.headers ?? {}),
+          [DLQ_REASON_HEADER]: reason!,
+          'dlq-source': `${topic}/${partition}/${m.offset}`,
+        },
+      });
+      continue;
+    }
+    let list = byRegion.get(v.event.region_id);
+    if (!list) byRegion.set(v.event.region_id, (list = []));
+    list.push({ offset: m.offset, event: v.event });
+  }
+  return { byRegion, dead };
+}
+
+/**
+ * Runs the consumer until `signal` aborts (then drains: the in-flight batch finishes,
+ * its offsets are committed, the consumer leaves the group) or the consumer crashes
+ * (rejects, so the supervising workflow retries). `onProgress` runs after each batch.
+ */
+export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgress?: (p: IngestProgress) => void): Promise<IngestProgress> {
+  const { cfg, kafka, producer, actors, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const progress: IngestProgress = { batches: 0, consumed: 0, deadLettered: 0 };
+  const consumer: Consumer = kafka.consumer({
+    groupId: cfg.ingest.groupId,
+    sessionTimeout: 15_000,
+    heartbeatInterval: 3_000,
+    maxBytesPerPartition: 2 * 1024 * 1024,
+    // A crash is reported to Temporal (activity failure -> retry), not retried silently here.
+    retry: { retries: 5, restartOnFailure: async () => false },
+  });
+
+  const crashed = new Promise<never>((_, reject) => {
+    consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
+  });
+  crashed.catch(() => undefined);
+
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic: cfg.kafka.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, cfg.kafka.partitions),
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const { topic, partition } = batch;
+        const { byRegion, dead } = triage(topic, partition, batch.messages, cfg.ingest.dedupHorizonMs, now());
+        const flushes = [...byRegion].map(([region, events]) => actors.actor(region).apply(partition, events));
+        const deadSend = dead.length
+          ? producer.send({ topic: cfg.kafka.deadLetterTopic, acks: -1, messages: dead })
+          : Promise.resolve();
+        await Promise.all([...flushes, deadSend]);
+        const last = batch.lastOffset();
+        resolveOffset(last);
+        await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
+        progress.batches++;
+        progress.consumed += batch.messages.length;
+        progress.deadLettered += dead.length;
+        if (metrics) {
+          metrics.consumed.inc(batch.messages.length);
+          for (const d of dead) metrics.deadLettered.inc({ kind: reasonKind(String(d.headers[DLQ_REASON_HEADER])) });
+          const lag = Number(BigInt(batch.highWatermark) - BigInt(last) - 1n);
+          metrics.lag.set({ topic, partition: String(partition) }, Math.max(0, lag));
+        }
+        onProgress?.(progress);
+        await heartbeat();
+      },
+    });
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await Promise.race([aborted, crashed]);
+  } finally {
+    // Leaving the group waits for the in-flight batch (kafkajs stops after it), so its
+    // flush and commit complete; then the actors are drained.
+    await consumer.disconnect();
+    await actors.drain();
+  }
+  return progress;
+}

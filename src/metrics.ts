@@ -1,0 +1,34 @@
+/** Prometheus metrics of one worker process (the cluster primary aggregates them for GET /metrics). */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    consumed: new Counter({ name: 'hh_events_consumed_total', help: 'Kafka records read by the ingest activity', registers: [registry] }),
+    applied: new Counter({ name: 'hh_events_applied_total', help: 'Events counted into Redis', registers: [registry] }),
+    deadLettered: new Counter({
+      name: 'hh_events_dead_lettered_total',
+      help: 'Records sent to the dead-letter topic, by kind of reason',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
+    deduplicated: new Counter({ name: 'hh_events_deduplicated_total', help: 'Events skipped because their event_id was already counted', registers: [registry] }),
+    fenced: new Counter({ name: 'hh_events_fenced_total', help: 'Redelivered events skipped by the per-partition offset fence', registers: [registry] }),
+    flushSeconds: new Histogram({
+      name: 'hh_flush_duration_seconds',
+      help: 'One region actor flush (one atomic Redis step)',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    lag: new Gauge({
+      name: 'hh_consumer_lag',
+      help: 'Records behind the high watermark, per partition, after the last batch',
+      labelNames: ['topic', 'partition'],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

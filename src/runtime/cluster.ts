@@ -1,0 +1,63 @@
+/**
+ * The cluster runtime's primary: forks N worker processes (slots 1..N), restarts a slot
+ * whose process died (with a back-off if it keeps dying), aggregates metrics, and on
+ * SIGTERM/SIGINT asks every worker to drain, waiting for them before exiting.
+ */
+import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import * as path from 'node:path';
+import { serveClusterMetrics } from './ipc';
+
+const log = (s: string) => process.stdout.write(`[cluster] ${s}\n`);
+
+export interface ClusterOptions {
+  workers: number;
+  /** Extra environment for the workers. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
+  cluster.setupPrimary({ exec: path.join(__dirname, 'worker-process') + path.extname(__filename) });
+  serveClusterMetrics();
+  const bySlot = new Map<number, ClusterWorker>();
+  const recentDeaths = new Map<number, number[]>();
+  let stopping = false;
+
+  const fork = (slot: number) => {
+    const w = cluster.fork({ ...opts.env, HH_WORKER_SLOT: String(slot) });
+    bySlot.set(slot, w);
+    log(`worker slot ${slot} started, pid ${w.process.pid}`);
+    w.on('exit', (code, signal) => {
+      bySlot.delete(slot);
+      if (stopping) return;
+      const now = Date.now();
+      const deaths = (recentDeaths.get(slot) ?? []).filter((t) => now - t < 60_000);
+      deaths.push(now);
+      recentDeaths.set(slot, deaths);
+      const delay = Math.min(30_000, 500 * 2 ** (deaths.length - 1));
+      log(`worker slot ${slot} (pid ${w.process.pid}) died (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
+      setTimeout(() => !stopping && fork(slot), delay);
+    });
+  };
+  for (let slot = 1; slot <= opts.workers; slot++) fork(slot);
+
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log('stopping: asking workers to drain');
+    const exits = [...bySlot.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.isDead()) return resolve();
+          const kill = setTimeout(() => w.process.kill('SIGKILL'), 45_000);
+          w.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          w.process.kill('SIGTERM');
+        }),
+    );
+    await Promise.all(exits);
+    log('all workers stopped');
+  };
+  return { stop };
+}

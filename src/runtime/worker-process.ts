@@ -1,0 +1,116 @@
+/**
+ * One worker process of the cluster runtime: its region actors, a Temporal Worker on the
+ * shared task queue (workflows), a Temporal Worker on this slot's own task queue (the
+ * ingest activity, supervised by a workflow), and the API on the shared port.
+ * SIGTERM drains: stop taking ingest tasks, let the ingest finish its batch (actors
+ * flushed, offsets committed), stop the API, close connections.
+ */
+import type { Server } from 'node:http';
+import { Redis } from 'ioredis';
+import { Partitioners } from 'kafkajs';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { AggregatorRegistry } from 'prom-client';
+import { config } from '../config';
+import { createActivities } from '../activities';
+import { kafkaClient } from '../activities/ingest';
+import { ActorSystem } from '../actors/region-actor';
+import { createApp } from '../api/app';
+import { probeAll } from '../health';
+import { createMetrics } from '../metrics';
+import { WORKFLOWS_PATH } from '../worker';
+import { ingestSupervisorWorkflow } from '../workflows';
+import { requestClusterMetrics } from './ipc';
+import { ingestTaskQueue, supervisorId } from './ids';
+
+const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER_SLOT ?? '?'} pid ${process.pid}] ${s}\n`);
+
+
+async function main(): Promise<void> {
+  const cfg = config();
+  const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
+  const redis = new Redis({ host: cfg.host, port: cfg.redis.port, maxRetriesPerRequest: null });
+  const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`);
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const metrics = createMetrics();
+  // Constructing one installs prom-client's worker-side listener for the primary's requests.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([metrics.registry]);
+  const actors = new ActorSystem(redis, cfg.ingest, metrics);
+  const shutdown = new AbortController();
+
+  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const workflowWorker = await Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: cfg.temporal.taskQueue,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities({ redis }),
+  });
+  const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
+  const ingestWorker = await Worker.create({
+    connection,
+    namespace: cfg.temporal.namespace,
+    taskQueue: slotQueue,
+    activities: createActivities({ redis, ingest: { cfg, kafka, producer, actors, metrics, shutdown: shutdown.signal } }),
+    maxConcurrentActivityTaskExecutions: 1,
+    shutdownGraceTime: '30 seconds',
+  });
+  const runs = [workflowWorker.run(), ingestWorker.run()];
+
+  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  await client.workflow.start(ingestSupervisorWorkflow, {
+    workflowId: supervisorId(cfg.temporal.taskQueue, slot),
+    taskQueue: cfg.temporal.taskQueue,
+    args: [{ activityTaskQueue: slotQueue, heartbeatTimeoutSeconds: Math.ceil(cfg.ingest.heartbeatTimeoutMs / 1000) }],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+  });
+
+  const app = createApp({
+    redis,
+    probe: () => probeAll(cfg),
+    metrics: requestClusterMetrics,
+    producer,
+    topic: cfg.kafka.topic,
+    maxK: cfg.api.maxK,
+    boundedK: cfg.ingest.boundedK,
+    maxPostEvents: cfg.api.maxPostEvents,
+  });
+  const server: Server = app.listen(cfg.api.port, cfg.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  log(`ready: API on ${cfg.host}:${cfg.api.port}, ingest on task queue ${slotQueue}`);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    log('draining');
+    const closed = new Promise((r) => server.close(r));
+    server.closeIdleConnections();
+    ingestWorker.shutdown(); // take no new ingest task; the running one drains below
+    shutdown.abort();
+    workflowWorker.shutdown();
+    await Promise.allSettled(runs);
+    await actors.drain();
+    await closed;
+    await producer.disconnect();
+    await client.connection.close();
+    await connection.close();
+    await redis.quit();
+    log('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  // The primary went away (disconnect): drain too, never linger as an orphan.
+  process.on('disconnect', () => void stop());
+}
+
+main().catch((e: Error) => {
+  log(`failed to start: ${e.stack ?? e.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,319 @@
+/**
+ * End to end against the real stack: the cluster runtime (2 worker processes) consuming a
+ * test-only topic through Kafka into Redis, checked through the API against the ground
+ * truth counted independently while the events were generated.
+ */
+import { execFileSync } from 'node:child_process';
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
+import { ensureTopics } from '../../src/bootstrap/kafka';
+import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
+import { regionNames, truthTopK, type Truth } from '../../src/load/generator';
+import { produceLoad } from '../../src/load/produce';
+import { cfg as baseCfg, unique } from '../helpers';
+import { deleteRegionKeys } from '../support/redis';
+import { startRuntime, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
+
+const REGIONS = 8;
+const POSTS = 50_000;
+
+function mergeTruth(into: Truth, add: Truth): void {
+  for (const [r, posts] of Object.entries(add)) {
+    const m = (into[r] ??= {});
+    for (const [p, n] of Object.entries(posts)) m[p] = (m[p] ?? 0) + n;
+  }
+}
+
+interface TopResponse {
+  region: string;
+  top_posts: { post_id: string; view_count: number; author: null; content: null }[];
+}
+
+describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker processes)', function () {
+  this.timeout(600_000);
+  const id = unique('e2e');
+  const prefix = `${id}_`;
+  const env = {
+    HH_KAFKA_TOPIC: `${id}.views`,
+    HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
+    HH_KAFKA_LATE_TOPIC: `${id}.late`,
+    HH_KAFKA_GROUP: `${id}.ingest`,
+    HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
+    HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
+    HH_WORKERS: '2',
+    HH_TOPK_BOUNDED_K: '200',
+    HH_INGEST_HEARTBEAT_TIMEOUT: '10s',
+  };
+  const kafka = new Kafka({ clientId: 'hh-e2e', brokers: [...baseCfg.kafka.brokers], logLevel: logLevel.NOTHING });
+  const truth: Truth = {};
+  const regions = regionNames(REGIONS, prefix);
+  let admin: Admin;
+  let producer: Producer;
+  let redis: Redis;
+  let rt: Runtime;
+
+  const top = async (region: string, k: number, variant = 'exact'): Promise<TopResponse> => {
+    const res = await fetch(`${rt.api}/top-posts?region=${encodeURIComponent(region)}&timeframe=all&k=${k}&variant=${variant}`);
+    expect(res.status, `GET /top-posts ${region}`).to.equal(200);
+    return (await res.json()) as TopResponse;
+  };
+
+  /** Every region's top 10 and top 100, exact and bounded, equal the truth (counts included). */
+  const expectExact = async () => {
+    for (const region of regions) {
+      for (const k of [10, 100]) {
+        const want = truthTopK(truth[region], k);
+        for (const variant of ['exact', 'bounded']) {
+          const got = (await top(region, k, variant)).top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count }));
+          expect(got, `${region} top ${k} (${variant})`).to.deep.equal(want);
+        }
+      }
+      // The whole leaderboard, not only the head: every post's count equals the truth.
+      const all = await redis.zrange(`region:{${region}}:top_k`, 0, -1, 'WITHSCORES');
+      const counts: Record<string, number> = {};
+      for (let i = 0; i < all.length; i += 2) counts[all[i]] = Number(all[i + 1]);
+      expect(counts, `${region} full leaderboard`).to.deep.equal(truth[region]);
+    }
+  };
+
+  const produce = async (events: number, seed: number, onHalf?: () => void) => {
+    let half = false;
+    const res = await produceLoad(producer, {
+      topic: env.HH_KAFKA_TOPIC,
+      events,
+      regions: REGIONS,
+      posts: POSTS,
+      zipf: 1.1,
+      seed,
+      rate: 0,
+      regionPrefix: prefix,
+      onProgress: (sent) => {
+        if (!half && sent >= events / 2) {
+          half = true;
+          onHalf?.();
+        }
+      },
+    });
+    return res;
+  };
+
+  before(async () => {
+    admin = kafka.admin();
+    await admin.connect();
+    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port });
+    await ensureTopics(baseCfg, [
+      { topic: env.HH_KAFKA_TOPIC, numPartitions: 8 },
+      { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
+      { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
+    ]);
+    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    rt = await startRuntime(env);
+  });
+
+  after(async () => {
+    await rt?.stop();
+    if (rt) await terminateSupervisors(rt.cfg);
+    await producer?.disconnect();
+    for (const r of [...regions, `${prefix}bad`]) await deleteRegionKeys(redis, r);
+    await admin.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);
+    await admin.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
+    await admin.disconnect();
+    redis.disconnect();
+  });
+
+  it('counts 200,000 Zipf events over 8 regions and 50,000 posts exactly (top 10 and top 100, exact and bounded)', async () => {
+    const t0 = Date.now();
+    const res = await produce(200_000, 7);
+    mergeTruth(truth, res.truth);
+    await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    process.stdout.write(`      produced 200,000 in ${res.ms} ms; drained ${Date.now() - t0} ms after the first send\n`);
+    expect(Object.keys(truth)).to.have.members(regions);
+    await expectExact();
+  });
+
+  it('re-sent events (same event_ids) change no count', async () => {
+    const res = await produce(30_000, 7); // the first 30,000 events of the same seed again
+    expect(res.sent).to.equal(30_000);
+    await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await expectExact();
+    const metrics = await (await fetch(`${rt.api}/metrics`)).text();
+    const dedup = Number(/^hh_events_deduplicated_total (\d+)/m.exec(metrics)?.[1]);
+    expect(dedup).to.be.at.least(30_000);
+  });
+
+  it('survives kill -9 of a worker mid-ingest: restarted, and the counts still equal the truth', async () => {
+    const victim = rt.workers.get(1)!;
+    let killedAt = 0;
+    const res = await produce(100_000, 8, () => {
+      process.kill(victim, 'SIGKILL');
+      killedAt = Date.now();
+    });
+    mergeTruth(truth, res.truth);
+    expect(killedAt).to.be.greaterThan(0);
+    // The primary restarts the slot with a new process.
+    for (let i = 0; i < 100 && (rt.workers.get(1) ?? victim) === victim; i++) await new Promise((r) => setTimeout(r, 200));
+    expect(rt.workers.get(1)).to.be.a('number').and.not.equal(victim);
+    await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await expectExact();
+  });
+
+  it('a graceful restart and a consumer-group rewind to the beginning change no count', async () => {
+    await rt.stop(); // SIGTERM: actors drained, offsets committed, group left
+    await admin.resetOffsets({ groupId: env.HH_KAFKA_GROUP, topic: env.HH_KAFKA_TOPIC, earliest: true });
+    rt = await startRuntime(env);
+    await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await expectExact();
+    // The whole topic was read again (330,000 records) and every one was fenced, none applied.
+    const metrics = await (await fetch(`${rt.api}/metrics`)).text();
+    expect(Number(/^hh_events_fenced_total (\d+)/m.exec(metrics)?.[1])).to.be.at.least(330_000);
+    expect(Number(/^hh_events_applied_total (\d+)/m.exec(metrics)?.[1])).to.equal(0);
+  });
+
+  describe('bad input', () => {
+    const badRegion = `${prefix}bad`;
+    const good = (i: number) => ({ event_id: `${id}-ok-${i}`, post_id: 'ok-post', region_id: badRegion, timestamp: Date.now() });
+    const cases: { name: string; value: Buffer; headers?: Record<string, string>; reason: RegExp }[] = [
+      { name: 'invalid JSON', value: Buffer.from('{"event_id": "x",'), reason: /not valid JSON/ },
+      { name: 'binary garbage', value: Buffer.from([0xff, 0xfe, 0x00, 0x9c, 0x80]), reason: /not valid UTF-8/ },
+      { name: 'wrong type', value: Buffer.from(JSON.stringify({ ...good(1), timestamp: 'yesterday' })), reason: /timestamp must be/ },
+      { name: 'missing field', value: Buffer.from(JSON.stringify({ event_id: 'm1', region_id: badRegion, timestamp: 1 })), reason: /missing field post_id/ },
+      { name: 'oversized id', value: Buffer.from(JSON.stringify({ ...good(2), post_id: 'p'.repeat(129) })), reason: /post_id is longer than 128 bytes/ },
+      { name: 'unknown schema version', value: Buffer.from(JSON.stringify(good(3))), headers: { 'schema-version': '9' }, reason: /unknown schema-version "9"/ },
+      { name: 'not an object', value: Buffer.from('[1,2,3]'), reason: /must be a JSON object/ },
+    ];
+
+    it('each kind sent straight to Kafka (kafkajs and kcat) lands in the dead-letter topic with its reason; valid neighbours count; v2 is read', async () => {
+      const marker = `${id}-marker`;
+      await producer.send({
+        topic: env.HH_KAFKA_TOPIC,
+        acks: -1,
+        messages: [
+          ...cases.map((c) => ({ key: badRegion, value: c.value, headers: { ...c.headers, 'x-case': c.name } })),
+          { key: badRegion, value: JSON.stringify(good(10)) },
+          // schema v2: an extra optional field, read by this (v1) code.
+          { key: badRegion, value: JSON.stringify({ ...good(11), device: 'tv' }), headers: { 'schema-version': '2' } },
+        ],
+      });
+      // An independent producer (kcat), in exactly the documented form.
+      const kcatEvent = JSON.stringify(good(12));
+      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', 'schema-version=1'], { input: `${kcatEvent}\n` });
+      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', `x-case=${marker}`], { input: 'kcat says hi\n' });
+      await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+
+      const dead = await readTopic(kafka, env.HH_KAFKA_DLQ_TOPIC, cases.length + 1);
+      for (const c of cases) {
+        const d = dead.find((m) => m.headers['x-case'] === c.name);
+        expect(d, c.name).to.not.equal(undefined);
+        expect(d!.headers[DLQ_REASON_HEADER], c.name).to.match(c.reason);
+        expect(d!.value.equals(c.value), `${c.name}: original bytes kept`).to.equal(true);
+      }
+      expect(dead.find((m) => m.headers['x-case'] === marker)?.headers[DLQ_REASON_HEADER]).to.match(/not valid JSON/);
+      const counted = (await top(badRegion, 10)).top_posts;
+      expect(counted).to.deep.equal([{ post_id: 'ok-post', author: null, view_count: 3, content: null }]);
+      expect((await fetch(`${rt.api}/healthz`)).status).to.equal(200);
+      await expectExact();
+    });
+
+    it('POST /events: 202 for a valid array; 400 listing each rejected index and reason while the valid ones are produced', async () => {
+      const ok = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([good(20), good(21)]) });
+      expect(ok.status).to.equal(202);
+      expect(await ok.json()).to.deep.equal({ accepted: 2, rejected: [] });
+      const mixed = [good(22), { ...good(23), timestamp: -5 }, 'text', { ...good(24), event_id: '' }, { ...good(25), region_id: 7 }];
+      const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(mixed) });
+      expect(res.status).to.equal(400);
+      const body = (await res.json()) as { accepted: number; rejected: { index: number; reason: string }[] };
+      expect(body.accepted).to.equal(1);
+      expect(body.rejected.map((r) => r.index)).to.deep.equal([1, 2, 3, 4]);
+      expect(body.rejected[0].reason).to.match(/timestamp/);
+      expect(body.rejected[1].reason).to.match(/JSON object/);
+      expect(body.rejected[2].reason).to.match(/event_id must not be empty/);
+      expect(body.rejected[3].reason).to.match(/region_id must be a string/);
+      for (const [b, why] of [
+        ['not json', /not valid JSON/],
+        ['{"a":1}', /JSON array/],
+        ['[]', /at least one/],
+      ] as const) {
+        const r = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b });
+        expect(r.status, b).to.equal(400);
+        expect(((await r.json()) as { error: string }).error).to.match(why);
+      }
+      await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+      expect((await top(badRegion, 10)).top_posts[0].view_count).to.equal(6);
+    });
+
+    it('bad query parameters get 400 naming the parameter; unknown regions and posts 404', async () => {
+      const region = regions[0];
+      const cases: [string, number, string | null][] = [
+        [`/top-posts?region=${region}&k=0`, 400, 'k'],
+        [`/top-posts?region=${region}&k=1001`, 400, 'k'],
+        [`/top-posts?region=${region}&k=ten`, 400, 'k'],
+        [`/top-posts?region=${region}&timeframe=2h`, 400, 'timeframe'],
+        [`/top-posts?region=${region}&variant=fuzzy`, 400, 'variant'],
+        [`/top-posts?region=${region}&variant=bounded&k=500`, 400, 'k'],
+        [`/top-posts?k=5`, 400, 'region'],
+        [`/top-posts?region=${region}&region=${region}`, 400, 'region'],
+        [`/top-posts?region=nowhere-${id}`, 404, null],
+        [`/posts/none-${id}/rank?region=${region}`, 404, null],
+        [`/posts/post-1/rank?region=${region}&neighbours=99`, 400, 'neighbours'],
+        [`/nope`, 404, null],
+      ];
+      for (const [url, status, param] of cases) {
+        const res = await fetch(`${rt.api}${url}`);
+        const body = (await res.json()) as { error: string; param?: string };
+        expect(res.status, url).to.equal(status);
+        expect(body.error, url).to.be.a('string').and.not.equal('');
+        if (param) {
+          expect(body.param, url).to.equal(param);
+          expect(body.error, url).to.contain(param);
+        }
+      }
+    });
+
+    it('GET /posts/:id/rank gives rank, count and neighbours consistent with the Top-K', async () => {
+      const region = regions[0];
+      const want = truthTopK(truth[region], 10);
+      const res = await fetch(`${rt.api}/posts/${want[4].post_id}/rank?region=${region}`);
+      expect(res.status).to.equal(200);
+      const body = (await res.json()) as { rank: number; view_count: number; neighbours: { rank: number; post_id: string; view_count: number }[] };
+      expect(body.rank).to.equal(5);
+      expect(body.view_count).to.equal(want[4].view_count);
+      expect(body.neighbours).to.deep.equal(want.slice(2, 7).map((p, i) => ({ rank: 3 + i, ...p })));
+    });
+
+    it('GET /metrics reports consumed, dead-lettered, deduplicated, flush latency and lag per partition', async () => {
+      const text = await (await fetch(`${rt.api}/metrics`)).text();
+      for (const name of ['hh_events_consumed_total', 'hh_events_dead_lettered_total', 'hh_events_deduplicated_total', 'hh_flush_duration_seconds_bucket', 'hh_consumer_lag']) {
+        expect(text).to.contain(name);
+      }
+      expect(text).to.match(/hh_consumer_lag\{[^}]*partition="\d+"[^}]*\} \d+/);
+    });
+  });
+});
+
+/** Reads at least `min` records of a topic from the beginning with a throwaway group. */
+async function readTopic(kafka: Kafka, topic: string, min: number): Promise<{ value: Buffer; headers: Record<string, string> }[]> {
+  const consumer = kafka.consumer({ groupId: unique('reader') });
+  const got: { value: Buffer; headers: Record<string, string> }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${got.length} of ${min} records in ${topic} after 60 s`)), 60_000);
+    consumer
+      .run({
+        eachMessage: async ({ message }) => {
+          const headers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(message.headers ?? {})) if (v !== undefined) headers[k] = String(Array.isArray(v) ? v[0] : v);
+          got.push({ value: message.value ?? Buffer.alloc(0), headers });
+          if (got.length >= min) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      })
+      .catch(reject);
+  });
+  await consumer.disconnect();
+  return got;
+}

@@ -1,0 +1,98 @@
+/** Starts the real cluster runtime (src/main.ts --no-demo) as a child process with its own names. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Client, Connection } from '@temporalio/client';
+import type { Admin } from 'kafkajs';
+import { loadConfig, type Config } from '../../src/config';
+import { supervisorId } from '../../src/runtime/ids';
+
+export interface Runtime {
+  cfg: Config;
+  env: NodeJS.ProcessEnv;
+  api: string;
+  proc: ChildProcess;
+  /** PIDs of live worker processes by slot, from the primary's log. */
+  workers: Map<number, number>;
+  output: string[];
+  stop(): Promise<void>;
+}
+
+const ROOT = path.join(__dirname, '..', '..');
+
+export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
+  const fullEnv = { ...process.env, ...env };
+  const cfg = loadConfig(fullEnv);
+  const proc = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(ROOT, 'src', 'main.ts'), '--no-demo'], {
+    env: fullEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const workers = new Map<number, number>();
+  const output: string[] = [];
+  for (const s of [proc.stdout!, proc.stderr!]) {
+    readline.createInterface({ input: s }).on('line', (line) => {
+      output.push(line);
+      if (output.length > 2000) output.shift();
+      const started = /worker slot (\d+) started, pid (\d+)/.exec(line);
+      if (started) workers.set(Number(started[1]), Number(started[2]));
+      if (process.env.HH_TEST_VERBOSE) process.stdout.write(`    | ${line}\n`);
+    });
+  }
+  const api = `http://${cfg.host}:${cfg.api.port}`;
+  const exited = new Promise<number | null>((r) => proc.once('exit', r));
+  const t0 = Date.now();
+  for (;;) {
+    const code = await Promise.race([exited.then((c) => ({ c })), new Promise((r) => setTimeout(r, 300))]);
+    if (code && typeof code === 'object') throw new Error(`runtime exited (${(code as { c: number }).c}) during start:\n${output.slice(-30).join('\n')}`);
+    try {
+      const res = await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok && workers.size >= cfg.runtime.workers) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() - t0 > 120_000) throw new Error(`runtime not healthy within 120 s:\n${output.slice(-30).join('\n')}`);
+  }
+  return {
+    cfg,
+    env: fullEnv,
+    api,
+    proc,
+    workers,
+    output,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Waits until the consumer group has committed every record of the topic (the stream is drained). */
+export async function waitDrained(admin: Admin, groupId: string, topic: string, timeoutMs = 240_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    const byPart = new Map(committed[0]?.partitions.map((p) => [p.partition, BigInt(p.offset)]) ?? []);
+    const behind = ends.reduce((sum, e) => {
+      const c = byPart.get(e.partition) ?? -1n;
+      const end = BigInt(e.high);
+      return sum + (end === 0n ? 0n : c < 0n ? end : end - c);
+    }, 0n);
+    if (behind === 0n) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`not drained after ${timeoutMs / 1000} s: ${behind} records behind`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Terminates the ingest supervisor workflows a test runtime started. */
+export async function terminateSupervisors(cfg: Config): Promise<void> {
+  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  try {
+    for (let slot = 1; slot <= cfg.runtime.workers; slot++) {
+      await client.workflow.getHandle(supervisorId(cfg.temporal.taskQueue, slot)).terminate('test finished').catch(() => undefined);
+    }
+  } finally {
+    await client.connection.close();
+  }
+}
