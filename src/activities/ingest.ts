@@ -102,6 +102,8 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     sessionTimeout: 15_000,
     heartbeatInterval: 3_000,
     maxBytesPerPartition: 2 * 1024 * 1024,
+    // An idle fetch returns after this long: bounds how stale an idle partition's counts get.
+    maxWaitTimeInMs: 200,
     // A crash is reported to Temporal (activity failure -> retry), not retried silently here.
     retry: { retries: 5, restartOnFailure: async () => false },
   });

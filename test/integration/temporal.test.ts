@@ -1,17 +1,11 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { Client, Connection } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
-import { DeterminismViolationError } from '@temporalio/workflow';
 import { cfg, unique } from '../helpers';
 import { regionTopKey } from '../../src/keys';
-import { createWorker, WORKFLOWS_PATH } from '../../src/worker';
+import { createWorker } from '../../src/worker';
 import { smokeWorkflow } from '../../src/workflows';
 import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
-
-const history = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'histories', 'smoke.json'), 'utf8'));
 
 describe('temporal (dev server)', function () {
   this.timeout(120_000);
@@ -47,19 +41,5 @@ describe('temporal (dev server)', function () {
     }
     const desc = await client.workflow.getHandle(workflowId).describe();
     expect(desc.status.name).to.equal('COMPLETED');
-  });
-
-  it('replays the recorded smoke history with the current workflow code', async () => {
-    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history);
-  });
-
-  it('catches a non-deterministic change when replaying the recorded history', async () => {
-    let err: unknown;
-    try {
-      await Worker.runReplayHistory({ workflowsPath: require.resolve('../fixtures/smoke-nondeterministic') }, history);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).to.be.instanceOf(DeterminismViolationError);
   });
 });

@@ -35,6 +35,11 @@ describe('config', () => {
     [{ HH_KAFKA_TOPIC: 'bad topic!' }, 'HH_KAFKA_TOPIC', /topic name/],
     [{ HH_CASSANDRA_KEYSPACE: 'Bad-Name' }, 'HH_CASSANDRA_KEYSPACE', /keyspace/],
     [{ HH_API_PORT: '6379' }, 'HH_API_PORT', /already used by HH_REDIS_PORT/],
+    [{ HH_WINDOWS: '1m,7m' }, 'HH_WINDOWS', /divide a day/],
+    [{ HH_WINDOWS: '1m,60s' }, 'HH_WINDOWS', /listed twice/],
+    [{ HH_WINDOWS: 'soon' }, 'HH_WINDOWS', /window size/],
+    [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
+    [{ HH_WORKERS: '0' }, 'HH_WORKERS', /1\.\.64/],
   ];
   for (const [env, variable, msg] of bad) {
     it(`rejects ${JSON.stringify(env)} naming ${variable}`, () => {
@@ -49,6 +54,17 @@ describe('config', () => {
       expect((err as Error).message).to.match(new RegExp(`^${variable}: `)).and.match(msg);
     });
   }
+
+  it('parses window specs and durations', () => {
+    const c = loadConfig({ HH_WINDOWS: '30s, 5m,1h,1d', HH_DEDUP_HORIZON: '36h' });
+    expect(c.ingest.windows.map((w) => [w.name, w.sizeMs])).to.deep.equal([
+      ['30s', 30_000],
+      ['5m', 300_000],
+      ['1h', 3_600_000],
+      ['1d', 86_400_000],
+    ]);
+    expect(c.ingest.dedupHorizonMs).to.equal(36 * 3_600_000);
+  });
 
   it('is frozen', () => {
     const c = loadConfig({});

@@ -1,0 +1,34 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { Worker } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { WORKFLOWS_PATH } from '../../src/worker';
+
+const DIR = path.join(__dirname, '..', 'histories');
+const load = (f: string) => JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8')) as unknown;
+
+describe('workflow replay of recorded histories (determinism guard)', function () {
+  this.timeout(60_000);
+  const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
+
+  it('has recorded histories of every workflow', () => {
+    expect(files).to.include.members(['smoke.json', 'ingest-supervisor.json']);
+  });
+
+  for (const f of files) {
+    it(`replays ${f} with the current workflow code`, async () => {
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, load(f));
+    });
+  }
+
+  it('catches a non-deterministic change (activity moved before the timer)', async () => {
+    let err: unknown;
+    try {
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../fixtures/smoke-nondeterministic') }, load('smoke.json'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(DeterminismViolationError);
+  });
+});

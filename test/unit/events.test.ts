@@ -1,0 +1,95 @@
+import { expect } from 'chai';
+import { MAX_ID_BYTES, validateEvent, validateObject } from '../../src/events';
+import type { KafkaMessage } from 'kafkajs';
+import { triage, DLQ_REASON_HEADER } from '../../src/activities/ingest';
+
+const ok = { event_id: 'e1', post_id: 'p1', region_id: 'NA', timestamp: 1_764_000_000_000 };
+const buf = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o));
+
+describe('event contract', () => {
+  it('accepts a minimal event and an optional user_id', () => {
+    expect(validateEvent(buf(ok))).to.deep.equal({ ok: true, event: ok });
+    expect(validateEvent(buf({ ...ok, user_id: 'u' }))).to.deep.equal({ ok: true, event: { ...ok, user_id: 'u' } });
+  });
+
+  it('ignores unknown fields, so a v2 event with an extra optional field reads as v1', () => {
+    const v2 = validateEvent(buf({ ...ok, device: 'tv', extra: { nested: [1] } }), '2');
+    expect(v2).to.deep.equal({ ok: true, event: ok });
+    expect(validateEvent(buf(ok), '1').ok).to.equal(true);
+  });
+
+  it('accepts ids of exactly 128 bytes, multi-byte characters counted as bytes', () => {
+    expect(validateEvent(buf({ ...ok, post_id: 'p'.repeat(MAX_ID_BYTES) })).ok).to.equal(true);
+    expect(validateEvent(buf({ ...ok, post_id: 'é'.repeat(64) })).ok).to.equal(true); // 128 bytes
+    const r = validateEvent(buf({ ...ok, post_id: 'é'.repeat(65) })); // 130 bytes, 65 chars
+    expect(r).to.deep.equal({ ok: false, reason: 'post_id is longer than 128 bytes' });
+  });
+
+  const rejects: [string, Buffer | null, string | undefined, RegExp][] = [
+    ['null value', null, undefined, /empty value/],
+    ['empty value', Buffer.alloc(0), undefined, /empty value/],
+    ['invalid JSON', buf('{"a":'), undefined, /not valid JSON/],
+    ['binary garbage', Buffer.from([0xc3, 0x28, 0xff]), undefined, /not valid UTF-8/],
+    ['array', buf([ok]), undefined, /JSON object/],
+    ['number', buf('42'), undefined, /JSON object/],
+    ['missing event_id', buf({ ...ok, event_id: undefined }), undefined, /missing field event_id/],
+    ['missing timestamp', buf({ ...ok, timestamp: undefined }), undefined, /missing field timestamp/],
+    ['numeric post_id', buf({ ...ok, post_id: 12 }), undefined, /post_id must be a string, got number/],
+    ['null region_id', buf({ ...ok, region_id: null }), undefined, /region_id must be a string, got null/],
+    ['empty event_id', buf({ ...ok, event_id: '' }), undefined, /event_id must not be empty/],
+    ['string timestamp', buf({ ...ok, timestamp: '1764000000000' }), undefined, /timestamp must be/],
+    ['fractional timestamp', buf({ ...ok, timestamp: 1.5 }), undefined, /timestamp must be/],
+    ['negative timestamp', buf({ ...ok, timestamp: -1 }), undefined, /timestamp must be/],
+    ['numeric user_id', buf({ ...ok, user_id: 5 }), undefined, /user_id must be a string/],
+    ['unknown schema version', buf(ok), '3', /unknown schema-version "3"/],
+    ['non-numeric schema version', buf(ok), 'v1', /unknown schema-version "v1"/],
+  ];
+  for (const [name, value, version, reason] of rejects) {
+    it(`rejects ${name} with a reason`, () => {
+      const r = validateEvent(value, version);
+      expect(r.ok).to.equal(false);
+      if (!r.ok) expect(r.reason).to.match(reason);
+    });
+  }
+
+  it('validates parsed objects the same way (POST /events)', () => {
+    expect(validateObject(ok).ok).to.equal(true);
+    expect(validateObject('x')).to.deep.equal({ ok: false, reason: 'value must be a JSON object' });
+  });
+});
+
+describe('ingest triage of a partition batch', () => {
+  const now = 1_764_000_000_000;
+  const msg = (offset: number, value: Buffer | null, headers: Record<string, string> = {}): KafkaMessage => ({
+    offset: String(offset),
+    key: Buffer.from('NA'),
+    value,
+    headers,
+    timestamp: String(now),
+    attributes: 0,
+  });
+
+  it('groups valid events by region in offset order and dead-letters the rest with reason and source', () => {
+    const { byRegion, dead } = triage(
+      'views',
+      3,
+      [
+        msg(10, buf(ok)),
+        msg(11, buf('garbage')),
+        msg(12, buf({ ...ok, event_id: 'e2', region_id: 'EU' })),
+        msg(13, buf({ ...ok, event_id: 'e3' })),
+        msg(14, buf(ok), { 'schema-version': '7' }),
+        msg(15, buf({ ...ok, event_id: 'old', timestamp: now - 49 * 3_600_000 })),
+      ],
+      48 * 3_600_000,
+      now,
+    );
+    expect([...byRegion.keys()]).to.deep.equal(['NA', 'EU']);
+    expect(byRegion.get('NA')!.map((e) => e.offset)).to.deep.equal(['10', '13']);
+    expect(dead.map((d) => d.headers['dlq-source'])).to.deep.equal(['views/3/11', 'views/3/14', 'views/3/15']);
+    expect(String(dead[0].headers[DLQ_REASON_HEADER])).to.match(/not valid JSON/);
+    expect(String(dead[1].headers[DLQ_REASON_HEADER])).to.match(/schema-version/);
+    expect(String(dead[2].headers[DLQ_REASON_HEADER])).to.match(/older than the dedup horizon/);
+    expect(dead[0].value!.toString()).to.equal('garbage');
+  });
+});
