@@ -1,13 +1,17 @@
 /**
- * npm run load -- --events N --regions R --posts P --zipf S --rate X --seed Z [--truth FILE] [--topic T]
+ * npm run load -- --events N --regions R --posts P --zipf S --rate X --seed Z [--truth FILE] [--topic T] [--prefix P] [--metadata no]
  * Deterministic for a seed (ids, regions, posts); event time is the time of producing.
- * With --truth, writes the exact counts it produced per region and post.
+ * With --truth, writes the exact counts it produced per region and post. First writes
+ * the metadata (author, content) of all P posts to Cassandra unless --metadata no.
  */
 import * as fs from 'node:fs';
 import { Partitioners } from 'kafkajs';
 import { config } from '../src/config';
 import { kafkaClient } from '../src/activities/ingest';
 import { produceLoad } from '../src/load/produce';
+import { postMetadata } from '../src/load/generator';
+import { writePosts } from '../src/store/posts';
+import { cassandraClient } from '../src/bootstrap/cassandra';
 
 function parseArgs(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -32,7 +36,7 @@ function num(args: Record<string, string>, name: string, fallback: number, min: 
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const known = ['events', 'regions', 'posts', 'zipf', 'rate', 'seed', 'truth', 'topic', 'region-prefix'];
+  const known = ['events', 'regions', 'posts', 'zipf', 'rate', 'seed', 'truth', 'topic', 'prefix', 'metadata'];
   for (const k of Object.keys(args)) if (!known.includes(k)) throw new Error(`unknown option --${k} (known: ${known.map((x) => `--${x}`).join(' ')})`);
   const cfg = config();
   const opts = {
@@ -43,8 +47,18 @@ async function main(): Promise<void> {
     rate: num(args, 'rate', 0, 0),
     seed: Math.floor(num(args, 'seed', 1, 0)),
     topic: args.topic ?? cfg.kafka.topic,
-    regionPrefix: args['region-prefix'] ?? '',
+    prefix: args.prefix ?? '',
   };
+  if ((args.metadata ?? 'yes') !== 'no') {
+    // Every post the stream can name gets its metadata first, so answers show real authors.
+    const client = cassandraClient(cfg, cfg.cassandra.keyspace);
+    const t0 = Date.now();
+    const n = await writePosts(client, cfg.cassandra.keyspace, (function* () {
+      for (let i = 0; i < opts.posts; i++) yield postMetadata(i, opts.prefix);
+    })());
+    await client.shutdown();
+    process.stdout.write(`[load] wrote metadata of ${n} posts in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  }
   const producer = kafkaClient(cfg, 'heavy-hitters-load').producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const stop = new AbortController();

@@ -8,7 +8,8 @@ import type { Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
 import { REGIONS_KEY, regionBoundedKey, regionTopKey } from '../keys';
 import { validateObject } from '../events';
-import type { Probe } from '../health';
+import { withTimeout, type Probe } from '../health';
+import type { PostMeta, PostMetaStore } from '../store/posts';
 
 export const TIMEFRAMES = ['all'] as const;
 export const VARIANTS = ['exact', 'bounded'] as const;
@@ -22,6 +23,8 @@ export interface ApiDeps {
   /** Produces accepted events (POST /events). */
   producer?: Producer;
   topic?: string;
+  /** Post metadata joined into answers; without it author and content are null. */
+  posts?: PostMetaStore;
   maxK: number;
   boundedK: number;
   maxPostEvents: number;
@@ -104,9 +107,24 @@ export function createApp(deps: ApiDeps): express.Express {
       .zrevrange(key, 0, k - 1, 'WITHSCORES')
       .exec()) as [[null, number], [null, string[]]];
     if (!known) throw new HttpError(404, `unknown region "${region}": no events counted for it`);
-    // author and content come from the post-metadata store once it exists; never invented.
-    const top_posts = pairs(flat).map((p) => ({ post_id: p.post_id, author: null, view_count: p.view_count, content: null }));
-    res.json({ region, timeframe, variant, top_posts });
+    const ranked = pairs(flat);
+    // author and content come from the metadata store, never invented: null where unknown,
+    // and all null (with metadata: "unavailable") while Cassandra cannot answer.
+    let meta: Map<string, PostMeta | null> | undefined;
+    let metadata = 'none';
+    if (deps.posts && ranked.length) {
+      try {
+        meta = await withTimeout(deps.posts.get(ranked.map((p) => p.post_id)), 1000, 'post metadata');
+        metadata = 'ok';
+      } catch {
+        metadata = 'unavailable';
+      }
+    }
+    const top_posts = ranked.map((p) => {
+      const m = meta?.get(p.post_id);
+      return { post_id: p.post_id, author: m?.author ?? null, view_count: p.view_count, content: m?.content ?? null };
+    });
+    res.json({ region, timeframe, variant, metadata, top_posts });
   });
 
   /** A post's rank (1-based), count and its neighbours by rank. */

@@ -12,8 +12,8 @@ export interface LoadOptions {
   /** Zipf exponent s: P(rank r) ∝ 1 / r^s. */
   zipf: number;
   seed: number;
-  /** Prefix of region names (tests use a unique one); default: none. */
-  regionPrefix?: string;
+  /** Prefix of region and post ids (tests use a unique one); default: none. */
+  prefix?: string;
 }
 
 const NAMES = ['NA', 'EU', 'APAC', 'LATAM', 'MEA', 'SA', 'OC', 'AF'];
@@ -22,7 +22,23 @@ export function regionNames(n: number, prefix = ''): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${n <= NAMES.length ? NAMES[i] : `R${i}`}`);
 }
 
-export const postId = (i: number): string => `post-${i}`;
+export const postId = (i: number, prefix = ''): string => `${prefix}post-${i}`;
+
+const WORDS = ['sunset', 'remix', 'live', 'tour', 'cover', 'acoustic', 'night', 'city', 'dance', 'summer', 'rain', 'road', 'echo', 'gold', 'river', 'neon'];
+const ARTISTS = 500;
+
+/** Deterministic metadata of post `i` (what the load generator writes to the posts table). */
+export function postMetadata(i: number, prefix = '', seed = 0) {
+  const rand = prng(i * 7919 + seed);
+  const title = Array.from({ length: 3 }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' ');
+  return {
+    post_id: postId(i, prefix),
+    author: `Artist${1 + Math.floor(rand() * ARTISTS)}`,
+    content: `Post ${i}: ${title}`,
+    created_at: new Date(Date.UTC(2026, 0, 1) + Math.floor(rand() * 300) * 86_400_000),
+    metadata: { kind: rand() < 0.5 ? 'song' : 'video' },
+  };
+}
 
 /** mulberry32: a small, fast, well-distributed 32-bit PRNG. */
 export function prng(seed: number): () => number {
@@ -58,12 +74,12 @@ export function zipfSampler(n: number, s: number, rand: () => number): () => num
 export function* generateEvents(opts: LoadOptions, now: () => number = Date.now): Generator<ViewEvent> {
   const rand = prng(opts.seed);
   const rank = zipfSampler(opts.posts, opts.zipf, rand);
-  const regions = regionNames(opts.regions, opts.regionPrefix);
+  const regions = regionNames(opts.regions, opts.prefix);
   const stride = Math.max(1, Math.floor(opts.posts / opts.regions));
   for (let i = 0; i < opts.events; i++) {
     const r = Math.floor(rand() * regions.length);
     const post = (rank() + r * stride) % opts.posts;
-    yield { event_id: `${opts.seed}-${i}`, post_id: postId(post), region_id: regions[r], timestamp: now() };
+    yield { event_id: `${opts.prefix ?? ''}${opts.seed}-${i}`, post_id: postId(post, opts.prefix), region_id: regions[r], timestamp: now() };
   }
 }
 

@@ -8,7 +8,7 @@
 import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { Partitioners } from 'kafkajs';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../config';
@@ -21,6 +21,8 @@ import { createMetrics } from '../metrics';
 import { WORKFLOWS_PATH } from '../worker';
 import { ingestSupervisorWorkflow } from '../workflows';
 import { requestClusterMetrics } from './ipc';
+import { cassandraClient } from '../bootstrap/cassandra';
+import { PostMetaStore } from '../store/posts';
 import { ingestTaskQueue, supervisorId } from './ids';
 
 const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER_SLOT ?? '?'} pid ${process.pid}] ${s}\n`);
@@ -28,6 +30,8 @@ const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER
 
 async function main(): Promise<void> {
   const cfg = config();
+  // Worker state transitions at INFO would drown the runtime's own log lines.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
   const redis = new Redis({ host: cfg.host, port: cfg.redis.port, maxRetriesPerRequest: null });
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`);
@@ -67,8 +71,10 @@ async function main(): Promise<void> {
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
 
+  const cassandra = cassandraClient(cfg);
   const app = createApp({
     redis,
+    posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
     probe: () => probeAll(cfg),
     metrics: requestClusterMetrics,
     producer,
@@ -101,6 +107,7 @@ async function main(): Promise<void> {
     await client.connection.close();
     await connection.close();
     await redis.quit();
+    await cassandra.shutdown();
     log('stopped');
     process.exit(0);
   };

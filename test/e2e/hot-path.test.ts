@@ -9,7 +9,9 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { ensureTopics } from '../../src/bootstrap/kafka';
 import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
-import { regionNames, truthTopK, type Truth } from '../../src/load/generator';
+import { postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
+import { cassandraClient } from '../../src/bootstrap/cassandra';
+import { writePosts } from '../../src/store/posts';
 import { produceLoad } from '../../src/load/produce';
 import { cfg as baseCfg, unique } from '../helpers';
 import { deleteRegionKeys } from '../support/redis';
@@ -27,7 +29,8 @@ function mergeTruth(into: Truth, add: Truth): void {
 
 interface TopResponse {
   region: string;
-  top_posts: { post_id: string; view_count: number; author: null; content: null }[];
+  metadata: string;
+  top_posts: { post_id: string; view_count: number; author: string | null; content: string | null }[];
 }
 
 describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker processes)', function () {
@@ -52,6 +55,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   let producer: Producer;
   let redis: Redis;
   let rt: Runtime;
+  const cassandra = cassandraClient(baseCfg);
 
   const top = async (region: string, k: number, variant = 'exact'): Promise<TopResponse> => {
     const res = await fetch(`${rt.api}/top-posts?region=${encodeURIComponent(region)}&timeframe=all&k=${k}&variant=${variant}`);
@@ -87,7 +91,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       zipf: 1.1,
       seed,
       rate: 0,
-      regionPrefix: prefix,
+      prefix,
       onProgress: (sent) => {
         if (!half && sent >= events / 2) {
           half = true;
@@ -109,6 +113,10 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     ]);
     producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
+    // The posts' metadata, as the load generator writes it.
+    await writePosts(cassandra, baseCfg.cassandra.keyspace, (function* () {
+      for (let i = 0; i < POSTS; i++) yield postMetadata(i, prefix);
+    })());
     rt = await startRuntime(env);
   });
 
@@ -121,6 +129,11 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     await admin.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
     await admin.disconnect();
     redis.disconnect();
+    const del = `DELETE FROM ${baseCfg.cassandra.keyspace}.posts WHERE post_id = ?`;
+    for (let i = 0; i < POSTS; i += 200) {
+      await Promise.all(Array.from({ length: Math.min(200, POSTS - i) }, (_, j) => cassandra.execute(del, [`${prefix}post-${i + j}`], { prepare: true })));
+    }
+    await cassandra.shutdown();
   });
 
   it('counts 200,000 Zipf events over 8 regions and 50,000 posts exactly (top 10 and top 100, exact and bounded)', async () => {
@@ -131,6 +144,18 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     process.stdout.write(`      produced 200,000 in ${res.ms} ms; drained ${Date.now() - t0} ms after the first send\n`);
     expect(Object.keys(truth)).to.have.members(regions);
     await expectExact();
+  });
+
+  it('joins real author and content from Cassandra for every post in the answers', async () => {
+    for (const region of regions) {
+      const res = await top(region, 100);
+      expect(res.metadata).to.equal('ok');
+      for (const p of res.top_posts) {
+        const i = Number(p.post_id.slice(`${prefix}post-`.length));
+        const meta = postMetadata(i, prefix);
+        expect({ author: p.author, content: p.content }, p.post_id).to.deep.equal({ author: meta.author, content: meta.content });
+      }
+    }
   });
 
   it('re-sent events (same event_ids) change no count', async () => {
@@ -211,7 +236,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       }
       expect(dead.find((m) => m.headers['x-case'] === marker)?.headers[DLQ_REASON_HEADER]).to.match(/not valid JSON/);
       const counted = (await top(badRegion, 10)).top_posts;
-      expect(counted).to.deep.equal([{ post_id: 'ok-post', author: null, view_count: 3, content: null }]);
+      expect(counted).to.deep.equal([{ post_id: 'ok-post', author: null, view_count: 3, content: null }]); // no metadata: null, never invented
       expect((await fetch(`${rt.api}/healthz`)).status).to.equal(200);
       await expectExact();
     });
