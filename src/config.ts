@@ -59,6 +59,13 @@ function duration(env: Env, name: string, fallback: string): number {
   return ms;
 }
 
+function adminToken(env: Env): string | undefined {
+  const v = env.HH_ADMIN_TOKEN;
+  if (v === undefined || v === '') return undefined;
+  if (v.length < 16) throw new ConfigError('HH_ADMIN_TOKEN', 'must be at least 16 characters');
+  return v;
+}
+
 export interface WindowSpec {
   /** The spec's name, as written in HH_WINDOWS and in window ids (e.g. `5m`). */
   readonly name: string;
@@ -133,6 +140,8 @@ export interface Config {
     readonly maxK: number;
     /** HH_POST_EVENTS_MAX: the most events one POST /events may carry. @default 10000 */
     readonly maxPostEvents: number;
+    /** HH_ADMIN_TOKEN: bearer token of the /admin endpoints; unset = admin endpoints refuse. @default unset */
+    readonly adminToken: string | undefined;
   };
   readonly ingest: {
     /** HH_KAFKA_GROUP: the consumer group of the ingest activities. @default heavy-hitters-ingest */
@@ -145,6 +154,8 @@ export interface Config {
     readonly dedupHorizonMs: number;
     /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
     readonly heartbeatTimeoutMs: number;
+    /** HH_CHECKPOINT_INTERVAL: how often changed counts are checkpointed to Cassandra. @default 2s — bounds the replay after a Redis loss. */
+    readonly checkpointIntervalMs: number;
   };
   readonly runtime: {
     /** HH_WORKERS: worker processes the cluster primary forks. @default the number of CPUs */
@@ -195,6 +206,7 @@ export function loadConfig(env: Env = process.env): Config {
       port: port(env, 'HH_API_PORT', 3000),
       maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
       maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 10_000, 1, 1_000_000),
+      adminToken: adminToken(env),
     },
     ingest: {
       groupId: identifier(env, 'HH_KAFKA_GROUP', 'heavy-hitters-ingest', /^[A-Za-z0-9._-]{1,200}$/, 'a consumer group id ([A-Za-z0-9._-])'),
@@ -202,6 +214,7 @@ export function loadConfig(env: Env = process.env): Config {
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
+      checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '2s'),
     },
     runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64) },
     stack: {

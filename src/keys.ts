@@ -13,6 +13,19 @@ export const regionWindowKey = (region: string, windowId: string): string => `re
 export const regionOffsetsKey = (region: string): string => `region:{${region}}:offsets`;
 /** Set of event_ids seen in one event-time hour (dedup), expiring after the horizon. */
 export const regionSeenKey = (region: string, hourStartMs: number): string => `region:{${region}}:seen:${hourStartMs}`;
+/** Hash with the region state's `epoch` (the flush refuses to write under another epoch). */
+export const regionMetaKey = (region: string): string => `region:{${region}}:meta`;
+/** Set of "<key id>|<post>" changed since the last checkpoint; `:inflight` while one is being written. */
+export const regionDirtyKey = (region: string): string => `region:{${region}}:dirty`;
+export const regionInflightKey = (region: string): string => `region:{${region}}:dirty:inflight`;
+/** Held by whichever process is checkpointing the region. */
+export const regionCheckpointLockKey = (region: string): string => `region:{${region}}:checkpoint-lock`;
+/** The current epoch of the whole Redis state; absent after Redis lost its data. */
+export const EPOCH_KEY = 'hh:epoch';
+/** Held by the process rebuilding Redis from Cassandra. */
+export const REBUILD_LOCK_KEY = 'hh:rebuild-lock';
+/** Key id of the all-time leaderboard in the record (windows use their window id). */
+export const ALL_TIME = 'all';
 /** Set of every region that has counted events (unknown region -> 404). */
 export const REGIONS_KEY = 'regions';
 export const globalTopKey = (windowId?: string): string => (windowId ? `global:top_k:${windowId}` : 'global:top_k');

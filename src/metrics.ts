@@ -22,6 +22,14 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    checkpointed: new Counter({ name: 'hh_checkpoint_entries_total', help: 'Counts written to the Cassandra record by checkpoints', registers: [registry] }),
+    checkpointFailures: new Counter({ name: 'hh_checkpoint_failures_total', help: 'Checkpoint rounds that failed (Cassandra unavailable)', registers: [registry] }),
+    checkpointSeconds: new Histogram({
+      name: 'hh_checkpoint_duration_seconds',
+      help: 'One checkpoint round of every changed region',
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     lag: new Gauge({
       name: 'hh_consumer_lag',
       help: 'Records behind the high watermark, per partition, after the last batch',

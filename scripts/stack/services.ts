@@ -235,6 +235,10 @@ const cassandra: ServiceDef = {
         'memtable_heap_space: 128MiB',
         'memtable_offheap_space: 128MiB',
         'key_cache_size: 16MiB',
+        // A checkpoint is one single-partition batch (atomic); allow large ones (a region's dirty entries).
+        'batch_size_warn_threshold: 4MiB',
+        'batch_size_fail_threshold: 30MiB',
+        'commitlog_segment_size: 64MiB',
         '',
       ].join('\n'),
     );

@@ -7,7 +7,10 @@
  * and event_id dedup make the redelivery count nothing twice.
  */
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type IHeaders, type Producer, type KafkaMessage } from 'kafkajs';
-import type { ActorSystem, OffsetEvent } from '../actors/region-actor';
+import type { Redis } from 'ioredis';
+import { EpochChanged, RedisStateLost, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
+import { EPOCH_KEY } from '../keys';
+import { ensureEpoch, type RegionRecord } from './record';
 import type { Config } from '../config';
 import { SCHEMA_VERSION_HEADER, validateEvent } from '../events';
 import type { Metrics } from '../metrics';
@@ -20,7 +23,11 @@ export interface IngestDeps {
   /** Shared producer of the process (dead letters). */
   producer: Producer;
   actors: ActorSystem;
+  redis: Redis;
+  /** The record Redis is rebuilt from (and the offsets to rewind to after a rebuild). */
+  record: RegionRecord;
   metrics?: Metrics;
+  log?: (s: string) => void;
   /** The current time (ms); the dedup horizon is checked against it. */
   now?: () => number;
 }
@@ -94,8 +101,9 @@ export function triage(
  * (rejects, so the supervising workflow retries). `onProgress` runs after each batch.
  */
 export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgress?: (p: IngestProgress) => void): Promise<IngestProgress> {
-  const { cfg, kafka, producer, actors, metrics } = deps;
+  const { cfg, kafka, producer, actors, metrics, redis, record } = deps;
   const now = deps.now ?? Date.now;
+  const log = deps.log ?? ((m: string) => process.stdout.write(`[ingest] ${m}\n`));
   const progress: IngestProgress = { batches: 0, consumed: 0, deadLettered: 0 };
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.ingest.groupId,
@@ -113,6 +121,48 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   });
   crashed.catch(() => undefined);
 
+  let epoch = await ensureEpoch(redis, record, log, signal);
+  const assigned = new Set<number>();
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    assigned.clear();
+    for (const p of e.payload.memberAssignment[cfg.kafka.topic] ?? []) assigned.add(p);
+  });
+
+  /**
+   * Redis was rebuilt under a new epoch: every partition this member holds goes back to
+   * the oldest offset the record includes; the restored fences skip what it already has.
+   */
+  let rewinding: Promise<void> = Promise.resolve();
+  const adopt = (next: string | null): Promise<void> => {
+    rewinding = rewinding.then(async () => {
+      const target = next ?? (await ensureEpoch(redis, record, log, signal));
+      if (target === epoch) return;
+      let recorded: Map<number, bigint> | undefined;
+      while (!recorded) {
+        try {
+          recorded = await record.recordedOffsets();
+        } catch (e) {
+          log(`cannot read recorded offsets yet (${(e as Error).message}); retrying`);
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+      for (const p of assigned) {
+        const from = recorded.has(p) ? (recorded.get(p)! + 1n).toString() : '0';
+        consumer.seek({ topic: cfg.kafka.topic, partition: p, offset: from });
+      }
+      log(`epoch ${epoch} -> ${target}: rewound partitions ${[...assigned].join(',')} to the record`);
+      epoch = target;
+    });
+    return rewinding;
+  };
+  // Notice a rebuild (or a loss) even when no batch is flowing.
+  const watcher = setInterval(() => {
+    redis.get(EPOCH_KEY).then(
+      (e) => (e !== epoch ? adopt(e) : undefined),
+      () => undefined,
+    );
+  }, 1000);
+
   await consumer.connect();
   try {
     await consumer.subscribe({ topic: cfg.kafka.topic, fromBeginning: true });
@@ -122,13 +172,24 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       partitionsConsumedConcurrently: Math.max(1, cfg.kafka.partitions),
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        await rewinding;
         const { topic, partition } = batch;
         const { byRegion, dead } = triage(topic, partition, batch.messages, cfg.ingest.dedupHorizonMs, now());
-        const flushes = [...byRegion].map(([region, events]) => actors.actor(region).apply(partition, events));
+        const flushes = [...byRegion].map(([region, events]) => actors.actor(region).apply(partition, events, epoch));
         const deadSend = dead.length
           ? producer.send({ topic: cfg.kafka.deadLetterTopic, acks: -1, messages: dead })
           : Promise.resolve();
-        await Promise.all([...flushes, deadSend]);
+        const results = await Promise.allSettled([...flushes, deadSend]);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) {
+          const e = failed.reason as Error;
+          if (e instanceof EpochChanged || e instanceof RedisStateLost) {
+            // Nothing of this batch is committed; the rewind replays it.
+            await adopt(e instanceof EpochChanged ? e.epoch : null);
+            return;
+          }
+          throw e;
+        }
         const last = batch.lastOffset();
         resolveOffset(last);
         await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
@@ -151,6 +212,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     });
     await Promise.race([aborted, crashed]);
   } finally {
+    clearInterval(watcher);
     // Leaving the group waits for the in-flight batch (kafkajs stops after it), so its
     // flush and commit complete; then the actors are drained.
     await consumer.disconnect();

@@ -7,11 +7,22 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { WindowSpec } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
-import { REGIONS_KEY, regionBoundedKey, regionOffsetsKey, regionSeenKey, regionTopKey, regionWindowKey, windowId } from '../keys';
+import {
+  EPOCH_KEY,
+  REGIONS_KEY,
+  regionBoundedKey,
+  regionDirtyKey,
+  regionMetaKey,
+  regionOffsetsKey,
+  regionSeenKey,
+  regionTopKey,
+  regionWindowKey,
+  windowId,
+} from '../keys';
 
 const SCRIPT = fs.readFileSync(path.join(__dirname, 'region-flush.lua'), 'utf8');
 const HOUR = 3_600_000;
@@ -38,9 +49,26 @@ export interface ActorOptions {
   dedupHorizonMs: number;
 }
 
+type FlushReply = ['OK', number, number, number, string, string] | ['NOMETA'] | ['EPOCH', string];
 type FlushRedis = Redis & {
-  hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<[number, number, number, string, string]>;
+  hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
 };
+
+/** Redis no longer holds the state (FLUSHALL, restart without persistence): rebuild first. */
+export class RedisStateLost extends Error {
+  constructor(region: string) {
+    super(`Redis lost the state of region ${region} (no epoch): it must be rebuilt from Cassandra`);
+    this.name = 'RedisStateLost';
+  }
+}
+
+/** Redis state was rebuilt under a new epoch: rewind Kafka to the checkpoints, then go on. */
+export class EpochChanged extends Error {
+  constructor(readonly epoch: string) {
+    super(`Redis state is now at epoch ${epoch}`);
+    this.name = 'EpochChanged';
+  }
+}
 
 /** Registers the flush script on a client (EVALSHA, loading it on first use). */
 export function withFlushScript(redis: Redis): FlushRedis {
@@ -50,7 +78,6 @@ export function withFlushScript(redis: Redis): FlushRedis {
 
 export class RegionActor {
   private mailbox: Promise<unknown> = Promise.resolve();
-  private registered = false;
   /** The last Kth score the flush reported (the bounded key's entry threshold). */
   kthScore = -1;
 
@@ -61,26 +88,26 @@ export class RegionActor {
     private readonly metrics?: Metrics,
   ) {}
 
-  /** Queues one partition batch's events of this region; resolves once Redis applied them. */
-  apply(partition: number, events: OffsetEvent[]): Promise<FlushResult> {
-    const run = this.mailbox.then(() => this.flush(partition, events));
+  /**
+   * Queues one partition batch's events of this region; resolves once Redis applied them
+   * under `epoch`. Rejects with RedisStateLost or EpochChanged (nothing applied) when the
+   * Redis state is not that epoch's.
+   */
+  apply(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
+    const run = this.mailbox.then(() => this.flush(partition, events, epoch));
     this.mailbox = run.catch(() => undefined);
     return run;
   }
 
-  private async flush(partition: number, events: OffsetEvent[]): Promise<FlushResult> {
+  private async flush(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
     const t0 = process.hrtime.bigint();
-    if (!this.registered) {
-      await this.redis.sadd(REGIONS_KEY, this.region);
-      this.registered = true;
-    }
     const { windows, boundedK, dedupHorizonMs } = this.opts;
     const r = this.region;
     const seenIdx = new Map<number, number>();
     const seenExpire: number[] = [];
     const winIdx = new Map<string, number>();
     const winKeys: string[] = [];
-    const winExpire: number[] = [];
+    const winArgs: (string | number)[] = [];
     const perEvent: (string | number)[] = [];
     for (const { offset, event } of events) {
       const hour = Math.floor(event.timestamp / HOUR) * HOUR;
@@ -90,24 +117,35 @@ export class RegionActor {
         seenIdx.set(hour, si);
         seenExpire.push(hour + HOUR + dedupHorizonMs);
       }
-      perEvent.push(offset, event.event_id, event.post_id, 3 + si);
+      perEvent.push(offset, event.event_id, event.post_id, 5 + si);
       for (const w of windows) {
         const start = Math.floor(event.timestamp / w.sizeMs) * w.sizeMs;
-        const key = regionWindowKey(r, windowId(w.name, start));
-        let wi = winIdx.get(key);
+        const id = windowId(w.name, start);
+        let wi = winIdx.get(id);
         if (wi === undefined) {
           wi = winKeys.length + 1;
-          winIdx.set(key, wi);
-          winKeys.push(key);
-          winExpire.push(start + w.sizeMs + w.ttlMs);
+          winIdx.set(id, wi);
+          winKeys.push(regionWindowKey(r, id));
+          winArgs.push(start + w.sizeMs + w.ttlMs, id);
         }
         perEvent.push(wi); // relative to the window keys; the script adds the offset
       }
     }
     const seenKeys = [...seenIdx.keys()].map((h) => regionSeenKey(r, h));
-    const keys = [regionOffsetsKey(r), regionTopKey(r), regionBoundedKey(r), ...seenKeys, ...winKeys];
-    const args = [partition, windows.length, boundedK, seenKeys.length, winKeys.length, ...seenExpire, ...winExpire, ...perEvent];
-    const [applied, duplicates, fenced, fence, kth] = await this.redis.hhRegionFlush(keys.length, ...keys, ...args);
+    const keys = [regionOffsetsKey(r), regionTopKey(r), regionBoundedKey(r), regionMetaKey(r), regionDirtyKey(r), ...seenKeys, ...winKeys];
+    const args = [partition, windows.length, boundedK, seenKeys.length, winKeys.length, epoch, ...seenExpire, ...winArgs, ...perEvent];
+    let reply = await this.call(keys, args);
+    if (reply[0] === 'NOMETA') {
+      // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
+      const current = await this.redis.get(EPOCH_KEY);
+      if (current === null) throw new RedisStateLost(r);
+      if (current !== epoch) throw new EpochChanged(current);
+      await this.redis.hsetnx(regionMetaKey(r), 'epoch', epoch);
+      reply = await this.call(keys, args);
+    }
+    if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
+    if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
+    const [, applied, duplicates, fenced, fence, kth] = reply;
     this.kthScore = Number(kth);
     const result = { applied, duplicates, fenced, fence, kthScore: this.kthScore };
     if (this.metrics) {
@@ -117,6 +155,17 @@ export class RegionActor {
       this.metrics.flushSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     return result;
+  }
+
+  /** The flush script call, with the region registered in the same round trip. */
+  private async call(keys: string[], args: (string | number)[]): Promise<FlushReply> {
+    const pipe = this.redis.pipeline().sadd(REGIONS_KEY, this.region) as ChainableCommander & {
+      hhRegionFlush(numKeys: number, ...a: (string | number)[]): ChainableCommander;
+    };
+    const res = await pipe.hhRegionFlush(keys.length, ...keys, ...args).exec();
+    const [err, reply] = res![1];
+    if (err) throw err;
+    return reply as FlushReply;
   }
 
   /** Resolves when every queued flush has finished. */

@@ -3,24 +3,38 @@
 -- KEYS[1]  hash   region:{r}:offsets      partition -> last applied offset (the fence)
 -- KEYS[2]  zset   region:{r}:top_k        exact all-time leaderboard
 -- KEYS[3]  zset   region:{r}:top_k_bounded  at most K members, scored by their true totals
--- KEYS[4 .. 3+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
--- KEYS[4+nSeen .. ]           zsets region:{r}:top_k:<spec>:<start>  tumbling windows
+-- KEYS[4]  hash   region:{r}:meta         epoch: which incarnation of Redis state this is
+-- KEYS[5]  set    region:{r}:dirty        "<key id>|<post>" changed since the last checkpoint
+-- KEYS[6 .. 5+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
+-- KEYS[6+nSeen .. ]           zsets region:{r}:top_k:<window id>  tumbling windows
 --
--- ARGV[1] partition   ARGV[2] S = window specs per event   ARGV[3] K   ARGV[4] nSeen
--- ARGV[5] nWin        then nSeen PEXPIREAT times, then nWin PEXPIREAT times,
--- then per event (stride 4+S): offset, event_id, post_id, seen key index, S window key indexes
+-- ARGV[1] partition  ARGV[2] S = window specs per event  ARGV[3] K  ARGV[4] nSeen
+-- ARGV[5] nWin  ARGV[6] epoch  then nSeen PEXPIREAT times, then per window its PEXPIREAT
+-- time and its id, then per event (stride 4+S): offset, event_id, post_id,
+-- seen key index (into KEYS), S window indexes (1..nWin)
 --
+-- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
+-- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
+-- first rewind Kafka to the checkpointed offsets.
 -- Events at or below the fence were applied before (a redelivered batch): skipped.
 -- Events whose event_id is already in its seen set (a re-sent event): skipped.
 -- Ties rank by count, then post_id (Redis orders equal scores by member bytes).
--- Returns {applied, duplicates, fenced, fence, kth score or -1}.
+-- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1}.
+
+local epoch = redis.call('HGET', KEYS[4], 'epoch')
+if not epoch then return {'NOMETA'} end
+if epoch ~= ARGV[6] then return {'EPOCH', epoch} end
 
 local partition = ARGV[1]
 local S = tonumber(ARGV[2])
 local K = tonumber(ARGV[3])
 local nSeen = tonumber(ARGV[4])
 local nWin = tonumber(ARGV[5])
-local head = 5 + nSeen + nWin
+local seenKey0 = 5
+local winKey0 = 5 + nSeen
+local seenArg0 = 6
+local winArg0 = 6 + nSeen
+local head = 6 + nSeen + 2 * nWin
 local stride = 4 + S
 
 local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
@@ -56,11 +70,11 @@ end
 
 -- Dedup sets expire at the end of the horizon after their hour.
 for j = 1, nSeen do
-  local key = KEYS[3 + j]
-  if touched[key] then redis.call('PEXPIREAT', key, ARGV[5 + j]) end
+  local key = KEYS[seenKey0 + j]
+  if touched[key] then redis.call('PEXPIREAT', key, ARGV[seenArg0 + j]) end
 end
 
--- Bounded Top-K: the Kth (lowest) member is read once and refreshed only after an eviction.
+-- Bounded Top-K: the Kth (lowest) member is read once and refreshed only after a change.
 local card = redis.call('ZCARD', KEYS[3])
 local kthScore, kthMember = -1, ''
 local function refreshKth()
@@ -71,6 +85,7 @@ refreshKth()
 
 for post, d in pairs(deltas) do
   local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
+  redis.call('SADD', KEYS[5], 'all|' .. post)
   if card < K then
     if redis.call('ZADD', KEYS[3], total, post) == 1 then card = card + 1 end
     refreshKth()
@@ -87,10 +102,14 @@ for post, d in pairs(deltas) do
 end
 
 for w, t in pairs(wdeltas) do
-  local key = KEYS[3 + nSeen + w]
-  for post, d in pairs(t) do redis.call('ZINCRBY', key, d, post) end
-  redis.call('PEXPIREAT', key, ARGV[5 + nSeen + w])
+  local key = KEYS[winKey0 + w]
+  local id = ARGV[winArg0 + 2 * w]
+  for post, d in pairs(t) do
+    redis.call('ZINCRBY', key, d, post)
+    redis.call('SADD', KEYS[5], id .. '|' .. post)
+  end
+  redis.call('PEXPIREAT', key, ARGV[winArg0 + 2 * w - 1])
 end
 
 if maxOff > fence then redis.call('HSET', KEYS[1], partition, string.format('%d', maxOff)) end
-return {applied, dups, fenced, string.format('%d', maxOff), tostring(kthScore)}
+return {'OK', applied, dups, fenced, string.format('%d', maxOff), tostring(kthScore)}

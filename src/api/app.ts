@@ -6,7 +6,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
-import { REGIONS_KEY, regionBoundedKey, regionTopKey } from '../keys';
+import { ALL_TIME, EPOCH_KEY, REGIONS_KEY, regionBoundedKey, regionTopKey } from '../keys';
+import type { RankedCount, RegionRecord } from '../activities/record';
 import { validateObject } from '../events';
 import { withTimeout, type Probe } from '../health';
 import type { PostMeta, PostMetaStore } from '../store/posts';
@@ -25,6 +26,14 @@ export interface ApiDeps {
   topic?: string;
   /** Post metadata joined into answers; without it author and content are null. */
   posts?: PostMetaStore;
+  /** The Cassandra record: answers when Redis has lost a region's keys. */
+  record?: RegionRecord;
+  /** Rebuilds Redis from the record if it lost its state (shared by concurrent callers). */
+  rebuild?: () => Promise<string>;
+  /** Drops Redis state and rebuilds it from the record (POST /admin/rebuild). */
+  forceRebuild?: () => Promise<{ epoch: string; dropped: number; restored: number }>;
+  /** Bearer token of the /admin endpoints; undefined = they refuse. */
+  adminToken?: string;
   maxK: number;
   boundedK: number;
   maxPostEvents: number;
@@ -70,26 +79,65 @@ function parseRegion(req: Request): string {
   return raw;
 }
 
-async function knownRegion(redis: Redis, region: string): Promise<void> {
-  if (!(await redis.sismember(REGIONS_KEY, region))) throw new HttpError(404, `unknown region "${region}": no events counted for it`);
-}
-
 function pairs(flat: string[]): { post_id: string; view_count: number }[] {
   const out = [];
   for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
   return out;
 }
 
+/** Record reads shared by concurrent requests and reused for a second. */
+function recordReader(record: RegionRecord) {
+  const cache = new Map<string, { at: number; value: Promise<{ top: RankedCount[]; checkpointAt: Date | null } | null> }>();
+  return (region: string) => {
+    const hit = cache.get(region);
+    if (hit && Date.now() - hit.at < 1000) return hit.value;
+    const value = record.readKey(region, ALL_TIME);
+    value.catch(() => cache.delete(region));
+    cache.set(region, { at: Date.now(), value });
+    if (cache.size > 10_000) cache.delete(cache.keys().next().value as string);
+    return value;
+  };
+}
+
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
+  const fromRecord = deps.record ? recordReader(deps.record) : undefined;
+
+  /** Redis lost this region: answer from the record (and start the rebuild once), or 404. */
+  const recorded = async (region: string) => {
+    const rec = fromRecord ? await withTimeout(fromRecord(region), 5000, 'the Cassandra record') : null;
+    if (!rec) throw new HttpError(404, `unknown region "${region}": no events counted for it`);
+    if (deps.rebuild && (await deps.redis.exists(EPOCH_KEY)) === 0) void deps.rebuild().catch(() => undefined);
+    return rec;
+  };
+
+  const joinMeta = async (ranked: RankedCount[]) => {
+    let meta: Map<string, PostMeta | null> | undefined;
+    let metadata = 'none';
+    if (deps.posts && ranked.length) {
+      try {
+        meta = await withTimeout(deps.posts.get(ranked.map((p) => p.post_id)), 1000, 'post metadata');
+        metadata = 'ok';
+      } catch {
+        metadata = 'unavailable';
+      }
+    }
+    const top_posts = ranked.map((p) => {
+      const m = meta?.get(p.post_id);
+      return { post_id: p.post_id, author: m?.author ?? null, view_count: p.view_count, content: m?.content ?? null };
+    });
+    return { metadata, top_posts };
+  };
   app.disable('x-powered-by');
   app.disable('etag');
 
   app.get('/healthz', async (_req, res) => {
     const probes = await deps.probe();
     const ok = probes.every((p) => p.up);
-    res.status(ok ? 200 : 503).json({
-      status: ok ? 'ok' : 'degraded',
+    // Answers come from Redis: without it the API is down; without another server, degraded.
+    const redisUp = probes.find((p) => p.service === 'redis')?.up ?? false;
+    res.status(redisUp ? 200 : 503).json({
+      status: ok ? 'ok' : redisUp ? 'degraded' : 'down',
       dependencies: Object.fromEntries(probes.map((p) => [p.service, { up: p.up, version: p.version ?? null, error: p.error ?? null, ms: p.ms }])),
     });
   });
@@ -106,25 +154,11 @@ export function createApp(deps: ApiDeps): express.Express {
       .sismember(REGIONS_KEY, region)
       .zrevrange(key, 0, k - 1, 'WITHSCORES')
       .exec()) as [[null, number], [null, string[]]];
-    if (!known) throw new HttpError(404, `unknown region "${region}": no events counted for it`);
-    const ranked = pairs(flat);
     // author and content come from the metadata store, never invented: null where unknown,
     // and all null (with metadata: "unavailable") while Cassandra cannot answer.
-    let meta: Map<string, PostMeta | null> | undefined;
-    let metadata = 'none';
-    if (deps.posts && ranked.length) {
-      try {
-        meta = await withTimeout(deps.posts.get(ranked.map((p) => p.post_id)), 1000, 'post metadata');
-        metadata = 'ok';
-      } catch {
-        metadata = 'unavailable';
-      }
-    }
-    const top_posts = ranked.map((p) => {
-      const m = meta?.get(p.post_id);
-      return { post_id: p.post_id, author: m?.author ?? null, view_count: p.view_count, content: m?.content ?? null };
-    });
-    res.json({ region, timeframe, variant, metadata, top_posts });
+    if (known) return res.json({ region, timeframe, variant, source: 'redis', ...(await joinMeta(pairs(flat))) });
+    const rec = await recorded(region);
+    res.json({ region, timeframe, variant, source: 'record', as_of: rec.checkpointAt, ...(await joinMeta(rec.top.slice(0, k))) });
   });
 
   /** A post's rank (1-based), count and its neighbours by rank. */
@@ -136,7 +170,22 @@ export function createApp(deps: ApiDeps): express.Express {
     const nb = one(req, 'neighbours');
     if (nb !== undefined && (!/^\d+$/.test(nb) || Number(nb) > 50)) throw bad('neighbours', 'neighbours must be an integer in 0..50');
     const around = nb === undefined ? 2 : Number(nb);
-    await knownRegion(deps.redis, region);
+    if (!(await deps.redis.sismember(REGIONS_KEY, region))) {
+      const rec = await recorded(region);
+      const i = rec.top.findIndex((p) => p.post_id === postId);
+      if (i < 0) throw new HttpError(404, `post "${postId}" has no counted views in region "${region}"`);
+      const from = Math.max(0, i - around);
+      return res.json({
+        region,
+        timeframe,
+        source: 'record',
+        as_of: rec.checkpointAt,
+        post_id: postId,
+        rank: i + 1,
+        view_count: rec.top[i].view_count,
+        neighbours: rec.top.slice(from, i + around + 1).map((p, j) => ({ rank: from + j + 1, ...p })),
+      });
+    }
     const key = regionTopKey(region);
     const [[, rank], [, score]] = (await deps.redis.multi().zrevrank(key, postId).zscore(key, postId).exec()) as [
       [null, number | null],
@@ -148,6 +197,7 @@ export function createApp(deps: ApiDeps): express.Express {
     res.json({
       region,
       timeframe,
+      source: 'redis',
       post_id: postId,
       rank: rank + 1,
       view_count: Number(score),
@@ -170,6 +220,15 @@ export function createApp(deps: ApiDeps): express.Express {
     }
     if (messages.length) await deps.producer.send({ topic: deps.topic, acks: -1, messages });
     res.status(rejected.length ? 400 : 202).json({ accepted: messages.length, rejected });
+  });
+
+  /** Rebuild Redis from the record: drop every region's keys and the epoch, then restore. */
+  app.post('/admin/rebuild', async (req, res) => {
+    if (!deps.adminToken) throw new HttpError(403, 'admin endpoints are disabled: set HH_ADMIN_TOKEN');
+    if (req.get('authorization') !== `Bearer ${deps.adminToken}`) throw new HttpError(401, 'admin endpoints need "Authorization: Bearer <HH_ADMIN_TOKEN>"');
+    if (!deps.forceRebuild) throw new HttpError(503, 'rebuild is not available on this process');
+    const t0 = Date.now();
+    res.json({ ...(await deps.forceRebuild()), ms: Date.now() - t0 });
   });
 
   app.get('/metrics', async (_req, res) => {

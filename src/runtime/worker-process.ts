@@ -23,6 +23,7 @@ import { ingestSupervisorWorkflow } from '../workflows';
 import { requestClusterMetrics } from './ipc';
 import { cassandraClient } from '../bootstrap/cassandra';
 import { PostMetaStore } from '../store/posts';
+import { RegionRecord, ensureEpoch, forceRebuild } from '../activities/record';
 import { ingestTaskQueue, supervisorId } from './ids';
 
 const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER_SLOT ?? '?'} pid ${process.pid}] ${s}\n`);
@@ -43,6 +44,10 @@ async function main(): Promise<void> {
   AggregatorRegistry.setRegistries([metrics.registry]);
   const actors = new ActorSystem(redis, cfg.ingest, metrics);
   const shutdown = new AbortController();
+  const cassandra = cassandraClient(cfg);
+  const record = new RegionRecord(redis, cassandra, { keyspace: cfg.cassandra.keyspace, windows: cfg.ingest.windows, boundedK: cfg.ingest.boundedK });
+  let rebuilding: Promise<string> | undefined;
+  const rebuild = () => (rebuilding ??= ensureEpoch(redis, record, log).finally(() => (rebuilding = undefined)));
 
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
   const workflowWorker = await Worker.create({
@@ -57,7 +62,7 @@ async function main(): Promise<void> {
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: slotQueue,
-    activities: createActivities({ redis, ingest: { cfg, kafka, producer, actors, metrics, shutdown: shutdown.signal } }),
+    activities: createActivities({ redis, ingest: { cfg, kafka, producer, actors, redis, record, metrics, log, shutdown: shutdown.signal } }),
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '30 seconds',
   });
@@ -71,10 +76,13 @@ async function main(): Promise<void> {
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
 
-  const cassandra = cassandraClient(cfg);
   const app = createApp({
     redis,
     posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
+    record,
+    rebuild,
+    forceRebuild: () => forceRebuild(redis, record, log),
+    adminToken: cfg.api.adminToken,
     probe: () => probeAll(cfg),
     metrics: requestClusterMetrics,
     producer,
@@ -88,6 +96,32 @@ async function main(): Promise<void> {
     server.once('listening', resolve);
     server.once('error', reject);
   });
+  // Checkpoints: every interval, each changed region's counts and offsets go to the record.
+  // While Cassandra is down they fail and are retried; nothing is lost (the changes stay marked).
+  let checkpointing = false;
+  let checkpointFailing = false;
+  const checkpointTimer = setInterval(() => {
+    if (checkpointing) return;
+    checkpointing = true;
+    const t0 = process.hrtime.bigint();
+    record
+      .checkpointAll()
+      .then(
+        (n) => {
+          metrics.checkpointed.inc(n);
+          metrics.checkpointSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+          if (checkpointFailing) log('checkpoints to Cassandra resumed');
+          checkpointFailing = false;
+        },
+        (e: Error) => {
+          metrics.checkpointFailures.inc();
+          if (!checkpointFailing) log(`checkpoint failed (retrying every interval): ${e.message}`);
+          checkpointFailing = true;
+        },
+      )
+      .finally(() => (checkpointing = false));
+  }, cfg.ingest.checkpointIntervalMs);
+
   log(`ready: API on ${cfg.host}:${cfg.api.port}, ingest on task queue ${slotQueue}`);
 
   let stopping = false;
@@ -97,11 +131,13 @@ async function main(): Promise<void> {
     log('draining');
     const closed = new Promise((r) => server.close(r));
     server.closeIdleConnections();
+    clearInterval(checkpointTimer);
     ingestWorker.shutdown(); // take no new ingest task; the running one drains below
     shutdown.abort();
     workflowWorker.shutdown();
     await Promise.allSettled(runs);
     await actors.drain();
+    await record.checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
     await closed;
     await producer.disconnect();
     await client.connection.close();

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ActorSystem, type OffsetEvent } from '../../src/actors/region-actor';
 import { loadConfig } from '../../src/config';
-import { regionBoundedKey, regionOffsetsKey, regionTopKey, regionWindowKey, windowId } from '../../src/keys';
+import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionWindowKey, windowId } from '../../src/keys';
+import { EpochChanged } from '../../src/actors/region-actor';
 import { deleteRegionKeys, rankOrder } from '../support/redis';
 import { cfg, unique } from '../helpers';
 
@@ -30,9 +31,12 @@ function rng(seed: number) {
 describe('region actor flush (one atomic Redis step, real Redis)', () => {
   let redis: Redis;
   const regions: string[] = [];
-  const region = (tag: string) => {
+  const EPOCH = 'test-epoch';
+  /** A fresh region whose state belongs to EPOCH. */
+  const region = async (tag: string) => {
     const r = unique(`act_${tag}`);
     regions.push(r);
+    await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
     return r;
   };
 
@@ -45,9 +49,9 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
   });
 
   it('counts events into the exact, bounded and window keys, and records the fence', async () => {
-    const r = region('basic');
+    const r = await region('basic');
     const actors = new ActorSystem(redis, { windows, boundedK: 2, dedupHorizonMs: 3_600_000 });
-    const res = await actors.actor(r).apply(0, [ev(0, 'a', r), ev(1, 'b', r), ev(2, 'a', r), ev(3, 'c', r, T0 + 61_000)]);
+    const res = await actors.actor(r).apply(0, [ev(0, 'a', r), ev(1, 'b', r), ev(2, 'a', r), ev(3, 'c', r, T0 + 61_000)], EPOCH);
     expect(res).to.include({ applied: 4, duplicates: 0, fenced: 0, fence: '3' });
     expect(await redis.zrevrange(regionTopKey(r), 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'c', '1', 'b', '1']);
     expect(await redis.zrevrange(regionBoundedKey(r), 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'c', '1']);
@@ -62,24 +66,34 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
   });
 
   it('skips a redelivered batch by the offset fence, and re-sent event_ids by dedup', async () => {
-    const r = region('fence');
+    const r = await region('fence');
     const a = new ActorSystem(redis, { windows, boundedK: 10, dedupHorizonMs: 3_600_000 }).actor(r);
     const batch = [ev(10, 'x', r), ev(11, 'y', r), ev(12, 'x', r)];
-    await a.apply(3, batch);
+    await a.apply(3, batch, EPOCH);
     // Same records again (a rewind / redelivery), overlapping a new one: only offset 13 counts.
-    const again = await a.apply(3, [...batch, ev(13, 'y', r)]);
+    const again = await a.apply(3, [...batch, ev(13, 'y', r)], EPOCH);
     expect(again).to.include({ applied: 1, fenced: 3, duplicates: 0, fence: '13' });
     // The same events re-sent by a producer: new offsets, same event_ids.
-    const resent = await a.apply(3, [ev(20, 'x', r, T0, 'e10'), ev(21, 'y', r, T0, 'e11')]);
+    const resent = await a.apply(3, [ev(20, 'x', r, T0, 'e10'), ev(21, 'y', r, T0, 'e11')], EPOCH);
     expect(resent).to.include({ applied: 0, duplicates: 2, fenced: 0, fence: '21' });
     // Another partition has its own fence.
-    const other = await a.apply(4, [ev(0, 'z', r)]);
+    const other = await a.apply(4, [ev(0, 'z', r)], EPOCH);
     expect(other).to.include({ applied: 1, fenced: 0 });
     expect(await redis.zrevrange(regionTopKey(r), 0, -1, 'WITHSCORES')).to.deep.equal(['y', '2', 'x', '2', 'z', '1']);
   });
 
+  it('refuses to write under another epoch, and reports it', async () => {
+    const r = await region('epoch');
+    const a = new ActorSystem(redis, { windows, boundedK: 10, dedupHorizonMs: 3_600_000 }).actor(r);
+    let err: unknown;
+    await a.apply(0, [ev(0, 'a', r)], 'an-older-epoch').catch((e) => (err = e));
+    expect(err).to.be.instanceOf(EpochChanged);
+    expect((err as EpochChanged).epoch).to.equal(EPOCH);
+    expect(await redis.exists(regionTopKey(r))).to.equal(0);
+  });
+
   it('keeps the bounded key equal to the exact top K under a random stream (ties by post_id)', async () => {
-    const r = region('bounded');
+    const r = await region('bounded');
     const K = 15;
     const a = new ActorSystem(redis, { windows: [], boundedK: K, dedupHorizonMs: 3_600_000 }).actor(r);
     const rand = rng(42);
@@ -93,7 +107,7 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
         batch.push(ev(offset, post, r, T0, `b${offset}`));
         offset++;
       }
-      await a.apply(0, batch);
+      await a.apply(0, batch, EPOCH);
     }
     const exact = await redis.zrevrange(regionTopKey(r), 0, K - 1, 'WITHSCORES');
     const bounded = await redis.zrevrange(regionBoundedKey(r), 0, -1, 'WITHSCORES');

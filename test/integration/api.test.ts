@@ -48,6 +48,7 @@ describe('api (against the real stack)', function () {
       region,
       timeframe: 'all',
       variant: 'exact',
+      source: 'redis',
       metadata: 'none',
       top_posts: [{ post_id: 'y', author: null, view_count: 10, content: null }],
     });

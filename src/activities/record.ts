@@ -1,0 +1,321 @@
+/**
+ * The record in Cassandra that Redis is rebuilt from, and the rebuild itself.
+ *
+ * Checkpoint (any process, one at a time per region): a consistent cut of the region's
+ * changed entries and its offset fence (checkpoint.lua), written as ONE single-partition
+ * batch (atomic, isolated) of absolute counts plus the offsets they include, stamped with
+ * the cut's time. A repeated or late checkpoint never double counts: values are absolute
+ * and the newest cut wins.
+ *
+ * Rebuild (one process, under a lock): restore every recorded region's keys and fences
+ * from Cassandra under a new epoch; every ingest then rewinds its partitions to the
+ * oldest recorded offset, and the fences make the replay count only what the record
+ * did not include.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { types, type Client } from 'cassandra-driver';
+import type { Redis } from 'ioredis';
+import type { WindowSpec } from '../config';
+import {
+  ALL_TIME,
+  EPOCH_KEY,
+  REBUILD_LOCK_KEY,
+  REGIONS_KEY,
+  regionBoundedKey,
+  regionCheckpointLockKey,
+  regionDirtyKey,
+  regionInflightKey,
+  regionMetaKey,
+  regionOffsetsKey,
+  regionTopKey,
+  regionWindowKey,
+} from '../keys';
+
+const CHECKPOINT_SCRIPT = fs.readFileSync(path.join(__dirname, 'checkpoint.lua'), 'utf8');
+const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+export interface RecordOptions {
+  keyspace: string;
+  windows: readonly WindowSpec[];
+  boundedK: number;
+}
+
+export interface RankedCount {
+  post_id: string;
+  view_count: number;
+}
+
+/** Count desc, then post_id desc: the documented rank order. */
+export function byRank(a: RankedCount, b: RankedCount): number {
+  return b.view_count - a.view_count || (a.post_id < b.post_id ? 1 : a.post_id > b.post_id ? -1 : 0);
+}
+
+export class RegionRecord {
+  private readonly specs: Map<string, WindowSpec>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly cassandra: Client,
+    private readonly opts: RecordOptions,
+  ) {
+    this.specs = new Map(opts.windows.map((w) => [w.name, w]));
+    if (!('hhCheckpoint' in redis)) redis.defineCommand('hhCheckpoint', { lua: CHECKPOINT_SCRIPT, numberOfKeys: 3 });
+    if (!('hhRelease' in redis)) redis.defineCommand('hhRelease', { lua: RELEASE_SCRIPT, numberOfKeys: 1 });
+  }
+
+  private get ks(): string {
+    return this.opts.keyspace;
+  }
+
+  /**
+   * Checkpoints one region if it changed. Returns the number of entries written, or
+   * 'busy' when another process holds the region's checkpoint lock.
+   */
+  async checkpoint(region: string): Promise<number | 'busy'> {
+    const token = randomUUID();
+    const lock = regionCheckpointLockKey(region);
+    if ((await this.redis.set(lock, token, 'PX', 60_000, 'NX')) === null) return 'busy';
+    try {
+      const [ms, flatOffsets, flat] = (await (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhCheckpoint(
+        regionDirtyKey(region),
+        regionInflightKey(region),
+        regionOffsetsKey(region),
+        regionTopKey(region),
+      )) as [string, string[], string[]];
+      if (flat.length === 0) return 0;
+      const at = Number(ms);
+      const stamp = types.Long.fromNumber(at * 1000);
+      const offsets: Record<number, types.Long> = {};
+      for (let i = 0; i < flatOffsets.length; i += 2) offsets[Number(flatOffsets[i])] = types.Long.fromString(flatOffsets[i + 1]);
+      const queries: { query: string; params: unknown[] }[] = [
+        {
+          query: `UPDATE ${this.ks}.region_state USING TIMESTAMP ? SET offsets = ?, checkpoint_at = ? WHERE region_id = ?`,
+          params: [stamp, offsets, new Date(at), region],
+        },
+      ];
+      let entries = 0;
+      for (let i = 0; i < flat.length; i += 2) {
+        const sep = flat[i].indexOf('|');
+        const keyId = flat[i].slice(0, sep);
+        const post = flat[i].slice(sep + 1);
+        const count = Number(flat[i + 1]);
+        if (count < 0) continue; // the window key expired: nothing left to keep
+        let ttl = 0;
+        if (keyId !== ALL_TIME) {
+          const w = this.windowOf(keyId);
+          if (!w) continue;
+          ttl = Math.ceil((w.start + w.spec.sizeMs + w.spec.ttlMs - at) / 1000);
+          if (ttl <= 0) continue;
+        }
+        queries.push({
+          query: `INSERT INTO ${this.ks}.region_state (region_id, key_id, post_id, count) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`,
+          params: [region, keyId, post, types.Long.fromNumber(count), stamp, ttl],
+        });
+        entries++;
+      }
+      await this.cassandra.execute(`INSERT INTO ${this.ks}.regions (region_id, first_checkpoint_at) VALUES (?, ?) USING TIMESTAMP 1`, [region, new Date(at)], {
+        prepare: true,
+      });
+      await this.cassandra.batch(queries, { prepare: true, logged: false });
+      // Committed: the inflight entries are in the record. (A crash before this line only
+      // makes the next checkpoint write them again, with fresher absolute values.)
+      await this.redis.del(regionInflightKey(region));
+      return entries;
+    } finally {
+      await (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhRelease(lock, token);
+    }
+  }
+
+  /** Checkpoints every region with changes; returns entries written (failures are thrown after trying all). */
+  async checkpointAll(): Promise<number> {
+    const regions = await this.redis.smembers(REGIONS_KEY);
+    let total = 0;
+    let firstError: unknown;
+    for (const r of regions) {
+      const dirty = await this.redis.exists(regionDirtyKey(r), regionInflightKey(r));
+      if (!dirty) continue;
+      try {
+        const n = await this.checkpoint(r);
+        if (n !== 'busy') total += n;
+      } catch (e) {
+        firstError ??= e;
+      }
+    }
+    if (firstError) throw firstError;
+    return total;
+  }
+
+  private windowOf(keyId: string): { spec: WindowSpec; start: number } | undefined {
+    const i = keyId.lastIndexOf(':');
+    const spec = this.specs.get(keyId.slice(0, i));
+    const start = Number(keyId.slice(i + 1));
+    return spec && Number.isFinite(start) ? { spec, start } : undefined;
+  }
+
+  /** A region's recorded counts of one key, highest first (k = all when undefined); null if no record. */
+  async readKey(region: string, keyId: string, k?: number): Promise<{ top: RankedCount[]; checkpointAt: Date | null } | null> {
+    const rows: RankedCount[] = [];
+    let checkpointAt: Date | null = null;
+    let seen = false;
+    let pageState: string | undefined;
+    do {
+      const rs = await this.cassandra.execute(
+        `SELECT post_id, count, checkpoint_at FROM ${this.ks}.region_state WHERE region_id = ? AND key_id = ?`,
+        [region, keyId],
+        { prepare: true, fetchSize: 5000, pageState },
+      );
+      for (const row of rs.rows) {
+        seen = true;
+        checkpointAt ??= (row.get('checkpoint_at') as Date | null) ?? null;
+        rows.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
+      }
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    if (!seen) return null;
+    rows.sort(byRank);
+    return { top: k === undefined ? rows : rows.slice(0, k), checkpointAt };
+  }
+
+  /** Per Kafka partition, the oldest offset any recorded region includes (replay starts after it). */
+  async recordedOffsets(): Promise<Map<number, bigint>> {
+    const rs = await this.cassandra.execute(`SELECT DISTINCT region_id, offsets FROM ${this.ks}.region_state`, [], { prepare: true, fetchSize: 10_000 });
+    const min = new Map<number, bigint>();
+    for (const row of rs.rows) {
+      const offsets = (row.get('offsets') as Record<string, types.Long> | null) ?? {};
+      for (const [p, o] of Object.entries(offsets)) {
+        const v = BigInt(o.toString());
+        const cur = min.get(Number(p));
+        if (cur === undefined || v < cur) min.set(Number(p), v);
+      }
+    }
+    return min;
+  }
+
+  /**
+   * Restores every recorded region into Redis under a new epoch and publishes the epoch.
+   * The caller holds the rebuild lock. Returns the new epoch and the regions restored.
+   */
+  async restoreAll(): Promise<{ epoch: string; regions: string[] }> {
+    const epoch = randomUUID();
+    const rs = await this.cassandra.execute(`SELECT region_id FROM ${this.ks}.regions`, [], { prepare: true, fetchSize: 10_000 });
+    const regions = rs.rows.map((r) => r.get('region_id') as string);
+    for (const region of regions) await this.restoreRegion(region, epoch);
+    await this.redis.set(EPOCH_KEY, epoch);
+    return { epoch, regions };
+  }
+
+  private async restoreRegion(region: string, epoch: string): Promise<void> {
+    const byKey = new Map<string, RankedCount[]>();
+    let offsets: Record<string, types.Long> = {};
+    let pageState: string | undefined;
+    do {
+      const rs = await this.cassandra.execute(
+        `SELECT key_id, post_id, count, offsets FROM ${this.ks}.region_state WHERE region_id = ?`,
+        [region],
+        { prepare: true, fetchSize: 5000, pageState },
+      );
+      for (const row of rs.rows) {
+        offsets = (row.get('offsets') as Record<string, types.Long> | null) ?? offsets;
+        const keyId = row.get('key_id') as string | null;
+        if (keyId === null) continue; // only the static columns
+        let list = byKey.get(keyId);
+        if (!list) byKey.set(keyId, (list = []));
+        list.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
+      }
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+
+    await deleteRegion(this.redis, region);
+    const now = Date.now();
+    for (const [keyId, list] of byKey) {
+      let key = regionTopKey(region);
+      let expireAt: number | undefined;
+      if (keyId !== ALL_TIME) {
+        const w = this.windowOf(keyId);
+        if (!w) continue;
+        expireAt = w.start + w.spec.sizeMs + w.spec.ttlMs;
+        if (expireAt <= now) continue;
+        key = regionWindowKey(region, keyId);
+      }
+      for (let i = 0; i < list.length; i += 5000) {
+        const args = list.slice(i, i + 5000).flatMap((p) => [p.view_count, p.post_id]);
+        await this.redis.zadd(key, ...args);
+      }
+      if (expireAt !== undefined) await this.redis.pexpireat(key, expireAt);
+      if (keyId === ALL_TIME) {
+        const top = [...list].sort(byRank).slice(0, this.opts.boundedK);
+        if (top.length) await this.redis.zadd(regionBoundedKey(region), ...top.flatMap((p) => [p.view_count, p.post_id]));
+      }
+    }
+    const flatOffsets = Object.entries(offsets).flatMap(([p, o]) => [p, o.toString()]);
+    if (flatOffsets.length) await this.redis.hset(regionOffsetsKey(region), ...flatOffsets);
+    // Last: from here on the region accepts flushes of the new epoch.
+    await this.redis.pipeline().hset(regionMetaKey(region), 'epoch', epoch).sadd(REGIONS_KEY, region).exec();
+  }
+}
+
+/** Deletes every Redis key of a region and unregisters it. */
+export async function deleteRegion(redis: Redis, region: string): Promise<void> {
+  const pattern = `region:{${region.replace(/([*?[\]\\])/g, '\\$1')}}:*`;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  await redis.srem(REGIONS_KEY, region);
+}
+
+/**
+ * The current epoch, rebuilding Redis from the record first when the epoch is gone.
+ * One process rebuilds (lock); the others wait for the epoch to appear.
+ */
+export async function ensureEpoch(redis: Redis, record: RegionRecord, log: (s: string) => void, signal?: AbortSignal): Promise<string> {
+  for (;;) {
+    const epoch = await redis.get(EPOCH_KEY);
+    if (epoch !== null) return epoch;
+    if (signal?.aborted) throw new Error('stopped while waiting for the Redis rebuild');
+    const token = randomUUID();
+    if ((await redis.set(REBUILD_LOCK_KEY, token, 'PX', 300_000, 'NX')) !== null) {
+      try {
+        const t0 = Date.now();
+        log('Redis has no epoch: rebuilding it from Cassandra');
+        const { epoch: e, regions } = await record.restoreAll();
+        log(`rebuilt ${regions.length} region(s) from Cassandra in ${Date.now() - t0} ms; epoch ${e}`);
+        return e;
+      } catch (err) {
+        log(`rebuild failed (will retry): ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 2000));
+      } finally {
+        await (redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhRelease(REBUILD_LOCK_KEY, token);
+      }
+    } else {
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+/**
+ * The admin rebuild: under the rebuild lock, drop the epoch and every region's keys, then
+ * restore from the record. Ingest members see the new epoch and rewind.
+ */
+export async function forceRebuild(redis: Redis, record: RegionRecord, log: (s: string) => void): Promise<{ epoch: string; dropped: number; restored: number }> {
+  const token = randomUUID();
+  const t0 = Date.now();
+  while ((await redis.set(REBUILD_LOCK_KEY, token, 'PX', 300_000, 'NX')) === null) {
+    if (Date.now() - t0 > 300_000) throw new Error('another rebuild holds the lock');
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  try {
+    await redis.del(EPOCH_KEY);
+    const regions = await redis.smembers(REGIONS_KEY);
+    for (const r of regions) await deleteRegion(redis, r);
+    const { epoch, regions: restored } = await record.restoreAll();
+    log(`admin rebuild: dropped ${regions.length} region(s), restored ${restored.length} from Cassandra; epoch ${epoch}`);
+    return { epoch, dropped: regions.length, restored: restored.length };
+  } finally {
+    await (redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhRelease(REBUILD_LOCK_KEY, token);
+  }
+}
