@@ -95,6 +95,8 @@ export interface Config {
   readonly redis: {
     /** HH_REDIS_PORT. @default 6379 */
     readonly port: number;
+    /** HH_REDIS_DB: the logical database (tests use their own). @default 0 */
+    readonly db: number;
   };
   readonly kafka: {
     /** HH_KAFKA_PORT (broker listener). @default 9092 */
@@ -178,7 +180,7 @@ export function loadConfig(env: Env = process.env): Config {
   const temporalPort = port(env, 'HH_TEMPORAL_PORT', 7233);
   const cfg: Config = {
     host,
-    redis: { port: port(env, 'HH_REDIS_PORT', 6379) },
+    redis: { port: port(env, 'HH_REDIS_PORT', 6379), db: int(env, 'HH_REDIS_DB', 0, 0, 15) },
     kafka: {
       port: kafkaPort,
       controllerPort: port(env, 'HH_KAFKA_CONTROLLER_PORT', 9093),

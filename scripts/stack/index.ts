@@ -1,5 +1,5 @@
 /**
- * npm run stack:up | stack:down | stack:status | stack:logs [service] [lines]
+ * npm run stack:up | stack:down [service] | stack:status | stack:logs [service] [lines]
  *
  * up: installs what is missing (cached), starts each stopped server on 127.0.0.1, waits
  * for its health check (with a timeout naming the service and its log), then bootstraps
@@ -101,10 +101,12 @@ async function status(cfg: Config): Promise<boolean> {
   return probes.every((pr) => pr.up);
 }
 
-async function down(cfg: Config): Promise<void> {
+async function down(cfg: Config, only?: string): Promise<void> {
   const p = stackPaths(cfg.stack.dir);
+  if (only !== undefined && !SERVICES.includes(only as ServiceName)) throw new Error(`unknown service "${only}"; one of ${SERVICES.join(', ')}`);
+  const which = only ? [only as ServiceName] : SERVICES;
   // Kafka and Cassandra flush on SIGTERM; give them time before SIGKILL.
-  const res = await Promise.all(SERVICES.map(async (s) => [s, await stopRecorded(p, s, s === 'redis' ? 5000 : 30000)] as const));
+  const res = await Promise.all(which.map(async (s) => [s, await stopRecorded(p, s, s === 'redis' ? 5000 : 30000)] as const));
   for (const [s, r] of res) say(`[${s}] ${r}`);
 }
 
@@ -125,14 +127,14 @@ async function main(): Promise<void> {
     case 'up':
       return up(cfg);
     case 'down':
-      return down(cfg);
+      return down(cfg, a);
     case 'status':
       if (!(await status(cfg))) process.exitCode = 1;
       return;
     case 'logs':
       return logs(cfg, a, b ? Number(b) : undefined);
     default:
-      throw new Error('usage: stack (up|down|status|logs [service] [lines])');
+      throw new Error('usage: stack (up|down [service]|status|logs [service] [lines])');
   }
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client } from 'cassandra-driver';
+import { Client, policies } from 'cassandra-driver';
 import type { Config } from '../config';
 
 export interface Migration {
@@ -46,6 +46,8 @@ export function cassandraClient(cfg: Config, keyspace?: string): Client {
     contactPoints: [`${cfg.host}:${cfg.cassandra.port}`],
     localDataCenter: cfg.cassandra.localDataCenter,
     keyspace,
+    // Back within seconds of Cassandra's return (the default backs off to 10 minutes).
+    policies: { reconnection: new policies.reconnection.ConstantReconnectionPolicy(1000) },
   });
 }
 

@@ -91,6 +91,14 @@ export function addToTruth(truth: Truth, e: ViewEvent): void {
   m[e.post_id] = (m[e.post_id] ?? 0) + 1;
 }
 
+/** Adds one truth into another (several streams into one topic). */
+export function mergeTruth(into: Truth, add: Truth): void {
+  for (const [r, posts] of Object.entries(add)) {
+    const m = (into[r] ??= {});
+    for (const [p, n] of Object.entries(posts)) m[p] = (m[p] ?? 0) + n;
+  }
+}
+
 /** The top k of a truth map in the documented rank order: count desc, then post_id desc. */
 export function truthTopK(counts: Record<string, number>, k: number): { post_id: string; view_count: number }[] {
   return Object.entries(counts)

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   // Worker state transitions at INFO would drown the runtime's own log lines.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
-  const redis = new Redis({ host: cfg.host, port: cfg.redis.port, maxRetriesPerRequest: null });
+  const redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: cfg.redis.db, maxRetriesPerRequest: null });
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`);
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { ensureTopics } from '../../src/bootstrap/kafka';
 import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
-import { postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
+import { mergeTruth, postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { cassandraClient } from '../../src/bootstrap/cassandra';
 import { writePosts } from '../../src/store/posts';
 import { produceLoad } from '../../src/load/produce';
@@ -19,13 +19,6 @@ import { startRuntime, terminateSupervisors, waitDrained, type Runtime } from '.
 
 const REGIONS = 8;
 const POSTS = 50_000;
-
-function mergeTruth(into: Truth, add: Truth): void {
-  for (const [r, posts] of Object.entries(add)) {
-    const m = (into[r] ??= {});
-    for (const [p, n] of Object.entries(posts)) m[p] = (m[p] ?? 0) + n;
-  }
-}
 
 interface TopResponse {
   region: string;

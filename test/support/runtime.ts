@@ -96,3 +96,16 @@ export async function terminateSupervisors(cfg: Config): Promise<void> {
     await client.connection.close();
   }
 }
+
+/** Retries `check` until it passes (or rethrows its last failure after `timeoutMs`). */
+export async function eventually(check: () => Promise<void>, timeoutMs = 120_000, everyMs = 500): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() - t0 > timeoutMs) throw e;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}
