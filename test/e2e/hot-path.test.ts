@@ -8,14 +8,16 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { ensureTopics } from '../../src/bootstrap/kafka';
+import { regionTopKey } from '../../src/keys';
 import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
 import { mergeTruth, postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { cassandraClient } from '../../src/bootstrap/cassandra';
 import { writePosts } from '../../src/store/posts';
 import { produceLoad } from '../../src/load/produce';
 import { cfg as baseCfg, unique } from '../helpers';
-import { deleteRegionKeys } from '../support/redis';
-import { startRuntime, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
+import { freeRedisDb } from '../support/redis';
+import { migrate } from '../../src/bootstrap/cassandra';
+import { dumpOnFailure, startRuntime, terminateSupervisors, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
 const POSTS = 50_000;
@@ -30,7 +32,9 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   this.timeout(600_000);
   const id = unique('e2e');
   const prefix = `${id}_`;
-  const env = {
+  const keyspace = id.toLowerCase();
+  const env: Record<string, string> = {
+    HH_CASSANDRA_KEYSPACE: keyspace,
     HH_KAFKA_TOPIC: `${id}.views`,
     HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
     HH_KAFKA_LATE_TOPIC: `${id}.late`,
@@ -67,7 +71,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         }
       }
       // The whole leaderboard, not only the head: every post's count equals the truth.
-      const all = await redis.zrange(`region:{${region}}:top_k`, 0, -1, 'WITHSCORES');
+      const all = await redis.zrange(regionTopKey(region), 0, -1, 'WITHSCORES');
       const counts: Record<string, number> = {};
       for (let i = 0; i < all.length; i += 2) counts[all[i]] = Number(all[i + 1]);
       expect(counts, `${region} full leaderboard`).to.deep.equal(truth[region]);
@@ -98,7 +102,9 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   before(async () => {
     admin = kafka.admin();
     await admin.connect();
-    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port });
+    env.HH_REDIS_DB = String(await freeRedisDb());
+    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db: Number(env.HH_REDIS_DB) });
+    await migrate(baseCfg, keyspace);
     await ensureTopics(baseCfg, [
       { topic: env.HH_KAFKA_TOPIC, numPartitions: 8 },
       { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
@@ -107,25 +113,26 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     // The posts' metadata, as the load generator writes it.
-    await writePosts(cassandra, baseCfg.cassandra.keyspace, (function* () {
+    await writePosts(cassandra, keyspace, (function* () {
       for (let i = 0; i < POSTS; i++) yield postMetadata(i, prefix);
     })());
     rt = await startRuntime(env);
+  });
+
+  afterEach(function () {
+    dumpOnFailure(this, rt);
   });
 
   after(async () => {
     await rt?.stop();
     if (rt) await terminateSupervisors(rt.cfg);
     await producer?.disconnect();
-    for (const r of [...regions, `${prefix}bad`]) await deleteRegionKeys(redis, r);
+    await redis.flushdb(); // the runtime's own database
     await admin.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);
     await admin.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
     await admin.disconnect();
     redis.disconnect();
-    const del = `DELETE FROM ${baseCfg.cassandra.keyspace}.posts WHERE post_id = ?`;
-    for (let i = 0; i < POSTS; i += 200) {
-      await Promise.all(Array.from({ length: Math.min(200, POSTS - i) }, (_, j) => cassandra.execute(del, [`${prefix}post-${i + j}`], { prepare: true })));
-    }
+    await cassandra.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
     await cassandra.shutdown();
   });
 
@@ -179,6 +186,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
 
   it('a graceful restart and a consumer-group rewind to the beginning change no count', async () => {
     await rt.stop(); // SIGTERM: actors drained, offsets committed, group left
+    await waitGroupEmpty(admin, env.HH_KAFKA_GROUP);
     await admin.resetOffsets({ groupId: env.HH_KAFKA_GROUP, topic: env.HH_KAFKA_TOPIC, earliest: true });
     rt = await startRuntime(env);
     await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);

@@ -16,22 +16,13 @@ import { mergeTruth, regionNames, truthTopK, type Truth } from '../../src/load/g
 import { produceLoad } from '../../src/load/produce';
 import { runningPid, stackPaths } from '../../scripts/stack/procs';
 import { cfg as baseCfg, unique } from '../helpers';
-import { eventually, startRuntime, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
+import { freeRedisDb } from '../support/redis';
+import { dumpOnFailure, eventually, startRuntime, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
 const POSTS = 20_000;
 const ROOT = path.join(__dirname, '..', '..');
 const TOKEN = 'test-admin-token-0123456789';
-
-async function freeRedisDb(): Promise<number> {
-  for (const db of [9, 10, 11, 12, 13, 14, 15, 8, 7]) {
-    const r = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db });
-    const size = await r.dbsize();
-    r.disconnect();
-    if (size === 0) return db;
-  }
-  throw new Error('no empty Redis database among 7..15 for the record test');
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -142,6 +133,10 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
     producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     rt = await startRuntime(env);
+  });
+
+  afterEach(function () {
+    dumpOnFailure(this, rt);
   });
 
   after(async () => {

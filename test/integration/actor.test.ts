@@ -4,7 +4,8 @@ import { ActorSystem, type OffsetEvent } from '../../src/actors/region-actor';
 import { loadConfig } from '../../src/config';
 import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionWindowKey, windowId } from '../../src/keys';
 import { EpochChanged } from '../../src/actors/region-actor';
-import { deleteRegionKeys, rankOrder } from '../support/redis';
+import { rankOrder } from '../support/redis';
+import { deleteRegion } from '../../src/activities/record';
 import { cfg, unique } from '../helpers';
 
 const windows = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
@@ -44,7 +45,7 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     redis = new Redis({ host: cfg.host, port: cfg.redis.port });
   });
   after(async () => {
-    for (const r of regions) await deleteRegionKeys(redis, r);
+    for (const r of regions) await deleteRegion(redis, r);
     redis.disconnect();
   });
 

@@ -1,17 +1,16 @@
 /** Test helpers over a real Redis. */
-import type { Redis } from 'ioredis';
-import { REGIONS_KEY } from '../../src/keys';
+import { Redis } from 'ioredis';
+import { cfg } from '../helpers';
 
-/** Deletes every key of a region (all share the `region:{r}:` prefix) and unregisters it. */
-export async function deleteRegionKeys(redis: Redis, region: string): Promise<void> {
-  const pattern = `region:{${region.replace(/([*?[\]\\])/g, '\\$1')}}:*`;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  await redis.srem(REGIONS_KEY, region);
+/** An empty logical Redis database for a runtime under test (its own epoch, regions, keys). */
+export async function freeRedisDb(): Promise<number> {
+  for (const db of [9, 10, 11, 12, 13, 14, 15, 8, 7, 6, 5]) {
+    const r = new Redis({ host: cfg.host, port: cfg.redis.port, db });
+    const size = await r.dbsize();
+    r.disconnect();
+    if (size === 0) return db;
+  }
+  throw new Error('no empty Redis database among 5..15 for an end-to-end test');
 }
 
 /** A flat [member, score, ...] list re-sorted by the documented rank order: count desc, then post_id desc. */

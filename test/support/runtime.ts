@@ -109,3 +109,22 @@ export async function eventually(check: () => Promise<void>, timeoutMs = 120_000
     }
   }
 }
+
+/** Waits until a consumer group has no members (an offset reset needs an empty group). */
+export async function waitGroupEmpty(admin: Admin, groupId: string, timeoutMs = 90_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const { groups } = await admin.describeGroups([groupId]);
+    const g = groups[0];
+    if (!g || g.state === 'Empty' || g.state === 'Dead' || g.members.length === 0) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`group ${groupId} still has ${g.members.length} member(s) (${g.state}) after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Mocha afterEach body: on a failure, show the runtime's last log lines (CI has nothing else). */
+export function dumpOnFailure(ctx: Mocha.Context, rt: Runtime | undefined): void {
+  if (ctx.currentTest?.state === 'failed' && rt) {
+    process.stdout.write(`    --- last runtime output ---\n${rt.output.slice(-60).map((l) => `    | ${l}`).join('\n')}\n`);
+  }
+}
