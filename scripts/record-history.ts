@@ -1,6 +1,6 @@
 /**
  * Records histories of real runs on the dev server into test/histories/, for the replay
- * tests (test/integration/replay.test.ts). Usage: tsx scripts/record-history.ts smoke|ingest-supervisor
+ * tests (test/integration/replay.test.ts). Usage: tsx scripts/record-history.ts smoke|ingest-supervisor|windows
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,7 +13,10 @@ import { supervisorId } from '../src/runtime/ids';
 import { createWorker } from '../src/worker';
 import { smokeWorkflow } from '../src/workflows';
 import { ensureTopics } from '../src/bootstrap/kafka';
-import { startRuntime } from '../test/support/runtime';
+import { startRuntime, terminateRegionWorkflows, terminateSupervisors } from '../test/support/runtime';
+import { Partitioners } from 'kafkajs';
+import { kafkaClient } from '../src/activities/ingest';
+import { coordinatorWorkflowId, windowStatusQuery, windowWorkflowId } from '../src/workflows/definitions';
 import { temporalBin } from './stack/services';
 
 const HISTORIES = path.join(__dirname, '..', 'test', 'histories');
@@ -65,6 +68,67 @@ async function recordSupervisor(cfg: Config, client: Client): Promise<void> {
   await client.workflow.getHandle(workflowId).terminate('history recorded');
 }
 
+/** A 2 s window through its whole lifecycle (with a late-within event), and its region's coordinator. */
+async function recordWindows(cfg: Config, client: Client): Promise<void> {
+  const id = `recw${Date.now()}`;
+  const region = `${id}_R`;
+  const env = {
+    HH_KAFKA_TOPIC: `${id}.views`,
+    HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
+    HH_KAFKA_LATE_TOPIC: `${id}.late`,
+    HH_KAFKA_GROUP: `${id}.ingest`,
+    HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
+    HH_API_PORT: '3998',
+    HH_WORKERS: '1',
+    HH_REDIS_DB: '4',
+    HH_WINDOWS: '2s/2s/6s',
+    HH_WATERMARK_DELAY: '500ms',
+    HH_IDLE_TIMEOUT: '10m',
+    HH_WATERMARK_REPORT_INTERVAL: '300ms',
+  };
+  await ensureTopics(cfg, [
+    { topic: env.HH_KAFKA_TOPIC, numPartitions: 1 },
+    { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
+    { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
+  ]);
+  const rt = await startRuntime(env);
+  const producer = kafkaClient(cfg, 'record-history').producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const B = Math.floor(Date.now() / 2000) * 2000 + 4000;
+  let n = 0;
+  const send = (ts: number, post: string) =>
+    producer.send({ topic: env.HH_KAFKA_TOPIC, messages: [{ key: region, value: JSON.stringify({ event_id: `${id}-${n++}`, post_id: post, region_id: region, timestamp: ts }) }] });
+  const w0 = windowWorkflowId(region, '2s', B);
+  const until = async (state: string) => {
+    for (let i = 0; i < 200; i++) {
+      const st = await client.workflow.getHandle(w0).query(windowStatusQuery).catch(() => undefined);
+      if (st?.state === state) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${w0} never reached ${state}`);
+  };
+  await send(B + 100, 'a');
+  await send(B + 2600, 'tick');
+  await until('CLOSED');
+  await send(B + 900, 'a');
+  await send(B + 4700, 'tick');
+  await until('FINAL');
+  await client.workflow.getHandle(w0).result();
+  saveHistory(cfg, w0, 'window');
+  saveHistory(cfg, coordinatorWorkflowId(region), 'coordinator');
+  await producer.disconnect();
+  await rt.stop();
+  await terminateSupervisors(rt.cfg);
+  await terminateRegionWorkflows(cfg, [region]);
+  const admin = kafkaClient(cfg, 'record-history').admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] });
+  await admin.disconnect();
+  const redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: 4 });
+  await redis.flushdb();
+  redis.disconnect();
+}
+
 async function main(): Promise<void> {
   const which = process.argv[2];
   const cfg = config();
@@ -72,7 +136,8 @@ async function main(): Promise<void> {
   try {
     if (which === 'smoke') await recordSmoke(cfg, client);
     else if (which === 'ingest-supervisor') await recordSupervisor(cfg, client);
-    else throw new Error('usage: record-history.ts smoke|ingest-supervisor');
+    else if (which === 'windows') await recordWindows(cfg, client);
+    else throw new Error('usage: record-history.ts smoke|ingest-supervisor|windows');
   } finally {
     await client.connection.close();
   }

@@ -70,21 +70,30 @@ export interface WindowSpec {
   /** The spec's name, as written in HH_WINDOWS and in window ids (e.g. `5m`). */
   readonly name: string;
   readonly sizeMs: number;
+  /** Events up to this late (event time behind the watermark) still update a closed window. */
+  readonly latenessMs: number;
   /** How long a window's Redis key lives after the window ends. */
   readonly ttlMs: number;
 }
 
+/** HH_WINDOWS entries: `size[/allowed lateness[/ttl]]`, ttl counted from the window's end. */
+export const DEFAULT_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d';
+
 function windows(env: Env): WindowSpec[] {
-  const raw = str(env, 'HH_WINDOWS', '1m,5m,1h,24h');
-  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const raw = str(env, 'HH_WINDOWS', DEFAULT_WINDOWS);
+  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const out: WindowSpec[] = [];
-  for (const name of names) {
+  for (const entry of entries) {
+    const [name, lateness, ttl] = entry.split('/');
     const sizeMs = parseDuration(name);
     if (sizeMs === undefined || sizeMs < 1000) throw new ConfigError('HH_WINDOWS', `"${name}" is not a window size of at least 1s (e.g. 1m,5m,1h,24h)`);
     if (86_400_000 % sizeMs !== 0 && sizeMs % 86_400_000 !== 0) throw new ConfigError('HH_WINDOWS', `"${name}" must divide a day evenly (or be whole days), so windows align`);
     if (out.some((w) => w.sizeMs === sizeMs)) throw new ConfigError('HH_WINDOWS', `"${name}" is listed twice`);
-    // Until the window lifecycle owns expiry, a window's key outlives its end by twice its size (at least 10 minutes).
-    out.push({ name, sizeMs, ttlMs: Math.max(2 * sizeMs, 600_000) });
+    const latenessMs = lateness === undefined ? Math.min(sizeMs, 60_000) / 6 : lateness === '0' ? 0 : parseDuration(lateness);
+    if (latenessMs === undefined || latenessMs > sizeMs * 10) throw new ConfigError('HH_WINDOWS', `"${entry}": allowed lateness must be a duration such as 30s, at most 10 window sizes`);
+    const ttlMs = ttl === undefined ? Math.max(2 * sizeMs, 600_000) : parseDuration(ttl);
+    if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
+    out.push({ name, sizeMs, latenessMs, ttlMs });
   }
   return out;
 }
@@ -148,7 +157,7 @@ export interface Config {
   readonly ingest: {
     /** HH_KAFKA_GROUP: the consumer group of the ingest activities. @default heavy-hitters-ingest */
     readonly groupId: string;
-    /** HH_WINDOWS: tumbling window sizes written per event. @default 1m,5m,1h,24h */
+    /** HH_WINDOWS: tumbling windows, `size[/allowed lateness[/ttl]]`. @default 1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d */
     readonly windows: readonly WindowSpec[];
     /** HH_TOPK_BOUNDED_K: members kept in the bounded Top-K key. @default 1000 — covers every k the API allows. */
     readonly boundedK: number;
@@ -156,6 +165,12 @@ export interface Config {
     readonly dedupHorizonMs: number;
     /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
     readonly heartbeatTimeoutMs: number;
+    /** HH_WATERMARK_DELAY: the bounded out-of-orderness: watermark = max event time minus this. @default 5s */
+    readonly watermarkDelayMs: number;
+    /** HH_IDLE_TIMEOUT: a partition without events this long advances its watermark by processing time. @default 10s */
+    readonly idleTimeoutMs: number;
+    /** HH_WATERMARK_REPORT_INTERVAL: how often watermarks are signalled to the region coordinators (coalesced). @default 2s */
+    readonly watermarkReportMs: number;
     /** HH_CHECKPOINT_INTERVAL: how often changed counts are checkpointed to Cassandra. @default 2s — bounds the replay after a Redis loss. */
     readonly checkpointIntervalMs: number;
   };
@@ -217,6 +232,9 @@ export function loadConfig(env: Env = process.env): Config {
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '2s'),
+      watermarkDelayMs: duration(env, 'HH_WATERMARK_DELAY', '5s'),
+      idleTimeoutMs: duration(env, 'HH_IDLE_TIMEOUT', '10s'),
+      watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),
     },
     runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64) },
     stack: {

@@ -15,6 +15,7 @@ export function createMetrics() {
       registers: [registry],
     }),
     deduplicated: new Counter({ name: 'hh_events_deduplicated_total', help: 'Events skipped because their event_id was already counted', registers: [registry] }),
+    late: new Counter({ name: 'hh_events_late_total', help: 'Events beyond a window\'s allowed lateness (sent to the late topic; still counted all-time)', registers: [registry] }),
     fenced: new Counter({ name: 'hh_events_fenced_total', help: 'Redelivered events skipped by the per-partition offset fence', registers: [registry] }),
     flushSeconds: new Histogram({
       name: 'hh_flush_duration_seconds',

@@ -4,11 +4,16 @@
  */
 import { Context } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
+import type { Client } from 'cassandra-driver';
+import { createWindowActivities } from './windows';
 import { regionTopKey } from '../keys';
 import { runIngest, type IngestDeps, type IngestProgress } from './ingest';
 
 export interface ActivityDeps {
   redis: Redis;
+  /** The record (window snapshots); the window activities need it. */
+  cassandra?: Client;
+  keyspace?: string;
   /** The process's hot-path parts; only the ingest worker of a process needs them. */
   ingest?: IngestDeps & {
     /** Aborts when the process shuts down, so the ingest drains and returns. */
@@ -21,8 +26,17 @@ export interface RankedPost {
   view_count: number;
 }
 
-export function createActivities({ redis, ingest }: ActivityDeps) {
+function missing(name: string): never {
+  throw new Error(`activity registered without ${name}`);
+}
+
+export function createActivities({ redis, ingest, cassandra, keyspace }: ActivityDeps) {
+  const windows = cassandra && keyspace ? createWindowActivities(redis, cassandra, keyspace) : undefined;
   return {
+    persistWindow: (region: string, spec: string, start: number) => (windows ?? missing('Cassandra')).persistWindow(region, spec, start),
+    restoreWindow: (region: string, id: string, expireAt: number) => (windows ?? missing('Cassandra')).restoreWindow(region, id, expireAt),
+    expireWindow: (region: string, id: string) => (windows ?? missing('Cassandra')).expireWindow(region, id),
+
     /** The region's top `k` posts from its live leaderboard, highest count first. */
     async readTopK(region: string, k: number): Promise<RankedPost[]> {
       const flat = await redis.zrevrange(regionTopKey(region), 0, k - 1, 'WITHSCORES');

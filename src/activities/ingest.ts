@@ -11,11 +11,28 @@ import type { Redis } from 'ioredis';
 import { EpochChanged, RedisStateLost, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
 import { EPOCH_KEY } from '../keys';
 import { ensureEpoch, type RegionRecord } from './record';
-import type { Config } from '../config';
+import type { Config, WindowSpec } from '../config';
+import type { Client as TemporalClient } from '@temporalio/client';
+import { Watermarks } from './watermarks';
+import { regionCoordinatorWorkflow } from '../workflows/coordinator';
+import { coordinatorWorkflowId, progressSignal } from '../workflows/definitions';
 import { SCHEMA_VERSION_HEADER, validateEvent } from '../events';
 import type { Metrics } from '../metrics';
 
 export const DLQ_REASON_HEADER = 'dlq-reason';
+export const LATE_REASON_HEADER = 'late-reason';
+
+/** Bit k set when the event is beyond the allowed lateness of window spec k at watermark `wm`. */
+export function lateMask(timestamp: number, windows: readonly WindowSpec[], wm: number | undefined): number {
+  if (wm === undefined) return 0;
+  let mask = 0;
+  for (let k = 0; k < windows.length; k++) {
+    const w = windows[k];
+    const end = Math.floor(timestamp / w.sizeMs) * w.sizeMs + w.sizeMs;
+    if (end + w.latenessMs <= wm) mask |= 1 << k;
+  }
+  return mask;
+}
 
 export interface IngestDeps {
   cfg: Config;
@@ -28,6 +45,8 @@ export interface IngestDeps {
   record: RegionRecord;
   metrics?: Metrics;
   log?: (s: string) => void;
+  /** Where watermarks are signalled (the region coordinators); without it none are sent. */
+  temporal?: { client: TemporalClient; taskQueue: string };
   /** The current time (ms); the dedup horizon is checked against it. */
   now?: () => number;
 }
@@ -61,21 +80,32 @@ export function kafkaClient(cfg: Config, clientId: string): Kafka {
  * Splits one partition batch into valid events per region and dead letters.
  * Exported for unit tests; pure apart from `now`.
  */
+export interface TriageOptions {
+  dedupHorizonMs: number;
+  now: number;
+  windows: readonly WindowSpec[];
+  /** The partition's watermark before this batch (undefined: none yet). */
+  watermark?: number;
+}
+
+type OutRecord = { key: Buffer | null; value: Buffer | null; headers: IHeaders };
+
 export function triage(
   topic: string,
   partition: number,
   messages: KafkaMessage[],
-  dedupHorizonMs: number,
-  now: number,
-): { byRegion: Map<string, OffsetEvent[]>; dead: { key: Buffer | null; value: Buffer | null; headers: IHeaders }[] } {
+  opts: TriageOptions,
+): { byRegion: Map<string, OffsetEvent[]>; dead: OutRecord[]; late: OutRecord[]; maxEventTime: number } {
   const byRegion = new Map<string, OffsetEvent[]>();
-  const dead: { key: Buffer | null; value: Buffer | null; headers: IHeaders }[] = [];
-  const oldest = now - dedupHorizonMs;
+  const dead: OutRecord[] = [];
+  const late: OutRecord[] = [];
+  let maxEventTime = -Infinity;
+  const oldest = opts.now - opts.dedupHorizonMs;
   for (const m of messages) {
     const v = validateEvent(m.value, header(m.headers, SCHEMA_VERSION_HEADER));
     let reason: string | undefined;
     if (!v.ok) reason = v.reason;
-    else if (v.event.timestamp < oldest) reason = `timestamp ${v.event.timestamp} is older than the dedup horizon (${dedupHorizonMs} ms)`;
+    else if (v.event.timestamp < oldest) reason = `timestamp ${v.event.timestamp} is older than the dedup horizon (${opts.dedupHorizonMs} ms)`;
     if (reason !== undefined || !v.ok) {
       dead.push({
         key: m.key,
@@ -88,11 +118,27 @@ export function triage(
       });
       continue;
     }
+    const ts = v.event.timestamp;
+    if (ts > maxEventTime) maxEventTime = ts;
+    const mask = lateMask(ts, opts.windows, opts.watermark);
+    if (mask) {
+      // Still counted (all-time, and windows still within their lateness); audited here.
+      const missed = opts.windows.filter((_, k) => mask & (1 << k)).map((w) => `${w.name}:${Math.floor(ts / w.sizeMs) * w.sizeMs}`);
+      late.push({
+        key: m.key,
+        value: m.value,
+        headers: {
+          ...(m.headers ?? {}),
+          [LATE_REASON_HEADER]: `event time ${ts} is beyond the allowed lateness of window(s) ${missed.join(', ')} at watermark ${opts.watermark}`,
+          'late-source': `${topic}/${partition}/${m.offset}`,
+        },
+      });
+    }
     let list = byRegion.get(v.event.region_id);
     if (!list) byRegion.set(v.event.region_id, (list = []));
-    list.push({ offset: m.offset, event: v.event });
+    list.push({ offset: m.offset, event: v.event, lateMask: mask });
   }
-  return { byRegion, dead };
+  return { byRegion, dead, late, maxEventTime };
 }
 
 /**
@@ -122,10 +168,40 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   crashed.catch(() => undefined);
 
   let epoch = await ensureEpoch(redis, record, log, signal);
+  const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now);
+  const reported = new Map<string, number>();
+  const specs = cfg.ingest.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs }));
+  let reporting = false;
+  // Watermarks reach each region's coordinator workflow coalesced: one signal per region per interval at most.
+  const reporter = setInterval(() => {
+    if (!deps.temporal || reporting) return;
+    reporting = true;
+    const { client, taskQueue } = deps.temporal;
+    const due = [...watermarks.regions()].filter(([r, p]) => p.watermark > (reported.get(r) ?? -Infinity));
+    Promise.all(
+      due.map(([region, p]) =>
+        client.workflow
+          .signalWithStart(regionCoordinatorWorkflow, {
+            workflowId: coordinatorWorkflowId(region),
+            taskQueue,
+            args: [{ region, specs }],
+            signal: progressSignal,
+            signalArgs: [p],
+          })
+          .then(() => {
+            reported.set(region, p.watermark);
+            watermarks.taken(region, p.earliest);
+          }),
+      ),
+    )
+      .catch((e: Error) => log(`watermark report failed (retrying): ${e.message}`))
+      .finally(() => (reporting = false));
+  }, cfg.ingest.watermarkReportMs);
   const assigned = new Set<number>();
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     assigned.clear();
     for (const p of e.payload.memberAssignment[cfg.kafka.topic] ?? []) assigned.add(p);
+    watermarks.retain(assigned);
   });
 
   /**
@@ -174,12 +250,19 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         await rewinding;
         const { topic, partition } = batch;
-        const { byRegion, dead } = triage(topic, partition, batch.messages, cfg.ingest.dedupHorizonMs, now());
+        const { byRegion, dead, late, maxEventTime } = triage(topic, partition, batch.messages, {
+          dedupHorizonMs: cfg.ingest.dedupHorizonMs,
+          now: now(),
+          windows: cfg.ingest.windows,
+          watermark: watermarks.of(partition),
+        });
         const flushes = [...byRegion].map(([region, events]) => actors.actor(region).apply(partition, events, epoch));
-        const deadSend = dead.length
-          ? producer.send({ topic: cfg.kafka.deadLetterTopic, acks: -1, messages: dead })
-          : Promise.resolve();
-        const results = await Promise.allSettled([...flushes, deadSend]);
+        const topicMessages = [
+          ...(dead.length ? [{ topic: cfg.kafka.deadLetterTopic, messages: dead }] : []),
+          ...(late.length ? [{ topic: cfg.kafka.lateTopic, messages: late }] : []),
+        ];
+        const sideSend = topicMessages.length ? producer.sendBatch({ acks: -1, topicMessages }) : Promise.resolve();
+        const results = await Promise.allSettled([...flushes, sideSend]);
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) {
           const e = failed.reason as Error;
@@ -191,6 +274,15 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           throw e;
         }
         const last = batch.lastOffset();
+        const lagAfter = BigInt(batch.highWatermark) - BigInt(last) - 1n;
+        if (Number.isFinite(maxEventTime)) {
+          const earliest = [...byRegion].map(([r, evs]) => {
+            let min = Infinity;
+            for (const e of evs) if (e.event.timestamp < min) min = e.event.timestamp;
+            return [r, min] as [string, number];
+          });
+          watermarks.observe(partition, maxEventTime, earliest, lagAfter <= 0n);
+        }
         resolveOffset(last);
         await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
         progress.batches++;
@@ -199,8 +291,8 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         if (metrics) {
           metrics.consumed.inc(batch.messages.length);
           for (const d of dead) metrics.deadLettered.inc({ kind: reasonKind(String(d.headers[DLQ_REASON_HEADER])) });
-          const lag = Number(BigInt(batch.highWatermark) - BigInt(last) - 1n);
-          metrics.lag.set({ topic, partition: String(partition) }, Math.max(0, lag));
+          metrics.late.inc(late.length);
+          metrics.lag.set({ topic, partition: String(partition) }, Math.max(0, Number(lagAfter)));
         }
         onProgress?.(progress);
         await heartbeat();
@@ -213,6 +305,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     await Promise.race([aborted, crashed]);
   } finally {
     clearInterval(watcher);
+    clearInterval(reporter);
     // Leaving the group waits for the in-flight batch (kafkajs stops after it), so its
     // flush and commit complete; then the actors are drained.
     await consumer.disconnect();

@@ -31,6 +31,8 @@ export interface OffsetEvent {
   /** The record's Kafka offset (int64 as a decimal string). */
   offset: string;
   event: ViewEvent;
+  /** Bit k set: the event is beyond the allowed lateness of window spec k (not added to that window). */
+  lateMask?: number;
 }
 
 export interface FlushResult {
@@ -109,7 +111,7 @@ export class RegionActor {
     const winKeys: string[] = [];
     const winArgs: (string | number)[] = [];
     const perEvent: (string | number)[] = [];
-    for (const { offset, event } of events) {
+    for (const { offset, event, lateMask = 0 } of events) {
       const hour = Math.floor(event.timestamp / HOUR) * HOUR;
       let si = seenIdx.get(hour);
       if (si === undefined) {
@@ -118,7 +120,12 @@ export class RegionActor {
         seenExpire.push(hour + HOUR + dedupHorizonMs);
       }
       perEvent.push(offset, event.event_id, event.post_id, 5 + si);
-      for (const w of windows) {
+      for (let k = 0; k < windows.length; k++) {
+        const w = windows[k];
+        if (lateMask & (1 << k)) {
+          perEvent.push(0); // beyond this window's allowed lateness: its key is left alone
+          continue;
+        }
         const start = Math.floor(event.timestamp / w.sizeMs) * w.sizeMs;
         const id = windowId(w.name, start);
         let wi = winIdx.get(id);

@@ -11,7 +11,7 @@
 -- ARGV[1] partition  ARGV[2] S = window specs per event  ARGV[3] K  ARGV[4] nSeen
 -- ARGV[5] nWin  ARGV[6] epoch  then nSeen PEXPIREAT times, then per window its PEXPIREAT
 -- time and its id, then per event (stride 4+S): offset, event_id, post_id,
--- seen key index (into KEYS), S window indexes (1..nWin)
+-- seen key index (into KEYS), S window indexes (1..nWin; 0 = not this window: too late)
 --
 -- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
 -- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
@@ -60,9 +60,11 @@ for i = head + 1, #ARGV, stride do
       deltas[post] = (deltas[post] or 0) + 1
       for s = 1, S do
         local w = tonumber(ARGV[i + 3 + s])
-        local t = wdeltas[w]
-        if t == nil then t = {}; wdeltas[w] = t end
-        t[post] = (t[post] or 0) + 1
+        if w > 0 then -- 0: beyond that window's allowed lateness
+          local t = wdeltas[w]
+          if t == nil then t = {}; wdeltas[w] = t end
+          t[post] = (t[post] or 0) + 1
+        end
       end
     end
   end

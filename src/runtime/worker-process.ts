@@ -55,20 +55,23 @@ async function main(): Promise<void> {
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ redis }),
+    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace }),
   });
+  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
   const ingestWorker = await Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: slotQueue,
-    activities: createActivities({ redis, ingest: { cfg, kafka, producer, actors, redis, record, metrics, log, shutdown: shutdown.signal } }),
+    activities: createActivities({
+      redis,
+      ingest: { cfg, kafka, producer, actors, redis, record, metrics, log, shutdown: shutdown.signal, temporal: { client, taskQueue: cfg.temporal.taskQueue } },
+    }),
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '30 seconds',
   });
   const runs = [workflowWorker.run(), ingestWorker.run()];
 
-  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   await client.workflow.start(ingestSupervisorWorkflow, {
     workflowId: supervisorId(cfg.temporal.taskQueue, slot),
     taskQueue: cfg.temporal.taskQueue,

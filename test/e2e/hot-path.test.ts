@@ -17,7 +17,7 @@ import { produceLoad } from '../../src/load/produce';
 import { cfg as baseCfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
 import { migrate } from '../../src/bootstrap/cassandra';
-import { dumpOnFailure, startRuntime, terminateSupervisors, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
+import { dumpOnFailure, startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
 const POSTS = 50_000;
@@ -126,6 +126,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   after(async () => {
     await rt?.stop();
     if (rt) await terminateSupervisors(rt.cfg);
+    await terminateRegionWorkflows(baseCfg, [...regions, `${prefix}bad`]);
     await producer?.disconnect();
     await redis.flushdb(); // the runtime's own database
     await admin.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);

@@ -17,7 +17,7 @@ import { produceLoad } from '../../src/load/produce';
 import { runningPid, stackPaths } from '../../scripts/stack/procs';
 import { cfg as baseCfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
-import { dumpOnFailure, eventually, startRuntime, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
+import { dumpOnFailure, eventually, startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
 const POSTS = 20_000;
@@ -142,6 +142,7 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
   after(async () => {
     await rt?.stop();
     if (rt) await terminateSupervisors(rt.cfg);
+    await terminateRegionWorkflows(baseCfg, regions);
     await producer?.disconnect();
     await redis?.flushdb();
     redis?.disconnect();

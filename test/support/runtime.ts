@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import { loadConfig, type Config } from '../../src/config';
 import { supervisorId } from '../../src/runtime/ids';
+import { coordinatorWorkflowId } from '../../src/workflows/definitions';
 
 export interface Runtime {
   cfg: Config;
@@ -126,5 +127,20 @@ export async function waitGroupEmpty(admin: Admin, groupId: string, timeoutMs = 
 export function dumpOnFailure(ctx: Mocha.Context, rt: Runtime | undefined): void {
   if (ctx.currentTest?.state === 'failed' && rt) {
     process.stdout.write(`    --- last runtime output ---\n${rt.output.slice(-60).map((l) => `    | ${l}`).join('\n')}\n`);
+  }
+}
+
+/** Terminates the coordinators and window workflows of the given regions (they outlive a test runtime otherwise). */
+export async function terminateRegionWorkflows(cfg: Config, regions: string[]): Promise<void> {
+  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  try {
+    for (const region of regions) {
+      await client.workflow.getHandle(coordinatorWorkflowId(region)).terminate('test finished').catch(() => undefined);
+      for await (const wf of client.workflow.list({ query: `Region = "${region}" AND ExecutionStatus = "Running"` })) {
+        await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
+      }
+    }
+  } finally {
+    await client.connection.close();
   }
 }

@@ -81,8 +81,7 @@ describe('ingest triage of a partition batch', () => {
         msg(14, buf(ok), { 'schema-version': '7' }),
         msg(15, buf({ ...ok, event_id: 'old', timestamp: now - 49 * 3_600_000 })),
       ],
-      48 * 3_600_000,
-      now,
+      { dedupHorizonMs: 48 * 3_600_000, now, windows: [] },
     );
     expect([...byRegion.keys()]).to.deep.equal(['NA', 'EU']);
     expect(byRegion.get('NA')!.map((e) => e.offset)).to.deep.equal(['10', '13']);

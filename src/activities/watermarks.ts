@@ -1,0 +1,78 @@
+/**
+ * Event-time watermarks of the partitions one ingest member holds: max event time seen
+ * minus a bounded out-of-orderness; a partition that is caught up and idle for longer than
+ * a timeout advances by processing time instead (so an idle region's windows still close).
+ * A region's watermark is the lowest of the partitions its events came through.
+ */
+export class Watermarks {
+  private readonly maxEvent = new Map<number, number>();
+  private readonly lastBatchAt = new Map<number, number>();
+  private readonly caughtUp = new Map<number, boolean>();
+  private readonly marks = new Map<number, number>();
+  private readonly regionParts = new Map<string, Set<number>>();
+  private readonly earliest = new Map<string, number>();
+
+  constructor(
+    private readonly delayMs: number,
+    private readonly idleMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** After a batch: its highest event time, the regions in it, and whether the partition is now caught up. */
+  observe(partition: number, maxEventTime: number, regions: Iterable<[string, number]>, caughtUp: boolean): void {
+    if (maxEventTime > (this.maxEvent.get(partition) ?? -Infinity)) this.maxEvent.set(partition, maxEventTime);
+    this.lastBatchAt.set(partition, this.now());
+    this.caughtUp.set(partition, caughtUp);
+    for (const [r, minEventTime] of regions) {
+      let parts = this.regionParts.get(r);
+      if (!parts) this.regionParts.set(r, (parts = new Set()));
+      parts.add(partition);
+      if (minEventTime < (this.earliest.get(r) ?? Infinity)) this.earliest.set(r, minEventTime);
+    }
+    this.advance(partition);
+  }
+
+  /** The partition's watermark (never moves back); undefined before its first batch. */
+  of(partition: number): number | undefined {
+    this.advance(partition);
+    return this.marks.get(partition);
+  }
+
+  private advance(partition: number): void {
+    const max = this.maxEvent.get(partition);
+    if (max === undefined) return;
+    let wm = max - this.delayMs;
+    const idleFor = this.now() - (this.lastBatchAt.get(partition) ?? this.now());
+    if (this.caughtUp.get(partition) && idleFor >= this.idleMs) wm = Math.max(wm, this.now() - this.delayMs);
+    if (wm > (this.marks.get(partition) ?? -Infinity)) this.marks.set(partition, wm);
+  }
+
+  /** Each region seen: the lowest watermark of its partitions, and its earliest event time not yet taken. */
+  regions(): Map<string, { watermark: number; earliest: number }> {
+    const out = new Map<string, { watermark: number; earliest: number }>();
+    for (const [region, parts] of this.regionParts) {
+      let low = Infinity;
+      for (const p of parts) low = Math.min(low, this.of(p) ?? -Infinity);
+      if (Number.isFinite(low)) out.set(region, { watermark: low, earliest: this.earliest.get(region) ?? low });
+    }
+    return out;
+  }
+
+  /** The earliest event times up to here have reached the coordinator. */
+  taken(region: string, earliest: number): void {
+    if ((this.earliest.get(region) ?? Infinity) >= earliest) this.earliest.delete(region);
+  }
+
+  /** Forgets partitions this member no longer holds (after a rebalance). */
+  retain(partitions: Set<number>): void {
+    for (const p of [...this.maxEvent.keys()]) {
+      if (!partitions.has(p)) {
+        this.maxEvent.delete(p);
+        this.lastBatchAt.delete(p);
+        this.caughtUp.delete(p);
+        this.marks.delete(p);
+      }
+    }
+    for (const parts of this.regionParts.values()) for (const p of [...parts]) if (!partitions.has(p)) parts.delete(p);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Window snapshots: the window lifecycle persists a window's Redis key to Cassandra's
+ * `views_by_region_and_window` (absolute counts: persisting again overwrites, never adds),
+ * restores the key from there (recompute), and deletes it when the window expires.
+ */
+import { types, type Client } from 'cassandra-driver';
+import type { Redis } from 'ioredis';
+import { regionWindowKey, windowId } from '../keys';
+import { byRank, type RankedCount } from './record';
+
+export interface WindowSnapshot {
+  posts: number;
+  events: number;
+  top: RankedCount[];
+}
+
+export function createWindowActivities(redis: Redis, cassandra: Client, keyspace: string) {
+  const table = `${keyspace}.views_by_region_and_window`;
+  return {
+    /** Writes the window's current counts to Cassandra; returns its size and top 10. */
+    async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
+      const flat = await redis.zrange(regionWindowKey(region, windowId(spec, start)), 0, -1, 'WITHSCORES');
+      const rows: RankedCount[] = [];
+      for (let i = 0; i < flat.length; i += 2) rows.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
+      const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
+      const at = new Date(start);
+      // One partition per window: batches of 500 rows stay within it.
+      for (let i = 0; i < rows.length; i += 500) {
+        await cassandra.batch(
+          rows.slice(i, i + 500).map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
+          { prepare: true, logged: false },
+        );
+      }
+      return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
+    },
+
+    /** Rebuilds the window's Redis key from its persisted snapshot (recompute). */
+    async restoreWindow(region: string, id: string, expireAt: number): Promise<WindowSnapshot> {
+      const i = id.lastIndexOf(':');
+      const spec = id.slice(0, i);
+      const start = new Date(Number(id.slice(i + 1)));
+      const rows: RankedCount[] = [];
+      let pageState: string | undefined;
+      do {
+        const rs = await cassandra.execute(
+          `SELECT post_id, count FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
+          [region, spec, start],
+          { prepare: true, fetchSize: 5000, pageState },
+        );
+        for (const row of rs.rows) rows.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
+        pageState = rs.pageState ?? undefined;
+      } while (pageState);
+      const key = regionWindowKey(region, id);
+      const tx = redis.multi().del(key);
+      for (let j = 0; j < rows.length; j += 5000) tx.zadd(key, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
+      if (rows.length) tx.pexpireat(key, expireAt);
+      await tx.exec();
+      return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
+    },
+
+    /** The window's TTL passed: its Redis key goes (the flush set the same expiry; this makes it certain). */
+    async expireWindow(region: string, id: string): Promise<void> {
+      await redis.del(regionWindowKey(region, id));
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The per-region coordinator (an entity workflow, id `coordinator:<region>`): receives the
+ * region's event-time watermark and earliest new event time (coalesced by the hot path to a
+ * signal every few seconds),
+ * starts a window workflow for each window the watermark enters, and forwards the
+ * watermark to the windows not yet FINAL. Continues as new before its history grows large.
+ */
+import {
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  ParentClosePolicy,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { coordinatorStatusQuery, progressSignal, watermarkSignal, windowWorkflowId, type WindowSpecInput } from './definitions';
+import { windowWorkflow } from './window';
+
+export interface CoordinatorInput {
+  region: string;
+  specs: WindowSpecInput[];
+  /** Carried across continue-as-new. */
+  state?: CoordinatorState;
+}
+
+interface CoordinatorState {
+  watermark: number | null;
+  /** Per spec: the start of the next window to start. */
+  next: Record<string, number>;
+  /** Windows not yet FINAL, with the watermark that makes them FINAL. */
+  live: { id: string; finalAt: number }[];
+}
+
+/** At most this many windows of one spec are started per watermark step (after a long idle gap, only the latest). */
+const MAX_CATCH_UP = 5;
+
+export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promise<void> {
+  const st: CoordinatorState = input.state ?? { watermark: null, next: {}, live: [] };
+  let pending: number | null = null;
+  let earliest = Infinity;
+  setHandler(progressSignal, ({ watermark, earliest: e }) => {
+    if ((st.watermark === null || watermark > st.watermark) && (pending === null || watermark > pending)) pending = watermark;
+    if (e < earliest) earliest = e;
+  });
+  setHandler(coordinatorStatusQuery, () => ({ watermark: st.watermark, live: st.live.map((l) => l.id) }));
+
+  for (;;) {
+    await condition(() => pending !== null);
+    const wm = pending!;
+    pending = null;
+    st.watermark = wm;
+    for (const spec of input.specs) {
+      const current = Math.floor(wm / spec.sizeMs) * spec.sizeMs;
+      // The first windows: from the earliest event seen (its window may be behind the watermark already).
+      let from = st.next[spec.name] ?? Math.min(current, Math.floor(earliest / spec.sizeMs) * spec.sizeMs);
+      if (current - from > MAX_CATCH_UP * spec.sizeMs) from = current - MAX_CATCH_UP * spec.sizeMs;
+      for (let start = from; start <= current; start += spec.sizeMs) {
+        const id = windowWorkflowId(input.region, spec.name, start);
+        await startChild(windowWorkflow, {
+          workflowId: id,
+          args: [{ region: input.region, spec, start }],
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+        });
+        st.live.push({ id, finalAt: start + spec.sizeMs + spec.latenessMs });
+      }
+      st.next[spec.name] = current + spec.sizeMs;
+    }
+    const still: CoordinatorState['live'] = [];
+    for (const w of st.live) {
+      await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
+      if (wm < w.finalAt) still.push(w);
+    }
+    st.live = still;
+    earliest = Infinity;
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 5000) {
+      await continueAsNew<typeof regionCoordinatorWorkflow>({ ...input, state: st });
+    }
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Signal, query and update definitions and search attribute keys shared by the window
+ * workflows and their callers (one name, one type).
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
+export const watermarkSignal = defineSignal<[number]>('watermark');
+/** To a region's coordinator: its watermark, and the earliest event time seen since the last report. */
+export interface RegionProgress {
+  watermark: number;
+  earliest: number;
+}
+export const progressSignal = defineSignal<[RegionProgress]>('progress');
+export const recomputeSignal = defineSignal('recompute');
+export const recomputeUpdate = defineUpdate<{ posts: number; events: number }>('recompute');
+
+export type WindowState = 'OPEN' | 'CLOSED' | 'FINAL' | 'EXPIRED';
+export interface WindowStatus {
+  state: WindowState;
+  watermark: number | null;
+  /** The top entries of the last persisted snapshot. */
+  top: { post_id: string; view_count: number }[];
+  persists: number;
+}
+export const windowStatusQuery = defineQuery<WindowStatus>('status');
+export const coordinatorStatusQuery = defineQuery<{ watermark: number | null; live: string[] }>('status');
+
+export const SA_REGION = defineSearchAttributeKey('Region', SearchAttributeType.KEYWORD);
+export const SA_WINDOW_START = defineSearchAttributeKey('WindowStart', SearchAttributeType.DATETIME);
+export const SA_WINDOW_SPEC = defineSearchAttributeKey('WindowSpec', SearchAttributeType.KEYWORD);
+export const SA_WINDOW_STATE = defineSearchAttributeKey('WindowState', SearchAttributeType.KEYWORD);
+
+/** A tumbling window spec as the workflows need it (plain data, from the config). */
+export interface WindowSpecInput {
+  name: string;
+  sizeMs: number;
+  latenessMs: number;
+  ttlMs: number;
+}
+
+export const windowWorkflowId = (region: string, spec: string, start: number): string => `window:${region}:${spec}:${start}`;
+export const coordinatorWorkflowId = (region: string): string => `coordinator:${region}`;

@@ -1,0 +1,83 @@
+/**
+ * One tumbling window of one region, id `window:<region>:<spec>:<start>`:
+ * OPEN → CLOSED (watermark ≥ end: snapshot persisted to Cassandra) → FINAL (watermark ≥
+ * end + allowed lateness: persisted again, later events go to the late topic) → EXPIRED
+ * (TTL after the end passed: Redis key gone, workflow completes). Watermarks arrive as
+ * signals from the region's coordinator; counts never pass through here.
+ */
+import { condition, proxyActivities, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import {
+  recomputeSignal,
+  recomputeUpdate,
+  SA_REGION,
+  SA_WINDOW_SPEC,
+  SA_WINDOW_START,
+  SA_WINDOW_STATE,
+  watermarkSignal,
+  windowStatusQuery,
+  type WindowSpecInput,
+  type WindowState,
+  type WindowStatus,
+} from './definitions';
+
+const { persistWindow, restoreWindow, expireWindow } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
+
+export interface WindowInput {
+  region: string;
+  spec: WindowSpecInput;
+  start: number;
+}
+
+export async function windowWorkflow({ region, spec, start }: WindowInput): Promise<WindowStatus> {
+  const end = start + spec.sizeMs;
+  const windowId = `${spec.name}:${start}`;
+  const status: WindowStatus = { state: 'OPEN', watermark: null, top: [], persists: 0 };
+  const setState = (state: WindowState) => {
+    status.state = state;
+    upsertSearchAttributes([{ key: SA_WINDOW_STATE, value: state }]);
+  };
+  upsertSearchAttributes([
+    { key: SA_REGION, value: region },
+    { key: SA_WINDOW_START, value: new Date(start) },
+    { key: SA_WINDOW_SPEC, value: spec.name },
+    { key: SA_WINDOW_STATE, value: 'OPEN' },
+  ]);
+
+  setHandler(watermarkSignal, (wm) => {
+    if (status.watermark === null || wm > status.watermark) status.watermark = wm;
+  });
+  setHandler(windowStatusQuery, () => status);
+  const recompute = async () => {
+    const r = await restoreWindow(region, windowId, end + spec.ttlMs);
+    return { posts: r.posts, events: r.events };
+  };
+  setHandler(recomputeUpdate, recompute);
+  setHandler(recomputeSignal, async () => {
+    await recompute();
+  });
+
+  const persist = async () => {
+    const snap = await persistWindow(region, spec.name, start);
+    status.top = snap.top;
+    status.persists++;
+  };
+
+  await condition(() => status.watermark !== null && status.watermark >= end);
+  await persist();
+  setState('CLOSED');
+
+  await condition(() => status.watermark !== null && status.watermark >= end + spec.latenessMs);
+  await persist();
+  setState('FINAL');
+
+  const expireAt = end + spec.ttlMs;
+  const wait = expireAt - Date.now();
+  if (wait > 0) await sleep(wait);
+  await expireWindow(region, windowId);
+  setState('EXPIRED');
+  return status;
+}

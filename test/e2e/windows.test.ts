@@ -1,0 +1,182 @@
+/**
+ * End to end on the dev server with 2-second windows: event-time watermarks reach the
+ * region coordinator, which drives a window workflow OPEN → CLOSED → FINAL → EXPIRED;
+ * an event late within the allowed lateness counts in its window, one beyond it lands in
+ * the late topic; windows are found by a search-attribute query.
+ */
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
+import { Client, Connection } from '@temporalio/client';
+import { ensureTopics } from '../../src/bootstrap/kafka';
+import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
+import { LATE_REASON_HEADER } from '../../src/activities/ingest';
+import { regionTopKey, regionWindowKey } from '../../src/keys';
+import { windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
+import { cfg as baseCfg, unique } from '../helpers';
+import { freeRedisDb } from '../support/redis';
+import { dumpOnFailure, eventually, startRuntime, terminateRegionWorkflows, terminateSupervisors, type Runtime } from '../support/runtime';
+
+const SIZE = 2000;
+const TTL = 20_000;
+
+describe('window lifecycle on the dev server (2 s windows)', function () {
+  this.timeout(300_000);
+  const id = unique('win');
+  const region = `${id}_R`;
+  const keyspace = id.toLowerCase();
+  const kafka = new Kafka({ clientId: 'hh-e2e-windows', brokers: [...baseCfg.kafka.brokers], logLevel: logLevel.NOTHING });
+  const cassandra = cassandraClient(baseCfg);
+  let env: Record<string, string>;
+  let admin: Admin;
+  let producer: Producer;
+  let redis: Redis;
+  let client: Client;
+  let rt: Runtime;
+  // The first window starts at the next 2 s boundary, so its key and TTL lie ahead of now.
+  const B = Math.floor(Date.now() / SIZE) * SIZE + 2 * SIZE;
+  const w0 = windowWorkflowId(region, '2s', B);
+  let seq = 0;
+
+  const send = async (ts: number, post = 'post-a') => {
+    await producer.send({
+      topic: env.HH_KAFKA_TOPIC,
+      acks: -1,
+      messages: [{ key: region, value: JSON.stringify({ event_id: `${id}-${seq++}`, post_id: post, region_id: region, timestamp: ts }) }],
+    });
+  };
+  const status = (wfId: string) => client.workflow.getHandle(wfId).query(windowStatusQuery);
+  const waitState = (wfId: string, state: string) =>
+    eventually(async () => {
+      const s = await status(wfId);
+      expect(s.state, wfId).to.equal(state);
+    }, 60_000, 250);
+
+  before(async () => {
+    env = {
+      HH_REDIS_DB: String(await freeRedisDb()),
+      HH_CASSANDRA_KEYSPACE: keyspace,
+      HH_KAFKA_TOPIC: `${id}.views`,
+      HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
+      HH_KAFKA_LATE_TOPIC: `${id}.late`,
+      HH_KAFKA_GROUP: `${id}.ingest`,
+      HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
+      HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
+      HH_WORKERS: '1',
+      HH_WINDOWS: `2s/2s/20s`,
+      HH_WATERMARK_DELAY: '500ms',
+      HH_IDLE_TIMEOUT: '10m', // watermarks move by event time only in this test
+      HH_WATERMARK_REPORT_INTERVAL: '300ms',
+    };
+    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db: Number(env.HH_REDIS_DB) });
+    admin = kafka.admin();
+    await admin.connect();
+    await ensureTopics(baseCfg, [
+      { topic: env.HH_KAFKA_TOPIC, numPartitions: 2 },
+      { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
+      { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
+    ]);
+    await migrate(baseCfg, keyspace);
+    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }), namespace: baseCfg.temporal.namespace });
+    rt = await startRuntime(env);
+  });
+
+  afterEach(function () {
+    dumpOnFailure(this, rt);
+  });
+
+  after(async () => {
+    await rt?.stop();
+    if (rt) await terminateSupervisors(rt.cfg);
+    await terminateRegionWorkflows(baseCfg, [region]);
+    await client.connection.close();
+    await producer?.disconnect();
+    await redis?.flushdb();
+    redis?.disconnect();
+    await admin?.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);
+    await admin?.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
+    await admin?.disconnect();
+    await cassandra.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
+    await cassandra.shutdown();
+  });
+
+  it('closes a window when the watermark passes its end, persisting its snapshot', async () => {
+    for (let i = 0; i < 3; i++) await send(B + 100 + i);
+    await send(B + 300, 'post-b');
+    await send(B + SIZE + 600, 'tick'); // watermark = B + 2.1 s: past W0's end
+    await waitState(w0, 'CLOSED');
+    const s = await status(w0);
+    expect(s.top).to.deep.equal([
+      { post_id: 'post-a', view_count: 3 },
+      { post_id: 'post-b', view_count: 1 },
+    ]);
+  });
+
+  it('counts an event late within the allowed lateness in its window; the final snapshot includes it', async () => {
+    await send(B + 1000); // W0, while the watermark (B + 2.1 s) is short of end + lateness (B + 4 s)
+    await eventually(async () => {
+      expect(await redis.zscore(regionWindowKey(region, `2s:${B}`), 'post-a')).to.equal('4');
+    }, 30_000, 200);
+    await send(B + 2 * SIZE + 700, 'tick'); // watermark = B + 4.2 s: W0 is FINAL
+    await waitState(w0, 'FINAL');
+    const s: WindowStatus = await status(w0);
+    expect(s.top[0]).to.deep.equal({ post_id: 'post-a', view_count: 4 });
+    expect(s.persists).to.equal(2);
+    const rs = await cassandra.execute(
+      `SELECT post_id, count FROM ${keyspace}.views_by_region_and_window WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
+      [region, '2s', new Date(B)],
+      { prepare: true },
+    );
+    expect(Object.fromEntries(rs.rows.map((r) => [r.get('post_id'), Number(r.get('count'))]))).to.deep.equal({ 'post-a': 4, 'post-b': 1 });
+  });
+
+  it('sends an event beyond the allowed lateness to the late topic with its reason (still counted all-time, not in the window)', async () => {
+    await send(B + 1500);
+    const consumer = kafka.consumer({ groupId: unique('late-reader') });
+    await consumer.connect();
+    await consumer.subscribe({ topic: env.HH_KAFKA_LATE_TOPIC, fromBeginning: true });
+    const reason = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('nothing in the late topic after 30 s')), 30_000);
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          clearTimeout(t);
+          resolve(String(message.headers?.[LATE_REASON_HEADER]));
+        },
+      });
+    });
+    await consumer.disconnect();
+    expect(reason).to.match(new RegExp(`beyond the allowed lateness of window\\(s\\) 2s:${B}`));
+    await eventually(async () => {
+      expect(await redis.zscore(regionTopKey(region), 'post-a')).to.equal('5');
+    }, 30_000, 200);
+    expect(await redis.zscore(regionWindowKey(region, `2s:${B}`), 'post-a')).to.equal('4');
+    const metrics = await (await fetch(`${rt.api}/metrics`)).text();
+    expect(Number(/^hh_events_late_total (\d+)/m.exec(metrics)?.[1])).to.equal(1);
+  });
+
+  it('lists the region\'s windows by a search-attribute query', async () => {
+    await eventually(async () => {
+      const ids: string[] = [];
+      for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowSpec = "2s"` })) ids.push(wf.workflowId);
+      expect(ids).to.include(w0);
+      expect(ids).to.include(windowWorkflowId(region, '2s', B + SIZE));
+    }, 30_000, 500);
+    const finals: string[] = [];
+    for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowState = "FINAL"` })) finals.push(wf.workflowId);
+    expect(finals).to.include(w0);
+  });
+
+  it('expires the window after its TTL: Redis key gone, workflow completed', async () => {
+    const wait = B + SIZE + TTL - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await eventually(async () => {
+      const d = await client.workflow.getHandle(w0).describe();
+      expect(d.status.name).to.equal('COMPLETED');
+    }, 30_000, 250);
+    expect(await redis.exists(regionWindowKey(region, `2s:${B}`))).to.equal(0);
+    const result = (await client.workflow.getHandle(w0).result()) as WindowStatus;
+    expect(result.state).to.equal('EXPIRED');
+  });
+});

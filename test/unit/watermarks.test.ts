@@ -1,0 +1,50 @@
+import { expect } from 'chai';
+import { Watermarks } from '../../src/activities/watermarks';
+import { lateMask } from '../../src/activities/ingest';
+import { loadConfig } from '../../src/config';
+
+describe('event-time watermarks', () => {
+  it('is the max event time minus the out-of-orderness bound, and never moves back', () => {
+    let now = 1_000_000;
+    const w = new Watermarks(5000, 10_000, () => now);
+    expect(w.of(0)).to.equal(undefined);
+    w.observe(0, 100_000, [['NA', 90_000]], false);
+    expect(w.of(0)).to.equal(95_000);
+    w.observe(0, 80_000, [['NA', 80_000]], false); // out of order: no step back
+    expect(w.of(0)).to.equal(95_000);
+    now += 60_000; // not caught up: no processing-time advance however long it waits
+    expect(w.of(0)).to.equal(95_000);
+  });
+
+  it('advances an idle, caught-up partition by processing time after the timeout', () => {
+    let now = 1_000_000;
+    const w = new Watermarks(5000, 10_000, () => now);
+    w.observe(1, 900_000, [['EU', 900_000]], true);
+    expect(w.of(1)).to.equal(895_000);
+    now += 9_999;
+    expect(w.of(1)).to.equal(895_000);
+    now += 1;
+    expect(w.of(1)).to.equal(now - 5000);
+  });
+
+  it('gives a region the lowest watermark of its partitions and its earliest new event time', () => {
+    const w = new Watermarks(0, 10_000, () => 0);
+    w.observe(0, 50, [['NA', 10]], false);
+    w.observe(1, 30, [['NA', 20], ['EU', 25]], false);
+    expect(Object.fromEntries(w.regions())).to.deep.equal({ NA: { watermark: 30, earliest: 10 }, EU: { watermark: 30, earliest: 25 } });
+    w.taken('NA', 10);
+    expect(w.regions().get('NA')).to.deep.equal({ watermark: 30, earliest: 30 });
+    w.retain(new Set([0]));
+    expect(w.regions().get('NA')).to.deep.equal({ watermark: 50, earliest: 50 });
+  });
+
+  it('marks the window specs an event is beyond the allowed lateness of', () => {
+    const windows = loadConfig({ HH_WINDOWS: '1m/10s/1h,1h/5m/1d' }).ingest.windows;
+    const t = 3_600_000 * 100 + 30_000; // 30 s into an hour (and into its first minute)
+    expect(lateMask(t, windows, undefined)).to.equal(0);
+    expect(lateMask(t, windows, t + 39_999)).to.equal(0); // minute ends at +30 s, lateness 10 s
+    expect(lateMask(t, windows, t + 40_000)).to.equal(0b01);
+    expect(lateMask(t, windows, t + 3_600_000)).to.equal(0b01); // the hour ends at +59:30, lateness 5 min
+    expect(lateMask(t, windows, t + 3_870_000)).to.equal(0b11);
+  });
+});
