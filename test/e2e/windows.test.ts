@@ -33,9 +33,10 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
   let redis: Redis;
   let client: Client;
   let rt: Runtime;
-  // The first window starts at the next 2 s boundary, so its key and TTL lie ahead of now.
-  const B = Math.floor(Date.now() / SIZE) * SIZE + 2 * SIZE;
-  const w0 = windowWorkflowId(region, '2s', B);
+  // The first window starts at the next 2 s boundary once the runtime is up, so its key
+  // and TTL lie ahead of now (set in `before`: mocha loads every file long before this runs).
+  let B = 0;
+  let w0 = '';
   let seq = 0;
 
   const send = async (ts: number, post = 'post-a') => {
@@ -81,6 +82,8 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     await producer.connect();
     client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }), namespace: baseCfg.temporal.namespace });
     rt = await startRuntime(env);
+    B = Math.floor(Date.now() / SIZE) * SIZE + 2 * SIZE;
+    w0 = windowWorkflowId(region, '2s', B);
   });
 
   afterEach(function () {
