@@ -177,6 +177,8 @@ export interface Config {
   readonly runtime: {
     /** HH_WORKERS: worker processes the cluster primary forks. @default the number of CPUs */
     readonly workers: number;
+    /** HH_DEMO_RATE: events/s of the demo stream `npm start` produces. @default 200 */
+    readonly demoRate: number;
   };
   readonly stack: {
     /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
@@ -236,7 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
       idleTimeoutMs: duration(env, 'HH_IDLE_TIMEOUT', '10s'),
       watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),
     },
-    runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64) },
+    runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64), demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000) },
     stack: {
       dir: path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack'))),
       cacheDir: path.resolve(str(env, 'HH_CACHE_DIR', path.join(os.homedir(), '.cache', 'heavy-hitters'))),

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
 
   let load: ChildProcess | undefined;
   if (demo) {
-    const rate = process.env.HH_DEMO_RATE ?? '200';
+    const rate = String(cfg.runtime.demoRate);
     load = spawn(
       process.execPath,
       [...process.execArgv, path.join(__dirname, '..', 'scripts', 'load.ts'), '--events', '1000000000', '--rate', rate, '--regions', '8', '--posts', '10000', '--zipf', '1.1', '--seed', String(Date.now() % 1e9)],
