@@ -34,6 +34,8 @@ export interface ApiDeps {
   forceRebuild?: () => Promise<{ epoch: string; dropped: number; restored: number }>;
   /** Bearer token of the /admin endpoints; undefined = they refuse. */
   adminToken?: string;
+  /** Asks a window workflow to rebuild its Redis key from its persisted snapshot. */
+  recomputeWindow?: (workflowId: string) => Promise<{ posts: number; events: number }>;
   maxK: number;
   boundedK: number;
   maxPostEvents: number;
@@ -222,10 +224,29 @@ export function createApp(deps: ApiDeps): express.Express {
     res.status(rejected.length ? 400 : 202).json({ accepted: messages.length, rejected });
   });
 
-  /** Rebuild Redis from the record: drop every region's keys and the epoch, then restore. */
-  app.post('/admin/rebuild', async (req, res) => {
+  const admin = (req: Request) => {
     if (!deps.adminToken) throw new HttpError(403, 'admin endpoints are disabled: set HH_ADMIN_TOKEN');
     if (req.get('authorization') !== `Bearer ${deps.adminToken}`) throw new HttpError(401, 'admin endpoints need "Authorization: Bearer <HH_ADMIN_TOKEN>"');
+  };
+
+  /** Recompute one window (id `window:<region>:<spec>:<start ms>`) from its persisted snapshot. */
+  app.post('/admin/windows/:window_id/recompute', async (req, res) => {
+    admin(req);
+    const id = req.params.window_id as string;
+    if (!/^window:.+:[^:]+:\d+$/.test(id)) throw bad('window_id', 'window_id must be a window workflow id: window:<region>:<spec>:<start ms>');
+    if (!deps.recomputeWindow) throw new HttpError(503, 'recompute is not available on this process');
+    try {
+      res.json({ window_id: id, ...(await deps.recomputeWindow(id)) });
+    } catch (e) {
+      const name = (e as Error).name;
+      if (name === 'WorkflowNotFoundError') throw new HttpError(404, `no running window workflow ${id} (unknown, or expired)`);
+      throw e;
+    }
+  });
+
+  /** Rebuild Redis from the record: drop every region's keys and the epoch, then restore. */
+  app.post('/admin/rebuild', async (req, res) => {
+    admin(req);
     if (!deps.forceRebuild) throw new HttpError(503, 'rebuild is not available on this process');
     const t0 = Date.now();
     res.json({ ...(await deps.forceRebuild()), ms: Date.now() - t0 });

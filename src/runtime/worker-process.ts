@@ -20,6 +20,7 @@ import { probeAll } from '../health';
 import { createMetrics } from '../metrics';
 import { WORKFLOWS_PATH } from '../worker';
 import { ingestSupervisorWorkflow } from '../workflows';
+import { recomputeUpdate } from '../workflows/definitions';
 import { requestClusterMetrics } from './ipc';
 import { cassandraClient } from '../bootstrap/cassandra';
 import { PostMetaStore } from '../store/posts';
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
     rebuild,
     forceRebuild: () => forceRebuild(redis, record, log),
     adminToken: cfg.api.adminToken,
+    recomputeWindow: (id) => client.workflow.getHandle(id).executeUpdate(recomputeUpdate),
     probe: () => probeAll(cfg),
     metrics: requestClusterMetrics,
     producer,

@@ -12,13 +12,14 @@ import { ensureTopics } from '../../src/bootstrap/kafka';
 import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
 import { LATE_REASON_HEADER } from '../../src/activities/ingest';
 import { regionTopKey, regionWindowKey } from '../../src/keys';
-import { windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
+import { recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
 import { dumpOnFailure, eventually, startRuntime, terminateRegionWorkflows, terminateSupervisors, type Runtime } from '../support/runtime';
 
 const SIZE = 2000;
 const TTL = 20_000;
+const TOKEN = 'windows-test-admin-token-0123';
 
 describe('window lifecycle on the dev server (2 s windows)', function () {
   this.timeout(300_000);
@@ -68,6 +69,7 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
       HH_WATERMARK_DELAY: '500ms',
       HH_IDLE_TIMEOUT: '10m', // watermarks move by event time only in this test
       HH_WATERMARK_REPORT_INTERVAL: '300ms',
+      HH_ADMIN_TOKEN: TOKEN,
     };
     redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db: Number(env.HH_REDIS_DB) });
     admin = kafka.admin();
@@ -169,6 +171,22 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     const finals: string[] = [];
     for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowState = "FINAL"` })) finals.push(wf.workflowId);
     expect(finals).to.include(w0);
+  });
+
+  it('recompute (admin endpoint, then signal) rebuilds a corrupted window key from its snapshot', async () => {
+    const key = regionWindowKey(region, `2s:${B}`);
+    await redis.zadd(key, 999, 'post-a', 7, 'intruder');
+    const url = `${rt.api}/admin/windows/${encodeURIComponent(w0)}/recompute`;
+    expect((await fetch(url, { method: 'POST' })).status).to.equal(401);
+    const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).to.equal(200);
+    expect(await res.json()).to.include({ window_id: w0, posts: 2, events: 5 });
+    expect(await redis.zrevrange(key, 0, -1, 'WITHSCORES')).to.deep.equal(['post-a', '4', 'post-b', '1']);
+    await redis.zadd(key, 5, 'post-b');
+    await client.workflow.getHandle(w0).signal(recomputeSignal);
+    await eventually(async () => {
+      expect(await redis.zrevrange(key, 0, -1, 'WITHSCORES')).to.deep.equal(['post-a', '4', 'post-b', '1']);
+    }, 30_000, 200);
   });
 
   it('expires the window after its TTL: Redis key gone, workflow completed', async () => {
