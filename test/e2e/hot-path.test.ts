@@ -6,18 +6,15 @@
 import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { ensureTopics } from '../../src/bootstrap/kafka';
+import type { Admin, Kafka, Producer } from 'kafkajs';
 import { regionTopKey } from '../../src/keys';
 import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
 import { mergeTruth, postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
-import { cassandraClient } from '../../src/bootstrap/cassandra';
 import { writePosts } from '../../src/store/posts';
 import { produceLoad } from '../../src/load/produce';
 import { cfg as baseCfg, unique } from '../helpers';
-import { freeRedisDb } from '../support/redis';
-import { migrate } from '../../src/bootstrap/cassandra';
-import { dumpOnFailure, startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
+import { Isolated } from '../support/isolated';
+import { dumpOnFailure, startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
 const POSTS = 50_000;
@@ -32,27 +29,20 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   this.timeout(600_000);
   const id = unique('e2e');
   const prefix = `${id}_`;
-  const keyspace = id.toLowerCase();
-  const env: Record<string, string> = {
-    HH_CASSANDRA_KEYSPACE: keyspace,
-    HH_KAFKA_TOPIC: `${id}.views`,
-    HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
-    HH_KAFKA_LATE_TOPIC: `${id}.late`,
-    HH_KAFKA_GROUP: `${id}.ingest`,
-    HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
-    HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
+  const iso = new Isolated(id, {
     HH_WORKERS: '2',
     HH_TOPK_BOUNDED_K: '200',
     HH_INGEST_HEARTBEAT_TIMEOUT: '10s',
-  };
-  const kafka = new Kafka({ clientId: 'hh-e2e', brokers: [...baseCfg.kafka.brokers], logLevel: logLevel.NOTHING });
+  });
+  const env = iso.env;
+  const kafka = iso.kafka;
+  const cassandra = iso.cassandra;
   const truth: Truth = {};
   const regions = regionNames(REGIONS, prefix);
   let admin: Admin;
   let producer: Producer;
   let redis: Redis;
   let rt: Runtime;
-  const cassandra = cassandraClient(baseCfg);
 
   const top = async (region: string, k: number, variant = 'exact'): Promise<TopResponse> => {
     const res = await fetch(`${rt.api}/top-posts?region=${encodeURIComponent(region)}&timeframe=all&k=${k}&variant=${variant}`);
@@ -100,20 +90,10 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   };
 
   before(async () => {
-    admin = kafka.admin();
-    await admin.connect();
-    env.HH_REDIS_DB = String(await freeRedisDb());
-    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db: Number(env.HH_REDIS_DB) });
-    await migrate(baseCfg, keyspace);
-    await ensureTopics(baseCfg, [
-      { topic: env.HH_KAFKA_TOPIC, numPartitions: 8 },
-      { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
-      { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
-    ]);
-    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    await iso.setUp();
+    ({ admin, producer, redis } = iso);
     // The posts' metadata, as the load generator writes it.
-    await writePosts(cassandra, keyspace, (function* () {
+    await writePosts(cassandra, iso.keyspace, (function* () {
       for (let i = 0; i < POSTS; i++) yield postMetadata(i, prefix);
     })());
     rt = await startRuntime(env);
@@ -124,17 +104,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   });
 
   after(async () => {
-    await rt?.stop();
-    if (rt) await terminateSupervisors(rt.cfg);
-    await terminateRegionWorkflows(baseCfg, [...regions, `${prefix}bad`]);
-    await producer?.disconnect();
-    await redis.flushdb(); // the runtime's own database
-    await admin.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);
-    await admin.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
-    await admin.disconnect();
-    redis.disconnect();
-    await cassandra.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
-    await cassandra.shutdown();
+    await iso.tearDown(rt, [...regions, `${prefix}bad`]);
   });
 
   it('counts 200,000 Zipf events over 8 regions and 50,000 posts exactly (top 10 and top 100, exact and bounded)', async () => {

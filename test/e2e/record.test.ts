@@ -7,17 +7,15 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { ensureTopics } from '../../src/bootstrap/kafka';
-import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
+import type { Admin, Producer } from 'kafkajs';
 import { RegionRecord } from '../../src/activities/record';
 import { ALL_TIME, EPOCH_KEY, regionBoundedKey, regionDirtyKey, regionInflightKey, regionTopKey } from '../../src/keys';
 import { mergeTruth, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { produceLoad } from '../../src/load/produce';
 import { runningPid, stackPaths } from '../../scripts/stack/procs';
 import { cfg as baseCfg, unique } from '../helpers';
-import { freeRedisDb } from '../support/redis';
-import { dumpOnFailure, eventually, startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../support/runtime';
+import { Isolated } from '../support/isolated';
+import { dumpOnFailure, eventually, startRuntime, waitDrained, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
 const POSTS = 20_000;
@@ -30,12 +28,16 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
   this.timeout(600_000);
   const id = unique('rec');
   const prefix = `${id}_`;
-  const keyspace = id.toLowerCase();
   const regions = regionNames(REGIONS, prefix);
   const truth: Truth = {};
-  const kafka = new Kafka({ clientId: 'hh-e2e-record', brokers: [...baseCfg.kafka.brokers], logLevel: logLevel.NOTHING });
-  const cassandra = cassandraClient(baseCfg);
-  let env: Record<string, string>;
+  const iso = new Isolated(id, {
+    HH_WORKERS: '2',
+    HH_TOPK_BOUNDED_K: '200',
+    HH_CHECKPOINT_INTERVAL: '500ms',
+    HH_INGEST_HEARTBEAT_TIMEOUT: '10s',
+    HH_ADMIN_TOKEN: TOKEN,
+  });
+  const env = iso.env;
   let admin: Admin;
   let producer: Producer;
   let redis: Redis;
@@ -104,34 +106,9 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
   };
 
   before(async () => {
-    const db = await freeRedisDb();
-    env = {
-      HH_REDIS_DB: String(db),
-      HH_CASSANDRA_KEYSPACE: keyspace,
-      HH_KAFKA_TOPIC: `${id}.views`,
-      HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
-      HH_KAFKA_LATE_TOPIC: `${id}.late`,
-      HH_KAFKA_GROUP: `${id}.ingest`,
-      HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
-      HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
-      HH_WORKERS: '2',
-      HH_TOPK_BOUNDED_K: '200',
-      HH_CHECKPOINT_INTERVAL: '500ms',
-      HH_INGEST_HEARTBEAT_TIMEOUT: '10s',
-      HH_ADMIN_TOKEN: TOKEN,
-    };
-    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db });
-    admin = kafka.admin();
-    await admin.connect();
-    await ensureTopics(baseCfg, [
-      { topic: env.HH_KAFKA_TOPIC, numPartitions: 8 },
-      { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
-      { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
-    ]);
-    await migrate(baseCfg, keyspace);
-    record = new RegionRecord(redis, cassandra, { keyspace, windows: baseCfg.ingest.windows, boundedK: 200 });
-    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    await iso.setUp();
+    ({ admin, producer, redis } = iso);
+    record = new RegionRecord(redis, iso.cassandra, { keyspace: iso.keyspace, windows: baseCfg.ingest.windows, boundedK: 200 });
     rt = await startRuntime(env);
   });
 
@@ -140,17 +117,7 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
   });
 
   after(async () => {
-    await rt?.stop();
-    if (rt) await terminateSupervisors(rt.cfg);
-    await terminateRegionWorkflows(baseCfg, regions);
-    await producer?.disconnect();
-    await redis?.flushdb();
-    redis?.disconnect();
-    await admin?.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);
-    await admin?.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
-    await admin?.disconnect();
-    await cassandra.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
-    await cassandra.shutdown();
+    await iso.tearDown(rt, regions);
   });
 
   it('checkpoints exact all-time counts into Cassandra', async () => {

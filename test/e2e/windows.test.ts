@@ -6,16 +6,14 @@
  */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { Client, Connection } from '@temporalio/client';
-import { ensureTopics } from '../../src/bootstrap/kafka';
-import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
 import { LATE_REASON_HEADER } from '../../src/activities/ingest';
 import { regionTopKey, regionWindowKey } from '../../src/keys';
 import { recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
-import { freeRedisDb } from '../support/redis';
-import { dumpOnFailure, eventually, startRuntime, terminateRegionWorkflows, terminateSupervisors, type Runtime } from '../support/runtime';
+import { Isolated } from '../support/isolated';
+import { dumpOnFailure, eventually, startRuntime, type Runtime } from '../support/runtime';
 
 const SIZE = 2000;
 const TTL = 20_000;
@@ -25,11 +23,22 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
   this.timeout(300_000);
   const id = unique('win');
   const region = `${id}_R`;
-  const keyspace = id.toLowerCase();
-  const kafka = new Kafka({ clientId: 'hh-e2e-windows', brokers: [...baseCfg.kafka.brokers], logLevel: logLevel.NOTHING });
-  const cassandra = cassandraClient(baseCfg);
-  let env: Record<string, string>;
-  let admin: Admin;
+  const iso = new Isolated(
+    id,
+    {
+      HH_WORKERS: '1',
+      HH_WINDOWS: `2s/2s/20s`,
+      HH_WATERMARK_DELAY: '500ms',
+      HH_IDLE_TIMEOUT: '10m', // watermarks move by event time only in this test
+      HH_WATERMARK_REPORT_INTERVAL: '300ms',
+      HH_ADMIN_TOKEN: TOKEN,
+    },
+    2,
+  );
+  const env = iso.env;
+  const kafka = iso.kafka;
+  const cassandra = iso.cassandra;
+  const keyspace = iso.keyspace;
   let producer: Producer;
   let redis: Redis;
   let client: Client;
@@ -55,33 +64,8 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     }, 60_000, 250);
 
   before(async () => {
-    env = {
-      HH_REDIS_DB: String(await freeRedisDb()),
-      HH_CASSANDRA_KEYSPACE: keyspace,
-      HH_KAFKA_TOPIC: `${id}.views`,
-      HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
-      HH_KAFKA_LATE_TOPIC: `${id}.late`,
-      HH_KAFKA_GROUP: `${id}.ingest`,
-      HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
-      HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
-      HH_WORKERS: '1',
-      HH_WINDOWS: `2s/2s/20s`,
-      HH_WATERMARK_DELAY: '500ms',
-      HH_IDLE_TIMEOUT: '10m', // watermarks move by event time only in this test
-      HH_WATERMARK_REPORT_INTERVAL: '300ms',
-      HH_ADMIN_TOKEN: TOKEN,
-    };
-    redis = new Redis({ host: baseCfg.host, port: baseCfg.redis.port, db: Number(env.HH_REDIS_DB) });
-    admin = kafka.admin();
-    await admin.connect();
-    await ensureTopics(baseCfg, [
-      { topic: env.HH_KAFKA_TOPIC, numPartitions: 2 },
-      { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
-      { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
-    ]);
-    await migrate(baseCfg, keyspace);
-    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
-    await producer.connect();
+    await iso.setUp();
+    ({ producer, redis } = iso);
     client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }), namespace: baseCfg.temporal.namespace });
     rt = await startRuntime(env);
     B = Math.floor(Date.now() / SIZE) * SIZE + 2 * SIZE;
@@ -93,18 +77,8 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
   });
 
   after(async () => {
-    await rt?.stop();
-    if (rt) await terminateSupervisors(rt.cfg);
-    await terminateRegionWorkflows(baseCfg, [region]);
     await client.connection.close();
-    await producer?.disconnect();
-    await redis?.flushdb();
-    redis?.disconnect();
-    await admin?.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] }).catch(() => undefined);
-    await admin?.deleteGroups([env.HH_KAFKA_GROUP]).catch(() => undefined);
-    await admin?.disconnect();
-    await cassandra.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
-    await cassandra.shutdown();
+    await iso.tearDown(rt, [region]);
   });
 
   it('closes a window when the watermark passes its end, persisting its snapshot', async () => {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config';
 import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionWindowKey, windowId } from '../../src/keys';
 import { EpochChanged } from '../../src/actors/region-actor';
 import { rankOrder } from '../support/redis';
+import { prng } from '../../src/load/generator';
 import { deleteRegion } from '../../src/activities/record';
 import { cfg, unique } from '../helpers';
 
@@ -15,18 +16,6 @@ const hourOf = (t: number) => Math.floor(t / 3_600_000) * 3_600_000;
 
 function ev(i: number, post: string, region: string, ts = T0, id = `e${i}`): OffsetEvent {
   return { offset: String(i), event: { event_id: id, post_id: post, region_id: region, timestamp: ts } };
-}
-
-/** A tiny deterministic PRNG for the randomized test. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('region actor flush (one atomic Redis step, real Redis)', () => {
@@ -97,7 +86,7 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     const r = await region('bounded');
     const K = 15;
     const a = new ActorSystem(redis, { windows: [], boundedK: K, dedupHorizonMs: 3_600_000 }).actor(r);
-    const rand = rng(42);
+    const rand = prng(42);
     let offset = 0;
     for (let b = 0; b < 40; b++) {
       const batch: OffsetEvent[] = [];

@@ -1,0 +1,71 @@
+/**
+ * What an end-to-end suite owns, created and removed by it: its own topics, consumer
+ * group, task queue, API port, Cassandra keyspace and Redis database, so the runtime
+ * under test shares nothing with another run or with `npm start`.
+ */
+import { Redis } from 'ioredis';
+import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
+import { ensureTopics } from '../../src/bootstrap/kafka';
+import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
+import { cfg } from '../helpers';
+import { freeRedisDb } from './redis';
+import { terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
+
+export class Isolated {
+  readonly env: Record<string, string>;
+  readonly keyspace: string;
+  readonly kafka: Kafka;
+  readonly cassandra = cassandraClient(cfg);
+  admin!: Admin;
+  producer!: Producer;
+  redis!: Redis;
+
+  constructor(
+    readonly id: string,
+    extra: Record<string, string>,
+    private readonly partitions = 8,
+  ) {
+    this.keyspace = id.toLowerCase();
+    this.kafka = new Kafka({ clientId: `hh-${id}`, brokers: [...cfg.kafka.brokers], logLevel: logLevel.NOTHING });
+    this.env = {
+      HH_CASSANDRA_KEYSPACE: this.keyspace,
+      HH_KAFKA_TOPIC: `${id}.views`,
+      HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
+      HH_KAFKA_LATE_TOPIC: `${id}.late`,
+      HH_KAFKA_GROUP: `${id}.ingest`,
+      HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
+      HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
+      ...extra,
+    };
+  }
+
+  private get topics(): string[] {
+    return [this.env.HH_KAFKA_TOPIC, this.env.HH_KAFKA_DLQ_TOPIC, this.env.HH_KAFKA_LATE_TOPIC];
+  }
+
+  async setUp(): Promise<void> {
+    this.env.HH_REDIS_DB = String(await freeRedisDb());
+    this.redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: Number(this.env.HH_REDIS_DB) });
+    this.admin = this.kafka.admin();
+    await this.admin.connect();
+    await ensureTopics(cfg, this.topics.map((topic, i) => ({ topic, numPartitions: i === 0 ? this.partitions : 1 })));
+    await migrate(cfg, this.keyspace);
+    this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await this.producer.connect();
+  }
+
+  /** Stops the runtime and removes everything the suite created. */
+  async tearDown(rt: Runtime | undefined, regions: string[]): Promise<void> {
+    await rt?.stop();
+    if (rt) await terminateSupervisors(rt.cfg);
+    await terminateRegionWorkflows(cfg, regions);
+    await this.producer?.disconnect();
+    await this.redis?.flushdb();
+    this.redis?.disconnect();
+    await this.admin?.deleteTopics({ topics: this.topics }).catch(() => undefined);
+    await this.admin?.deleteGroups([this.env.HH_KAFKA_GROUP]).catch(() => undefined);
+    await this.admin?.disconnect();
+    await this.cassandra.execute(`DROP KEYSPACE IF EXISTS ${this.keyspace}`).catch(() => undefined);
+    await this.cassandra.shutdown();
+  }
+}
