@@ -10,7 +10,7 @@ import { config, type Config } from '../../src/config';
 import { PROBES, SERVICES, type Probe, type ServiceName } from '../../src/health';
 import { bootstrap } from '../../src/bootstrap';
 import { logFile, runningPid, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
-import { SERVICE_DEFS, VERSIONS } from './services';
+import { installTestServer, SERVICE_DEFS, VERSIONS } from './services';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -61,7 +61,7 @@ async function up(cfg: Config): Promise<void> {
   const t0 = Date.now();
   const p = stackPaths(cfg.stack.dir);
   // Installs first, in parallel (apt, two Maven resolutions, one Go build), then starts.
-  await Promise.all(SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)));
+  await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg)]);
   const results = await Promise.allSettled(SERVICES.map((s) => upOne(cfg, p, s)));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
   if (failed.length) {

@@ -17,6 +17,8 @@ export const VERSIONS = {
   cassandra: '5.0.6',
   /** The newest CLI tag whose go.mod has no replace directive; embeds server 1.29.1 and UI 2.42.1. */
   temporalCli: '1.5.1',
+  /** Temporal's Java test server, for time-skipping workflow tests. */
+  temporalTestServer: '1.32.0',
 } as const;
 
 export interface ServiceDef {
@@ -60,7 +62,7 @@ async function aptInstall(packages: string[]): Promise<void> {
 }
 
 /** Resolves a pom's runtime jars from Maven Central into <cache>/<name>-<version>/lib, once. */
-async function mavenLib(cfg: Config, name: 'kafka' | 'cassandra', version: string): Promise<string> {
+async function mavenLib(cfg: Config, name: 'kafka' | 'cassandra' | 'temporal-test-server', version: string): Promise<string> {
   const dir = path.join(cfg.stack.cacheDir, `${name}-${version}`);
   const lib = path.join(dir, 'lib');
   if (fs.existsSync(path.join(dir, '.complete'))) return lib;
@@ -309,3 +311,19 @@ const temporal: ServiceDef = {
 };
 
 export const SERVICE_DEFS: Record<ServiceName, ServiceDef> = { redis, kafka, cassandra, temporal };
+
+/** The wrapper the SDK's TestWorkflowEnvironment.createTimeSkipping runs (`<wrapper> <port> --enable-time-skipping`). */
+export const testServerWrapper = (cfg: Config) => path.join(cfg.stack.cacheDir, `temporal-test-server-${VERSIONS.temporalTestServer}`, 'run.sh');
+
+/** Installs the time-skipping test server (jars + wrapper script), once. */
+export async function installTestServer(cfg: Config): Promise<void> {
+  const wrapper = testServerWrapper(cfg);
+  if (fs.existsSync(wrapper)) return;
+  const lib = await mavenLib(cfg, 'temporal-test-server', VERSIONS.temporalTestServer);
+  // exec: the SDK stops the server by the PID it spawned. C1 only: it starts in about half a second.
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec ${java17()} -XX:TieredStopAtLevel=1 -Xmx512m -cp '${lib}/*' io.temporal.testserver.TestServer "$@"\n`,
+    { mode: 0o755 },
+  );
+}

@@ -32,8 +32,12 @@ interface CoordinatorState {
   live: { id: string; finalAt: number }[];
 }
 
-/** At most this many windows of one spec are started per watermark step (after a long idle gap, only the latest). */
-const MAX_CATCH_UP = 5;
+/**
+ * At most this many windows of one spec are started per watermark step: signals coalesce,
+ * so one step may cross many windows, and each must exist (events may be in any of them);
+ * only after a gap longer than this (a region silent for days) are the oldest skipped.
+ */
+const MAX_CATCH_UP = 2000;
 
 export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promise<void> {
   const st: CoordinatorState = input.state ?? { watermark: null, next: {}, live: [] };
