@@ -76,10 +76,6 @@ export function kafkaClient(cfg: Config, clientId: string): Kafka {
   return new Kafka({ clientId, brokers: [...cfg.kafka.brokers], logLevel: logLevel.WARN });
 }
 
-/**
- * Splits one partition batch into valid events per region and dead letters.
- * Exported for unit tests; pure apart from `now`.
- */
 export interface TriageOptions {
   dedupHorizonMs: number;
   now: number;
@@ -90,13 +86,25 @@ export interface TriageOptions {
 
 type OutRecord = { key: Buffer | null; value: Buffer | null; headers: IHeaders };
 
+/**
+ * Splits one partition batch, in one pass, into valid events per region (with each
+ * region's earliest event time), dead letters and late-event audit records.
+ * Exported for unit tests; pure.
+ */
 export function triage(
   topic: string,
   partition: number,
   messages: KafkaMessage[],
   opts: TriageOptions,
-): { byRegion: Map<string, OffsetEvent[]>; dead: OutRecord[]; late: OutRecord[]; maxEventTime: number } {
+): {
+  byRegion: Map<string, OffsetEvent[]>;
+  earliest: Map<string, number>;
+  dead: OutRecord[];
+  late: OutRecord[];
+  maxEventTime: number;
+} {
   const byRegion = new Map<string, OffsetEvent[]>();
+  const earliest = new Map<string, number>();
   const dead: OutRecord[] = [];
   const late: OutRecord[] = [];
   let maxEventTime = -Infinity;
@@ -134,11 +142,13 @@ export function triage(
         },
       });
     }
-    let list = byRegion.get(v.event.region_id);
-    if (!list) byRegion.set(v.event.region_id, (list = []));
+    const region = v.event.region_id;
+    let list = byRegion.get(region);
+    if (!list) byRegion.set(region, (list = []));
     list.push({ offset: m.offset, event: v.event, lateMask: mask });
+    if (ts < (earliest.get(region) ?? Infinity)) earliest.set(region, ts);
   }
-  return { byRegion, dead, late, maxEventTime };
+  return { byRegion, earliest, dead, late, maxEventTime };
 }
 
 /**
@@ -250,7 +260,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         await rewinding;
         const { topic, partition } = batch;
-        const { byRegion, dead, late, maxEventTime } = triage(topic, partition, batch.messages, {
+        const { byRegion, earliest, dead, late, maxEventTime } = triage(topic, partition, batch.messages, {
           dedupHorizonMs: cfg.ingest.dedupHorizonMs,
           now: now(),
           windows: cfg.ingest.windows,
@@ -275,14 +285,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         }
         const last = batch.lastOffset();
         const lagAfter = BigInt(batch.highWatermark) - BigInt(last) - 1n;
-        if (Number.isFinite(maxEventTime)) {
-          const earliest = [...byRegion].map(([r, evs]) => {
-            let min = Infinity;
-            for (const e of evs) if (e.event.timestamp < min) min = e.event.timestamp;
-            return [r, min] as [string, number];
-          });
-          watermarks.observe(partition, maxEventTime, earliest, lagAfter <= 0n);
-        }
+        if (Number.isFinite(maxEventTime)) watermarks.observe(partition, maxEventTime, earliest, lagAfter <= 0n);
         resolveOffset(last);
         await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
         progress.batches++;

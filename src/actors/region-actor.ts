@@ -80,8 +80,6 @@ export function withFlushScript(redis: Redis): FlushRedis {
 
 export class RegionActor {
   private mailbox: Promise<unknown> = Promise.resolve();
-  /** The last Kth score the flush reported (the bounded key's entry threshold). */
-  kthScore = -1;
 
   constructor(
     readonly region: string,
@@ -153,8 +151,7 @@ export class RegionActor {
     if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
     if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
     const [, applied, duplicates, fenced, fence, kth] = reply;
-    this.kthScore = Number(kth);
-    const result = { applied, duplicates, fenced, fence, kthScore: this.kthScore };
+    const result = { applied, duplicates, fenced, fence, kthScore: Number(kth) };
     if (this.metrics) {
       this.metrics.applied.inc(applied);
       this.metrics.deduplicated.inc(duplicates);

@@ -7,13 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, Producer } from 'kafkajs';
-import { regionTopKey } from '../../src/keys';
 import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
 import { mergeTruth, postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { writePosts } from '../../src/store/posts';
-import { produceLoad } from '../../src/load/produce';
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../support/isolated';
+import { leaderboard } from '../support/redis';
 import { dumpOnFailure, startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
@@ -61,32 +60,16 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         }
       }
       // The whole leaderboard, not only the head: every post's count equals the truth.
-      const all = await redis.zrange(regionTopKey(region), 0, -1, 'WITHSCORES');
-      const counts: Record<string, number> = {};
-      for (let i = 0; i < all.length; i += 2) counts[all[i]] = Number(all[i + 1]);
-      expect(counts, `${region} full leaderboard`).to.deep.equal(truth[region]);
+      expect(await leaderboard(redis, region), `${region} full leaderboard`).to.deep.equal(truth[region]);
     }
   };
 
+  /** Produces a stream; its truth is merged by the caller (a re-sent stream must not be). */
   const produce = async (events: number, seed: number, onHalf?: () => void) => {
-    let half = false;
-    const res = await produceLoad(producer, {
-      topic: env.HH_KAFKA_TOPIC,
-      events,
-      regions: REGIONS,
-      posts: POSTS,
-      zipf: 1.1,
-      seed,
-      rate: 0,
-      prefix,
-      onProgress: (sent) => {
-        if (!half && sent >= events / 2) {
-          half = true;
-          onHalf?.();
-        }
-      },
-    });
-    return res;
+    const t0 = Date.now();
+    const t = await iso.produce({ events, seed, regions: REGIONS, posts: POSTS, prefix }, { onHalf });
+    const sent = Object.values(t).reduce((sum, posts) => sum + Object.values(posts).reduce((a, b) => a + b, 0), 0);
+    return { truth: t, ms: Date.now() - t0, sent };
   };
 
   before(async () => {

@@ -7,14 +7,14 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import type { Admin, Producer } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import { RegionRecord } from '../../src/activities/record';
-import { ALL_TIME, EPOCH_KEY, regionBoundedKey, regionDirtyKey, regionInflightKey, regionTopKey } from '../../src/keys';
+import { ALL_TIME, EPOCH_KEY, regionBoundedKey, regionDirtyKey, regionInflightKey } from '../../src/keys';
 import { mergeTruth, regionNames, truthTopK, type Truth } from '../../src/load/generator';
-import { produceLoad } from '../../src/load/produce';
 import { runningPid, stackPaths } from '../../scripts/stack/procs';
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../support/isolated';
+import { leaderboard } from '../support/redis';
 import { dumpOnFailure, eventually, startRuntime, waitDrained, type Runtime } from '../support/runtime';
 
 const REGIONS = 8;
@@ -39,30 +39,12 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
   });
   const env = iso.env;
   let admin: Admin;
-  let producer: Producer;
   let redis: Redis;
   let record: RegionRecord;
   let rt: Runtime;
 
   const produce = async (events: number, seed: number, opts: { rate?: number; onHalf?: () => void } = {}) => {
-    let half = false;
-    const res = await produceLoad(producer, {
-      topic: env.HH_KAFKA_TOPIC,
-      events,
-      regions: REGIONS,
-      posts: POSTS,
-      zipf: 1.1,
-      seed,
-      rate: opts.rate ?? 0,
-      prefix,
-      onProgress: (sent) => {
-        if (!half && sent >= events / 2) {
-          half = true;
-          opts.onHalf?.();
-        }
-      },
-    });
-    mergeTruth(truth, res.truth);
+    mergeTruth(truth, await iso.produce({ events, seed, regions: REGIONS, posts: POSTS, prefix }, opts));
   };
 
   const drained = () => waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
@@ -70,10 +52,7 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
   /** Every region's whole Redis leaderboard (and the bounded head) equals the truth. */
   const expectRedisExact = async () => {
     for (const r of regions) {
-      const all = await redis.zrange(regionTopKey(r), 0, -1, 'WITHSCORES');
-      const counts: Record<string, number> = {};
-      for (let i = 0; i < all.length; i += 2) counts[all[i]] = Number(all[i + 1]);
-      expect(counts, `${r} in Redis`).to.deep.equal(truth[r]);
+      expect(await leaderboard(redis, r), `${r} in Redis`).to.deep.equal(truth[r]);
       const bounded = await redis.zrevrange(regionBoundedKey(r), 0, 99, 'WITHSCORES');
       expect(bounded, `${r} bounded`).to.deep.equal(truthTopK(truth[r], 100).flatMap((p) => [p.post_id, String(p.view_count)]));
     }
@@ -107,7 +86,7 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
 
   before(async () => {
     await iso.setUp();
-    ({ admin, producer, redis } = iso);
+    ({ admin, redis } = iso);
     record = new RegionRecord(redis, iso.cassandra, { keyspace: iso.keyspace, windows: baseCfg.ingest.windows, boundedK: 200 });
     rt = await startRuntime(env);
   });

@@ -8,6 +8,8 @@ import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkaj
 import { ensureTopics } from '../../src/bootstrap/kafka';
 import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
 import { cfg } from '../helpers';
+import { produceLoad } from '../../src/load/produce';
+import type { LoadOptions, Truth } from '../../src/load/generator';
 import { freeRedisDb } from './redis';
 import { terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
 
@@ -52,6 +54,27 @@ export class Isolated {
     await migrate(cfg, this.keyspace);
     this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await this.producer.connect();
+  }
+
+  /**
+   * Produces a generated stream (Zipf s = 1.1) to the suite's topic and returns its truth;
+   * `onHalf` runs once half of it is acknowledged (to crash something mid-ingest).
+   */
+  async produce(stream: Omit<LoadOptions, 'zipf'>, opts: { rate?: number; onHalf?: () => void } = {}): Promise<Truth> {
+    let half = false;
+    const res = await produceLoad(this.producer, {
+      ...stream,
+      zipf: 1.1,
+      topic: this.env.HH_KAFKA_TOPIC,
+      rate: opts.rate ?? 0,
+      onProgress: (sent) => {
+        if (!half && sent >= stream.events / 2) {
+          half = true;
+          opts.onHalf?.();
+        }
+      },
+    });
+    return res.truth;
   }
 
   /** Stops the runtime and removes everything the suite created. */

@@ -70,14 +70,14 @@ describe('ingest triage of a partition batch', () => {
   });
 
   it('groups valid events by region in offset order and dead-letters the rest with reason and source', () => {
-    const { byRegion, dead } = triage(
+    const { byRegion, earliest, dead } = triage(
       'views',
       3,
       [
         msg(10, buf(ok)),
         msg(11, buf('garbage')),
         msg(12, buf({ ...ok, event_id: 'e2', region_id: 'EU' })),
-        msg(13, buf({ ...ok, event_id: 'e3' })),
+        msg(13, buf({ ...ok, event_id: 'e3', timestamp: ok.timestamp - 5000 })),
         msg(14, buf(ok), { 'schema-version': '7' }),
         msg(15, buf({ ...ok, event_id: 'old', timestamp: now - 49 * 3_600_000 })),
       ],
@@ -85,6 +85,7 @@ describe('ingest triage of a partition batch', () => {
     );
     expect([...byRegion.keys()]).to.deep.equal(['NA', 'EU']);
     expect(byRegion.get('NA')!.map((e) => e.offset)).to.deep.equal(['10', '13']);
+    expect(Object.fromEntries(earliest)).to.deep.equal({ NA: ok.timestamp - 5000, EU: ok.timestamp });
     expect(dead.map((d) => d.headers['dlq-source'])).to.deep.equal(['views/3/11', 'views/3/14', 'views/3/15']);
     expect(String(dead[0].headers[DLQ_REASON_HEADER])).to.match(/not valid JSON/);
     expect(String(dead[1].headers[DLQ_REASON_HEADER])).to.match(/schema-version/);
