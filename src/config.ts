@@ -76,6 +76,16 @@ export interface WindowSpec {
   readonly ttlMs: number;
 }
 
+/**
+ * The pane of a spec's trailing timeframe: 1/60 of its size (at least 1 s; the whole size
+ * when 1 s does not divide it), so `timeframe=1h` moves in 1-minute steps.
+ */
+export function trailingPaneMs(sizeMs: number): number {
+  const pane = Math.floor(sizeMs / 60);
+  if (pane >= 1000 && sizeMs % pane === 0) return pane;
+  return sizeMs % 1000 === 0 ? 1000 : sizeMs;
+}
+
 /** HH_WINDOWS entries: `size[/allowed lateness[/ttl]]`, ttl counted from the window's end. */
 export const DEFAULT_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d';
 
@@ -174,6 +184,12 @@ export interface Config {
     /** HH_CHECKPOINT_INTERVAL: how often changed counts are checkpointed to Cassandra. @default 2s — bounds the replay after a Redis loss. */
     readonly checkpointIntervalMs: number;
   };
+  readonly global: {
+    /** HH_GLOBAL_K: entries of each global Top-K key (`region=global` answers k up to this). @default 100 */
+    readonly k: number;
+    /** HH_GLOBAL_MERGE_INTERVAL: how often the global merge workflow merges the key families that changed. @default 2s */
+    readonly mergeIntervalMs: number;
+  };
   readonly runtime: {
     /** HH_WORKERS: worker processes the cluster primary forks. @default the number of CPUs */
     readonly workers: number;
@@ -238,6 +254,7 @@ export function loadConfig(env: Env = process.env): Config {
       idleTimeoutMs: duration(env, 'HH_IDLE_TIMEOUT', '10s'),
       watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),
     },
+    global: { k: int(env, 'HH_GLOBAL_K', 100, 1, 10_000), mergeIntervalMs: duration(env, 'HH_GLOBAL_MERGE_INTERVAL', '2s') },
     runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64), demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000) },
     stack: {
       dir: path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack'))),

@@ -28,6 +28,22 @@ export const REBUILD_LOCK_KEY = 'hh:rebuild-lock';
 export const ALL_TIME = 'all';
 /** Set of every region that has counted events (unknown region -> 404). */
 export const REGIONS_KEY = 'regions';
-export const globalTopKey = (windowId?: string): string => (windowId ? `global:top_k:${windowId}` : 'global:top_k');
+/**
+ * Trailing timeframe `<spec>`: the sum of the panes (pane = spec size / 60) from the
+ * watermark's pane back over the spec's size, kept by adding the newest pane and
+ * subtracting the one that falls out.
+ */
+export const regionTrailingKey = (region: string, spec: string): string => `region:{${region}}:trailing:${spec}`;
+/** One pane of a trailing timeframe: counts of the events with event time in [start, start + pane). */
+export const regionPaneKey = (region: string, spec: string, startMs: number): string => `region:{${region}}:pane:${spec}:${startMs}`;
+/** Hash spec -> "<lowest pane start>:<highest pane start>" the trailing key holds. */
+export const regionTrailingStateKey = (region: string): string => `region:{${region}}:trailing`;
+
+/** Global Top-K of a key family: all-time, a window id, or `trailing:<spec>`. */
+export const globalTopKey = (family?: string): string => (family && family !== 'all' ? `global:top_k:${family}` : 'global:top_k');
+/** Figures of the last merge of a key family (JSON): when, entries moved, the naive figure. */
+export const globalMetaKey = (family: string): string => `global:meta:${family}`;
+/** Key families changed since the last global merge (set by the hot path). */
+export const GLOBAL_DIRTY_KEY = 'global:dirty';
 
 export const windowId = (spec: string, startMs: number): string => `${spec}:${startMs}`;

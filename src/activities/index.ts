@@ -6,6 +6,8 @@ import { Context } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import type { Client } from 'cassandra-driver';
 import { createWindowActivities } from './windows';
+import { mergeChanged, type GlobalMergeReport } from './global-merge';
+import type { WindowSpec } from '../config';
 import { regionTopKey } from '../keys';
 import { runIngest, type IngestDeps, type IngestProgress } from './ingest';
 
@@ -14,6 +16,8 @@ export interface ActivityDeps {
   /** The record (window snapshots); the window activities need it. */
   cassandra?: Client;
   keyspace?: string;
+  /** The window specs (the global merge expires global window keys with their windows). */
+  windows?: readonly WindowSpec[];
   /** The process's hot-path parts; only the ingest worker of a process needs them. */
   ingest?: IngestDeps & {
     /** Aborts when the process shuts down, so the ingest drains and returns. */
@@ -30,12 +34,15 @@ function missing(name: string): never {
   throw new Error(`activity registered without ${name}`);
 }
 
-export function createActivities({ redis, ingest, cassandra, keyspace }: ActivityDeps) {
+export function createActivities({ redis, ingest, cassandra, keyspace, windows: specs = [] }: ActivityDeps) {
   const windows = cassandra && keyspace ? createWindowActivities(redis, cassandra, keyspace) : undefined;
   return {
     persistWindow: (region: string, spec: string, start: number) => (windows ?? missing('Cassandra')).persistWindow(region, spec, start),
     restoreWindow: (region: string, id: string, expireAt: number) => (windows ?? missing('Cassandra')).restoreWindow(region, id, expireAt),
     expireWindow: (region: string, id: string) => (windows ?? missing('Cassandra')).expireWindow(region, id),
+
+    /** Merges every key family changed since the last merge into its global Top-K key (exact, TPUT). */
+    mergeGlobal: (k: number): Promise<GlobalMergeReport> => mergeChanged(redis, k, specs),
 
     /** The region's top `k` posts from its live leaderboard, highest count first. */
     async readTopK(region: string, k: number): Promise<RankedPost[]> {

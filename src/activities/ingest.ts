@@ -8,7 +8,7 @@
  */
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type IHeaders, type Producer, type KafkaMessage } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import { EpochChanged, RedisStateLost, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
+import { advanceTrailing, EpochChanged, RedisStateLost, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
 import { EPOCH_KEY } from '../keys';
 import { ensureEpoch, type RegionRecord } from './record';
 import type { Config, WindowSpec } from '../config';
@@ -182,27 +182,27 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   const reported = new Map<string, number>();
   const specs = cfg.ingest.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs }));
   let reporting = false;
-  // Watermarks reach each region's coordinator workflow coalesced: one signal per region per interval at most.
+  // Each interval, per region whose watermark moved: its trailing timeframes move (in Redis),
+  // and the watermark reaches its coordinator workflow, coalesced to one signal at most.
   const reporter = setInterval(() => {
-    if (!deps.temporal || reporting) return;
+    if (reporting) return;
     reporting = true;
-    const { client, taskQueue } = deps.temporal;
     const due = [...watermarks.regions()].filter(([r, p]) => p.watermark > (reported.get(r) ?? -Infinity));
     Promise.all(
-      due.map(([region, p]) =>
-        client.workflow
-          .signalWithStart(regionCoordinatorWorkflow, {
+      due.map(async ([region, p]) => {
+        await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark);
+        if (deps.temporal) {
+          await deps.temporal.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
             workflowId: coordinatorWorkflowId(region),
-            taskQueue,
+            taskQueue: deps.temporal.taskQueue,
             args: [{ region, specs }],
             signal: progressSignal,
             signalArgs: [p],
-          })
-          .then(() => {
-            reported.set(region, p.watermark);
-            watermarks.taken(region, p.earliest);
-          }),
-      ),
+          });
+        }
+        reported.set(region, p.watermark);
+        watermarks.taken(region, p.earliest);
+      }),
     )
       .catch((e: Error) => log(`watermark report failed (retrying): ${e.message}`))
       .finally(() => (reporting = false));

@@ -20,6 +20,7 @@ import type { Redis } from 'ioredis';
 import type { WindowSpec } from '../config';
 import {
   ALL_TIME,
+  GLOBAL_DIRTY_KEY,
   EPOCH_KEY,
   REBUILD_LOCK_KEY,
   REGIONS_KEY,
@@ -252,7 +253,12 @@ export class RegionRecord {
     const flatOffsets = Object.entries(offsets).flatMap(([p, o]) => [p, o.toString()]);
     if (flatOffsets.length) await this.redis.hset(regionOffsetsKey(region), ...flatOffsets);
     // Last: from here on the region accepts flushes of the new epoch.
-    await this.redis.pipeline().hset(regionMetaKey(region), 'epoch', epoch).sadd(REGIONS_KEY, region).exec();
+    await this.redis
+      .pipeline()
+      .hset(regionMetaKey(region), 'epoch', epoch)
+      .sadd(REGIONS_KEY, region)
+      .sadd(GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME) // the global keys are merged again from the restored ones
+      .exec();
   }
 }
 

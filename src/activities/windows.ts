@@ -16,6 +16,22 @@ export interface WindowSnapshot {
 
 export function createWindowActivities(redis: Redis, cassandra: Client, keyspace: string) {
   const table = `${keyspace}.views_by_region_and_window`;
+  /** A window's persisted snapshot (`id` = `<spec>:<start ms>`), unordered; empty if never persisted. */
+  const readWindow = async (region: string, id: string): Promise<RankedCount[]> => {
+    const i = id.lastIndexOf(':');
+    const rows: RankedCount[] = [];
+    let pageState: string | undefined;
+    do {
+      const rs = await cassandra.execute(
+        `SELECT post_id, count FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
+        [region, id.slice(0, i), new Date(Number(id.slice(i + 1)))],
+        { prepare: true, fetchSize: 5000, pageState },
+      );
+      for (const row of rs.rows) rows.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    return rows;
+  };
   return {
     /** Writes the window's current counts to Cassandra; returns its size and top 10. */
     async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
@@ -34,22 +50,11 @@ export function createWindowActivities(redis: Redis, cassandra: Client, keyspace
       return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
     },
 
+    readWindow,
+
     /** Rebuilds the window's Redis key from its persisted snapshot (recompute). */
     async restoreWindow(region: string, id: string, expireAt: number): Promise<WindowSnapshot> {
-      const i = id.lastIndexOf(':');
-      const spec = id.slice(0, i);
-      const start = new Date(Number(id.slice(i + 1)));
-      const rows: RankedCount[] = [];
-      let pageState: string | undefined;
-      do {
-        const rs = await cassandra.execute(
-          `SELECT post_id, count FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
-          [region, spec, start],
-          { prepare: true, fetchSize: 5000, pageState },
-        );
-        for (const row of rs.rows) rows.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
-        pageState = rs.pageState ?? undefined;
-      } while (pageState);
+      const rows = await readWindow(region, id);
       const key = regionWindowKey(region, id);
       const tx = redis.multi().del(key);
       for (let j = 0; j < rows.length; j += 5000) tx.zadd(key, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));

@@ -8,23 +8,28 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import type { WindowSpec } from '../config';
+import { trailingPaneMs, type WindowSpec } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import {
   EPOCH_KEY,
+  GLOBAL_DIRTY_KEY,
   REGIONS_KEY,
   regionBoundedKey,
   regionDirtyKey,
   regionMetaKey,
   regionOffsetsKey,
+  regionPaneKey,
   regionSeenKey,
   regionTopKey,
+  regionTrailingKey,
+  regionTrailingStateKey,
   regionWindowKey,
   windowId,
 } from '../keys';
 
 const SCRIPT = fs.readFileSync(path.join(__dirname, 'region-flush.lua'), 'utf8');
+const ADVANCE = fs.readFileSync(path.join(__dirname, 'trailing-advance.lua'), 'utf8');
 const HOUR = 3_600_000;
 
 export interface OffsetEvent {
@@ -54,6 +59,7 @@ export interface ActorOptions {
 type FlushReply = ['OK', number, number, number, string, string] | ['NOMETA'] | ['EPOCH', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
+  hhTrailingAdvance(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
 };
 
 /** Redis no longer holds the state (FLUSHALL, restart without persistence): rebuild first. */
@@ -74,8 +80,23 @@ export class EpochChanged extends Error {
 
 /** Registers the flush script on a client (EVALSHA, loading it on first use). */
 export function withFlushScript(redis: Redis): FlushRedis {
-  if (!('hhRegionFlush' in redis)) redis.defineCommand('hhRegionFlush', { lua: SCRIPT });
+  if (!('hhRegionFlush' in redis)) {
+    redis.defineCommand('hhRegionFlush', { lua: SCRIPT });
+    redis.defineCommand('hhTrailingAdvance', { lua: ADVANCE });
+  }
   return redis as FlushRedis;
+}
+
+/**
+ * Moves the region's trailing timeframes to `watermark` (adds the panes it entered,
+ * subtracts the ones that fell out), marks the changed ones for the global merge, and
+ * returns their spec names.
+ */
+export async function advanceTrailing(redis: Redis, region: string, windows: readonly WindowSpec[], watermark: number): Promise<string[]> {
+  const args = windows.flatMap((w) => [w.name, w.sizeMs, trailingPaneMs(w.sizeMs)]);
+  const changed = await withFlushScript(redis).hhTrailingAdvance(1, regionTrailingStateKey(region), Math.floor(watermark), `region:{${region}}:`, ...args);
+  if (changed.length) await redis.sadd(GLOBAL_DIRTY_KEY, ...changed.map((n) => `trailing:${n}`));
+  return changed;
 }
 
 export class RegionActor {
@@ -108,7 +129,12 @@ export class RegionActor {
     const winIdx = new Map<string, number>();
     const winKeys: string[] = [];
     const winArgs: (string | number)[] = [];
+    const paneIdx = new Map<string, number>();
+    const paneKeys: string[] = [];
+    const paneArgs: (string | number)[] = [];
+    const panes = windows.map((w) => trailingPaneMs(w.sizeMs));
     const perEvent: (string | number)[] = [];
+    const paneRefs: number[] = [];
     for (const { offset, event, lateMask = 0 } of events) {
       const hour = Math.floor(event.timestamp / HOUR) * HOUR;
       let si = seenIdx.get(hour);
@@ -117,7 +143,7 @@ export class RegionActor {
         seenIdx.set(hour, si);
         seenExpire.push(hour + HOUR + dedupHorizonMs);
       }
-      perEvent.push(offset, event.event_id, event.post_id, 5 + si);
+      perEvent.push(offset, event.event_id, event.post_id, 6 + si);
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k];
         if (lateMask & (1 << k)) {
@@ -135,18 +161,61 @@ export class RegionActor {
         }
         perEvent.push(wi); // relative to the window keys; the script adds the offset
       }
+      for (let k = 0; k < windows.length; k++) {
+        const w = windows[k];
+        const start = Math.floor(event.timestamp / panes[k]) * panes[k];
+        const id = `${w.name}:${start}`;
+        let pi = paneIdx.get(id);
+        if (pi === undefined) {
+          pi = paneKeys.length + 1;
+          paneIdx.set(id, pi);
+          paneKeys.push(regionPaneKey(r, w.name, start));
+          // Subtracted and deleted once the watermark passes start + size; a pane never
+          // reached that way (a region gone quiet) expires after twice the size of wall-clock time.
+          paneArgs.push(2 * w.sizeMs + panes[k], k + 1, start);
+        }
+        paneRefs.push(pi);
+      }
+      perEvent.push(...paneRefs);
+      paneRefs.length = 0;
     }
     const seenKeys = [...seenIdx.keys()].map((h) => regionSeenKey(r, h));
-    const keys = [regionOffsetsKey(r), regionTopKey(r), regionBoundedKey(r), regionMetaKey(r), regionDirtyKey(r), ...seenKeys, ...winKeys];
-    const args = [partition, windows.length, boundedK, seenKeys.length, winKeys.length, epoch, ...seenExpire, ...winArgs, ...perEvent];
-    let reply = await this.call(keys, args);
+    const keys = [
+      regionOffsetsKey(r),
+      regionTopKey(r),
+      regionBoundedKey(r),
+      regionMetaKey(r),
+      regionDirtyKey(r),
+      regionTrailingStateKey(r),
+      ...seenKeys,
+      ...winKeys,
+      ...paneKeys,
+      ...windows.map((w) => regionTrailingKey(r, w.name)),
+    ];
+    const args = [
+      partition,
+      windows.length,
+      boundedK,
+      seenKeys.length,
+      winKeys.length,
+      epoch,
+      paneKeys.length,
+      ...seenExpire,
+      ...winArgs,
+      ...paneArgs,
+      ...windows.map((w) => w.name),
+      ...perEvent,
+    ];
+    // The global merge re-merges what this flush may change: all-time, its windows, its trailing timeframes.
+    const families = ['all', ...winIdx.keys(), ...windows.map((w) => `trailing:${w.name}`)];
+    let reply = await this.call(keys, args, families);
     if (reply[0] === 'NOMETA') {
       // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
       const current = await this.redis.get(EPOCH_KEY);
       if (current === null) throw new RedisStateLost(r);
       if (current !== epoch) throw new EpochChanged(current);
       await this.redis.hsetnx(regionMetaKey(r), 'epoch', epoch);
-      reply = await this.call(keys, args);
+      reply = await this.call(keys, args, families);
     }
     if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
     if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
@@ -162,11 +231,12 @@ export class RegionActor {
   }
 
   /** The flush script call, with the region registered in the same round trip. */
-  private async call(keys: string[], args: (string | number)[]): Promise<FlushReply> {
+  private async call(keys: string[], args: (string | number)[], families: string[]): Promise<FlushReply> {
     const pipe = this.redis.pipeline().sadd(REGIONS_KEY, this.region) as ChainableCommander & {
       hhRegionFlush(numKeys: number, ...a: (string | number)[]): ChainableCommander;
     };
-    const res = await pipe.hhRegionFlush(keys.length, ...keys, ...args).exec();
+    // Marked after the flush: a merge that takes the marks then sees what the flush wrote.
+    const res = await pipe.hhRegionFlush(keys.length, ...keys, ...args).sadd(GLOBAL_DIRTY_KEY, ...families).exec();
     const [err, reply] = res![1];
     if (err) throw err;
     return reply as FlushReply;

@@ -5,13 +5,18 @@
 -- KEYS[3]  zset   region:{r}:top_k_bounded  at most K members, scored by their true totals
 -- KEYS[4]  hash   region:{r}:meta         epoch: which incarnation of Redis state this is
 -- KEYS[5]  set    region:{r}:dirty        "<key id>|<post>" changed since the last checkpoint
--- KEYS[6 .. 5+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
--- KEYS[6+nSeen .. ]           zsets region:{r}:top_k:<window id>  tumbling windows
+-- KEYS[6]  hash   region:{r}:trailing     spec -> "<lo>:<hi>", the pane starts its trailing key sums
+-- KEYS[7 .. 6+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
+-- then nWin zsets region:{r}:top_k:<window id> (tumbling windows),
+-- then nPane zsets region:{r}:pane:<spec>:<start> (panes of the trailing timeframes),
+-- then S zsets region:{r}:trailing:<spec> (one per spec, in spec order)
 --
--- ARGV[1] partition  ARGV[2] S = window specs per event  ARGV[3] K  ARGV[4] nSeen
--- ARGV[5] nWin  ARGV[6] epoch  then nSeen PEXPIREAT times, then per window its PEXPIREAT
--- time and its id, then per event (stride 4+S): offset, event_id, post_id,
--- seen key index (into KEYS), S window indexes (1..nWin; 0 = not this window: too late)
+-- ARGV[1] partition  ARGV[2] S = window specs  ARGV[3] K  ARGV[4] nSeen  ARGV[5] nWin
+-- ARGV[6] epoch  ARGV[7] nPane  then nSeen PEXPIREAT times, then per window its PEXPIREAT
+-- time and its id, then per pane its PEXPIRE ttl (ms), spec index (1..S) and start, then
+-- the S spec names, then per event (stride 4+2S): offset, event_id, post_id, seen key
+-- index (into KEYS), S window indexes (1..nWin; 0 = not this window: too late), S pane
+-- indexes (1..nPane).
 --
 -- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
 -- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
@@ -19,6 +24,9 @@
 -- Events at or below the fence were applied before (a redelivered batch): skipped.
 -- Events whose event_id is already in its seen set (a re-sent event): skipped.
 -- Ties rank by count, then post_id (Redis orders equal scores by member bytes).
+-- Trailing keys: an event's pane inside the trailing range [lo, hi] also adds to the
+-- trailing key; a pane above hi is added by trailing-advance.lua when the watermark
+-- reaches it; a pane below lo fell out of the range and is not written.
 -- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1}.
 
 local epoch = redis.call('HGET', KEYS[4], 'epoch')
@@ -30,18 +38,24 @@ local S = tonumber(ARGV[2])
 local K = tonumber(ARGV[3])
 local nSeen = tonumber(ARGV[4])
 local nWin = tonumber(ARGV[5])
-local seenKey0 = 5
-local winKey0 = 5 + nSeen
-local seenArg0 = 6
-local winArg0 = 6 + nSeen
-local head = 6 + nSeen + 2 * nWin
-local stride = 4 + S
+local nPane = tonumber(ARGV[7])
+local seenKey0 = 6
+local winKey0 = 6 + nSeen
+local paneKey0 = winKey0 + nWin
+local trKey0 = paneKey0 + nPane
+local seenArg0 = 7
+local winArg0 = 7 + nSeen
+local paneArg0 = winArg0 + 2 * nWin
+local nameArg0 = paneArg0 + 3 * nPane
+local head = nameArg0 + S
+local stride = 4 + 2 * S
 
 local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
 local maxOff = fence
 local applied, dups, fenced = 0, 0, 0
 local deltas = {}
 local wdeltas = {}
+local pdeltas = {}
 local touched = {}
 
 for i = head + 1, #ARGV, stride do
@@ -65,6 +79,10 @@ for i = head + 1, #ARGV, stride do
           if t == nil then t = {}; wdeltas[w] = t end
           t[post] = (t[post] or 0) + 1
         end
+        local p = tonumber(ARGV[i + 3 + S + s])
+        local t = pdeltas[p]
+        if t == nil then t = {}; pdeltas[p] = t end
+        t[post] = (t[post] or 0) + 1
       end
     end
   end
@@ -111,6 +129,29 @@ for w, t in pairs(wdeltas) do
     redis.call('SADD', KEYS[5], id .. '|' .. post)
   end
   redis.call('PEXPIREAT', key, ARGV[winArg0 + 2 * w - 1])
+end
+
+local ranges = {}
+for t = 1, S do
+  local cur = redis.call('HGET', KEYS[6], ARGV[nameArg0 + t])
+  if cur then
+    local sep = string.find(cur, ':', 1, true)
+    ranges[t] = { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
+  end
+end
+for p, t in pairs(pdeltas) do
+  local spec = tonumber(ARGV[paneArg0 + 3 * p - 1])
+  local start = tonumber(ARGV[paneArg0 + 3 * p])
+  local range = ranges[spec]
+  if range == nil or start >= range[1] then
+    local key = KEYS[paneKey0 + p]
+    local inRange = range ~= nil and start <= range[2]
+    for post, d in pairs(t) do
+      redis.call('ZINCRBY', key, d, post)
+      if inRange then redis.call('ZINCRBY', KEYS[trKey0 + spec], d, post) end
+    end
+    redis.call('PEXPIRE', key, ARGV[paneArg0 + 3 * p - 2])
+  end
 end
 
 if maxOff > fence then redis.call('HSET', KEYS[1], partition, string.format('%d', maxOff)) end

@@ -6,14 +6,27 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
-import { ALL_TIME, EPOCH_KEY, REGIONS_KEY, regionBoundedKey, regionTopKey } from '../keys';
-import type { RankedCount, RegionRecord } from '../activities/record';
+import {
+  ALL_TIME,
+  EPOCH_KEY,
+  REGIONS_KEY,
+  globalMetaKey,
+  globalTopKey,
+  regionBoundedKey,
+  regionTopKey,
+  regionTrailingKey,
+  regionTrailingStateKey,
+  regionWindowKey,
+} from '../keys';
+import { byRank, type RankedCount, type RegionRecord } from '../activities/record';
+import { trailingPaneMs, type WindowSpec } from '../config';
 import { validateObject } from '../events';
 import { withTimeout, type Probe } from '../health';
 import type { PostMeta, PostMetaStore } from '../store/posts';
 
-export const TIMEFRAMES = ['all'] as const;
 export const VARIANTS = ['exact', 'bounded'] as const;
+/** `region=global`: the merged Top-K of every region. */
+export const GLOBAL = 'global';
 
 export interface ApiDeps {
   redis: Redis;
@@ -36,6 +49,12 @@ export interface ApiDeps {
   adminToken?: string;
   /** Asks a window workflow to rebuild its Redis key from its persisted snapshot. */
   recomputeWindow?: (workflowId: string) => Promise<{ posts: number; events: number }>;
+  /** A window's persisted snapshot (`<spec>:<start>`): answers for windows whose Redis key expired. */
+  readWindow?: (region: string, id: string) => Promise<RankedCount[]>;
+  /** The window specs: each name is a trailing timeframe, and windows are addressed by `<name>:<start>`. */
+  windows: readonly WindowSpec[];
+  /** Entries of each global key (`region=global` answers k up to this). */
+  globalK: number;
   maxK: number;
   boundedK: number;
   maxPostEvents: number;
@@ -144,22 +163,100 @@ export function createApp(deps: ApiDeps): express.Express {
     });
   });
 
-  /** Top-K of a region. Ties rank by count, then post_id descending (byte order). */
+  const timeframes = ['all', ...deps.windows.map((w) => w.name)];
+  const specOf = (name: string) => deps.windows.find((w) => w.name === name)!;
+
+  /** `window=<spec>:<start ms>`: a configured spec and a start on its grid. */
+  const parseWindow = (raw: string) => {
+    const m = /^([^:]+):(\d{1,15})$/.exec(raw);
+    const spec = m ? deps.windows.find((w) => w.name === m[1]) : undefined;
+    if (!m || !spec) throw bad('window', `window must be <spec>:<start ms> with spec one of ${deps.windows.map((w) => w.name).join(', ')}; got "${raw.slice(0, 60)}"`);
+    if (Number(m[2]) % spec.sizeMs !== 0) throw bad('window', `window start ${m[2]} is not on the ${spec.name} grid (a multiple of ${spec.sizeMs} ms)`);
+    return { id: raw, spec, start: Number(m[2]) };
+  };
+
+  /** The trailing range a region's key holds: [from, to) of event time. */
+  const rangeOf = (state: string | null, spec: WindowSpec) => {
+    if (!state) return null;
+    const [lo, hi] = state.split(':').map(Number);
+    return { from: lo, to: hi + trailingPaneMs(spec.sizeMs), pane_ms: trailingPaneMs(spec.sizeMs) };
+  };
+
+  /** One window's top k: its live key, or after its TTL the persisted snapshot (summed over regions for global). */
+  const windowTop = async (region: string, id: string, k: number) => {
+    const key = region === GLOBAL ? globalTopKey(id) : regionWindowKey(region, id);
+    const [[, exists], [, flat]] = (await deps.redis.multi().exists(key).zrevrange(key, 0, k - 1, 'WITHSCORES').exec()) as [[null, number], [null, string[]]];
+    if (exists) return { source: 'redis', top: pairs(flat) };
+    if (!deps.readWindow) throw new HttpError(404, `window ${id} has no live key in region "${region}" and no snapshot store is configured`);
+    const regions = region === GLOBAL ? await deps.redis.smembers(REGIONS_KEY) : [region];
+    const sums = new Map<string, number>();
+    let found = false;
+    for (const r of regions) {
+      for (const row of await withTimeout(deps.readWindow(r, id), 5000, 'the window snapshots')) {
+        found = true;
+        sums.set(row.post_id, (sums.get(row.post_id) ?? 0) + row.view_count);
+      }
+    }
+    if (!found) throw new HttpError(404, `window ${id} of region "${region}" has no live key and no persisted snapshot (no events, or not closed yet)`);
+    return { source: 'record', top: [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k) };
+  };
+
+  /**
+   * Top-K of a region or of all regions (`region=global`), over `timeframe` (all, or a
+   * trailing timeframe) or one `window`. Ties rank by count, then post_id descending (byte order).
+   */
   app.get('/top-posts', async (req, res) => {
     const region = parseRegion(req);
-    const timeframe = parseEnum(req, 'timeframe', TIMEFRAMES, 'all');
+    const rawWindow = one(req, 'window');
+    if (rawWindow !== undefined && one(req, 'timeframe') !== undefined) throw bad('window', 'give either window or timeframe, not both');
+    const timeframe = parseEnum(req, 'timeframe', timeframes, 'all');
     const variant = parseEnum(req, 'variant', VARIANTS, 'exact');
-    const k = parseK(req, variant === 'bounded' ? Math.min(deps.maxK, deps.boundedK) : deps.maxK);
-    const key = variant === 'bounded' ? regionBoundedKey(region) : regionTopKey(region);
-    const [[, known], [, flat]] = (await deps.redis
+    if (variant === 'bounded' && (region === GLOBAL || timeframe !== 'all' || rawWindow !== undefined)) {
+      throw bad('variant', "variant=bounded exists for a region's all-time timeframe only");
+    }
+    const maxK = region === GLOBAL ? Math.min(deps.maxK, deps.globalK) : variant === 'bounded' ? Math.min(deps.maxK, deps.boundedK) : deps.maxK;
+    const k = parseK(req, maxK);
+
+    if (rawWindow !== undefined) {
+      const w = parseWindow(rawWindow);
+      const { source, top } = await windowTop(region, w.id, k);
+      return res.json({ region, window: w.id, window_start: w.start, window_end: w.start + w.spec.sizeMs, source, ...(await joinMeta(top)) });
+    }
+
+    if (region === GLOBAL) {
+      const family = timeframe === 'all' ? 'all' : `trailing:${timeframe}`;
+      const [[, meta], [, flat]] = (await deps.redis
+        .multi()
+        .get(globalMetaKey(family))
+        .zrevrange(globalTopKey(family), 0, k - 1, 'WITHSCORES')
+        .exec()) as [[null, string | null], [null, string[]]];
+      if (meta === null) throw new HttpError(404, `no global merge of timeframe ${timeframe} yet (no events counted, or the merge workflow is not running)`);
+      const m = JSON.parse(meta) as { at: number; regions: number; moved: number; naive: number };
+      return res.json({
+        region,
+        timeframe,
+        variant,
+        source: 'redis',
+        merge: { as_of: m.at, regions: m.regions, entries_moved: m.moved, entries_naive: m.naive },
+        ...(await joinMeta(pairs(flat))),
+      });
+    }
+
+    const key = timeframe !== 'all' ? regionTrailingKey(region, timeframe) : variant === 'bounded' ? regionBoundedKey(region) : regionTopKey(region);
+    const [[, known], [, flat], [, state]] = (await deps.redis
       .multi()
       .sismember(REGIONS_KEY, region)
       .zrevrange(key, 0, k - 1, 'WITHSCORES')
-      .exec()) as [[null, number], [null, string[]]];
+      .hget(regionTrailingStateKey(region), timeframe)
+      .exec()) as [[null, number], [null, string[]], [null, string | null]];
     // author and content come from the metadata store, never invented: null where unknown,
     // and all null (with metadata: "unavailable") while Cassandra cannot answer.
-    if (known) return res.json({ region, timeframe, variant, source: 'redis', ...(await joinMeta(pairs(flat))) });
+    if (known) {
+      const range = timeframe === 'all' ? undefined : { range: rangeOf(state, specOf(timeframe)) };
+      return res.json({ region, timeframe, variant, source: 'redis', ...range, ...(await joinMeta(pairs(flat))) });
+    }
     const rec = await recorded(region);
+    if (timeframe !== 'all') throw new HttpError(503, `region "${region}" is being rebuilt from the record; timeframe ${timeframe} is answered again once the replay caught up`);
     res.json({ region, timeframe, variant, source: 'record', as_of: rec.checkpointAt, ...(await joinMeta(rec.top.slice(0, k))) });
   });
 
@@ -168,11 +265,12 @@ export function createApp(deps: ApiDeps): express.Express {
     const postId = req.params.post_id as string;
     if (postId.length === 0 || Buffer.byteLength(postId) > 128) throw bad('post_id', 'post_id must be 1..128 bytes');
     const region = parseRegion(req);
-    const timeframe = parseEnum(req, 'timeframe', TIMEFRAMES, 'all');
+    const timeframe = parseEnum(req, 'timeframe', timeframes, 'all');
     const nb = one(req, 'neighbours');
     if (nb !== undefined && (!/^\d+$/.test(nb) || Number(nb) > 50)) throw bad('neighbours', 'neighbours must be an integer in 0..50');
     const around = nb === undefined ? 2 : Number(nb);
-    if (!(await deps.redis.sismember(REGIONS_KEY, region))) {
+    if (region !== GLOBAL && !(await deps.redis.sismember(REGIONS_KEY, region))) {
+      if (timeframe !== 'all') throw new HttpError(404, `unknown region "${region}" (or being rebuilt): no live ${timeframe} timeframe`);
       const rec = await recorded(region);
       const i = rec.top.findIndex((p) => p.post_id === postId);
       if (i < 0) throw new HttpError(404, `post "${postId}" has no counted views in region "${region}"`);
@@ -188,12 +286,15 @@ export function createApp(deps: ApiDeps): express.Express {
         neighbours: rec.top.slice(from, i + around + 1).map((p, j) => ({ rank: from + j + 1, ...p })),
       });
     }
-    const key = regionTopKey(region);
+    const family = timeframe === 'all' ? 'all' : `trailing:${timeframe}`;
+    const key = region === GLOBAL ? globalTopKey(family) : timeframe === 'all' ? regionTopKey(region) : regionTrailingKey(region, timeframe);
     const [[, rank], [, score]] = (await deps.redis.multi().zrevrank(key, postId).zscore(key, postId).exec()) as [
       [null, number | null],
       [null, string | null],
     ];
-    if (rank === null || score === null) throw new HttpError(404, `post "${postId}" has no counted views in region "${region}"`);
+    if (rank === null || score === null) {
+      throw new HttpError(404, region === GLOBAL ? `post "${postId}" is not in the global top ${deps.globalK} of timeframe ${timeframe}` : `post "${postId}" has no counted views in region "${region}" (timeframe ${timeframe})`);
+    }
     const from = Math.max(0, rank - around);
     const window = pairs(await deps.redis.zrevrange(key, from, rank + around, 'WITHSCORES'));
     res.json({

@@ -13,14 +13,15 @@ import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../config';
 import { createActivities } from '../activities';
+import { createWindowActivities } from '../activities/windows';
 import { kafkaClient } from '../activities/ingest';
 import { ActorSystem } from '../actors/region-actor';
 import { createApp } from '../api/app';
 import { probeAll } from '../health';
 import { createMetrics } from '../metrics';
 import { WORKFLOWS_PATH } from '../worker';
-import { ingestSupervisorWorkflow } from '../workflows';
-import { recomputeUpdate } from '../workflows/definitions';
+import { globalMergeWorkflow, ingestSupervisorWorkflow } from '../workflows';
+import { globalMergeWorkflowId, recomputeUpdate } from '../workflows/definitions';
 import { requestClusterMetrics } from './ipc';
 import { cassandraClient } from '../bootstrap/cassandra';
 import { PostMetaStore } from '../store/posts';
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace }),
+    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, windows: cfg.ingest.windows }),
   });
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
@@ -80,6 +81,13 @@ async function main(): Promise<void> {
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
   });
 
+  await client.workflow.start(globalMergeWorkflow, {
+    workflowId: globalMergeWorkflowId(cfg.temporal.taskQueue),
+    taskQueue: cfg.temporal.taskQueue,
+    args: [{ k: cfg.global.k, intervalMs: cfg.global.mergeIntervalMs }],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+  });
+
   const app = createApp({
     redis,
     posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
@@ -88,6 +96,9 @@ async function main(): Promise<void> {
     forceRebuild: () => forceRebuild(redis, record, log),
     adminToken: cfg.api.adminToken,
     recomputeWindow: (id) => client.workflow.getHandle(id).executeUpdate(recomputeUpdate),
+    readWindow: createWindowActivities(redis, cassandra, cfg.cassandra.keyspace).readWindow,
+    windows: cfg.ingest.windows,
+    globalK: cfg.global.k,
     probe: () => probeAll(cfg),
     metrics: requestClusterMetrics,
     producer,

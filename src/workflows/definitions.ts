@@ -26,6 +26,17 @@ export interface WindowStatus {
 export const windowStatusQuery = defineQuery<WindowStatus>('status');
 export const coordinatorStatusQuery = defineQuery<{ watermark: number | null; live: string[] }>('status');
 
+export interface GlobalMergeStatus {
+  /** Merge rounds run, key families merged, entries moved and what full-leaderboard merges would have moved (totals). */
+  merges: number;
+  families: number;
+  moved: number;
+  naive: number;
+  /** The last round that merged something. */
+  last: import('../activities/global-merge').GlobalMergeReport | null;
+}
+export const globalMergeStatusQuery = defineQuery<GlobalMergeStatus>('status');
+
 export const SA_REGION = defineSearchAttributeKey('Region', SearchAttributeType.KEYWORD);
 export const SA_WINDOW_START = defineSearchAttributeKey('WindowStart', SearchAttributeType.DATETIME);
 export const SA_WINDOW_SPEC = defineSearchAttributeKey('WindowSpec', SearchAttributeType.KEYWORD);
@@ -41,3 +52,4 @@ export interface WindowSpecInput {
 
 export const windowWorkflowId = (region: string, spec: string, start: number): string => `window:${region}:${spec}:${start}`;
 export const coordinatorWorkflowId = (region: string): string => `coordinator:${region}`;
+export const globalMergeWorkflowId = (taskQueue: string): string => `global-merge:${taskQueue}`;

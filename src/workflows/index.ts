@@ -3,3 +3,4 @@ export * from './smoke';
 export * from './ingest-supervisor';
 export * from './window';
 export * from './coordinator';
+export * from './global-merge';

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ActorSystem, type OffsetEvent } from '../../src/actors/region-actor';
-import { loadConfig } from '../../src/config';
-import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionWindowKey, windowId } from '../../src/keys';
+import { ActorSystem, advanceTrailing, type OffsetEvent } from '../../src/actors/region-actor';
+import { loadConfig, trailingPaneMs } from '../../src/config';
+import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionTrailingKey, regionTrailingStateKey, regionWindowKey, windowId } from '../../src/keys';
 import { EpochChanged } from '../../src/actors/region-actor';
 import { rankOrder } from '../support/redis';
 import { prng } from '../../src/load/generator';
@@ -104,5 +104,61 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     expect(await redis.zcard(regionBoundedKey(r))).to.equal(K);
     expect(bounded).to.deep.equal(exact);
     expect(exact).to.deep.equal(rankOrder(exact));
+  });
+});
+
+describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
+  let redis: Redis;
+  const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
+  const r = unique('trail');
+  const EPOCH = 'trail-epoch';
+
+  before(async () => {
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+    await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
+  });
+  after(async () => {
+    await deleteRegion(redis, r);
+    redis.disconnect();
+  });
+
+  it('equals a recount of the events in the panes [watermark - size, watermark] after every watermark step', async () => {
+    const rnd = prng(11);
+    const actor = new ActorSystem(redis, { windows: specs, boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(r);
+    const applied: { ts: number; post: string }[] = [];
+    let wm = Date.now() - 2 * 3_600_000;
+    let offset = 0;
+    for (let step = 0; step < 150; step++) {
+      // Events around the watermark: most recent, some late (up to 70 min behind), some ahead.
+      const batch: OffsetEvent[] = [];
+      const n = Math.floor(rnd() * 40);
+      for (let i = 0; i < n; i++) {
+        const late = rnd() < 0.2 ? rnd() * 70 * 60_000 : rnd() * 90_000;
+        const ts = Math.floor(wm - late + rnd() * 8_000);
+        const post = `p${Math.floor(rnd() * rnd() * 30)}`;
+        batch.push(ev(offset, post, r, ts, `t${offset}`));
+        applied.push({ ts, post });
+        offset++;
+      }
+      if (batch.length) await actor.apply(0, batch, EPOCH);
+      // Steps from a second to ten minutes, sometimes a jump past a whole hour.
+      wm += rnd() < 0.03 ? 3_700_000 : Math.floor(1000 + rnd() * (rnd() < 0.5 ? 20_000 : 600_000));
+      await advanceTrailing(redis, r, specs, wm);
+      for (const spec of specs) {
+        const P = trailingPaneMs(spec.sizeMs);
+        const hi = Math.floor(wm / P) * P;
+        const lo = hi - spec.sizeMs + P;
+        const want: Record<string, number> = {};
+        for (const e of applied) {
+          const pane = Math.floor(e.ts / P) * P;
+          if (pane >= lo && pane <= hi) want[e.post] = (want[e.post] ?? 0) + 1;
+        }
+        const flat = await redis.zrange(regionTrailingKey(r, spec.name), 0, -1, 'WITHSCORES');
+        const got: Record<string, number> = {};
+        for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
+        expect(got, `step ${step}, ${spec.name}`).to.deep.equal(want);
+        expect(await redis.hget(regionTrailingStateKey(r), spec.name)).to.equal(`${lo}:${hi}`);
+      }
+    }
   });
 });

@@ -16,7 +16,7 @@ describe('api (against the real stack)', function () {
 
   before(async () => {
     redis = new Redis({ host: cfg.host, port: cfg.redis.port });
-    server = createApp({ redis, probe: () => probeAll(cfg), maxK: 1000, boundedK: 100, maxPostEvents: 100 }).listen(0, '127.0.0.1');
+    server = createApp({ redis, probe: () => probeAll(cfg), maxK: 1000, boundedK: 100, maxPostEvents: 100, windows: cfg.ingest.windows, globalK: 50 }).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -60,6 +60,14 @@ describe('api (against the real stack)', function () {
     ['region=NA&k=100000', 'k'],
     ['k=5', 'region'],
     ['region=' + 'x'.repeat(129), 'region'],
+    ['region=NA&timeframe=7m', 'timeframe'],
+    ['region=NA&timeframe=1h&variant=bounded', 'variant'],
+    ['region=global&variant=bounded', 'variant'],
+    ['region=global&k=51', 'k'],
+    ['region=NA&window=1h', 'window'],
+    ['region=NA&window=7m:0', 'window'],
+    ['region=NA&window=1h:60000', 'window'],
+    ['region=NA&window=1h:0&timeframe=1h', 'window'],
   ]) {
     it(`GET /top-posts?${q} is a 400 naming ${param}`, async () => {
       const res = await fetch(`${base}/top-posts?${q}`);

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import { loadConfig, type Config } from '../../src/config';
 import { supervisorId } from '../../src/runtime/ids';
-import { coordinatorWorkflowId } from '../../src/workflows/definitions';
+import { coordinatorWorkflowId, globalMergeWorkflowId } from '../../src/workflows/definitions';
 
 export interface Runtime {
   cfg: Config;
@@ -86,13 +86,14 @@ export async function waitDrained(admin: Admin, groupId: string, topic: string, 
   }
 }
 
-/** Terminates the ingest supervisor workflows a test runtime started. */
+/** Terminates the ingest supervisor and global merge workflows a test runtime started. */
 export async function terminateSupervisors(cfg: Config): Promise<void> {
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   try {
     for (let slot = 1; slot <= cfg.runtime.workers; slot++) {
       await client.workflow.getHandle(supervisorId(cfg.temporal.taskQueue, slot)).terminate('test finished').catch(() => undefined);
     }
+    await client.workflow.getHandle(globalMergeWorkflowId(cfg.temporal.taskQueue)).terminate('test finished').catch(() => undefined);
   } finally {
     await client.connection.close();
   }

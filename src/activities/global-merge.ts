@@ -1,0 +1,177 @@
+/**
+ * The global merge: the exact global Top-K of a key family (all-time, a window, a trailing
+ * timeframe) from the regions' exact leaderboards, with the threshold protocol TPUT
+ * (Cao & Wang, 2004) so that only a small part of each leaderboard is read:
+ *
+ *   1. each region's top K; partial sums (0 where a region did not list a post);
+ *      τ = the K-th largest partial sum (a lower bound of the global K-th count);
+ *   2. each region's further posts with a count ≥ τ/R (a post below τ/R in every region
+ *      sums to less than τ, so it cannot be in the global top K); a candidate whose upper
+ *      bound (its known counts + τ/R for each region that did not list it) is below the
+ *      new K-th partial sum is pruned;
+ *   3. the exact counts of the surviving candidates in the regions that did not list them.
+ *
+ * Every merge counts the entries it moved beside what merging full leaderboards would
+ * move (the sum of the leaderboards' sizes).
+ */
+import type { Redis } from 'ioredis';
+import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
+import { byRank, type RankedCount } from './record';
+import type { WindowSpec } from '../config';
+
+/** Reads of the R regional leaderboards of one key family. */
+export interface RankSource {
+  readonly regions: number;
+  /** Per region: its top `k` (highest first). */
+  top(k: number): Promise<RankedCount[][]>;
+  /** Per region: entries ranked below the top `k` with a count ≥ `min`. */
+  atLeast(k: number, min: number): Promise<RankedCount[][]>;
+  /** Per region (`ask[r]` = posts to look up there): their counts, null where absent. */
+  counts(ask: string[][]): Promise<(number | null)[][]>;
+  /** Entries of all R leaderboards (what a merge of full leaderboards would move). */
+  sizes(): Promise<number>;
+}
+
+export interface MergeStats {
+  /** Entries read from the regions, all three phases. */
+  moved: number;
+  /** Entries a merge of the full regional leaderboards would read. */
+  naive: number;
+  phases: [number, number, number];
+  candidates: number;
+  threshold: number;
+}
+
+/** The exact global top `k` through TPUT. Ties rank like Redis: count, then post_id descending. */
+export async function tput(src: RankSource, k: number): Promise<{ top: RankedCount[]; stats: MergeStats }> {
+  const R = src.regions;
+  const known = new Map<string, (number | undefined)[]>();
+  const note = (r: number, e: RankedCount) => {
+    let row = known.get(e.post_id);
+    if (!row) known.set(e.post_id, (row = new Array<number | undefined>(R)));
+    row[r] = e.view_count;
+  };
+  const partial = (row: (number | undefined)[]) => row.reduce<number>((a, v) => a + (v ?? 0), 0);
+  const kth = () => {
+    const sums = [...known.values()].map(partial).sort((a, b) => b - a);
+    return sums.length >= k ? sums[k - 1] : 0;
+  };
+
+  const first = await src.top(k);
+  first.forEach((list, r) => list.forEach((e) => note(r, e)));
+  const tau1 = kth();
+  const min = tau1 / R;
+
+  const second = await src.atLeast(k, min);
+  second.forEach((list, r) => list.forEach((e) => note(r, e)));
+  const tau2 = kth();
+  // A region that did not list a post holds it below `min` (everything ≥ min was read).
+  for (const [post, row] of known) {
+    let upper = 0;
+    for (let r = 0; r < R; r++) upper += row[r] ?? min;
+    if (upper < tau2) known.delete(post);
+  }
+
+  const ask: string[][] = Array.from({ length: R }, () => []);
+  for (const [post, row] of known) for (let r = 0; r < R; r++) if (row[r] === undefined) ask[r].push(post);
+  const third = await src.counts(ask);
+  third.forEach((list, r) => list.forEach((c, i) => (known.get(ask[r][i])![r] = c ?? 0)));
+
+  const top = [...known].map(([post_id, row]) => ({ post_id, view_count: partial(row) })).sort(byRank).slice(0, k);
+  const phases: [number, number, number] = [
+    first.reduce((a, l) => a + l.length, 0),
+    second.reduce((a, l) => a + l.length, 0),
+    ask.reduce((a, l) => a + l.length, 0),
+  ];
+  return {
+    top,
+    stats: { moved: phases[0] + phases[1] + phases[2], naive: await src.sizes(), phases, candidates: known.size, threshold: tau1 },
+  };
+}
+
+const pairs = (flat: string[]): RankedCount[] => {
+  const out: RankedCount[] = [];
+  for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
+  return out;
+};
+
+/** The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip. */
+export function redisSource(redis: Redis, keys: string[]): RankSource {
+  const each = async <T>(f: (p: ReturnType<Redis['pipeline']>, key: string, r: number) => void): Promise<T[]> => {
+    const p = redis.pipeline();
+    keys.forEach((key, r) => f(p, key, r));
+    const res = (await p.exec()) ?? [];
+    return res.map(([err, v]) => {
+      if (err) throw err;
+      return v as T;
+    });
+  };
+  return {
+    regions: keys.length,
+    top: async (k) => (await each<string[]>((p, key) => p.zrevrange(key, 0, k - 1, 'WITHSCORES'))).map(pairs),
+    atLeast: async (k, min) =>
+      (await each<string[]>((p, key) => p.zrevrangebyscore(key, '+inf', String(min), 'WITHSCORES', 'LIMIT', k, -1))).map(pairs),
+    counts: async (ask) => {
+      const res = await each<(string | null)[]>((p, key, r) => (ask[r].length ? p.zmscore(key, ...ask[r]) : p.echo('')));
+      return res.map((v, r) => (ask[r].length ? (v as (string | null)[]).map((c) => (c === null ? null : Number(c))) : []));
+    },
+    sizes: async () => (await each<number>((p, key) => p.zcard(key))).reduce((a, n) => a + n, 0),
+  };
+}
+
+/** A key family's id as the merge and `global:dirty` name it: `all`, a window id, or `trailing:<spec>`. */
+export function regionalKey(region: string, family: string): string {
+  if (family === 'all') return regionTopKey(region);
+  if (family.startsWith('trailing:')) return regionTrailingKey(region, family.slice('trailing:'.length));
+  return regionWindowKey(region, family);
+}
+
+/** When a global window key expires: with its regional keys (window end + ttl). */
+function expiry(family: string, windows: readonly WindowSpec[]): number | undefined {
+  const i = family.lastIndexOf(':');
+  if (family === 'all' || family.startsWith('trailing:') || i < 0) return undefined;
+  const spec = windows.find((w) => w.name === family.slice(0, i));
+  const start = Number(family.slice(i + 1));
+  return spec && Number.isFinite(start) ? start + spec.sizeMs + spec.ttlMs : undefined;
+}
+
+export interface GlobalMergeReport {
+  families: number;
+  moved: number;
+  naive: number;
+  /** Per merged key family: its figures. */
+  merged: Record<string, MergeStats>;
+}
+
+/**
+ * Merges every key family changed since the last merge (the hot path marks them in
+ * `global:dirty`) into `global:top_k[:<id>]`, with its figures in `global:meta`.
+ */
+export async function mergeChanged(redis: Redis, k: number, windows: readonly WindowSpec[], now = Date.now()): Promise<GlobalMergeReport> {
+  const families = await redis.spop(GLOBAL_DIRTY_KEY, 100_000);
+  const report: GlobalMergeReport = { families: 0, moved: 0, naive: 0, merged: {} };
+  if (families.length === 0) return report;
+  try {
+    const regions = (await redis.smembers(REGIONS_KEY)).sort();
+    for (const family of families) {
+      const expireAt = expiry(family, windows);
+      if (expireAt !== undefined && expireAt <= now) continue; // expired meanwhile
+      const { top, stats } = await tput(redisSource(redis, regions.map((r) => regionalKey(r, family))), k);
+      const key = globalTopKey(family);
+      const meta = globalMetaKey(family);
+      const tx = redis.multi().del(key);
+      if (top.length) tx.zadd(key, ...top.flatMap((e) => [e.view_count, e.post_id]));
+      tx.set(meta, JSON.stringify({ at: now, k, regions: regions.length, ...stats }));
+      if (expireAt !== undefined) tx.pexpireat(key, expireAt).pexpireat(meta, expireAt);
+      await tx.exec();
+      report.families++;
+      report.moved += stats.moved;
+      report.naive += stats.naive;
+      if (Object.keys(report.merged).length < 20) report.merged[family] = stats; // bounded: it goes into workflow history
+    }
+  } catch (e) {
+    await redis.sadd(GLOBAL_DIRTY_KEY, ...families); // merged again next time
+    throw e;
+  }
+  return report;
+}
