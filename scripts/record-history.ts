@@ -1,6 +1,6 @@
 /**
  * Records histories of real runs on the dev server into test/histories/, for the replay
- * tests (test/integration/replay.test.ts). Usage: tsx scripts/record-history.ts smoke|ingest-supervisor|windows
+ * tests (test/integration/replay.test.ts). Usage: tsx scripts/record-history.ts smoke|ingest-supervisor|windows|global-merge
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,8 +16,9 @@ import { ensureTopics } from '../src/bootstrap/kafka';
 import { startRuntime, terminateRegionWorkflows, terminateSupervisors } from '../test/support/runtime';
 import { Partitioners } from 'kafkajs';
 import { kafkaClient } from '../src/activities/ingest';
-import { coordinatorWorkflowId, windowStatusQuery, windowWorkflowId } from '../src/workflows/definitions';
+import { coordinatorWorkflowId, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../src/workflows/definitions';
 import { temporalBin } from './stack/services';
+import { Isolated } from '../test/support/isolated';
 
 const HISTORIES = path.join(__dirname, '..', 'test', 'histories');
 
@@ -129,6 +130,24 @@ async function recordWindows(cfg: Config, client: Client): Promise<void> {
   redis.disconnect();
 }
 
+/** The global merge loop over a few rounds, one of which merged events of two regions. */
+async function recordGlobalMerge(cfg: Config): Promise<void> {
+  const iso = new Isolated(`recg${Date.now()}`, { HH_WORKERS: '1', HH_GLOBAL_MERGE_INTERVAL: '500ms' }, 1);
+  await iso.setUp();
+  const rt = await startRuntime(iso.env);
+  const regions = [`${iso.id}_A`, `${iso.id}_B`];
+  await iso.producer.send({
+    topic: iso.env.HH_KAFKA_TOPIC,
+    messages: [0, 1, 2, 3, 4, 5].map((i) => ({
+      key: regions[i % 2],
+      value: JSON.stringify({ event_id: `${iso.id}-${i}`, post_id: `p${i % 3}`, region_id: regions[i % 2], timestamp: Date.now() }),
+    })),
+  });
+  await new Promise((r) => setTimeout(r, 4000));
+  saveHistory(cfg, globalMergeWorkflowId(iso.env.HH_TEMPORAL_TASK_QUEUE), 'global-merge');
+  await iso.tearDown(rt, regions);
+}
+
 async function main(): Promise<void> {
   const which = process.argv[2];
   const cfg = config();
@@ -137,7 +156,8 @@ async function main(): Promise<void> {
     if (which === 'smoke') await recordSmoke(cfg, client);
     else if (which === 'ingest-supervisor') await recordSupervisor(cfg, client);
     else if (which === 'windows') await recordWindows(cfg, client);
-    else throw new Error('usage: record-history.ts smoke|ingest-supervisor|windows');
+    else if (which === 'global-merge') await recordGlobalMerge(cfg);
+    else throw new Error('usage: record-history.ts smoke|ingest-supervisor|windows|global-merge');
   } finally {
     await client.connection.close();
   }

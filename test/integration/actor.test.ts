@@ -4,9 +4,8 @@ import { ActorSystem, advanceTrailing, type OffsetEvent } from '../../src/actors
 import { loadConfig, trailingPaneMs } from '../../src/config';
 import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionTrailingKey, regionTrailingStateKey, regionWindowKey, windowId } from '../../src/keys';
 import { EpochChanged } from '../../src/actors/region-actor';
-import { rankOrder } from '../support/redis';
+import { freeRedisDb, rankOrder } from '../support/redis';
 import { prng } from '../../src/load/generator';
-import { deleteRegion } from '../../src/activities/record';
 import { cfg, unique } from '../helpers';
 
 const windows = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
@@ -20,21 +19,20 @@ function ev(i: number, post: string, region: string, ts = T0, id = `e${i}`): Off
 
 describe('region actor flush (one atomic Redis step, real Redis)', () => {
   let redis: Redis;
-  const regions: string[] = [];
   const EPOCH = 'test-epoch';
   /** A fresh region whose state belongs to EPOCH. */
   const region = async (tag: string) => {
     const r = unique(`act_${tag}`);
-    regions.push(r);
     await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
     return r;
   };
 
-  before(() => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+  // An empty database of its own: the flushes also mark families for the global merge.
+  before(async () => {
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
   });
   after(async () => {
-    for (const r of regions) await deleteRegion(redis, r);
+    await redis.flushdb();
     redis.disconnect();
   });
 
@@ -114,11 +112,11 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   const EPOCH = 'trail-epoch';
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
     await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
   });
   after(async () => {
-    await deleteRegion(redis, r);
+    await redis.flushdb();
     redis.disconnect();
   });
 
