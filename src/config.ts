@@ -77,6 +77,16 @@ export interface WindowSpec {
 }
 
 /**
+ * A sliding window spec `<size>@<slide>`: windows [s, s + size) for every s on the slide
+ * grid, each the sum of the tumbling windows of its `pane` spec (size = the slide) it covers.
+ */
+export interface SlidingSpec extends WindowSpec {
+  readonly slideMs: number;
+  /** The tumbling spec whose windows are its panes. */
+  readonly pane: string;
+}
+
+/**
  * The pane of a spec's trailing timeframe: 1/60 of its size (at least 1 s; the whole size
  * when 1 s does not divide it), so `timeframe=1h` moves in 1-minute steps.
  */
@@ -86,15 +96,30 @@ export function trailingPaneMs(sizeMs: number): number {
   return sizeMs % 1000 === 0 ? 1000 : sizeMs;
 }
 
-/** HH_WINDOWS entries: `size[/allowed lateness[/ttl]]`, ttl counted from the window's end. */
-export const DEFAULT_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d';
+/**
+ * HH_WINDOWS entries: tumbling `size[/allowed lateness[/ttl]]` and sliding
+ * `size@slide[/allowed lateness[/ttl]]`, ttl counted from the window's end.
+ */
+export const DEFAULT_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d,5m@1m';
 
-function windows(env: Env): WindowSpec[] {
+function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[] } {
   const raw = str(env, 'HH_WINDOWS', DEFAULT_WINDOWS);
   const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const out: WindowSpec[] = [];
+  const slides: { entry: string; name: string; sizeMs: number; slideMs: number; lateness?: string; ttl?: string }[] = [];
   for (const entry of entries) {
     const [name, lateness, ttl] = entry.split('/');
+    if (name.includes('@')) {
+      const [size, slide] = name.split('@');
+      const sizeMs = parseDuration(size);
+      const slideMs = parseDuration(slide);
+      if (sizeMs === undefined || slideMs === undefined || sizeMs <= slideMs || sizeMs % slideMs !== 0) {
+        throw new ConfigError('HH_WINDOWS', `"${entry}": a sliding window is <size>@<slide> with the size a multiple (> 1) of the slide, e.g. 5m@1m`);
+      }
+      if (slides.some((x) => x.name === name)) throw new ConfigError('HH_WINDOWS', `"${name}" is listed twice`);
+      slides.push({ entry, name, sizeMs, slideMs, lateness, ttl });
+      continue;
+    }
     const sizeMs = parseDuration(name);
     if (sizeMs === undefined || sizeMs < 1000) throw new ConfigError('HH_WINDOWS', `"${name}" is not a window size of at least 1s (e.g. 1m,5m,1h,24h)`);
     if (86_400_000 % sizeMs !== 0 && sizeMs % 86_400_000 !== 0) throw new ConfigError('HH_WINDOWS', `"${name}" must divide a day evenly (or be whole days), so windows align`);
@@ -105,7 +130,23 @@ function windows(env: Env): WindowSpec[] {
     if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
     out.push({ name, sizeMs, latenessMs, ttlMs });
   }
-  return out;
+  if (out.length > 16) throw new ConfigError('HH_WINDOWS', 'at most 16 tumbling window specs');
+  const sliding = slides.map(({ entry, name, sizeMs, slideMs, lateness, ttl }): SlidingSpec => {
+    // Panes: the tumbling windows of the slide's size; they must outlive the sliding window's final assembly.
+    const pane = out.find((w) => w.sizeMs === slideMs);
+    if (!pane) throw new ConfigError('HH_WINDOWS', `"${entry}": the sliding window needs a tumbling window of its slide's size in HH_WINDOWS (its panes)`);
+    const latenessMs = lateness === undefined || lateness === '' ? pane.latenessMs : lateness === '0' ? 0 : parseDuration(lateness);
+    if (latenessMs === undefined || latenessMs < pane.latenessMs) {
+      throw new ConfigError('HH_WINDOWS', `"${entry}": the allowed lateness must be a duration of at least its panes' (${pane.name}: ${pane.latenessMs} ms)`);
+    }
+    if (pane.ttlMs < sizeMs + latenessMs) {
+      throw new ConfigError('HH_WINDOWS', `"${entry}": its panes (${pane.name}) must live at least size + lateness after they end; raise the ${pane.name} ttl`);
+    }
+    const ttlMs = ttl === undefined ? Math.max(2 * sizeMs, 600_000) : parseDuration(ttl);
+    if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
+    return { name, sizeMs, slideMs, latenessMs, ttlMs, pane: pane.name };
+  });
+  return { tumbling: out, sliding };
 }
 
 export interface Config {
@@ -167,8 +208,10 @@ export interface Config {
   readonly ingest: {
     /** HH_KAFKA_GROUP: the consumer group of the ingest activities. @default heavy-hitters-ingest */
     readonly groupId: string;
-    /** HH_WINDOWS: tumbling windows, `size[/allowed lateness[/ttl]]`. @default 1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d */
+    /** HH_WINDOWS: tumbling windows `size[/allowed lateness[/ttl]]` (each also a trailing timeframe). @default 1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d,5m@1m */
     readonly windows: readonly WindowSpec[];
+    /** HH_WINDOWS entries `size@slide[/allowed lateness[/ttl]]`: sliding windows over the tumbling windows of the slide's size. */
+    readonly sliding: readonly SlidingSpec[];
     /** HH_TOPK_BOUNDED_K: members kept in the bounded Top-K key. @default 1000 — covers every k the API allows. */
     readonly boundedK: number;
     /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
@@ -211,6 +254,7 @@ export function loadConfig(env: Env = process.env): Config {
   const host = '127.0.0.1';
   const kafkaPort = port(env, 'HH_KAFKA_PORT', 9092);
   const temporalPort = port(env, 'HH_TEMPORAL_PORT', 7233);
+  const specs = windows(env);
   const cfg: Config = {
     host,
     redis: { port: port(env, 'HH_REDIS_PORT', 6379), db: int(env, 'HH_REDIS_DB', 0, 0, 15) },
@@ -245,7 +289,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     ingest: {
       groupId: identifier(env, 'HH_KAFKA_GROUP', 'heavy-hitters-ingest', /^[A-Za-z0-9._-]{1,200}$/, 'a consumer group id ([A-Za-z0-9._-])'),
-      windows: windows(env),
+      windows: specs.tumbling,
+      sliding: specs.sliding,
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),

@@ -22,6 +22,8 @@ export const regionInflightKey = (region: string): string => `region:{${region}}
 export const regionCheckpointLockKey = (region: string): string => `region:{${region}}:checkpoint-lock`;
 /** The current epoch of the whole Redis state; absent after Redis lost its data. */
 export const EPOCH_KEY = 'hh:epoch';
+/** Hash partition -> {max event time, regions} of a topic's partitions: a member taking one over carries on its watermark. */
+export const watermarksKey = (topic: string): string => `hh:watermarks:${topic}`;
 /** Held by the process rebuilding Redis from Cassandra. */
 export const REBUILD_LOCK_KEY = 'hh:rebuild-lock';
 /** Key id of the all-time leaderboard in the record (windows use their window id). */

@@ -40,6 +40,8 @@ export function createActivities({ redis, ingest, cassandra, keyspace, windows: 
     persistWindow: (region: string, spec: string, start: number) => (windows ?? missing('Cassandra')).persistWindow(region, spec, start),
     restoreWindow: (region: string, id: string, expireAt: number) => (windows ?? missing('Cassandra')).restoreWindow(region, id, expireAt),
     expireWindow: (region: string, id: string) => (windows ?? missing('Cassandra')).expireWindow(region, id),
+    assembleSliding: (region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number) =>
+      (windows ?? missing('Cassandra')).assembleSliding(region, id, pane, start, sizeMs, slideMs, expireAt),
 
     /** Merges every key family changed since the last merge into its global Top-K key (exact, TPUT). */
     mergeGlobal: (k: number): Promise<GlobalMergeReport> => mergeChanged(redis, k, specs),

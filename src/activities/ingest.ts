@@ -9,7 +9,7 @@
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type IHeaders, type Producer, type KafkaMessage } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { advanceTrailing, EpochChanged, RedisStateLost, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
-import { EPOCH_KEY } from '../keys';
+import { EPOCH_KEY, watermarksKey } from '../keys';
 import { ensureEpoch, type RegionRecord } from './record';
 import type { Config, WindowSpec } from '../config';
 import type { Client as TemporalClient } from '@temporalio/client';
@@ -180,7 +180,10 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   let epoch = await ensureEpoch(redis, record, log, signal);
   const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now);
   const reported = new Map<string, number>();
-  const specs = cfg.ingest.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs }));
+  const specs = [
+    ...cfg.ingest.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs })),
+    ...cfg.ingest.sliding.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs, slideMs: w.slideMs, pane: w.pane })),
+  ];
   let reporting = false;
   // Each interval, per region whose watermark moved: its trailing timeframes move (in Redis),
   // and the watermark reaches its coordinator workflow, coalesced to one signal at most.
@@ -188,7 +191,13 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     if (reporting) return;
     reporting = true;
     const due = [...watermarks.regions()].filter(([r, p]) => p.watermark > (reported.get(r) ?? -Infinity));
-    Promise.all(
+    // Each held partition's watermark state, for whichever member holds it after a rebalance.
+    const snaps = [...assigned].flatMap((p) => {
+      const snap = watermarks.snapshot(p);
+      return snap ? [String(p), JSON.stringify(snap)] : [];
+    });
+    Promise.all([
+      snaps.length ? redis.hset(watermarksKey(cfg.kafka.topic), ...snaps) : undefined,
       due.map(async ([region, p]) => {
         await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark);
         if (deps.temporal) {
@@ -203,7 +212,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         reported.set(region, p.watermark);
         watermarks.taken(region, p.earliest);
       }),
-    )
+    ])
       .catch((e: Error) => log(`watermark report failed (retrying): ${e.message}`))
       .finally(() => (reporting = false));
   }, cfg.ingest.watermarkReportMs);
@@ -212,6 +221,13 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     assigned.clear();
     for (const p of e.payload.memberAssignment[cfg.kafka.topic] ?? []) assigned.add(p);
     watermarks.retain(assigned);
+    // Partitions taken over from another member carry on from its last watermark state.
+    const parts = [...assigned];
+    if (parts.length === 0) return;
+    redis.hmget(watermarksKey(cfg.kafka.topic), ...parts.map(String)).then(
+      (snaps) => snaps.forEach((s, i) => s && assigned.has(parts[i]) && watermarks.seed(parts[i], JSON.parse(s) as { max: number; regions: string[] })),
+      (err: Error) => log(`cannot read the partitions' watermark state: ${err.message}`),
+    );
   });
 
   /**

@@ -63,6 +63,32 @@ export class Watermarks {
     if ((this.earliest.get(region) ?? Infinity) >= earliest) this.earliest.delete(region);
   }
 
+  /** What another member needs to carry on a partition's watermark: its max event time and regions. */
+  snapshot(partition: number): { max: number; regions: string[] } | undefined {
+    const max = this.maxEvent.get(partition);
+    if (max === undefined) return undefined;
+    const regions = [...this.regionParts].filter(([, parts]) => parts.has(partition)).map(([r]) => r);
+    return { max, regions };
+  }
+
+  /**
+   * Takes over a partition another member held (after a rebalance), from its snapshot: the
+   * partition counts as caught up and idle from now, so a quiet partition's watermark keeps
+   * moving by processing time; a batch that arrives corrects both. No-op once it has data.
+   */
+  seed(partition: number, snap: { max: number; regions: string[] }): void {
+    if (this.maxEvent.has(partition)) return;
+    this.maxEvent.set(partition, snap.max);
+    this.lastBatchAt.set(partition, this.now());
+    this.caughtUp.set(partition, true);
+    for (const r of snap.regions) {
+      let parts = this.regionParts.get(r);
+      if (!parts) this.regionParts.set(r, (parts = new Set()));
+      parts.add(partition);
+    }
+    this.advance(partition);
+  }
+
   /** Forgets partitions this member no longer holds (after a rebalance). */
   retain(partitions: Set<number>): void {
     for (const p of [...this.maxEvent.keys()]) {

@@ -5,7 +5,7 @@
  */
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
-import { regionWindowKey, windowId } from '../keys';
+import { GLOBAL_DIRTY_KEY, regionWindowKey, windowId } from '../keys';
 import { byRank, type RankedCount } from './record';
 
 export interface WindowSnapshot {
@@ -61,6 +61,23 @@ export function createWindowActivities(redis: Redis, cassandra: Client, keyspace
       if (rows.length) tx.pexpireat(key, expireAt);
       await tx.exec();
       return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
+    },
+
+    /**
+     * Sums a sliding window's panes (the `pane` spec's windows from start to start + size)
+     * into its key; marks it for the global merge.
+     */
+    async assembleSliding(region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number): Promise<number> {
+      const panes: string[] = [];
+      for (let p = start; p < start + sizeMs; p += slideMs) panes.push(regionWindowKey(region, windowId(pane, p)));
+      const key = regionWindowKey(region, id);
+      const [[, n]] = (await redis
+        .multi()
+        .zunionstore(key, panes.length, ...panes)
+        .pexpireat(key, expireAt)
+        .sadd(GLOBAL_DIRTY_KEY, id)
+        .exec()) as [[null, number]];
+      return n;
     },
 
     /** The window's TTL passed: its Redis key goes (the flush set the same expiry; this makes it certain). */

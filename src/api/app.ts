@@ -19,7 +19,7 @@ import {
   regionWindowKey,
 } from '../keys';
 import { byRank, type RankedCount, type RegionRecord } from '../activities/record';
-import { trailingPaneMs, type WindowSpec } from '../config';
+import { trailingPaneMs, type SlidingSpec, type WindowSpec } from '../config';
 import { validateObject } from '../events';
 import { withTimeout, type Probe } from '../health';
 import type { PostMeta, PostMetaStore } from '../store/posts';
@@ -51,8 +51,10 @@ export interface ApiDeps {
   recomputeWindow?: (workflowId: string) => Promise<{ posts: number; events: number }>;
   /** A window's persisted snapshot (`<spec>:<start>`): answers for windows whose Redis key expired. */
   readWindow?: (region: string, id: string) => Promise<RankedCount[]>;
-  /** The window specs: each name is a trailing timeframe, and windows are addressed by `<name>:<start>`. */
+  /** The tumbling window specs: each name is a trailing timeframe, and windows are addressed by `<name>:<start>`. */
   windows: readonly WindowSpec[];
+  /** Sliding window specs (`<size>@<slide>`): windows addressed by `<name>:<start>`, starts on the slide grid. */
+  sliding?: readonly SlidingSpec[];
   /** Entries of each global key (`region=global` answers k up to this). */
   globalK: number;
   maxK: number;
@@ -166,12 +168,14 @@ export function createApp(deps: ApiDeps): express.Express {
   const timeframes = ['all', ...deps.windows.map((w) => w.name)];
   const specOf = (name: string) => deps.windows.find((w) => w.name === name)!;
 
-  /** `window=<spec>:<start ms>`: a configured spec and a start on its grid. */
+  const allSpecs: (WindowSpec & { slideMs?: number })[] = [...deps.windows, ...(deps.sliding ?? [])];
+  /** `window=<spec>:<start ms>`: a configured spec and a start on its grid (the slide, for sliding windows). */
   const parseWindow = (raw: string) => {
     const m = /^([^:]+):(\d{1,15})$/.exec(raw);
-    const spec = m ? deps.windows.find((w) => w.name === m[1]) : undefined;
-    if (!m || !spec) throw bad('window', `window must be <spec>:<start ms> with spec one of ${deps.windows.map((w) => w.name).join(', ')}; got "${raw.slice(0, 60)}"`);
-    if (Number(m[2]) % spec.sizeMs !== 0) throw bad('window', `window start ${m[2]} is not on the ${spec.name} grid (a multiple of ${spec.sizeMs} ms)`);
+    const spec = m ? allSpecs.find((w) => w.name === m[1]) : undefined;
+    if (!m || !spec) throw bad('window', `window must be <spec>:<start ms> with spec one of ${allSpecs.map((w) => w.name).join(', ')}; got "${raw.slice(0, 60)}"`);
+    const grid = spec.slideMs ?? spec.sizeMs;
+    if (Number(m[2]) % grid !== 0) throw bad('window', `window start ${m[2]} is not on the ${spec.name} grid (a multiple of ${grid} ms)`);
     return { id: raw, spec, start: Number(m[2]) };
   };
 

@@ -55,11 +55,14 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     pending = null;
     st.watermark = wm;
     for (const spec of input.specs) {
-      const current = Math.floor(wm / spec.sizeMs) * spec.sizeMs;
-      // The first windows: from the earliest event seen (its window may be behind the watermark already).
-      let from = st.next[spec.name] ?? Math.min(current, Math.floor(earliest / spec.sizeMs) * spec.sizeMs);
-      if (current - from > MAX_CATCH_UP * spec.sizeMs) from = current - MAX_CATCH_UP * spec.sizeMs;
-      for (let start = from; start <= current; start += spec.sizeMs) {
+      // Tumbling windows start every size; sliding ones every slide.
+      const step = spec.slideMs ?? spec.sizeMs;
+      const current = Math.floor(wm / step) * step;
+      // The first windows: every one that holds the earliest event seen (it may be behind the
+      // watermark already; sliding windows overlap, so several hold it).
+      let from = st.next[spec.name] ?? Math.min(current, Math.floor(earliest / step) * step - (spec.sizeMs - step));
+      if (current - from > MAX_CATCH_UP * step) from = current - MAX_CATCH_UP * step;
+      for (let start = from; start <= current; start += step) {
         const id = windowWorkflowId(input.region, spec.name, start);
         await startChild(windowWorkflow, {
           workflowId: id,
@@ -68,7 +71,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         });
         st.live.push({ id, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
-      st.next[spec.name] = current + spec.sizeMs;
+      st.next[spec.name] = current + step;
     }
     const still: CoordinatorState['live'] = [];
     for (const w of st.live) {

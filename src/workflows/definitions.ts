@@ -42,12 +42,15 @@ export const SA_WINDOW_START = defineSearchAttributeKey('WindowStart', SearchAtt
 export const SA_WINDOW_SPEC = defineSearchAttributeKey('WindowSpec', SearchAttributeType.KEYWORD);
 export const SA_WINDOW_STATE = defineSearchAttributeKey('WindowState', SearchAttributeType.KEYWORD);
 
-/** A tumbling window spec as the workflows need it (plain data, from the config). */
+/** A window spec as the workflows need it (plain data, from the config). */
 export interface WindowSpecInput {
   name: string;
   sizeMs: number;
   latenessMs: number;
   ttlMs: number;
+  /** Sliding windows only: windows start every slide, and are summed from the `pane` spec's windows. */
+  slideMs?: number;
+  pane?: string;
 }
 
 export const windowWorkflowId = (region: string, spec: string, start: number): string => `window:${region}:${spec}:${start}`;

@@ -1,5 +1,5 @@
 /**
- * One tumbling window of one region, id `window:<region>:<spec>:<start>`:
+ * One window (tumbling, or sliding: summed from its panes) of one region, id `window:<region>:<spec>:<start>`:
  * OPEN → CLOSED (watermark ≥ end: snapshot persisted to Cassandra) → FINAL (watermark ≥
  * end + allowed lateness: persisted again, later events go to the late topic) → EXPIRED
  * (TTL after the end passed: Redis key gone, workflow completes). Watermarks arrive as
@@ -21,7 +21,7 @@ import {
   type WindowStatus,
 } from './definitions';
 
-const { persistWindow, restoreWindow, expireWindow } = proxyActivities<Activities>({
+const { persistWindow, restoreWindow, expireWindow, assembleSliding } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -61,6 +61,8 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
   });
 
   const persist = async () => {
+    // A sliding window's key is the sum of its panes (tumbling windows), summed again at each persist.
+    if (spec.pane && spec.slideMs) await assembleSliding(region, windowId, spec.pane, start, spec.sizeMs, spec.slideMs, end + spec.ttlMs);
     const snap = await persistWindow(region, spec.name, start);
     status.top = snap.top;
     status.persists++;

@@ -1,7 +1,8 @@
 /**
  * End to end (real Kafka, Redis, Cassandra, Temporal; 2 worker processes): the global
  * merge workflow's `global:top_k` is exact, also where a merge of regional top Ks is
- * wrong; trailing timeframes add and drop events as the watermark moves; a window is
+ * wrong; trailing timeframes add and drop events as the watermark moves; sliding windows
+ * are summed from their panes; a window is
  * addressable by id, from Redis while it lives and from its Cassandra snapshot after.
  */
 import { expect } from 'chai';
@@ -28,7 +29,7 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
     HH_WORKERS: '2',
     HH_GLOBAL_K: String(K),
     HH_GLOBAL_MERGE_INTERVAL: '300ms',
-    HH_WINDOWS: '2s/1s/15s,1m/10s/10m',
+    HH_WINDOWS: '2s/1s/15s,1m/10s/10m,4s@2s/1s/15s',
     HH_WATERMARK_DELAY: '500ms',
     HH_IDLE_TIMEOUT: '1s',
     HH_WATERMARK_REPORT_INTERVAL: '300ms',
@@ -102,6 +103,22 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
     }, 60_000);
   });
 
+  it('answers a window by id from Redis while it lives and from its Cassandra snapshot after its TTL', async () => {
+    const region = crafted[1];
+    const w = `2s:${Math.floor(T / 2000) * 2000}`;
+    const live = await get(`region=${region}&window=${w}&k=1000`);
+    expect(live.source).to.equal('redis');
+    expect(plain(live)).to.deep.equal(truthTopK(truth[region], 1000));
+    // TTL 15 s after the end; the window workflow persisted its snapshot when it closed.
+    await eventually(async () => {
+      const gone = await get(`region=${region}&window=${w}&k=1000`);
+      expect(gone.source).to.equal('record');
+      expect(plain(gone)).to.deep.equal(truthTopK(truth[region], 1000));
+      const g = await get(`region=global&window=${w}&k=${K}`);
+      expect(g.source).to.equal('record');
+      expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
+    }, 90_000, 1000);
+  });
   it('trailing timeframes hold the events of their last panes: 2s drops them as the watermark moves on, 1m still has them', async () => {
     const region = crafted[0];
     // The watermark moves by processing time (idle timeout 1 s): within seconds T is more than 2 s behind.
@@ -131,20 +148,17 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
     expect(status.moved).to.be.below(status.naive);
   });
 
-  it('answers a window by id from Redis while it lives and from its Cassandra snapshot after its TTL', async () => {
-    const region = crafted[1];
-    const w = `2s:${Math.floor(T / 2000) * 2000}`;
-    const live = await get(`region=${region}&window=${w}&k=1000`);
-    expect(live.source).to.equal('redis');
-    expect(plain(live)).to.deep.equal(truthTopK(truth[region], 1000));
-    // TTL 15 s after the end; the window workflow persisted its snapshot when it closed.
+  it('sums each sliding window from its panes: both 4s@2s windows that contain the events hold all of them', async () => {
+    const region = crafted[2];
+    const s0 = Math.floor(T / 2000) * 2000;
     await eventually(async () => {
-      const gone = await get(`region=${region}&window=${w}&k=1000`);
-      expect(gone.source).to.equal('record');
-      expect(plain(gone)).to.deep.equal(truthTopK(truth[region], 1000));
-      const g = await get(`region=global&window=${w}&k=${K}`);
-      expect(g.source).to.equal('record');
+      for (const start of [s0 - 2000, s0]) {
+        const w = await get(`region=${region}&window=4s@2s:${start}&k=1000`);
+        expect(plain(w), `4s@2s:${start}`).to.deep.equal(truthTopK(truth[region], 1000));
+      }
+      const g = await get(`region=global&window=4s@2s:${s0}&k=${K}`);
       expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
-    }, 90_000, 1000);
+    }, 60_000, 500);
   });
+
 });

@@ -38,6 +38,10 @@ describe('config', () => {
     [{ HH_WINDOWS: '1m,7m' }, 'HH_WINDOWS', /divide a day/],
     [{ HH_WINDOWS: '1m,60s' }, 'HH_WINDOWS', /listed twice/],
     [{ HH_WINDOWS: 'soon' }, 'HH_WINDOWS', /window size/],
+    [{ HH_WINDOWS: '1m,5m@2m' }, 'HH_WINDOWS', /multiple/],
+    [{ HH_WINDOWS: '1m,5m@30s' }, 'HH_WINDOWS', /tumbling window of its slide's size/],
+    [{ HH_WINDOWS: '1m/10s/2m,5m@1m' }, 'HH_WINDOWS', /raise the 1m ttl/],
+    [{ HH_WINDOWS: '1m/10s,5m@1m/5s' }, 'HH_WINDOWS', /at least its panes/],
     [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
     [{ HH_WORKERS: '0' }, 'HH_WORKERS', /1\.\.64/],
   ];
@@ -64,6 +68,16 @@ describe('config', () => {
       ['1d', 86_400_000],
     ]);
     expect(c.ingest.dedupHorizonMs).to.equal(36 * 3_600_000);
+    expect(c.ingest.sliding).to.deep.equal([]);
+  });
+
+  it('parses sliding windows over the tumbling windows of their slide', () => {
+    const c = loadConfig({ HH_WINDOWS: '1m/10s/2h,5m@1m,1h@1m/30s/3h' });
+    expect(c.ingest.windows.map((w) => w.name)).to.deep.equal(['1m']);
+    expect(c.ingest.sliding).to.deep.equal([
+      { name: '5m@1m', sizeMs: 300_000, slideMs: 60_000, latenessMs: 10_000, ttlMs: 600_000, pane: '1m' },
+      { name: '1h@1m', sizeMs: 3_600_000, slideMs: 60_000, latenessMs: 30_000, ttlMs: 3 * 3_600_000, pane: '1m' },
+    ]);
   });
 
   it('is frozen', () => {

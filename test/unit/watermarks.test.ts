@@ -38,6 +38,21 @@ describe('event-time watermarks', () => {
     expect(w.regions().get('NA')).to.deep.equal({ watermark: 50, earliest: 50 });
   });
 
+  it('lets the member that takes over a quiet partition carry its watermark on by processing time', () => {
+    let now = 1_000_000;
+    const before = new Watermarks(5000, 10_000, () => now);
+    before.observe(3, 990_000, [['NA', 990_000]], true);
+    const snap = before.snapshot(3)!;
+    expect(snap).to.deep.equal({ max: 990_000, regions: ['NA'] });
+    const after = new Watermarks(5000, 10_000, () => now); // the new owner: no batch will come
+    after.seed(3, snap);
+    expect(after.regions().get('NA')!.watermark).to.equal(985_000);
+    now += 10_000;
+    expect(after.regions().get('NA')!.watermark).to.equal(now - 5000);
+    after.seed(3, { max: 0, regions: ['EU'] }); // has state already: ignored
+    expect([...after.regions().keys()]).to.deep.equal(['NA']);
+  });
+
   it('marks the window specs an event is beyond the allowed lateness of', () => {
     const windows = loadConfig({ HH_WINDOWS: '1m/10s/1h,1h/5m/1d' }).ingest.windows;
     const t = 3_600_000 * 100 + 30_000; // 30 s into an hour (and into its first minute)
