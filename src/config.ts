@@ -87,6 +87,20 @@ export interface SlidingSpec extends WindowSpec {
 }
 
 /**
+ * A session window spec `gap<duration>`: per region, a maximal run of event-time buckets
+ * holding events, where each bucket follows the previous one within the gap. Buckets are
+ * 1/30 of the gap (at least 1 s); a session is sealed once the watermark is a gap plus the
+ * allowed lateness past its end.
+ */
+export interface SessionSpec {
+  readonly name: string;
+  readonly gapMs: number;
+  readonly bucketMs: number;
+  readonly latenessMs: number;
+  readonly ttlMs: number;
+}
+
+/**
  * The pane of a spec's trailing timeframe: 1/60 of its size (at least 1 s; the whole size
  * when 1 s does not divide it), so `timeframe=1h` moves in 1-minute steps.
  */
@@ -97,18 +111,33 @@ export function trailingPaneMs(sizeMs: number): number {
 }
 
 /**
- * HH_WINDOWS entries: tumbling `size[/allowed lateness[/ttl]]` and sliding
- * `size@slide[/allowed lateness[/ttl]]`, ttl counted from the window's end.
+ * HH_WINDOWS entries: tumbling `size[/allowed lateness[/ttl]]`, sliding
+ * `size@slide[/allowed lateness[/ttl]]` and session `gap<duration>[/allowed lateness[/ttl]]`,
+ * ttl counted from the window's end.
  */
 export const DEFAULT_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d,5m@1m';
 
-function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[] } {
+function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[]; sessions: SessionSpec[] } {
   const raw = str(env, 'HH_WINDOWS', DEFAULT_WINDOWS);
   const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
   const out: WindowSpec[] = [];
   const slides: { entry: string; name: string; sizeMs: number; slideMs: number; lateness?: string; ttl?: string }[] = [];
+  const sessions: SessionSpec[] = [];
   for (const entry of entries) {
     const [name, lateness, ttl] = entry.split('/');
+    if (name.startsWith('gap')) {
+      const gapMs = parseDuration(name.slice(3));
+      if (gapMs === undefined || gapMs < 1000 || gapMs % 1000 !== 0) throw new ConfigError('HH_WINDOWS', `"${entry}": a session window is gap<duration> of whole seconds, e.g. gap30s`);
+      if (sessions.some((x) => x.name === name)) throw new ConfigError('HH_WINDOWS', `"${name}" is listed twice`);
+      const bucket = Math.floor(gapMs / 30 / 1000) * 1000;
+      const bucketMs = bucket >= 1000 && gapMs % bucket === 0 ? bucket : 1000;
+      const latenessMs = lateness === undefined || lateness === '' ? 0 : lateness === '0' ? 0 : parseDuration(lateness);
+      if (latenessMs === undefined || latenessMs % 1000 !== 0) throw new ConfigError('HH_WINDOWS', `"${entry}": allowed lateness must be whole seconds, such as 30s`);
+      const ttlMs = ttl === undefined ? Math.max(2 * gapMs, 3_600_000) : parseDuration(ttl);
+      if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
+      sessions.push({ name, gapMs, bucketMs, latenessMs, ttlMs });
+      continue;
+    }
     if (name.includes('@')) {
       const [size, slide] = name.split('@');
       const sizeMs = parseDuration(size);
@@ -131,6 +160,7 @@ function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[] } {
     out.push({ name, sizeMs, latenessMs, ttlMs });
   }
   if (out.length > 16) throw new ConfigError('HH_WINDOWS', 'at most 16 tumbling window specs');
+  if (sessions.length > 8) throw new ConfigError('HH_WINDOWS', 'at most 8 session window specs');
   const sliding = slides.map(({ entry, name, sizeMs, slideMs, lateness, ttl }): SlidingSpec => {
     // Panes: the tumbling windows of the slide's size; they must outlive the sliding window's final assembly.
     const pane = out.find((w) => w.sizeMs === slideMs);
@@ -146,7 +176,7 @@ function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[] } {
     if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
     return { name, sizeMs, slideMs, latenessMs, ttlMs, pane: pane.name };
   });
-  return { tumbling: out, sliding };
+  return { tumbling: out, sliding, sessions };
 }
 
 export interface Config {
@@ -212,6 +242,8 @@ export interface Config {
     readonly windows: readonly WindowSpec[];
     /** HH_WINDOWS entries `size@slide[/allowed lateness[/ttl]]`: sliding windows over the tumbling windows of the slide's size. */
     readonly sliding: readonly SlidingSpec[];
+    /** HH_WINDOWS entries `gap<duration>[/allowed lateness[/ttl]]`: session windows per region. */
+    readonly sessions: readonly SessionSpec[];
     /** HH_TOPK_BOUNDED_K: members kept in the bounded Top-K key. @default 1000 — covers every k the API allows. */
     readonly boundedK: number;
     /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
@@ -291,6 +323,7 @@ export function loadConfig(env: Env = process.env): Config {
       groupId: identifier(env, 'HH_KAFKA_GROUP', 'heavy-hitters-ingest', /^[A-Za-z0-9._-]{1,200}$/, 'a consumer group id ([A-Za-z0-9._-])'),
       windows: specs.tumbling,
       sliding: specs.sliding,
+      sessions: specs.sessions,
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),

@@ -41,6 +41,15 @@ export const regionPaneKey = (region: string, spec: string, startMs: number): st
 /** Hash spec -> "<lowest pane start>:<highest pane start>" the trailing key holds. */
 export const regionTrailingStateKey = (region: string): string => `region:{${region}}:trailing`;
 
+/** Hash session spec -> bucket start below which that spec's sessions are sealed (flushes refuse to write there). */
+export const regionSealedKey = (region: string): string => `region:{${region}}:sealed`;
+/** Sorted set of the bucket starts not yet sealed into a session, per session spec. */
+export const regionBucketIndexKey = (region: string, spec: string): string => `region:{${region}}:buckets:${spec}`;
+/** Sorted set of the sealed sessions ("<start>:<end>", by start) the coordinator has not taken yet. */
+export const regionSessionsKey = (region: string, spec: string): string => `region:{${region}}:sessions:${spec}`;
+/** One session bucket: counts of the events with event time in [start, start + bucket). */
+export const regionBucketKey = (region: string, spec: string, startMs: number): string => `region:{${region}}:bucket:${spec}:${startMs}`;
+
 /** Global Top-K of a key family: all-time, a window id, or `trailing:<spec>`. */
 export const globalTopKey = (family?: string): string => (family && family !== 'all' ? `global:top_k:${family}` : 'global:top_k');
 /** Figures of the last merge of a key family (JSON): when, entries moved, the naive figure. */

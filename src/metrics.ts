@@ -15,6 +15,11 @@ export function createMetrics() {
       registers: [registry],
     }),
     deduplicated: new Counter({ name: 'hh_events_deduplicated_total', help: 'Events skipped because their event_id was already counted', registers: [registry] }),
+    sessionRefused: new Counter({
+      name: 'hh_session_events_refused_total',
+      help: 'Events not added to a session window because it was sealed between triage and flush (still counted all-time and in other windows)',
+      registers: [registry],
+    }),
     late: new Counter({ name: 'hh_events_late_total', help: 'Events beyond a window\'s allowed lateness (sent to the late topic; still counted all-time)', registers: [registry] }),
     fenced: new Counter({ name: 'hh_events_fenced_total', help: 'Redelivered events skipped by the per-partition offset fence', registers: [registry] }),
     flushSeconds: new Histogram({

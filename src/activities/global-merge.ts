@@ -17,7 +17,6 @@
 import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
 import { byRank, type RankedCount } from './record';
-import type { WindowSpec } from '../config';
 
 /** Reads of the R regional leaderboards of one key family. */
 export interface RankSource {
@@ -126,13 +125,17 @@ export function regionalKey(region: string, family: string): string {
   return regionWindowKey(region, family);
 }
 
-/** When a global window key expires: with its regional keys (window end + ttl). */
-function expiry(family: string, windows: readonly WindowSpec[]): number | undefined {
-  const i = family.lastIndexOf(':');
-  if (family === 'all' || family.startsWith('trailing:') || i < 0) return undefined;
-  const spec = windows.find((w) => w.name === family.slice(0, i));
-  const start = Number(family.slice(i + 1));
-  return spec && Number.isFinite(start) ? start + spec.sizeMs + spec.ttlMs : undefined;
+/**
+ * When a global window key expires: with the last of its regional keys (all-time and
+ * trailing keys never expire: undefined). 0 when no regional key is left.
+ */
+async function expiry(redis: Redis, family: string, keys: string[]): Promise<number | undefined> {
+  if (family === 'all' || family.startsWith('trailing:')) return undefined;
+  const p = redis.pipeline();
+  for (const k of keys) p.call('PEXPIRETIME', k);
+  const res = (await p.exec()) ?? [];
+  // -2: no such key; -1: no expiry (a window key always has one once written)
+  return Math.max(0, ...res.map(([, v]) => Number(v)));
 }
 
 export interface GlobalMergeReport {
@@ -147,16 +150,17 @@ export interface GlobalMergeReport {
  * Merges every key family changed since the last merge (the hot path marks them in
  * `global:dirty`) into `global:top_k[:<id>]`, with its figures in `global:meta`.
  */
-export async function mergeChanged(redis: Redis, k: number, windows: readonly WindowSpec[], now = Date.now()): Promise<GlobalMergeReport> {
+export async function mergeChanged(redis: Redis, k: number, now = Date.now()): Promise<GlobalMergeReport> {
   const families = await redis.spop(GLOBAL_DIRTY_KEY, 100_000);
   const report: GlobalMergeReport = { families: 0, moved: 0, naive: 0, merged: {} };
   if (families.length === 0) return report;
   try {
     const regions = (await redis.smembers(REGIONS_KEY)).sort();
     for (const family of families) {
-      const expireAt = expiry(family, windows);
+      const keys = regions.map((r) => regionalKey(r, family));
+      const expireAt = await expiry(redis, family, keys);
       if (expireAt !== undefined && expireAt <= now) continue; // expired meanwhile
-      const { top, stats } = await tput(redisSource(redis, regions.map((r) => regionalKey(r, family))), k);
+      const { top, stats } = await tput(redisSource(redis, keys), k);
       const key = globalTopKey(family);
       const meta = globalMetaKey(family);
       const tx = redis.multi().del(key);

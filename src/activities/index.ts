@@ -7,7 +7,8 @@ import type { Redis } from 'ioredis';
 import type { Client } from 'cassandra-driver';
 import { createWindowActivities } from './windows';
 import { mergeChanged, type GlobalMergeReport } from './global-merge';
-import type { WindowSpec } from '../config';
+import type { SessionSpec } from '../config';
+import { sealSessions, type SealedSession } from '../actors/region-actor';
 import { regionTopKey } from '../keys';
 import { runIngest, type IngestDeps, type IngestProgress } from './ingest';
 
@@ -16,8 +17,6 @@ export interface ActivityDeps {
   /** The record (window snapshots); the window activities need it. */
   cassandra?: Client;
   keyspace?: string;
-  /** The window specs (the global merge expires global window keys with their windows). */
-  windows?: readonly WindowSpec[];
   /** The process's hot-path parts; only the ingest worker of a process needs them. */
   ingest?: IngestDeps & {
     /** Aborts when the process shuts down, so the ingest drains and returns. */
@@ -34,7 +33,7 @@ function missing(name: string): never {
   throw new Error(`activity registered without ${name}`);
 }
 
-export function createActivities({ redis, ingest, cassandra, keyspace, windows: specs = [] }: ActivityDeps) {
+export function createActivities({ redis, ingest, cassandra, keyspace }: ActivityDeps) {
   const windows = cassandra && keyspace ? createWindowActivities(redis, cassandra, keyspace) : undefined;
   return {
     persistWindow: (region: string, spec: string, start: number) => (windows ?? missing('Cassandra')).persistWindow(region, spec, start),
@@ -43,8 +42,12 @@ export function createActivities({ redis, ingest, cassandra, keyspace, windows: 
     assembleSliding: (region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number) =>
       (windows ?? missing('Cassandra')).assembleSliding(region, id, pane, start, sizeMs, slideMs, expireAt),
 
+    /** Seals the region's sessions the watermark passed; returns every sealed one after `after`. */
+    sealSessions: (region: string, spec: SessionSpec, watermark: number, after: number): Promise<SealedSession[]> =>
+      sealSessions(redis, region, spec, watermark, after),
+
     /** Merges every key family changed since the last merge into its global Top-K key (exact, TPUT). */
-    mergeGlobal: (k: number): Promise<GlobalMergeReport> => mergeChanged(redis, k, specs),
+    mergeGlobal: (k: number): Promise<GlobalMergeReport> => mergeChanged(redis, k),
 
     /** The region's top `k` posts from its live leaderboard, highest count first. */
     async readTopK(region: string, k: number): Promise<RankedPost[]> {

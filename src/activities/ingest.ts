@@ -8,10 +8,10 @@
  */
 import { Kafka, logLevel, type Consumer, type EachBatchPayload, type IHeaders, type Producer, type KafkaMessage } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import { advanceTrailing, EpochChanged, RedisStateLost, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
+import { advanceTrailing, EpochChanged, RedisStateLost, SESSION_BIT0, type ActorSystem, type OffsetEvent } from '../actors/region-actor';
 import { EPOCH_KEY, watermarksKey } from '../keys';
 import { ensureEpoch, type RegionRecord } from './record';
-import type { Config, WindowSpec } from '../config';
+import type { Config, SessionSpec, WindowSpec } from '../config';
 import type { Client as TemporalClient } from '@temporalio/client';
 import { Watermarks } from './watermarks';
 import { regionCoordinatorWorkflow } from '../workflows/coordinator';
@@ -22,14 +22,21 @@ import type { Metrics } from '../metrics';
 export const DLQ_REASON_HEADER = 'dlq-reason';
 export const LATE_REASON_HEADER = 'late-reason';
 
-/** Bit k set when the event is beyond the allowed lateness of window spec k at watermark `wm`. */
-export function lateMask(timestamp: number, windows: readonly WindowSpec[], wm: number | undefined): number {
+/**
+ * Bit k set when the event is beyond the allowed lateness of window spec k at watermark
+ * `wm`; bit SESSION_BIT0 + q when it is more than session spec q's lateness behind the
+ * watermark (its session may be sealed).
+ */
+export function lateMask(timestamp: number, windows: readonly WindowSpec[], wm: number | undefined, sessions: readonly SessionSpec[] = []): number {
   if (wm === undefined) return 0;
   let mask = 0;
   for (let k = 0; k < windows.length; k++) {
     const w = windows[k];
     const end = Math.floor(timestamp / w.sizeMs) * w.sizeMs + w.sizeMs;
     if (end + w.latenessMs <= wm) mask |= 1 << k;
+  }
+  for (let q = 0; q < sessions.length; q++) {
+    if (timestamp + sessions[q].latenessMs <= wm) mask |= 1 << (SESSION_BIT0 + q);
   }
   return mask;
 }
@@ -80,6 +87,7 @@ export interface TriageOptions {
   dedupHorizonMs: number;
   now: number;
   windows: readonly WindowSpec[];
+  sessions?: readonly SessionSpec[];
   /** The partition's watermark before this batch (undefined: none yet). */
   watermark?: number;
 }
@@ -128,10 +136,13 @@ export function triage(
     }
     const ts = v.event.timestamp;
     if (ts > maxEventTime) maxEventTime = ts;
-    const mask = lateMask(ts, opts.windows, opts.watermark);
+    const mask = lateMask(ts, opts.windows, opts.watermark, opts.sessions);
     if (mask) {
       // Still counted (all-time, and windows still within their lateness); audited here.
-      const missed = opts.windows.filter((_, k) => mask & (1 << k)).map((w) => `${w.name}:${Math.floor(ts / w.sizeMs) * w.sizeMs}`);
+      const missed = [
+        ...opts.windows.filter((_, k) => mask & (1 << k)).map((w) => `${w.name}:${Math.floor(ts / w.sizeMs) * w.sizeMs}`),
+        ...(opts.sessions ?? []).filter((_, q) => mask & (1 << (SESSION_BIT0 + q))).map((sp) => `${sp.name} (session)`),
+      ];
       late.push({
         key: m.key,
         value: m.value,
@@ -204,7 +215,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           await deps.temporal.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
             workflowId: coordinatorWorkflowId(region),
             taskQueue: deps.temporal.taskQueue,
-            args: [{ region, specs }],
+            args: [{ region, specs, sessions: cfg.ingest.sessions.map((sp) => ({ ...sp })) }],
             signal: progressSignal,
             signalArgs: [p],
           });
@@ -280,6 +291,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           dedupHorizonMs: cfg.ingest.dedupHorizonMs,
           now: now(),
           windows: cfg.ingest.windows,
+          sessions: cfg.ingest.sessions,
           watermark: watermarks.of(partition),
         });
         const flushes = [...byRegion].map(([region, events]) => actors.actor(region).apply(partition, events, epoch));

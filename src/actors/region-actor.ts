@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { trailingPaneMs, type WindowSpec } from '../config';
+import { trailingPaneMs, type SessionSpec, type WindowSpec } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import {
@@ -16,6 +16,10 @@ import {
   GLOBAL_DIRTY_KEY,
   REGIONS_KEY,
   regionBoundedKey,
+  regionBucketIndexKey,
+  regionBucketKey,
+  regionSealedKey,
+  regionSessionsKey,
   regionDirtyKey,
   regionMetaKey,
   regionOffsetsKey,
@@ -30,13 +34,17 @@ import {
 
 const SCRIPT = fs.readFileSync(path.join(__dirname, 'region-flush.lua'), 'utf8');
 const ADVANCE = fs.readFileSync(path.join(__dirname, 'trailing-advance.lua'), 'utf8');
+const SEAL = fs.readFileSync(path.join(__dirname, 'session-seal.lua'), 'utf8');
 const HOUR = 3_600_000;
 
 export interface OffsetEvent {
   /** The record's Kafka offset (int64 as a decimal string). */
   offset: string;
   event: ViewEvent;
-  /** Bit k set: the event is beyond the allowed lateness of window spec k (not added to that window). */
+  /**
+   * Bit k set: the event is beyond the allowed lateness of window spec k (not added to that
+   * window); bit SESSION_BIT0 + q: beyond session spec q's.
+   */
   lateMask?: number;
 }
 
@@ -48,18 +56,25 @@ export interface FlushResult {
   fence: string;
   /** The bounded key's Kth (lowest) score after the flush, -1 if empty. */
   kthScore: number;
+  /** Events not added to a session because it was sealed meanwhile (still counted everywhere else). */
+  sessionRefused: number;
 }
+
+/** Late-mask bit of the first session spec (tumbling specs use the bits below it). */
+export const SESSION_BIT0 = 16;
 
 export interface ActorOptions {
   windows: readonly WindowSpec[];
+  sessions?: readonly SessionSpec[];
   boundedK: number;
   dedupHorizonMs: number;
 }
 
-type FlushReply = ['OK', number, number, number, string, string] | ['NOMETA'] | ['EPOCH', string];
+type FlushReply = ['OK', number, number, number, string, string, number] | ['NOMETA'] | ['EPOCH', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
   hhTrailingAdvance(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
+  hhSessionSeal(numKeys: number, ...args: (string | number)[]): Promise<(string | number)[]>;
 };
 
 /** Redis no longer holds the state (FLUSHALL, restart without persistence): rebuild first. */
@@ -83,8 +98,41 @@ export function withFlushScript(redis: Redis): FlushRedis {
   if (!('hhRegionFlush' in redis)) {
     redis.defineCommand('hhRegionFlush', { lua: SCRIPT });
     redis.defineCommand('hhTrailingAdvance', { lua: ADVANCE });
+    redis.defineCommand('hhSessionSeal', { lua: SEAL });
   }
   return redis as FlushRedis;
+}
+
+export interface SealedSession {
+  start: number;
+  end: number;
+  posts: number;
+}
+
+/**
+ * Seals the region's sessions of `spec` that the watermark has passed by a gap plus the
+ * lateness, and returns every sealed session after `after` (the last one the caller took),
+ * marked for the global merge.
+ */
+export async function sealSessions(redis: Redis, region: string, spec: SessionSpec, watermark: number, after: number): Promise<SealedSession[]> {
+  const flat = await withFlushScript(redis).hhSessionSeal(
+    3,
+    regionBucketIndexKey(region, spec.name),
+    regionSealedKey(region),
+    regionSessionsKey(region, spec.name),
+    spec.name,
+    spec.gapMs,
+    spec.bucketMs,
+    spec.latenessMs,
+    spec.ttlMs,
+    Math.floor(watermark),
+    `region:{${region}}:`,
+    after,
+  );
+  const out: SealedSession[] = [];
+  for (let i = 0; i < flat.length; i += 3) out.push({ start: Number(flat[i]), end: Number(flat[i + 1]), posts: Number(flat[i + 2]) });
+  if (out.length) await redis.sadd(GLOBAL_DIRTY_KEY, ...out.map((s) => `${spec.name}:${s.start}`));
+  return out;
 }
 
 /**
@@ -122,7 +170,7 @@ export class RegionActor {
 
   private async flush(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
     const t0 = process.hrtime.bigint();
-    const { windows, boundedK, dedupHorizonMs } = this.opts;
+    const { windows, boundedK, dedupHorizonMs, sessions = [] } = this.opts;
     const r = this.region;
     const seenIdx = new Map<number, number>();
     const seenExpire: number[] = [];
@@ -133,6 +181,9 @@ export class RegionActor {
     const paneKeys: string[] = [];
     const paneArgs: (string | number)[] = [];
     const panes = windows.map((w) => trailingPaneMs(w.sizeMs));
+    const bucketIdx = new Map<string, number>();
+    const bucketKeys: string[] = [];
+    const bucketArgs: (string | number)[] = [];
     const perEvent: (string | number)[] = [];
     const paneRefs: number[] = [];
     for (const { offset, event, lateMask = 0 } of events) {
@@ -143,7 +194,7 @@ export class RegionActor {
         seenIdx.set(hour, si);
         seenExpire.push(hour + HOUR + dedupHorizonMs);
       }
-      perEvent.push(offset, event.event_id, event.post_id, 6 + si);
+      perEvent.push(offset, event.event_id, event.post_id, 7 + si);
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k];
         if (lateMask & (1 << k)) {
@@ -178,6 +229,24 @@ export class RegionActor {
       }
       perEvent.push(...paneRefs);
       paneRefs.length = 0;
+      for (let q = 0; q < sessions.length; q++) {
+        const sp = sessions[q];
+        if (lateMask & (1 << (SESSION_BIT0 + q))) {
+          perEvent.push(0);
+          continue;
+        }
+        const start = Math.floor(event.timestamp / sp.bucketMs) * sp.bucketMs;
+        const id = `${sp.name}:${start}`;
+        let bi = bucketIdx.get(id);
+        if (bi === undefined) {
+          bi = bucketKeys.length + 1;
+          bucketIdx.set(id, bi);
+          bucketKeys.push(regionBucketKey(r, sp.name, start));
+          // Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
+          bucketArgs.push(sp.ttlMs + sp.gapMs + sp.latenessMs, q + 1, start);
+        }
+        perEvent.push(bi);
+      }
     }
     const seenKeys = [...seenIdx.keys()].map((h) => regionSeenKey(r, h));
     const keys = [
@@ -187,10 +256,13 @@ export class RegionActor {
       regionMetaKey(r),
       regionDirtyKey(r),
       regionTrailingStateKey(r),
+      regionSealedKey(r),
       ...seenKeys,
       ...winKeys,
       ...paneKeys,
       ...windows.map((w) => regionTrailingKey(r, w.name)),
+      ...sessions.map((sp) => regionBucketIndexKey(r, sp.name)),
+      ...bucketKeys,
     ];
     const args = [
       partition,
@@ -200,10 +272,14 @@ export class RegionActor {
       winKeys.length,
       epoch,
       paneKeys.length,
+      sessions.length,
+      bucketKeys.length,
       ...seenExpire,
       ...winArgs,
       ...paneArgs,
       ...windows.map((w) => w.name),
+      ...bucketArgs,
+      ...sessions.map((sp) => sp.name),
       ...perEvent,
     ];
     // The global merge re-merges what this flush may change: all-time, its windows, its trailing timeframes.
@@ -219,12 +295,13 @@ export class RegionActor {
     }
     if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
     if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
-    const [, applied, duplicates, fenced, fence, kth] = reply;
-    const result = { applied, duplicates, fenced, fence, kthScore: Number(kth) };
+    const [, applied, duplicates, fenced, fence, kth, sessionRefused] = reply;
+    const result = { applied, duplicates, fenced, fence, kthScore: Number(kth), sessionRefused };
     if (this.metrics) {
       this.metrics.applied.inc(applied);
       this.metrics.deduplicated.inc(duplicates);
       this.metrics.fenced.inc(fenced);
+      this.metrics.sessionRefused.inc(sessionRefused);
       this.metrics.flushSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     }
     return result;

@@ -6,17 +6,22 @@
 -- KEYS[4]  hash   region:{r}:meta         epoch: which incarnation of Redis state this is
 -- KEYS[5]  set    region:{r}:dirty        "<key id>|<post>" changed since the last checkpoint
 -- KEYS[6]  hash   region:{r}:trailing     spec -> "<lo>:<hi>", the pane starts its trailing key sums
--- KEYS[7 .. 6+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
+-- KEYS[7]  hash   region:{r}:sealed       session spec -> bucket start below which sessions are sealed
+-- KEYS[8 .. 7+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
 -- then nWin zsets region:{r}:top_k:<window id> (tumbling windows),
 -- then nPane zsets region:{r}:pane:<spec>:<start> (panes of the trailing timeframes),
--- then S zsets region:{r}:trailing:<spec> (one per spec, in spec order)
+-- then S zsets region:{r}:trailing:<spec> (one per spec, in spec order),
+-- then Q zsets region:{r}:buckets:<session spec> (index of the unsealed buckets),
+-- then nBucket zsets region:{r}:bucket:<session spec>:<start> (a session bucket's counts)
 --
 -- ARGV[1] partition  ARGV[2] S = window specs  ARGV[3] K  ARGV[4] nSeen  ARGV[5] nWin
--- ARGV[6] epoch  ARGV[7] nPane  then nSeen PEXPIREAT times, then per window its PEXPIREAT
--- time and its id, then per pane its PEXPIRE ttl (ms), spec index (1..S) and start, then
--- the S spec names, then per event (stride 4+2S): offset, event_id, post_id, seen key
--- index (into KEYS), S window indexes (1..nWin; 0 = not this window: too late), S pane
--- indexes (1..nPane).
+-- ARGV[6] epoch  ARGV[7] nPane  ARGV[8] Q = session specs  ARGV[9] nBucket
+-- then nSeen PEXPIREAT times, then per window its PEXPIREAT time and its id, then per
+-- pane its PEXPIRE ttl (ms), spec index (1..S) and start, then the S spec names, then per
+-- bucket its PEXPIRE ttl, session spec index (1..Q) and start, then the Q session spec
+-- names, then per event (stride 4+2S+Q): offset, event_id, post_id, seen key index (into
+-- KEYS), S window indexes (1..nWin; 0 = not this window: too late), S pane indexes
+-- (1..nPane), Q bucket indexes (1..nBucket; 0 = beyond that session spec's lateness).
 --
 -- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
 -- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
@@ -27,7 +32,9 @@
 -- Trailing keys: an event's pane inside the trailing range [lo, hi] also adds to the
 -- trailing key; a pane above hi is added by trailing-advance.lua when the watermark
 -- reaches it; a pane below lo fell out of the range and is not written.
--- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1}.
+-- Session buckets below the spec's sealed mark belong to sessions already sealed: not written
+-- (counted in the reply; the hot path's lateness rule makes this rare).
+-- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1, session events refused}.
 
 local epoch = redis.call('HGET', KEYS[4], 'epoch')
 if not epoch then return {'NOMETA'} end
@@ -39,16 +46,22 @@ local K = tonumber(ARGV[3])
 local nSeen = tonumber(ARGV[4])
 local nWin = tonumber(ARGV[5])
 local nPane = tonumber(ARGV[7])
-local seenKey0 = 6
-local winKey0 = 6 + nSeen
+local Q = tonumber(ARGV[8])
+local nBucket = tonumber(ARGV[9])
+local seenKey0 = 7
+local winKey0 = 7 + nSeen
 local paneKey0 = winKey0 + nWin
 local trKey0 = paneKey0 + nPane
-local seenArg0 = 7
-local winArg0 = 7 + nSeen
+local idxKey0 = trKey0 + S
+local bucketKey0 = idxKey0 + Q
+local seenArg0 = 9
+local winArg0 = 9 + nSeen
 local paneArg0 = winArg0 + 2 * nWin
 local nameArg0 = paneArg0 + 3 * nPane
-local head = nameArg0 + S
-local stride = 4 + 2 * S
+local bucketArg0 = nameArg0 + S
+local sessNameArg0 = bucketArg0 + 3 * nBucket
+local head = sessNameArg0 + Q
+local stride = 4 + 2 * S + Q
 
 local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
 local maxOff = fence
@@ -56,6 +69,7 @@ local applied, dups, fenced = 0, 0, 0
 local deltas = {}
 local wdeltas = {}
 local pdeltas = {}
+local bdeltas = {}
 local touched = {}
 
 for i = head + 1, #ARGV, stride do
@@ -83,6 +97,14 @@ for i = head + 1, #ARGV, stride do
         local t = pdeltas[p]
         if t == nil then t = {}; pdeltas[p] = t end
         t[post] = (t[post] or 0) + 1
+      end
+      for q = 1, Q do
+        local b = tonumber(ARGV[i + 3 + 2 * S + q])
+        if b > 0 then -- 0: beyond that session spec's allowed lateness
+          local t = bdeltas[b]
+          if t == nil then t = {}; bdeltas[b] = t end
+          t[post] = (t[post] or 0) + 1
+        end
       end
     end
   end
@@ -154,5 +176,21 @@ for p, t in pairs(pdeltas) do
   end
 end
 
+local sealed = {}
+for q = 1, Q do sealed[q] = tonumber(redis.call('HGET', KEYS[7], ARGV[sessNameArg0 + q]) or '-1') end
+local refused = 0
+for b, t in pairs(bdeltas) do
+  local q = tonumber(ARGV[bucketArg0 + 3 * b - 1])
+  local start = tonumber(ARGV[bucketArg0 + 3 * b])
+  if start >= sealed[q] then
+    local key = KEYS[bucketKey0 + b]
+    for post, d in pairs(t) do redis.call('ZINCRBY', key, d, post) end
+    redis.call('PEXPIRE', key, ARGV[bucketArg0 + 3 * b - 2])
+    redis.call('ZADD', KEYS[idxKey0 + q], start, ARGV[bucketArg0 + 3 * b])
+  else
+    for _, d in pairs(t) do refused = refused + d end
+  end
+end
+
 if maxOff > fence then redis.call('HSET', KEYS[1], partition, string.format('%d', maxOff)) end
-return {'OK', applied, dups, fenced, string.format('%d', maxOff), tostring(kthScore)}
+return {'OK', applied, dups, fenced, string.format('%d', maxOff), tostring(kthScore), refused}

@@ -19,7 +19,7 @@ import {
   regionWindowKey,
 } from '../keys';
 import { byRank, type RankedCount, type RegionRecord } from '../activities/record';
-import { trailingPaneMs, type SlidingSpec, type WindowSpec } from '../config';
+import { trailingPaneMs, type SessionSpec, type SlidingSpec, type WindowSpec } from '../config';
 import { validateObject } from '../events';
 import { withTimeout, type Probe } from '../health';
 import type { PostMeta, PostMetaStore } from '../store/posts';
@@ -55,6 +55,8 @@ export interface ApiDeps {
   windows: readonly WindowSpec[];
   /** Sliding window specs (`<size>@<slide>`): windows addressed by `<name>:<start>`, starts on the slide grid. */
   sliding?: readonly SlidingSpec[];
+  /** Session window specs (`gap<duration>`): sessions addressed by `<name>:<start>`, starts on the bucket grid. */
+  sessions?: readonly SessionSpec[];
   /** Entries of each global key (`region=global` answers k up to this). */
   globalK: number;
   maxK: number;
@@ -168,14 +170,18 @@ export function createApp(deps: ApiDeps): express.Express {
   const timeframes = ['all', ...deps.windows.map((w) => w.name)];
   const specOf = (name: string) => deps.windows.find((w) => w.name === name)!;
 
-  const allSpecs: (WindowSpec & { slideMs?: number })[] = [...deps.windows, ...(deps.sliding ?? [])];
-  /** `window=<spec>:<start ms>`: a configured spec and a start on its grid (the slide, for sliding windows). */
+  /** Every addressable spec: its start grid, and its size (sessions have none: each its own length). */
+  const allSpecs: { name: string; grid: number; sizeMs?: number }[] = [
+    ...deps.windows.map((w) => ({ name: w.name, grid: w.sizeMs, sizeMs: w.sizeMs })),
+    ...(deps.sliding ?? []).map((w) => ({ name: w.name, grid: w.slideMs, sizeMs: w.sizeMs })),
+    ...(deps.sessions ?? []).map((w) => ({ name: w.name, grid: w.bucketMs })),
+  ];
+  /** `window=<spec>:<start ms>`: a configured spec and a start on its grid (the slide of a sliding spec, the bucket of a session spec). */
   const parseWindow = (raw: string) => {
     const m = /^([^:]+):(\d{1,15})$/.exec(raw);
     const spec = m ? allSpecs.find((w) => w.name === m[1]) : undefined;
     if (!m || !spec) throw bad('window', `window must be <spec>:<start ms> with spec one of ${allSpecs.map((w) => w.name).join(', ')}; got "${raw.slice(0, 60)}"`);
-    const grid = spec.slideMs ?? spec.sizeMs;
-    if (Number(m[2]) % grid !== 0) throw bad('window', `window start ${m[2]} is not on the ${spec.name} grid (a multiple of ${grid} ms)`);
+    if (Number(m[2]) % spec.grid !== 0) throw bad('window', `window start ${m[2]} is not on the ${spec.name} grid (a multiple of ${spec.grid} ms)`);
     return { id: raw, spec, start: Number(m[2]) };
   };
 
@@ -224,7 +230,8 @@ export function createApp(deps: ApiDeps): express.Express {
     if (rawWindow !== undefined) {
       const w = parseWindow(rawWindow);
       const { source, top } = await windowTop(region, w.id, k);
-      return res.json({ region, window: w.id, window_start: w.start, window_end: w.start + w.spec.sizeMs, source, ...(await joinMeta(top)) });
+      const end = w.spec.sizeMs === undefined ? null : w.start + w.spec.sizeMs; // a session's end is in its workflow
+      return res.json({ region, window: w.id, window_start: w.start, window_end: end, source, ...(await joinMeta(top)) });
     }
 
     if (region === GLOBAL) {

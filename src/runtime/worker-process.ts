@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, windows: [...cfg.ingest.windows, ...cfg.ingest.sliding] }),
+    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace }),
   });
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     readWindow: createWindowActivities(redis, cassandra, cfg.cassandra.keyspace).readWindow,
     windows: cfg.ingest.windows,
     sliding: cfg.ingest.sliding,
+    sessions: cfg.ingest.sessions,
     globalK: cfg.global.k,
     probe: () => probeAll(cfg),
     metrics: requestClusterMetrics,

@@ -10,16 +10,33 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   ParentClosePolicy,
+  proxyLocalActivities,
   setHandler,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { coordinatorStatusQuery, progressSignal, watermarkSignal, windowWorkflowId, type WindowSpecInput } from './definitions';
+import {
+  coordinatorStatusQuery,
+  progressSignal,
+  watermarkSignal,
+  windowWorkflowId,
+  type SessionSpecInput,
+  type WindowSpecInput,
+} from './definitions';
 import { windowWorkflow } from './window';
+import type { Activities } from '../activities';
+
+// Local: one marker in history per call, run by the worker running this workflow (it has Redis).
+const { sealSessions } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
+});
 
 export interface CoordinatorInput {
   region: string;
   specs: WindowSpecInput[];
+  /** Session window specs: sealed by the watermark, each then a window workflow. */
+  sessions?: SessionSpecInput[];
   /** Carried across continue-as-new. */
   state?: CoordinatorState;
 }
@@ -30,6 +47,8 @@ interface CoordinatorState {
   next: Record<string, number>;
   /** Windows not yet FINAL, with the watermark that makes them FINAL. */
   live: { id: string; finalAt: number }[];
+  /** Per session spec: the start of the last session whose window was started. */
+  taken?: Record<string, number>;
 }
 
 /**
@@ -72,6 +91,16 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         st.live.push({ id, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
       st.next[spec.name] = current + step;
+    }
+    for (const sp of input.sessions ?? []) {
+      const taken = (st.taken ??= {});
+      for (const s of await sealSessions(input.region, sp, wm, taken[sp.name] ?? -1)) {
+        const id = windowWorkflowId(input.region, sp.name, s.start);
+        const spec = { name: sp.name, sizeMs: s.end - s.start, latenessMs: sp.latenessMs, ttlMs: sp.ttlMs };
+        await startChild(windowWorkflow, { workflowId: id, args: [{ region: input.region, spec, start: s.start }], parentClosePolicy: ParentClosePolicy.ABANDON });
+        st.live.push({ id, finalAt: s.end + sp.latenessMs });
+        taken[sp.name] = s.start;
+      }
     }
     const still: CoordinatorState['live'] = [];
     for (const w of st.live) {

@@ -53,6 +53,15 @@ export interface WindowSpecInput {
   pane?: string;
 }
 
+/** A session window spec as the coordinator needs it. */
+export interface SessionSpecInput {
+  name: string;
+  gapMs: number;
+  bucketMs: number;
+  latenessMs: number;
+  ttlMs: number;
+}
+
 export const windowWorkflowId = (region: string, spec: string, start: number): string => `window:${region}:${spec}:${start}`;
 export const coordinatorWorkflowId = (region: string): string => `coordinator:${region}`;
 export const globalMergeWorkflowId = (taskQueue: string): string => `global-merge:${taskQueue}`;

@@ -8,7 +8,6 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
 import { Client, Connection } from '@temporalio/client';
-import { LATE_REASON_HEADER } from '../../src/activities/ingest';
 import { regionTopKey, regionWindowKey } from '../../src/keys';
 import { recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
@@ -36,7 +35,6 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     2,
   );
   const env = iso.env;
-  const kafka = iso.kafka;
   const cassandra = iso.cassandra;
   const keyspace = iso.keyspace;
   let producer: Producer;
@@ -113,19 +111,7 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
 
   it('sends an event beyond the allowed lateness to the late topic with its reason (still counted all-time, not in the window)', async () => {
     await send(B + 1500);
-    const consumer = kafka.consumer({ groupId: unique('late-reader') });
-    await consumer.connect();
-    await consumer.subscribe({ topic: env.HH_KAFKA_LATE_TOPIC, fromBeginning: true });
-    const reason = await new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('nothing in the late topic after 30 s')), 30_000);
-      void consumer.run({
-        eachMessage: async ({ message }) => {
-          clearTimeout(t);
-          resolve(String(message.headers?.[LATE_REASON_HEADER]));
-        },
-      });
-    });
-    await consumer.disconnect();
+    const reason = await iso.firstLateReason();
     expect(reason).to.match(new RegExp(`beyond the allowed lateness of window\\(s\\) 2s:${B}`));
     await eventually(async () => {
       expect(await redis.zscore(regionTopKey(region), 'post-a')).to.equal('5');

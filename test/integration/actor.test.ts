@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ActorSystem, advanceTrailing, type OffsetEvent } from '../../src/actors/region-actor';
+import { ActorSystem, advanceTrailing, sealSessions, type OffsetEvent } from '../../src/actors/region-actor';
 import { loadConfig, trailingPaneMs } from '../../src/config';
 import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionTrailingKey, regionTrailingStateKey, regionWindowKey, windowId } from '../../src/keys';
 import { EpochChanged } from '../../src/actors/region-actor';
@@ -105,20 +105,27 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
   });
 });
 
-describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
-  let redis: Redis;
-  const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
-  const r = unique('trail');
-  const EPOCH = 'trail-epoch';
-
+/** A suite's own empty Redis database with one region whose state belongs to `epoch` (set up in before, flushed in after). */
+function ownRegion(tag: string): { redis: Redis; region: string; epoch: string } {
+  const own = { redis: undefined as unknown as Redis, region: unique(tag), epoch: `${tag}-epoch` };
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
-    await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
+    own.redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    await own.redis.hset(regionMetaKey(own.region), 'epoch', own.epoch);
   });
   after(async () => {
-    await redis.flushdb();
-    redis.disconnect();
+    await own.redis.flushdb();
+    own.redis.disconnect();
   });
+  return own;
+}
+
+describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
+  const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
+  const own = ownRegion('trail');
+  const EPOCH = own.epoch;
+  let redis: Redis;
+  let r: string;
+  before(() => ({ redis, region: r } = own));
 
   it('equals a recount of the events in the panes [watermark - size, watermark] after every watermark step', async () => {
     const rnd = prng(11);
@@ -158,5 +165,73 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
         expect(await redis.hget(regionTrailingStateKey(r), spec.name)).to.equal(`${lo}:${hi}`);
       }
     }
+  });
+});
+
+describe('session windows (bucket runs sealed in Redis, real Redis)', () => {
+  const spec = loadConfig({ HH_WINDOWS: '1m,gap30s/5s/1h' }).ingest.sessions[0];
+  const own = ownRegion('sess');
+  const EPOCH = own.epoch;
+  let redis: Redis;
+  let r: string;
+  before(() => ({ redis, region: r } = own));
+
+  /** Sessions by definition: runs of non-empty buckets, each starting less than a gap after the previous one ended. */
+  function sessionsOf(events: { ts: number; post: string }[]) {
+    const B = spec.bucketMs;
+    const buckets = [...new Set(events.map((e) => Math.floor(e.ts / B) * B))].sort((a, b) => a - b);
+    const runs: { start: number; end: number; counts: Record<string, number> }[] = [];
+    for (const b of buckets) {
+      const cur = runs[runs.length - 1];
+      if (cur && b - cur.end < spec.gapMs) cur.end = b + B;
+      else runs.push({ start: b, end: b + B, counts: {} });
+    }
+    for (const e of events) {
+      const run = runs.find((x) => e.ts >= x.start && e.ts < x.end)!;
+      run.counts[e.post] = (run.counts[e.post] ?? 0) + 1;
+    }
+    return runs;
+  }
+
+  it('seals exactly the sessions a gap plus the lateness behind the watermark; refuses writes into sealed sessions', async () => {
+    expect(spec).to.include({ gapMs: 30_000, bucketMs: 1000, latenessMs: 5000 });
+    const rnd = prng(5);
+    const actor = new ActorSystem(redis, { windows: [], sessions: [spec], boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(r);
+    const t0 = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+    const events: { ts: number; post: string }[] = [];
+    let ts = t0;
+    const batch: OffsetEvent[] = [];
+    for (let i = 0; i < 3000; i++) {
+      ts += rnd() < 0.02 ? 20_000 + Math.floor(rnd() * 40_000) : Math.floor(rnd() * 2000); // bursts and gaps around the 30 s gap
+      const post = `p${Math.floor(rnd() * rnd() * 20)}`;
+      events.push({ ts, post });
+      batch.push(ev(i, post, r, ts, `s${i}`));
+    }
+    // Out of order within the batch: the order events arrive in does not matter.
+    batch.sort(() => rnd() - 0.5);
+    await actor.apply(0, batch, EPOCH);
+    const truth = sessionsOf(events);
+    expect(truth.length).to.be.greaterThan(10);
+
+    const mid = truth[Math.floor(truth.length / 2)];
+    const wm = mid.end + spec.gapMs + spec.latenessMs; // mid is the last session sealed at this watermark
+    const sealed = await sealSessions(redis, r, spec, wm, -1);
+    const expected = truth.filter((s) => s.end + spec.gapMs + spec.latenessMs <= wm);
+    expect(sealed.map((s) => [s.start, s.end])).to.deep.equal(expected.map((s) => [s.start, s.end]));
+    for (const s of expected) {
+      const flat = await redis.zrange(regionWindowKey(r, `${spec.name}:${s.start}`), 0, -1, 'WITHSCORES');
+      const got: Record<string, number> = {};
+      for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
+      expect(got, `session ${s.start}`).to.deep.equal(s.counts);
+    }
+    // A caller that lost the answer asks again (same `after`): the same sessions; once it took them: none.
+    expect(await sealSessions(redis, r, spec, wm, -1)).to.deep.equal(sealed);
+    expect(await sealSessions(redis, r, spec, wm, mid.start)).to.deep.equal([]);
+
+    // A write into a sealed session (its gap) is refused; after the mark it is a new session.
+    const res = await actor.apply(0, [ev(10_000, 'late', r, mid.end + spec.gapMs - 1000, 'late-1'), ev(10_001, 'new', r, mid.end + spec.gapMs, 'new-1')], EPOCH);
+    expect(res.sessionRefused).to.equal(1);
+    const rest = await sealSessions(redis, r, spec, Number.MAX_SAFE_INTEGER / 2, mid.start);
+    expect(rest[0].start).to.equal(mid.end + spec.gapMs);
   });
 });

@@ -11,6 +11,7 @@ import { cfg } from '../helpers';
 import { produceLoad } from '../../src/load/produce';
 import type { LoadOptions, Truth } from '../../src/load/generator';
 import { freeRedisDb } from './redis';
+import { LATE_REASON_HEADER } from '../../src/activities/ingest';
 import { terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
 
 export class Isolated {
@@ -75,6 +76,26 @@ export class Isolated {
       },
     });
     return res.truth;
+  }
+
+  /** The late-reason header of the first record in the suite's late topic (waits up to 30 s for one). */
+  async firstLateReason(): Promise<string> {
+    const consumer = this.kafka.consumer({ groupId: `${this.id}.late-reader.${Date.now()}` });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic: this.env.HH_KAFKA_LATE_TOPIC, fromBeginning: true });
+      return await new Promise<string>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('nothing in the late topic after 30 s')), 30_000);
+        void consumer.run({
+          eachMessage: async ({ message }) => {
+            clearTimeout(t);
+            resolve(String(message.headers?.[LATE_REASON_HEADER]));
+          },
+        });
+      });
+    } finally {
+      await consumer.disconnect();
+    }
   }
 
   /** Stops the runtime and removes everything the suite created. */

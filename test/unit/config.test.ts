@@ -42,6 +42,8 @@ describe('config', () => {
     [{ HH_WINDOWS: '1m,5m@30s' }, 'HH_WINDOWS', /tumbling window of its slide's size/],
     [{ HH_WINDOWS: '1m/10s/2m,5m@1m' }, 'HH_WINDOWS', /raise the 1m ttl/],
     [{ HH_WINDOWS: '1m/10s,5m@1m/5s' }, 'HH_WINDOWS', /at least its panes/],
+    [{ HH_WINDOWS: '1m,gap500ms' }, 'HH_WINDOWS', /whole seconds/],
+    [{ HH_WINDOWS: '1m,gapx' }, 'HH_WINDOWS', /session window/],
     [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
     [{ HH_WORKERS: '0' }, 'HH_WORKERS', /1\.\.64/],
   ];
@@ -69,6 +71,14 @@ describe('config', () => {
     ]);
     expect(c.ingest.dedupHorizonMs).to.equal(36 * 3_600_000);
     expect(c.ingest.sliding).to.deep.equal([]);
+  });
+
+  it('parses session windows: buckets of 1/30 of the gap (at least 1 s)', () => {
+    const c = loadConfig({ HH_WINDOWS: '1m,gap10s,gap30m/1m/1d' });
+    expect(c.ingest.sessions).to.deep.equal([
+      { name: 'gap10s', gapMs: 10_000, bucketMs: 1000, latenessMs: 0, ttlMs: 3_600_000 },
+      { name: 'gap30m', gapMs: 1_800_000, bucketMs: 60_000, latenessMs: 60_000, ttlMs: 86_400_000 },
+    ]);
   });
 
   it('parses sliding windows over the tumbling windows of their slide', () => {
