@@ -1,6 +1,7 @@
 /**
  * Records histories of real runs on the dev server into test/histories/, for the replay
- * tests (test/integration/replay.test.ts). Usage: tsx scripts/record-history.ts smoke|ingest-supervisor|windows|global-merge
+ * tests (test/integration/replay.test.ts). Usage: tsx scripts/record-history.ts smoke|ingest-supervisor|windows [suffix]|global-merge
+ * (a suffix keeps the earlier recording: histories from before a patch() replay the old path).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -12,10 +13,7 @@ import { regionTopKey } from '../src/keys';
 import { supervisorId } from '../src/runtime/ids';
 import { createWorker } from '../src/worker';
 import { smokeWorkflow } from '../src/workflows';
-import { ensureTopics } from '../src/bootstrap/kafka';
-import { startRuntime, terminateRegionWorkflows, terminateSupervisors } from '../test/support/runtime';
-import { Partitioners } from 'kafkajs';
-import { kafkaClient } from '../src/activities/ingest';
+import { startRuntime } from '../test/support/runtime';
 import { coordinatorWorkflowId, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../src/workflows/definitions';
 import { temporalBin } from './stack/services';
 import { Isolated } from '../test/support/isolated';
@@ -48,57 +46,37 @@ async function recordSmoke(cfg: Config, client: Client): Promise<void> {
 
 /** A supervisor whose ingest ran, was drained by a graceful stop, and was scheduled again. */
 async function recordSupervisor(cfg: Config, client: Client): Promise<void> {
-  const id = `record${Date.now()}`;
-  const env = {
-    HH_KAFKA_TOPIC: `${id}.views`,
-    HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
-    HH_KAFKA_GROUP: `${id}.ingest`,
-    HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
-    HH_API_PORT: '3999',
-    HH_WORKERS: '1',
-  };
-  await ensureTopics(cfg, [{ topic: env.HH_KAFKA_TOPIC, numPartitions: 2 }, { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 }]);
+  const iso = new Isolated(`record${Date.now()}`, { HH_WORKERS: '1' }, 2);
+  await iso.setUp();
   // Two runs of the process: the ingest drains at each stop and is scheduled again.
   for (let i = 0; i < 2; i++) {
-    const rt = await startRuntime(env);
+    const rt = await startRuntime(iso.env);
     await new Promise((r) => setTimeout(r, 3000));
     await rt.stop();
   }
-  const workflowId = supervisorId(env.HH_TEMPORAL_TASK_QUEUE, 1);
+  const workflowId = supervisorId(iso.env.HH_TEMPORAL_TASK_QUEUE, 1);
   saveHistory(cfg, workflowId, 'ingest-supervisor');
   await client.workflow.getHandle(workflowId).terminate('history recorded');
+  await iso.tearDown(undefined, []);
 }
 
 /** A 2 s window through its whole lifecycle (with a late-within event), and its region's coordinator. */
-async function recordWindows(cfg: Config, client: Client): Promise<void> {
-  const id = `recw${Date.now()}`;
-  const region = `${id}_R`;
-  const env = {
-    HH_KAFKA_TOPIC: `${id}.views`,
-    HH_KAFKA_DLQ_TOPIC: `${id}.dlq`,
-    HH_KAFKA_LATE_TOPIC: `${id}.late`,
-    HH_KAFKA_GROUP: `${id}.ingest`,
-    HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
-    HH_API_PORT: '3998',
-    HH_WORKERS: '1',
-    HH_REDIS_DB: '4',
-    HH_WINDOWS: '2s/2s/6s',
-    HH_WATERMARK_DELAY: '500ms',
-    HH_IDLE_TIMEOUT: '10m',
-    HH_WATERMARK_REPORT_INTERVAL: '300ms',
-  };
-  await ensureTopics(cfg, [
-    { topic: env.HH_KAFKA_TOPIC, numPartitions: 1 },
-    { topic: env.HH_KAFKA_DLQ_TOPIC, numPartitions: 1 },
-    { topic: env.HH_KAFKA_LATE_TOPIC, numPartitions: 1 },
-  ]);
-  const rt = await startRuntime(env);
-  const producer = kafkaClient(cfg, 'record-history').producer({ createPartitioner: Partitioners.DefaultPartitioner });
-  await producer.connect();
+async function recordWindows(cfg: Config, client: Client, suffix: string): Promise<void> {
+  const iso = new Isolated(
+    `recw${Date.now()}`,
+    { HH_WORKERS: '1', HH_WINDOWS: '2s/2s/6s', HH_WATERMARK_DELAY: '500ms', HH_IDLE_TIMEOUT: '10m', HH_WATERMARK_REPORT_INTERVAL: '300ms' },
+    1,
+  );
+  await iso.setUp();
+  const region = `${iso.id}_R`;
+  const rt = await startRuntime(iso.env);
   const B = Math.floor(Date.now() / 2000) * 2000 + 4000;
   let n = 0;
   const send = (ts: number, post: string) =>
-    producer.send({ topic: env.HH_KAFKA_TOPIC, messages: [{ key: region, value: JSON.stringify({ event_id: `${id}-${n++}`, post_id: post, region_id: region, timestamp: ts }) }] });
+    iso.producer.send({
+      topic: iso.env.HH_KAFKA_TOPIC,
+      messages: [{ key: region, value: JSON.stringify({ event_id: `${iso.id}-${n++}`, post_id: post, region_id: region, timestamp: ts }) }],
+    });
   const w0 = windowWorkflowId(region, '2s', B);
   const until = async (state: string) => {
     for (let i = 0; i < 200; i++) {
@@ -115,19 +93,9 @@ async function recordWindows(cfg: Config, client: Client): Promise<void> {
   await send(B + 4700, 'tick');
   await until('FINAL');
   await client.workflow.getHandle(w0).result();
-  saveHistory(cfg, w0, 'window');
-  saveHistory(cfg, coordinatorWorkflowId(region), 'coordinator');
-  await producer.disconnect();
-  await rt.stop();
-  await terminateSupervisors(rt.cfg);
-  await terminateRegionWorkflows(cfg, [region]);
-  const admin = kafkaClient(cfg, 'record-history').admin();
-  await admin.connect();
-  await admin.deleteTopics({ topics: [env.HH_KAFKA_TOPIC, env.HH_KAFKA_DLQ_TOPIC, env.HH_KAFKA_LATE_TOPIC] });
-  await admin.disconnect();
-  const redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: 4 });
-  await redis.flushdb();
-  redis.disconnect();
+  saveHistory(cfg, w0, `window${suffix}`);
+  saveHistory(cfg, coordinatorWorkflowId(region), `coordinator${suffix}`);
+  await iso.tearDown(rt, [region]);
 }
 
 /** The global merge loop over a few rounds, one of which merged events of two regions. */
@@ -155,7 +123,7 @@ async function main(): Promise<void> {
   try {
     if (which === 'smoke') await recordSmoke(cfg, client);
     else if (which === 'ingest-supervisor') await recordSupervisor(cfg, client);
-    else if (which === 'windows') await recordWindows(cfg, client);
+    else if (which === 'windows') await recordWindows(cfg, client, process.argv[3] ?? '');
     else if (which === 'global-merge') await recordGlobalMerge(cfg);
     else throw new Error('usage: record-history.ts smoke|ingest-supervisor|windows|global-merge');
   } finally {

@@ -195,6 +195,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     ...cfg.ingest.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs })),
     ...cfg.ingest.sliding.map((w) => ({ name: w.name, sizeMs: w.sizeMs, latenessMs: w.latenessMs, ttlMs: w.ttlMs, slideMs: w.slideMs, pane: w.pane })),
   ];
+  const sessions = cfg.ingest.sessions.map((sp) => ({ ...sp }));
   let reporting = false;
   // Each interval, per region whose watermark moved: its trailing timeframes move (in Redis),
   // and the watermark reaches its coordinator workflow, coalesced to one signal at most.
@@ -215,9 +216,9 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           await deps.temporal.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
             workflowId: coordinatorWorkflowId(region),
             taskQueue: deps.temporal.taskQueue,
-            args: [{ region, specs, sessions: cfg.ingest.sessions.map((sp) => ({ ...sp })) }],
+            args: [{ region, specs, sessions }],
             signal: progressSignal,
-            signalArgs: [p],
+            signalArgs: [{ ...p, specs, sessions }],
           });
         }
         reported.set(region, p.watermark);

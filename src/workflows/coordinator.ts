@@ -10,6 +10,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   ParentClosePolicy,
+  patched,
   proxyLocalActivities,
   setHandler,
   startChild,
@@ -45,8 +46,11 @@ interface CoordinatorState {
   watermark: number | null;
   /** Per spec: the start of the next window to start. */
   next: Record<string, number>;
-  /** Windows not yet FINAL, with the watermark that makes them FINAL. */
-  live: { id: string; finalAt: number }[];
+  /**
+   * Windows not yet FINAL, with the watermarks that make them CLOSED and FINAL (entries
+   * from before the threshold-signals patch have no closeAt: signalled every step).
+   */
+  live: { id: string; finalAt: number; closeAt?: number; closed?: boolean }[];
   /** Per session spec: the start of the last session whose window was started. */
   taken?: Record<string, number>;
 }
@@ -62,9 +66,11 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
   const st: CoordinatorState = input.state ?? { watermark: null, next: {}, live: [] };
   let pending: number | null = null;
   let earliest = Infinity;
-  setHandler(progressSignal, ({ watermark, earliest: e }) => {
+  setHandler(progressSignal, ({ watermark, earliest: e, specs, sessions }) => {
     if ((st.watermark === null || watermark > st.watermark) && (pending === null || watermark > pending)) pending = watermark;
     if (e < earliest) earliest = e;
+    // The reporting member's window specs: a changed HH_WINDOWS reaches a running coordinator.
+    if (specs) input = { ...input, specs, sessions: sessions ?? [] };
   });
   setHandler(coordinatorStatusQuery, () => ({ watermark: st.watermark, live: st.live.map((l) => l.id) }));
 
@@ -88,7 +94,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
           args: [{ region: input.region, spec, start }],
           parentClosePolicy: ParentClosePolicy.ABANDON,
         });
-        st.live.push({ id, finalAt: start + spec.sizeMs + spec.latenessMs });
+        st.live.push({ id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
       st.next[spec.name] = current + step;
     }
@@ -98,14 +104,27 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         const id = windowWorkflowId(input.region, sp.name, s.start);
         const spec = { name: sp.name, sizeMs: s.end - s.start, latenessMs: sp.latenessMs, ttlMs: sp.ttlMs };
         await startChild(windowWorkflow, { workflowId: id, args: [{ region: input.region, spec, start: s.start }], parentClosePolicy: ParentClosePolicy.ABANDON });
-        st.live.push({ id, finalAt: s.end + sp.latenessMs });
+        st.live.push({ id, closeAt: s.end, finalAt: s.end + sp.latenessMs });
         taken[sp.name] = s.start;
       }
     }
     const still: CoordinatorState['live'] = [];
-    for (const w of st.live) {
-      await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
-      if (wm < w.finalAt) still.push(w);
+    if (patched('coordinator-threshold-signals')) {
+      // Only a watermark that moves a window on (to CLOSED, to FINAL) is signalled to it: a
+      // step costs a signal per window changing state, not per live window.
+      for (const w of st.live) {
+        const due = w.closeAt === undefined ? -Infinity : w.closed ? w.finalAt : w.closeAt;
+        if (wm >= due) {
+          await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
+          w.closed = true;
+        }
+        if (wm < w.finalAt) still.push(w);
+      }
+    } else {
+      for (const w of st.live) {
+        await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
+        if (wm < w.finalAt) still.push(w);
+      }
     }
     st.live = still;
     earliest = Infinity;

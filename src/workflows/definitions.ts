@@ -10,6 +10,9 @@ export const watermarkSignal = defineSignal<[number]>('watermark');
 export interface RegionProgress {
   watermark: number;
   earliest: number;
+  /** The reporting member's window specs (absent in signals sent before they were carried). */
+  specs?: WindowSpecInput[];
+  sessions?: SessionSpecInput[];
 }
 export const progressSignal = defineSignal<[RegionProgress]>('progress');
 export const recomputeSignal = defineSignal('recompute');

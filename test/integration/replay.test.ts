@@ -13,7 +13,7 @@ describe('workflow replay of recorded histories (determinism guard)', function (
   const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
   it('has recorded histories of every workflow', () => {
-    expect(files).to.include.members(['smoke.json', 'ingest-supervisor.json', 'window.json', 'coordinator.json', 'global-merge.json']);
+    expect(files).to.include.members(['smoke.json', 'ingest-supervisor.json', 'window.json', 'coordinator.json', 'global-merge.json', 'window-patched.json', 'coordinator-patched.json']);
   });
 
   for (const f of files) {

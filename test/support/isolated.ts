@@ -11,6 +11,7 @@ import { cfg } from '../helpers';
 import { produceLoad } from '../../src/load/produce';
 import type { LoadOptions, Truth } from '../../src/load/generator';
 import { freeRedisDb } from './redis';
+import { loadConfig } from '../../src/config';
 import { LATE_REASON_HEADER } from '../../src/activities/ingest';
 import { terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
 
@@ -101,7 +102,7 @@ export class Isolated {
   /** Stops the runtime and removes everything the suite created. */
   async tearDown(rt: Runtime | undefined, regions: string[]): Promise<void> {
     await rt?.stop();
-    if (rt) await terminateSupervisors(rt.cfg);
+    await terminateSupervisors(rt?.cfg ?? loadConfig({ ...process.env, ...this.env }));
     await terminateRegionWorkflows(cfg, regions);
     await this.producer?.disconnect();
     await this.redis?.flushdb();
