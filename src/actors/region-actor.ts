@@ -310,10 +310,11 @@ export class RegionActor {
   /** The flush script call, with the region registered in the same round trip. */
   private async call(keys: string[], args: (string | number)[], families: string[]): Promise<FlushReply> {
     const pipe = this.redis.pipeline().sadd(REGIONS_KEY, this.region) as ChainableCommander & {
-      hhRegionFlush(numKeys: number, ...a: (string | number)[]): ChainableCommander;
+      hhRegionFlush(numKeys: number, keysAndArgs: (string | number)[]): ChainableCommander;
     };
     // Marked after the flush: a merge that takes the marks then sees what the flush wrote.
-    const res = await pipe.hhRegionFlush(keys.length, ...keys, ...args).sadd(GLOBAL_DIRTY_KEY, ...families).exec();
+    // One array argument (ioredis flattens it): a large batch has more values than a call may have arguments.
+    const res = await pipe.hhRegionFlush(keys.length, keys.concat(args as string[])).sadd(GLOBAL_DIRTY_KEY, ...families).exec();
     const [err, reply] = res![1];
     if (err) throw err;
     return reply as FlushReply;

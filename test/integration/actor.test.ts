@@ -119,6 +119,19 @@ function ownRegion(tag: string): { redis: Redis; region: string; epoch: string }
   return own;
 }
 
+describe('region actor flush of a large batch (real Redis)', () => {
+  const own = ownRegion('big');
+
+  it('applies 30,000 events of one partition batch in one script call (more values than a JS call takes as arguments)', async () => {
+    const specs = loadConfig({}).ingest;
+    const actor = new ActorSystem(own.redis, { windows: specs.windows, sessions: loadConfig({ HH_WINDOWS: '1m,gap1m' }).ingest.sessions, boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(own.region);
+    const batch = Array.from({ length: 30_000 }, (_, i) => ev(i, `p${i % 500}`, own.region, T0 + (i % 60) * 1000, `big${i}`));
+    const res = await actor.apply(0, batch, own.epoch);
+    expect(res).to.include({ applied: 30_000, fence: '29999' });
+    expect(await own.redis.zscore(regionTopKey(own.region), 'p0')).to.equal('60');
+  });
+});
+
 describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
   const own = ownRegion('trail');
