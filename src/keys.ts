@@ -31,9 +31,9 @@ export const ALL_TIME = 'all';
 /** Set of every region that has counted events (unknown region -> 404). */
 export const REGIONS_KEY = 'regions';
 /**
- * Trailing timeframe `<spec>`: the sum of the panes (pane = spec size / 60) from the
- * watermark's pane back over the spec's size, kept by adding the newest pane and
- * subtracting the one that falls out.
+ * Trailing timeframe `<spec>`: the sum of the panes (pane = spec size / 60) the watermark
+ * has passed, back over the spec's size, kept by adding the newest pane and subtracting the
+ * one that falls out.
  */
 export const regionTrailingKey = (region: string, spec: string): string => `region:{${region}}:trailing:${spec}`;
 /** One pane of a trailing timeframe: counts of the events with event time in [start, start + pane). */

@@ -17,25 +17,18 @@ import {
   REGIONS_KEY,
   regionBoundedKey,
   regionBucketIndexKey,
-  regionBucketKey,
   regionSealedKey,
   regionSessionsKey,
   regionDirtyKey,
   regionMetaKey,
   regionOffsetsKey,
-  regionPaneKey,
-  regionSeenKey,
   regionTopKey,
-  regionTrailingKey,
   regionTrailingStateKey,
-  regionWindowKey,
-  windowId,
 } from '../keys';
 
 const SCRIPT = fs.readFileSync(path.join(__dirname, 'region-flush.lua'), 'utf8');
 const ADVANCE = fs.readFileSync(path.join(__dirname, 'trailing-advance.lua'), 'utf8');
 const SEAL = fs.readFileSync(path.join(__dirname, 'session-seal.lua'), 'utf8');
-const HOUR = 3_600_000;
 
 export interface OffsetEvent {
   /** The record's Kafka offset (int64 as a decimal string). */
@@ -70,7 +63,7 @@ export interface ActorOptions {
   dedupHorizonMs: number;
 }
 
-type FlushReply = ['OK', number, number, number, string, string, number] | ['NOMETA'] | ['EPOCH', string];
+type FlushReply = ['OK', number, number, number, string, string, number, ...string[]] | ['NOMETA'] | ['EPOCH', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
   hhTrailingAdvance(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
@@ -168,134 +161,39 @@ export class RegionActor {
     return run;
   }
 
+  /** The window and session specs as the script reads them (JSON, built once per actor). */
+  private specsJson(): string {
+    const { windows, sessions = [] } = this.opts;
+    return (this.specs ??= JSON.stringify({
+      w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
+      s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
+    }));
+  }
+  private specs?: string;
+
   private async flush(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
     const t0 = process.hrtime.bigint();
-    const { windows, boundedK, dedupHorizonMs, sessions = [] } = this.opts;
     const r = this.region;
-    const seenIdx = new Map<number, number>();
-    const seenExpire: number[] = [];
-    const winIdx = new Map<string, number>();
-    const winKeys: string[] = [];
-    const winArgs: (string | number)[] = [];
-    const paneIdx = new Map<string, number>();
-    const paneKeys: string[] = [];
-    const paneArgs: (string | number)[] = [];
-    const panes = windows.map((w) => trailingPaneMs(w.sizeMs));
-    const bucketIdx = new Map<string, number>();
-    const bucketKeys: string[] = [];
-    const bucketArgs: (string | number)[] = [];
-    const perEvent: (string | number)[] = [];
-    const paneRefs: number[] = [];
-    for (const { offset, event, lateMask = 0 } of events) {
-      const hour = Math.floor(event.timestamp / HOUR) * HOUR;
-      let si = seenIdx.get(hour);
-      if (si === undefined) {
-        si = seenIdx.size + 1;
-        seenIdx.set(hour, si);
-        seenExpire.push(hour + HOUR + dedupHorizonMs);
-      }
-      perEvent.push(offset, event.event_id, event.post_id, 7 + si);
-      for (let k = 0; k < windows.length; k++) {
-        const w = windows[k];
-        if (lateMask & (1 << k)) {
-          perEvent.push(0); // beyond this window's allowed lateness: its key is left alone
-          continue;
-        }
-        const start = Math.floor(event.timestamp / w.sizeMs) * w.sizeMs;
-        const id = windowId(w.name, start);
-        let wi = winIdx.get(id);
-        if (wi === undefined) {
-          wi = winKeys.length + 1;
-          winIdx.set(id, wi);
-          winKeys.push(regionWindowKey(r, id));
-          winArgs.push(start + w.sizeMs + w.ttlMs, id);
-        }
-        perEvent.push(wi); // relative to the window keys; the script adds the offset
-      }
-      for (let k = 0; k < windows.length; k++) {
-        const w = windows[k];
-        const start = Math.floor(event.timestamp / panes[k]) * panes[k];
-        const id = `${w.name}:${start}`;
-        let pi = paneIdx.get(id);
-        if (pi === undefined) {
-          pi = paneKeys.length + 1;
-          paneIdx.set(id, pi);
-          paneKeys.push(regionPaneKey(r, w.name, start));
-          // Subtracted and deleted once the watermark passes start + size; a pane never
-          // reached that way (a region gone quiet) expires after twice the size of wall-clock time.
-          paneArgs.push(2 * w.sizeMs + panes[k], k + 1, start);
-        }
-        paneRefs.push(pi);
-      }
-      perEvent.push(...paneRefs);
-      paneRefs.length = 0;
-      for (let q = 0; q < sessions.length; q++) {
-        const sp = sessions[q];
-        if (lateMask & (1 << (SESSION_BIT0 + q))) {
-          perEvent.push(0);
-          continue;
-        }
-        const start = Math.floor(event.timestamp / sp.bucketMs) * sp.bucketMs;
-        const id = `${sp.name}:${start}`;
-        let bi = bucketIdx.get(id);
-        if (bi === undefined) {
-          bi = bucketKeys.length + 1;
-          bucketIdx.set(id, bi);
-          bucketKeys.push(regionBucketKey(r, sp.name, start));
-          // Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
-          bucketArgs.push(sp.ttlMs + sp.gapMs + sp.latenessMs, q + 1, start);
-        }
-        perEvent.push(bi);
-      }
-    }
-    const seenKeys = [...seenIdx.keys()].map((h) => regionSeenKey(r, h));
-    const keys = [
-      regionOffsetsKey(r),
-      regionTopKey(r),
-      regionBoundedKey(r),
-      regionMetaKey(r),
-      regionDirtyKey(r),
-      regionTrailingStateKey(r),
-      regionSealedKey(r),
-      ...seenKeys,
-      ...winKeys,
-      ...paneKeys,
-      ...windows.map((w) => regionTrailingKey(r, w.name)),
-      ...sessions.map((sp) => regionBucketIndexKey(r, sp.name)),
-      ...bucketKeys,
-    ];
-    const args = [
-      partition,
-      windows.length,
-      boundedK,
-      seenKeys.length,
-      winKeys.length,
-      epoch,
-      paneKeys.length,
-      sessions.length,
-      bucketKeys.length,
-      ...seenExpire,
-      ...winArgs,
-      ...paneArgs,
-      ...windows.map((w) => w.name),
-      ...bucketArgs,
-      ...sessions.map((sp) => sp.name),
-      ...perEvent,
-    ];
-    // The global merge re-merges what this flush may change: all-time, its windows, its trailing timeframes.
-    const families = ['all', ...winIdx.keys(), ...windows.map((w) => `trailing:${w.name}`)];
-    let reply = await this.call(keys, args, families);
+    // One JSON argument for the whole batch: the script derives every key from the events.
+    const packed = JSON.stringify(events.map(({ offset, event, lateMask = 0 }) => [Number(offset), event.event_id, event.post_id, event.timestamp, lateMask]));
+    const keys = [regionOffsetsKey(r), regionTopKey(r), regionBoundedKey(r), regionMetaKey(r), regionDirtyKey(r), regionTrailingStateKey(r), regionSealedKey(r)];
+    const args = [String(partition), String(this.opts.boundedK), epoch, `region:{${r}}:`, String(this.opts.dedupHorizonMs), this.specsJson(), packed];
+    let reply = await this.call(keys, args);
     if (reply[0] === 'NOMETA') {
       // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
       const current = await this.redis.get(EPOCH_KEY);
       if (current === null) throw new RedisStateLost(r);
       if (current !== epoch) throw new EpochChanged(current);
       await this.redis.hsetnx(regionMetaKey(r), 'epoch', epoch);
-      reply = await this.call(keys, args, families);
+      reply = await this.call(keys, args);
     }
     if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
     if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
-    const [, applied, duplicates, fenced, fence, kth, sessionRefused] = reply;
+    const [, applied, duplicates, fenced, fence, kth, sessionRefused, ...windowIds] = reply;
+    // The global merge re-merges what this flush changed: all-time, its windows, the trailing timeframes.
+    if (applied > 0) {
+      this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds, ...this.trailingFamilies).catch(() => undefined);
+    }
     const result = { applied, duplicates, fenced, fence, kthScore: Number(kth), sessionRefused };
     if (this.metrics) {
       this.metrics.applied.inc(applied);
@@ -307,14 +205,16 @@ export class RegionActor {
     return result;
   }
 
+  private get trailingFamilies(): string[] {
+    return this.opts.windows.map((w) => `trailing:${w.name}`);
+  }
+
   /** The flush script call, with the region registered in the same round trip. */
-  private async call(keys: string[], args: (string | number)[], families: string[]): Promise<FlushReply> {
+  private async call(keys: string[], args: string[]): Promise<FlushReply> {
     const pipe = this.redis.pipeline().sadd(REGIONS_KEY, this.region) as ChainableCommander & {
-      hhRegionFlush(numKeys: number, keysAndArgs: (string | number)[]): ChainableCommander;
+      hhRegionFlush(numKeys: number, ...keysAndArgs: string[]): ChainableCommander;
     };
-    // Marked after the flush: a merge that takes the marks then sees what the flush wrote.
-    // One array argument (ioredis flattens it): a large batch has more values than a call may have arguments.
-    const res = await pipe.hhRegionFlush(keys.length, keys.concat(args as string[])).sadd(GLOBAL_DIRTY_KEY, ...families).exec();
+    const res = await pipe.hhRegionFlush(keys.length, ...keys, ...args).exec();
     const [err, reply] = res![1];
     if (err) throw err;
     return reply as FlushReply;

@@ -7,103 +7,99 @@
 -- KEYS[5]  set    region:{r}:dirty        "<key id>|<post>" changed since the last checkpoint
 -- KEYS[6]  hash   region:{r}:trailing     spec -> "<lo>:<hi>", the pane starts its trailing key sums
 -- KEYS[7]  hash   region:{r}:sealed       session spec -> bucket start below which sessions are sealed
--- KEYS[8 .. 7+nSeen]          sets  region:{r}:seen:<hour>   event_ids seen (dedup horizon)
--- then nWin zsets region:{r}:top_k:<window id> (tumbling windows),
--- then nPane zsets region:{r}:pane:<spec>:<start> (panes of the trailing timeframes),
--- then S zsets region:{r}:trailing:<spec> (one per spec, in spec order),
--- then Q zsets region:{r}:buckets:<session spec> (index of the unsealed buckets),
--- then nBucket zsets region:{r}:bucket:<session spec>:<start> (a session bucket's counts)
+-- The other keys the events need share the region's hash tag (same slot) and are named
+-- here from ARGV[4]: seen:<hour>, top_k:<spec>:<start>, pane:<spec>:<start>,
+-- trailing:<spec>, buckets:<spec>, bucket:<spec>:<start>.
 --
--- ARGV[1] partition  ARGV[2] S = window specs  ARGV[3] K  ARGV[4] nSeen  ARGV[5] nWin
--- ARGV[6] epoch  ARGV[7] nPane  ARGV[8] Q = session specs  ARGV[9] nBucket
--- then nSeen PEXPIREAT times, then per window its PEXPIREAT time and its id, then per
--- pane its PEXPIRE ttl (ms), spec index (1..S) and start, then the S spec names, then per
--- bucket its PEXPIRE ttl, session spec index (1..Q) and start, then the Q session spec
--- names, then per event (stride 4+2S+Q): offset, event_id, post_id, seen key index (into
--- KEYS), S window indexes (1..nWin; 0 = not this window: too late), S pane indexes
--- (1..nPane), Q bucket indexes (1..nBucket; 0 = beyond that session spec's lateness).
+-- ARGV[1] partition  ARGV[2] K  ARGV[3] epoch  ARGV[4] key prefix "region:{r}:"
+-- ARGV[5] dedup horizon ms
+-- ARGV[6] specs, JSON {"w": [[name, size, ttl, pane], ...], "s": [[name, bucket, ttl], ...]}
+-- ARGV[7] events, JSON [[offset, event_id, post_id, timestamp, late mask], ...] in offset order;
+--         late mask bit k-1: beyond window spec k's lateness; bit 15+q: beyond session spec q's
 --
 -- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
 -- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
 -- first rewind Kafka to the checkpointed offsets.
 -- Events at or below the fence were applied before (a redelivered batch): skipped.
--- Events whose event_id is already in its seen set (a re-sent event): skipped.
+-- Events whose event_id is already in its hour's seen set (a re-sent event): skipped.
 -- Ties rank by count, then post_id (Redis orders equal scores by member bytes).
 -- Trailing keys: an event's pane inside the trailing range [lo, hi] also adds to the
--- trailing key; a pane above hi is added by trailing-advance.lua when the watermark
--- reaches it; a pane below lo fell out of the range and is not written.
--- Session buckets below the spec's sealed mark belong to sessions already sealed: not written
--- (counted in the reply; the hot path's lateness rule makes this rare).
--- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1, session events refused}.
+-- trailing key; a later pane is added by trailing-advance.lua when the watermark has
+-- passed it; a pane below lo fell out of the range and is not written.
+-- Session buckets below the spec's sealed mark belong to sessions already sealed: not
+-- written (counted in the reply; the hot path's lateness rule makes this rare).
+-- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1, session events
+-- refused, window ids written...}.
 
 local epoch = redis.call('HGET', KEYS[4], 'epoch')
 if not epoch then return {'NOMETA'} end
-if epoch ~= ARGV[6] then return {'EPOCH', epoch} end
+if epoch ~= ARGV[3] then return {'EPOCH', epoch} end
 
 local partition = ARGV[1]
-local S = tonumber(ARGV[2])
-local K = tonumber(ARGV[3])
-local nSeen = tonumber(ARGV[4])
-local nWin = tonumber(ARGV[5])
-local nPane = tonumber(ARGV[7])
-local Q = tonumber(ARGV[8])
-local nBucket = tonumber(ARGV[9])
-local seenKey0 = 7
-local winKey0 = 7 + nSeen
-local paneKey0 = winKey0 + nWin
-local trKey0 = paneKey0 + nPane
-local idxKey0 = trKey0 + S
-local bucketKey0 = idxKey0 + Q
-local seenArg0 = 9
-local winArg0 = 9 + nSeen
-local paneArg0 = winArg0 + 2 * nWin
-local nameArg0 = paneArg0 + 3 * nPane
-local bucketArg0 = nameArg0 + S
-local sessNameArg0 = bucketArg0 + 3 * nBucket
-local head = sessNameArg0 + Q
-local stride = 4 + 2 * S + Q
+local K = tonumber(ARGV[2])
+local prefix = ARGV[4]
+local horizon = tonumber(ARGV[5])
+local specs = cjson.decode(ARGV[6])
+local events = cjson.decode(ARGV[7])
+local W, Q = specs.w, specs.s
+local HOUR = 3600000
+local fmt = function(n) return string.format('%d', n) end
+local band = bit.band
 
 local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
 local maxOff = fence
 local applied, dups, fenced = 0, 0, 0
 local deltas = {}
-local wdeltas = {}
-local pdeltas = {}
-local bdeltas = {}
-local touched = {}
+local seenKeys = {}   -- hour -> key
+local touched = {}    -- key -> hour
+local wdeltas = {}    -- window key id -> {post -> n}
+local wexpire = {}    -- window key id -> PEXPIREAT
+local pdeltas = {}    -- pane start per spec: k -> {start -> {post -> n}}
+local bdeltas = {}    -- q -> {bucket start -> {post -> n}}
+local lastStart, lastId = {}, {}
+for k = 1, #W do pdeltas[k] = {} end
+for q = 1, #Q do bdeltas[q] = {} end
 
-for i = head + 1, #ARGV, stride do
-  local off = tonumber(ARGV[i])
+local function inc(t, key, post)
+  local m = t[key]
+  if m == nil then m = {}; t[key] = m end
+  m[post] = (m[post] or 0) + 1
+end
+
+for _, e in ipairs(events) do
+  local off = e[1]
   if off <= fence then
     fenced = fenced + 1
   else
     if off > maxOff then maxOff = off end
-    local seenKey = KEYS[tonumber(ARGV[i + 3])]
-    if redis.call('SADD', seenKey, ARGV[i + 1]) == 0 then
+    local ts = e[4]
+    local hour = ts - ts % HOUR
+    local seenKey = seenKeys[hour]
+    if seenKey == nil then seenKey = prefix .. 'seen:' .. fmt(hour); seenKeys[hour] = seenKey end
+    if redis.call('SADD', seenKey, e[2]) == 0 then
       dups = dups + 1
     else
       applied = applied + 1
-      touched[seenKey] = true
-      local post = ARGV[i + 2]
+      touched[seenKey] = hour
+      local post = e[3]
+      local mask = e[5]
       deltas[post] = (deltas[post] or 0) + 1
-      for s = 1, S do
-        local w = tonumber(ARGV[i + 3 + s])
-        if w > 0 then -- 0: beyond that window's allowed lateness
-          local t = wdeltas[w]
-          if t == nil then t = {}; wdeltas[w] = t end
-          t[post] = (t[post] or 0) + 1
+      for k = 1, #W do
+        local w = W[k]
+        if band(mask, 2 ^ (k - 1)) == 0 then -- else: beyond that window's allowed lateness
+          local start = ts - ts % w[2]
+          if start ~= lastStart[k] then
+            lastStart[k] = start
+            lastId[k] = w[1] .. ':' .. fmt(start)
+            wexpire[lastId[k]] = start + w[2] + w[3]
+          end
+          inc(wdeltas, lastId[k], post)
         end
-        local p = tonumber(ARGV[i + 3 + S + s])
-        local t = pdeltas[p]
-        if t == nil then t = {}; pdeltas[p] = t end
-        t[post] = (t[post] or 0) + 1
+        inc(pdeltas[k], ts - ts % w[4], post)
       end
-      for q = 1, Q do
-        local b = tonumber(ARGV[i + 3 + 2 * S + q])
-        if b > 0 then -- 0: beyond that session spec's allowed lateness
-          local t = bdeltas[b]
-          if t == nil then t = {}; bdeltas[b] = t end
-          t[post] = (t[post] or 0) + 1
+      for q = 1, #Q do
+        if band(mask, 2 ^ (15 + q)) == 0 then -- else: beyond that session spec's lateness
+          inc(bdeltas[q], ts - ts % Q[q][2], post)
         end
       end
     end
@@ -111,10 +107,7 @@ for i = head + 1, #ARGV, stride do
 end
 
 -- Dedup sets expire at the end of the horizon after their hour.
-for j = 1, nSeen do
-  local key = KEYS[seenKey0 + j]
-  if touched[key] then redis.call('PEXPIREAT', key, ARGV[seenArg0 + j]) end
-end
+for key, hour in pairs(touched) do redis.call('PEXPIREAT', key, fmt(hour + HOUR + horizon)) end
 
 -- Bounded Top-K: the Kth (lowest) member is read once and refreshed only after a change.
 local card = redis.call('ZCARD', KEYS[3])
@@ -143,54 +136,59 @@ for post, d in pairs(deltas) do
   end
 end
 
-for w, t in pairs(wdeltas) do
-  local key = KEYS[winKey0 + w]
-  local id = ARGV[winArg0 + 2 * w]
+local written = {}
+for id, t in pairs(wdeltas) do
+  local key = prefix .. 'top_k:' .. id
   for post, d in pairs(t) do
     redis.call('ZINCRBY', key, d, post)
     redis.call('SADD', KEYS[5], id .. '|' .. post)
   end
-  redis.call('PEXPIREAT', key, ARGV[winArg0 + 2 * w - 1])
+  redis.call('PEXPIREAT', key, fmt(wexpire[id]))
+  written[#written + 1] = id
 end
 
-local ranges = {}
-for t = 1, S do
-  local cur = redis.call('HGET', KEYS[6], ARGV[nameArg0 + t])
+for k = 1, #W do
+  local w = W[k]
+  local range
+  local cur = redis.call('HGET', KEYS[6], w[1])
   if cur then
     local sep = string.find(cur, ':', 1, true)
-    ranges[t] = { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
+    range = { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
   end
-end
-for p, t in pairs(pdeltas) do
-  local spec = tonumber(ARGV[paneArg0 + 3 * p - 1])
-  local start = tonumber(ARGV[paneArg0 + 3 * p])
-  local range = ranges[spec]
-  if range == nil or start >= range[1] then
-    local key = KEYS[paneKey0 + p]
-    local inRange = range ~= nil and start <= range[2]
-    for post, d in pairs(t) do
-      redis.call('ZINCRBY', key, d, post)
-      if inRange then redis.call('ZINCRBY', KEYS[trKey0 + spec], d, post) end
+  for start, t in pairs(pdeltas[k]) do
+    if range == nil or start >= range[1] then
+      local key = prefix .. 'pane:' .. w[1] .. ':' .. fmt(start)
+      local inRange = range ~= nil and start <= range[2]
+      local trailing = prefix .. 'trailing:' .. w[1]
+      for post, d in pairs(t) do
+        redis.call('ZINCRBY', key, d, post)
+        if inRange then redis.call('ZINCRBY', trailing, d, post) end
+      end
+      -- Subtracted and deleted once the watermark passes start + size; a pane never reached
+      -- that way (a region gone quiet) expires after twice the size of wall-clock time.
+      redis.call('PEXPIRE', key, fmt(2 * w[2] + w[4]))
     end
-    redis.call('PEXPIRE', key, ARGV[paneArg0 + 3 * p - 2])
   end
 end
 
-local sealed = {}
-for q = 1, Q do sealed[q] = tonumber(redis.call('HGET', KEYS[7], ARGV[sessNameArg0 + q]) or '-1') end
 local refused = 0
-for b, t in pairs(bdeltas) do
-  local q = tonumber(ARGV[bucketArg0 + 3 * b - 1])
-  local start = tonumber(ARGV[bucketArg0 + 3 * b])
-  if start >= sealed[q] then
-    local key = KEYS[bucketKey0 + b]
-    for post, d in pairs(t) do redis.call('ZINCRBY', key, d, post) end
-    redis.call('PEXPIRE', key, ARGV[bucketArg0 + 3 * b - 2])
-    redis.call('ZADD', KEYS[idxKey0 + q], start, ARGV[bucketArg0 + 3 * b])
-  else
-    for _, d in pairs(t) do refused = refused + d end
+for q = 1, #Q do
+  local s = Q[q]
+  local sealed = tonumber(redis.call('HGET', KEYS[7], s[1]) or '-1')
+  for start, t in pairs(bdeltas[q]) do
+    if start >= sealed then
+      local key = prefix .. 'bucket:' .. s[1] .. ':' .. fmt(start)
+      for post, d in pairs(t) do redis.call('ZINCRBY', key, d, post) end
+      -- Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
+      redis.call('PEXPIRE', key, fmt(s[3]))
+      redis.call('ZADD', prefix .. 'buckets:' .. s[1], start, fmt(start))
+    else
+      for _, d in pairs(t) do refused = refused + d end
+    end
   end
 end
 
-if maxOff > fence then redis.call('HSET', KEYS[1], partition, string.format('%d', maxOff)) end
-return {'OK', applied, dups, fenced, string.format('%d', maxOff), tostring(kthScore), refused}
+if maxOff > fence then redis.call('HSET', KEYS[1], partition, fmt(maxOff)) end
+local reply = {'OK', applied, dups, fenced, fmt(maxOff), tostring(kthScore), refused}
+for _, id in ipairs(written) do reply[#reply + 1] = id end
+return reply

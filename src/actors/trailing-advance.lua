@@ -1,6 +1,9 @@
 -- Moves one region's trailing timeframes to a new watermark, as ONE atomic step per region.
--- A trailing key holds the sum of the panes whose start is in [lo, hi]: hi = the
--- watermark's pane, lo = hi - size + pane. Moving adds the panes (hi, hi'] and subtracts
+-- A trailing key holds the sum of the panes whose start is in [lo, hi]: hi = the last pane
+-- the watermark has passed (the one before the watermark's own pane), lo = hi - size + pane,
+-- so it covers [watermark's pane start - size, watermark's pane start). The pane being
+-- filled is not in it: the flush then writes no trailing key for current events (late
+-- events into panes in range still add to it). Moving adds the panes (hi, hi'] and subtracts
 -- the panes [lo, lo') (deleting them); when the ranges do not overlap (or on the first
 -- move) the key is rebuilt from the new range's panes. Never moves back.
 --
@@ -27,7 +30,7 @@ for i = 3, #ARGV, 3 do
   local P = tonumber(ARGV[i + 2])
   local key = prefix .. 'trailing:' .. name
   local paneOf = function(p) return prefix .. 'pane:' .. name .. ':' .. string.format('%d', p) end
-  local hi2 = math.floor(wm / P) * P
+  local hi2 = math.floor(wm / P) * P - P
   local lo2 = hi2 - size + P
   local cur = redis.call('HGET', KEYS[1], name)
   local lo, hi

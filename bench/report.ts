@@ -1,0 +1,158 @@
+/**
+ * Writes a bench run's figures: `<name>.json` (the fields the issue names), `<name>.md` (a
+ * table, the ratios against their targets) and `<name>.svg` (a bar chart); returns the ratios.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface MemoryFigures {
+  distinct: number;
+  events: number;
+  redis_used_bytes: number;
+  exact_topk_bytes: number;
+  bounded_topk_bytes: number;
+  window_bytes: number;
+  dedup_bytes: number;
+  worker_rss_bytes: number;
+}
+
+export interface BenchResults {
+  when: string;
+  smoke: boolean;
+  machine: { cpus: number; model: string; mem_gib: number; node: string };
+  events: number;
+  ingest: { limit_eps: number; ours_eps: number; naive_eps: number; naive_pipelined_eps: number; naive_events: number; exact: boolean };
+  freshness_ms: { p50: number; p99: number; max: number; probes: number; rate_eps: number };
+  api: {
+    rps: number;
+    p50_ms: number;
+    p99_ms: number;
+    at_2000_rps: { rps: number; p50_ms: number; p99_ms: number };
+    limit_rps: number;
+    limit_p50_ms: number;
+    limit_p99_ms: number;
+    body_bytes: number;
+  };
+  memory: Record<string, MemoryFigures>;
+  scaling: {
+    workers_1_eps: number;
+    workers_2_eps: number;
+    speedup: number;
+    /** CPU seconds per 100k events by component (redis, kafka, cassandra, temporal, workers): where the time goes. */
+    cpu_s_per_100k_events: Record<string, Record<string, number>>;
+    /** Redis microseconds per event by command, the costliest first. */
+    redis_us_per_event: Record<string, Record<string, number>>;
+  };
+  seconds: number;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+const r2 = (n: number) => Math.round(n * 100) / 100;
+
+export function ratios(r: BenchResults): Record<string, string> {
+  const mems = Object.values(r.memory).sort((a, b) => a.distinct - b.distinct);
+  const [lo, hi] = [mems[0], mems[mems.length - 1]];
+  const check = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const out: Record<string, string> = {
+    'ours / limit (target ≥ 0.8)': `${r2(r.ingest.ours_eps / r.ingest.limit_eps)} — ${check(r.ingest.ours_eps / r.ingest.limit_eps >= 0.8)}`,
+    'ours / naive (target ≥ 10)': `${r2(r.ingest.ours_eps / r.ingest.naive_eps)} — ${check(r.ingest.ours_eps / r.ingest.naive_eps >= 10)}`,
+    'ours / naive pipelined': `${r2(r.ingest.ours_eps / r.ingest.naive_pipelined_eps)}`,
+    'freshness p99 at half rate (target ≤ 1000 ms)': `${r.freshness_ms.p99} ms — ${check(r.freshness_ms.p99 <= 1000)}`,
+    'API p99 at 2,000 req/s (target ≤ 5 ms)': `${r.api.at_2000_rps.p99_ms} ms — ${check(r.api.at_2000_rps.p99_ms <= 5)}`,
+    'API rps / bare Express (target ≥ 0.5)': `${r2(r.api.rps / r.api.limit_rps)} — ${check(r.api.rps / r.api.limit_rps >= 0.5)}`,
+    '2 workers / 1 worker': `${r.scaling.speedup}`,
+  };
+  if (lo && hi && lo !== hi) {
+    out[`bounded Top-K bytes, ${fmt(hi.distinct)} / ${fmt(lo.distinct)} posts`] = `${r2(hi.bounded_topk_bytes / lo.bounded_topk_bytes)}`;
+    out[`exact Top-K bytes, ${fmt(hi.distinct)} / ${fmt(lo.distinct)} posts`] = `${r2(hi.exact_topk_bytes / lo.exact_topk_bytes)}`;
+    out[`Redis used memory, ${fmt(hi.distinct)} / ${fmt(lo.distinct)} posts (target ≤ 1.1 in bounded mode)`] = `${r2(hi.redis_used_bytes / lo.redis_used_bytes)}`;
+  }
+  return out;
+}
+
+function markdown(r: BenchResults, rs: Record<string, string>): string {
+  const rows: [string, string, string][] = [
+    ['(a) limit: kafkajs consumer, JSON.parse only', `${fmt(r.ingest.limit_eps)} events/s`, ''],
+    ['(b) ours: full hot path, 2 workers', `${fmt(r.ingest.ours_eps)} events/s`, `top 10 of every region exact: ${r.ingest.exact}`],
+    ['(c) naive: one ZINCRBY round trip per event', `${fmt(r.ingest.naive_eps)} events/s`, `first ${fmt(r.ingest.naive_events)} events`],
+    ['(c2) naive: ZINCRBY per event, pipelined per batch', `${fmt(r.ingest.naive_pipelined_eps)} events/s`, 'no validation, dedup, windows or fence'],
+    ['(d) freshness, produce → visible in GET /top-posts', `p50 ${r.freshness_ms.p50} ms, p99 ${r.freshness_ms.p99} ms`, `at ${fmt(r.freshness_ms.rate_eps)} events/s, ${r.freshness_ms.probes} probes`],
+    ['(e) GET /top-posts (autocannon, 16 connections)', `${fmt(r.api.rps)} req/s, p50 ${r.api.p50_ms} ms, p99 ${r.api.p99_ms} ms`, `${r.api.body_bytes}-byte answers`],
+    ['(e) GET /top-posts at 2,000 req/s', `p50 ${r.api.at_2000_rps.p50_ms} ms, p99 ${r.api.at_2000_rps.p99_ms} ms`, ''],
+    ['(e) limit: bare Express, constant body of the same size', `${fmt(r.api.limit_rps)} req/s, p50 ${r.api.limit_p50_ms} ms, p99 ${r.api.limit_p99_ms} ms`, 'same worker count'],
+    ...Object.values(r.memory).map((m): [string, string, string] => [
+      `(f) memory, ${fmt(m.distinct)} distinct posts, ${fmt(m.events)} events`,
+      `Redis +${mib(m.redis_used_bytes)}; worker RSS ${mib(m.worker_rss_bytes)}`,
+      `exact top-k ${mib(m.exact_topk_bytes)}, bounded top-k ${(m.bounded_topk_bytes / 1024).toFixed(1)} KiB, windows ${mib(m.window_bytes)}, dedup ${mib(m.dedup_bytes)}`,
+    ]),
+    ['(g) scaling', `1 worker ${fmt(r.scaling.workers_1_eps)}, 2 workers ${fmt(r.scaling.workers_2_eps)} events/s`, `×${r.scaling.speedup}`],
+  ];
+  return [
+    `# Benchmark ${r.smoke ? '(smoke) ' : ''}— ${r.when}`,
+    '',
+    `${r.machine.cpus} cores (${r.machine.model}), ${r.machine.mem_gib} GiB, Node ${r.machine.node}; Kafka, Redis, Cassandra and Temporal on the same machine. ${fmt(r.events)} pre-loaded events; the run took ${r.seconds} s.`,
+    '',
+    '| measure | figure | note |',
+    '| --- | --- | --- |',
+    ...rows.map((x) => `| ${x.join(' | ')} |`),
+    '',
+    '| ratio | value |',
+    '| --- | --- |',
+    ...Object.entries(rs).map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+  ].join('\n');
+}
+
+/** Two horizontal bar groups: ingest events/s and API requests/s, each against its limit. */
+function svg(r: BenchResults): string {
+  const groups: { title: string; unit: string; bars: [string, number][] }[] = [
+    {
+      title: 'Ingest (events/s)',
+      unit: 'events/s',
+      bars: [
+        ['limit: kafkajs + JSON.parse', r.ingest.limit_eps],
+        ['ours, 2 workers', r.scaling.workers_2_eps],
+        ['ours, 1 worker', r.scaling.workers_1_eps],
+        ['naive, pipelined', r.ingest.naive_pipelined_eps],
+        ['naive, 1 round trip per event', r.ingest.naive_eps],
+      ],
+    },
+    {
+      title: 'GET /top-posts (requests/s)',
+      unit: 'req/s',
+      bars: [
+        ['limit: bare Express', r.api.limit_rps],
+        ['ours', r.api.rps],
+      ],
+    },
+  ];
+  const W = 760;
+  const labelW = 230;
+  const barH = 22;
+  let y = 30;
+  const parts: string[] = [];
+  for (const g of groups) {
+    const max = Math.max(...g.bars.map((b) => b[1]));
+    parts.push(`<text x="10" y="${y}" font-weight="bold">${g.title}</text>`);
+    y += 10;
+    for (const [label, v] of g.bars) {
+      const w = Math.max(1, ((W - labelW - 110) * v) / max);
+      parts.push(`<text x="10" y="${y + 16}">${label}</text>`);
+      parts.push(`<rect x="${labelW}" y="${y + 2}" width="${w.toFixed(1)}" height="${barH - 4}" fill="${label.startsWith('limit') ? '#999' : label.startsWith('ours') ? '#2a7' : '#c63'}"/>`);
+      parts.push(`<text x="${labelW + w + 6}" y="${y + 16}">${fmt(v)}</text>`);
+      y += barH;
+    }
+    y += 24;
+  }
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${y}" font-family="sans-serif" font-size="13">\n<rect width="100%" height="100%" fill="white"/>\n${parts.join('\n')}\n</svg>\n`;
+}
+
+export function writeReport(r: BenchResults, dir: string, name: string): Record<string, string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const rs = ratios(r);
+  fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify({ ...r, ratios: rs }, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, `${name}.md`), markdown(r, rs));
+  fs.writeFileSync(path.join(dir, `${name}.svg`), svg(r));
+  return rs;
+}

@@ -1,0 +1,399 @@
+/**
+ * `npm run bench`: one run, one machine, one pre-loaded topic; every figure beside the
+ * limit and the naive approach. Writes bench/results/latest.{json,md,svg} (`--smoke`: a
+ * few-second version for CI, written to bench/results/smoke.*).
+ *
+ *   (a) limit: bare kafkajs consumer decoding JSON          (c) naive: one ZINCRBY round trip per event
+ *   (b) ours: the cluster runtime, first to last committed   (c2) naive, pipelined per batch
+ *   (d) freshness: produce → visible in GET /top-posts, at half of (b)'s rate
+ *   (e) GET /top-posts under autocannon, beside bare Express with a constant body of the same size
+ *   (f) memory: Redis used_memory and worker RSS at 10k and at 1M distinct posts
+ *   (g) scaling: 1 versus 2 worker processes
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn } from 'node:child_process';
+import autocannon from 'autocannon';
+import type { Admin, Producer } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { produceLoad } from '../src/load/produce';
+import { ensureTopics } from '../src/bootstrap/kafka';
+import { regionNames, truthTopK, type Truth } from '../src/load/generator';
+import { regionTopKey } from '../src/keys';
+import { Isolated } from '../test/support/isolated';
+import { cfg } from '../test/helpers';
+import { startRuntime, terminateRegionWorkflows, terminateSupervisors, type Runtime } from '../test/support/runtime';
+import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
+import { writeReport, type BenchResults } from './report';
+
+const smoke = process.argv.includes('--smoke');
+const N = smoke ? 20_000 : 500_000; // pre-loaded events
+const NAIVE_EVENTS = smoke ? 5_000 : 100_000; // one round trip per event: a prefix is enough for its rate
+const POSTS = 50_000;
+const REGIONS = 8;
+const FRESH_SECONDS = smoke ? 3 : 20;
+const API_SECONDS = smoke ? 2 : 10;
+const MEM_EVENTS = smoke ? 20_000 : 1_000_000;
+const MEM_DISTINCT = smoke ? [2_000, 20_000] : [10_000, 1_000_000];
+const ROOT = path.join(__dirname, '..');
+
+const log = (s: string) => process.stdout.write(`${s}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (n: number, d = 0) => Math.round(n * 10 ** d) / 10 ** d;
+
+/** Committed records of a group over a topic (sum over partitions). */
+async function committed(admin: Admin, groupId: string, topic: string): Promise<number> {
+  const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+  return (res[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
+}
+
+async function topicEnd(admin: Admin, topic: string): Promise<number> {
+  return (await admin.fetchTopicOffsets(topic)).reduce((a, p) => a + Number(p.high), 0);
+}
+
+/**
+ * (b)/(g): a fresh runtime with its own consumer group on the pre-loaded topic; events/s
+ * from the first committed batch to the last (a batch is committed only once it is in Redis).
+ */
+async function measureRuntime(
+  iso: Isolated,
+  workers: number,
+  group: string,
+  topic: string,
+): Promise<{ rt: Runtime; eps: number; ms: number; cpu_s_per_100k: Record<string, number>; redis_us_per_event: Record<string, number> }> {
+  const end = await topicEnd(iso.admin, topic);
+  await iso.redis.config('RESETSTAT');
+  const rt = await startRuntime({ ...iso.env, HH_WORKERS: String(workers), HH_KAFKA_GROUP: group, HH_KAFKA_TOPIC: topic });
+  let t0 = 0;
+  let c0 = 0;
+  let cpu0: Record<string, number> = {};
+  for (;;) {
+    const c = await committed(iso.admin, group, topic);
+    const now = performance.now();
+    if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSample([...rt.workers.values()])];
+    if (c >= end) {
+      const cpu1 = cpuSample([...rt.workers.values()]);
+      const per = 100_000 / Math.max(1, end - c0);
+      const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, round((cpu1[k] - (cpu0[k] ?? 0)) * per, 2)]));
+      return { rt, eps: ((end - c0) / (now - t0)) * 1000, ms: now - t0, cpu_s_per_100k: cpu, redis_us_per_event: await redisCommandCost(iso.redis, end) };
+    }
+    await sleep(20);
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far; 0 when it is not ours to see. */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** The stack's servers, by the PIDs the stack scripts recorded (absent when another checkout runs them). */
+function serverPids(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const name of ['redis', 'kafka', 'cassandra', 'temporal']) {
+    try {
+      out[name] = (JSON.parse(fs.readFileSync(path.join(ROOT, '.stack', 'run', `${name}.pid`), 'utf8')) as { pid: number }).pid;
+    } catch {
+      // not started by this checkout
+    }
+  }
+  return out;
+}
+
+/** CPU seconds each component used between two samples: where an ingest run's time went. */
+function cpuSample(workers: number[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(serverPids())) out[name] = cpuSeconds(pid);
+  out.workers = workers.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  return out;
+}
+
+/** Redis microseconds per event by command (INFO commandstats since the last RESETSTAT), the costliest first. */
+async function redisCommandCost(redis: Redis, events: number): Promise<Record<string, number>> {
+  const info = await redis.info('commandstats');
+  const rows = [...info.matchAll(/^cmdstat_(\w+(?:\|\w+)?):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], Number(m[3])] as const);
+  return Object.fromEntries(rows.sort((a, b) => b[1] - a[1]).slice(0, 6).map(([cmd, us]) => [cmd, round(us / events, 2)]));
+}
+
+/** Redis, Cassandra record and region workflows back to empty: the next runtime counts from zero. */
+async function resetState(iso: Isolated, regions: string[]): Promise<void> {
+  await iso.redis.flushdb();
+  for (const t of ['region_state', 'regions', 'views_by_region_and_window']) await iso.cassandra.execute(`TRUNCATE ${iso.keyspace}.${t}`);
+  await terminateRegionWorkflows(cfg, regions);
+}
+
+async function checkExact(redis: Redis, truth: Truth): Promise<boolean> {
+  for (const [region, counts] of Object.entries(truth)) {
+    const flat = await redis.zrevrange(regionTopKey(region), 0, 9, 'WITHSCORES');
+    const want = truthTopK(counts, 10).flatMap((p) => [p.post_id, String(p.view_count)]);
+    if (JSON.stringify(flat) !== JSON.stringify(want)) return false;
+  }
+  return true;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** (d): probes in their own region, one every 100 ms, each polled in the API until counted. */
+async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number, prefix: string) {
+  const probeRegion = `${prefix}probe`;
+  const stop = new AbortController();
+  const background = produceLoad(iso.producer, {
+    events: Math.ceil(rate * (FRESH_SECONDS + 5)),
+    regions: REGIONS,
+    posts: POSTS,
+    zipf: 1.1,
+    seed: 2,
+    prefix,
+    topic,
+    rate,
+    signal: stop.signal,
+  });
+  await sleep(1000); // the load is flowing
+  const lat: number[] = [];
+  const until = performance.now() + FRESH_SECONDS * 1000;
+  for (let i = 1; performance.now() < until; i++) {
+    const t0 = performance.now();
+    await iso.producer.send({
+      topic,
+      acks: -1,
+      messages: [{ key: probeRegion, value: JSON.stringify({ event_id: `${prefix}probe-${i}`, post_id: 'probe', region_id: probeRegion, timestamp: Date.now() }) }],
+    });
+    for (;;) {
+      const res = await fetch(`${rt.api}/top-posts?region=${probeRegion}&k=1`);
+      if (res.status === 200) {
+        const body = (await res.json()) as { top_posts: { view_count: number }[] };
+        if ((body.top_posts[0]?.view_count ?? 0) >= i) break;
+      } else await res.arrayBuffer();
+      if (performance.now() - t0 > 30_000) throw new Error(`probe ${i} not visible after 30 s`);
+      await sleep(2);
+    }
+    lat.push(performance.now() - t0);
+    await sleep(100);
+  }
+  stop.abort();
+  const produced = await background;
+  lat.sort((a, b) => a - b);
+  return { p50: round(percentile(lat, 50), 1), p99: round(percentile(lat, 99), 1), max: round(lat[lat.length - 1], 1), probes: lat.length, rate_eps: round(produced.sent / (produced.ms / 1000)) };
+}
+
+async function cannon(url: string, opts: { seconds: number; rate?: number }) {
+  const r = await autocannon({ url, connections: 16, duration: opts.seconds, ...(opts.rate ? { overallRate: opts.rate } : {}) });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+  return { rps: round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99 };
+}
+
+/** (e): our API (the runtime's workers) and bare Express (as many workers, constant body of the same size). */
+async function api(rt: Runtime, region: string) {
+  const url = `${rt.api}/top-posts?region=${region}&k=10`;
+  const body = await (await fetch(url)).text();
+  const port = rt.cfg.api.port + 1;
+  const bare = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(__dirname, 'bare-express.ts')], {
+    env: { ...process.env, BENCH_PORT: String(port), BENCH_BODY: body, HH_WORKERS: String(rt.cfg.runtime.workers) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    bare.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+    bare.once('exit', (c) => reject(new Error(`bare express exited (${c})`)));
+  });
+  try {
+    await cannon(url, { seconds: 1 }); // warm-up
+    const ours = await cannon(url, { seconds: API_SECONDS });
+    const at2000 = await cannon(url, { seconds: API_SECONDS, rate: 2000 });
+    const limitUrl = `http://127.0.0.1:${port}/top-posts?region=${region}&k=10`;
+    await cannon(limitUrl, { seconds: 1 });
+    const limit = await cannon(limitUrl, { seconds: API_SECONDS });
+    return { body_bytes: Buffer.byteLength(body), ours, at2000, limit };
+  } finally {
+    bare.kill('SIGTERM');
+  }
+}
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+async function redisMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)![1]);
+}
+
+/** Bytes of the keys matching `pattern` (MEMORY USAGE, sampled exactly). */
+async function keyBytes(redis: Redis, pattern: string): Promise<number> {
+  let total = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    for (const k of keys) total += Number(await redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '0'));
+    cursor = next;
+  } while (cursor !== '0');
+  return total;
+}
+
+const memTopic = (iso: Isolated, distinct: number) => `${iso.id}.mem${distinct}`;
+
+/** A topic just created may not be known to every broker connection yet: retry a few times. */
+async function sendRetrying(producer: Producer, topic: string, messages: { key: string; value: string }[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await producer.send({ topic, acks: -1, messages });
+      return;
+    } catch (e) {
+      if (attempt >= 10) throw e;
+      await sleep(500);
+    }
+  }
+}
+
+/** (f): the same number of events over `distinct` posts (uniform), through the runtime. */
+async function memory(iso: Isolated, producer: Producer, distinct: number, prefix: string) {
+  const topic = memTopic(iso, distinct);
+  const regions = regionNames(REGIONS, prefix);
+  const messages: { key: string; value: string }[] = [];
+  const t = Date.now();
+  for (let i = 0; i < MEM_EVENTS; i++) {
+    const region = regions[i % REGIONS];
+    // Post i mod distinct (a spread permutation): every post appears, MEM_EVENTS / distinct times each.
+    const post = `${prefix}m${(i * 7919) % distinct}`;
+    messages.push({ key: region, value: JSON.stringify({ event_id: `${prefix}${distinct}-${i}`, post_id: post, region_id: region, timestamp: t }) });
+    if (messages.length === 5000 || i === MEM_EVENTS - 1) await sendRetrying(producer, topic, messages.splice(0));
+  }
+  await resetState(iso, regions);
+  const before = await redisMemory(iso.redis);
+  const group = `${iso.id}.memgroup${distinct}`;
+  const { rt } = await measureRuntime(iso, 2, group, topic);
+  try {
+    await sleep(3000); // a checkpoint and a merge round have run
+    const used = (await redisMemory(iso.redis)) - before;
+    const exactKeys = await keyBytes(iso.redis, `region:{${prefix}*}:top_k`);
+    const boundedKeys = await keyBytes(iso.redis, `region:{${prefix}*}:top_k_bounded`);
+    const windowKeys = (await keyBytes(iso.redis, `region:{${prefix}*}:top_k:*`)) + (await keyBytes(iso.redis, `region:{${prefix}*}:pane:*`)) + (await keyBytes(iso.redis, `region:{${prefix}*}:trailing:*`));
+    const dedupKeys = await keyBytes(iso.redis, `region:{${prefix}*}:seen:*`);
+    const rss = [...rt.workers.values()].reduce((a, pid) => a + rssOf(pid), 0);
+    return { distinct, events: MEM_EVENTS, redis_used_bytes: used, exact_topk_bytes: exactKeys, bounded_topk_bytes: boundedKeys, window_bytes: windowKeys, dedup_bytes: dedupKeys, worker_rss_bytes: rss };
+  } finally {
+    await rt.stop();
+    await terminateSupervisors(rt.cfg);
+    await resetState(iso, regions);
+  }
+}
+
+async function main(): Promise<void> {
+  const id = `bench_${Date.now().toString(36)}`;
+  const prefix = `${id}_`;
+  const iso = new Isolated(id, { HH_WORKERS: '2' }, REGIONS);
+  await iso.setUp();
+  await ensureTopics(cfg, MEM_DISTINCT.map((d) => ({ topic: memTopic(iso, d), numPartitions: REGIONS })));
+  const topic = iso.env.HH_KAFKA_TOPIC;
+  const regions = regionNames(REGIONS, prefix);
+  let rt: Runtime | undefined;
+  const t0 = Date.now();
+  log(`bench ${smoke ? '(smoke) ' : ''}on ${os.cpus().length} cores, ${round(os.totalmem() / 2 ** 30)} GiB; ${N.toLocaleString()} events, ${REGIONS} regions, ${POSTS.toLocaleString()} Zipf posts`);
+  try {
+    const pre = await produceLoad(iso.producer, { events: N, regions: REGIONS, posts: POSTS, zipf: 1.1, seed: 1, prefix, topic, rate: 0 });
+    log(`pre-loaded ${pre.sent.toLocaleString()} events in ${round(pre.ms / 1000, 1)} s`);
+
+    const limit = await limitConsumer(iso.kafka, topic, `${id}.limit`, N);
+    log(`(a) limit (kafkajs + JSON.parse):   ${round(limit.eps).toLocaleString()} events/s`);
+    const naive = await naiveConsumer(iso.kafka, iso.redis, topic, `${id}.naive`, NAIVE_EVENTS, 'bench:naive');
+    log(`(c) naive ZINCRBY per event:        ${round(naive.eps).toLocaleString()} events/s (first ${NAIVE_EVENTS.toLocaleString()})`);
+    const piped = await naivePipelinedConsumer(iso.kafka, iso.redis, topic, `${id}.piped`, N, 'bench:piped');
+    log(`(c2) naive ZINCRBY pipelined:       ${round(piped.eps).toLocaleString()} events/s`);
+    await iso.redis.flushdb();
+
+    const one = await measureRuntime(iso, 1, `${id}.ours1`, topic);
+    const exact1 = await checkExact(iso.redis, pre.truth);
+    await one.rt.stop();
+    await terminateSupervisors(one.rt.cfg);
+    log(`(g) ours, 1 worker:                 ${round(one.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact1})`);
+    log(`    CPU seconds per 100k events: ${JSON.stringify(one.cpu_s_per_100k)}`);
+    log(`    Redis µs per event by command: ${JSON.stringify(one.redis_us_per_event)}`);
+    await resetState(iso, regions);
+
+    const two = await measureRuntime(iso, 2, `${id}.ours2`, topic);
+    rt = two.rt;
+    const exact2 = await checkExact(iso.redis, pre.truth);
+    log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2})`);
+    log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
+    log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
+    if (process.env.BENCH_ONLY === 'ingest') return; // profiling the hot path: skip the rest
+
+    const fresh = await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 2)), prefix);
+    log(`(d) freshness at ${fresh.rate_eps.toLocaleString()} events/s: p50 ${fresh.p50} ms, p99 ${fresh.p99} ms (${fresh.probes} probes)`);
+
+    const a = await api(rt, regions[0]);
+    log(`(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms; at 2,000 req/s p99 ${a.at2000.p99_ms} ms; bare Express ${a.limit.rps.toLocaleString()} req/s`);
+    await rt.stop();
+    await terminateSupervisors(rt.cfg);
+    rt = undefined;
+
+    const mem = [];
+    for (const d of MEM_DISTINCT) {
+      const m = await memory(iso, iso.producer, d, `${id}_m${d}_`);
+      mem.push(m);
+      log(`(f) ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB`);
+    }
+
+    const results: BenchResults = {
+      when: new Date().toISOString(),
+      smoke,
+      machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? '', mem_gib: round(os.totalmem() / 2 ** 30), node: process.version },
+      events: N,
+      ingest: {
+        limit_eps: round(limit.eps),
+        ours_eps: round(two.eps),
+        naive_eps: round(naive.eps),
+        naive_pipelined_eps: round(piped.eps),
+        naive_events: NAIVE_EVENTS,
+        exact: exact1 && exact2,
+      },
+      freshness_ms: fresh,
+      api: {
+        rps: a.ours.rps,
+        p50_ms: a.ours.p50_ms,
+        p99_ms: a.ours.p99_ms,
+        at_2000_rps: a.at2000,
+        limit_rps: a.limit.rps,
+        limit_p50_ms: a.limit.p50_ms,
+        limit_p99_ms: a.limit.p99_ms,
+        body_bytes: a.body_bytes,
+      },
+      memory: Object.fromEntries(mem.map((m) => [`distinct_${m.distinct}`, m])),
+      scaling: {
+        workers_1_eps: round(one.eps),
+        workers_2_eps: round(two.eps),
+        speedup: round(two.eps / one.eps, 2),
+        cpu_s_per_100k_events: { workers_1: one.cpu_s_per_100k, workers_2: two.cpu_s_per_100k },
+        redis_us_per_event: { workers_1: one.redis_us_per_event, workers_2: two.redis_us_per_event },
+      },
+      seconds: round((Date.now() - t0) / 1000),
+    };
+    const ratios = writeReport(results, path.join(__dirname, 'results'), smoke ? 'smoke' : 'latest');
+    log('\nratios (same run):');
+    for (const [k, v] of Object.entries(ratios)) log(`  ${k.padEnd(44)} ${v}`);
+  } finally {
+    if (rt) {
+      await rt.stop();
+      await terminateSupervisors(rt.cfg);
+    }
+    await terminateRegionWorkflows(cfg, [...regions, `${prefix}probe`]);
+    await iso.tearDown(undefined, []);
+    // Deleted last: a producer that has sent to a topic fails its next send once that topic is gone.
+    const admin = iso.kafka.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics: MEM_DISTINCT.map((d) => memTopic(iso, d)) }).catch(() => undefined);
+    await admin.disconnect();
+  }
+}
+
+main().catch((e: Error) => {
+  process.stderr.write(`bench failed: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});
