@@ -59,6 +59,13 @@ function duration(env: Env, name: string, fallback: string): number {
   return ms;
 }
 
+function topkMode(env: Env, sessions: readonly SessionSpec[]): 'exact' | 'bounded' {
+  const v = str(env, 'HH_TOPK_MODE', 'exact');
+  if (v !== 'exact' && v !== 'bounded') throw new ConfigError('HH_TOPK_MODE', `must be exact or bounded, got "${v}"`);
+  if (v === 'bounded' && sessions.length) throw new ConfigError('HH_TOPK_MODE', 'bounded mode keeps no session buckets: remove the gap<duration> entries from HH_WINDOWS');
+  return v;
+}
+
 function adminToken(env: Env): string | undefined {
   const v = env.HH_ADMIN_TOKEN;
   if (v === undefined || v === '') return undefined;
@@ -234,6 +241,11 @@ export interface Config {
     readonly maxPostEvents: number;
     /** HH_ADMIN_TOKEN: bearer token of the /admin endpoints; unset = admin endpoints refuse. @default unset */
     readonly adminToken: string | undefined;
+    /**
+     * HH_API_CACHE_MS: a GET /top-posts answer is reused this long (identical requests in
+     * flight always share one read). @default 50 — adds at most 50 ms to freshness.
+     */
+    readonly cacheMs: number;
   };
   readonly ingest: {
     /** HH_KAFKA_GROUP: the consumer group of the ingest activities. @default heavy-hitters-ingest */
@@ -246,6 +258,14 @@ export interface Config {
     readonly sessions: readonly SessionSpec[];
     /** HH_TOPK_BOUNDED_K: members kept in the bounded Top-K key. @default 1000 — covers every k the API allows. */
     readonly boundedK: number;
+    /**
+     * HH_TOPK_MODE: `exact` keeps every post's count (exact leaderboards, windows, trailing
+     * timeframes, sessions, plus the bounded key); `bounded` keeps at most HH_TOPK_BOUNDED_K
+     * posts per leaderboard (all-time and each window) with Space-Saving counts — memory
+     * independent of the number of distinct posts, counts estimated (never under, over by at
+     * most the evicted minimum); no trailing timeframes or sessions. @default exact
+     */
+    readonly mode: 'exact' | 'bounded';
     /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
     readonly dedupHorizonMs: number;
     /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
@@ -318,6 +338,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
       maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 10_000, 1, 1_000_000),
       adminToken: adminToken(env),
+      cacheMs: int(env, 'HH_API_CACHE_MS', 50, 0, 60_000),
     },
     ingest: {
       groupId: identifier(env, 'HH_KAFKA_GROUP', 'heavy-hitters-ingest', /^[A-Za-z0-9._-]{1,200}$/, 'a consumer group id ([A-Za-z0-9._-])'),
@@ -325,6 +346,7 @@ export function loadConfig(env: Env = process.env): Config {
       sliding: specs.sliding,
       sessions: specs.sessions,
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
+      mode: topkMode(env, specs.sessions),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '2s'),

@@ -41,6 +41,8 @@ export interface RecordOptions {
   keyspace: string;
   windows: readonly WindowSpec[];
   boundedK: number;
+  /** `bounded`: restored leaderboards are cut back to boundedK (the record keeps evicted posts' last counts). */
+  mode?: 'exact' | 'bounded';
 }
 
 export interface RankedCount {
@@ -245,7 +247,8 @@ export class RegionRecord {
         await this.redis.zadd(key, ...args);
       }
       if (expireAt !== undefined) await this.redis.pexpireat(key, expireAt);
-      if (keyId === ALL_TIME) {
+      if (this.opts.mode === 'bounded') await this.redis.zremrangebyrank(key, 0, -(this.opts.boundedK + 1));
+      else if (keyId === ALL_TIME) {
         const top = [...list].sort(byRank).slice(0, this.opts.boundedK);
         if (top.length) await this.redis.zadd(regionBoundedKey(region), ...top.flatMap((p) => [p.view_count, p.post_id]));
       }

@@ -59,6 +59,8 @@ export const SESSION_BIT0 = 16;
 export interface ActorOptions {
   windows: readonly WindowSpec[];
   sessions?: readonly SessionSpec[];
+  /** `bounded`: Space-Saving leaderboards of boundedK posts, no panes or session buckets (config HH_TOPK_MODE). */
+  mode?: 'exact' | 'bounded';
   boundedK: number;
   dedupHorizonMs: number;
 }
@@ -174,10 +176,9 @@ export class RegionActor {
   private async flush(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
     const t0 = process.hrtime.bigint();
     const r = this.region;
-    // One JSON argument for the whole batch: the script derives every key from the events.
-    const packed = JSON.stringify(events.map(({ offset, event, lateMask = 0 }) => [Number(offset), event.event_id, event.post_id, event.timestamp, lateMask]));
+    const packed = this.pack(events);
     const keys = [regionOffsetsKey(r), regionTopKey(r), regionBoundedKey(r), regionMetaKey(r), regionDirtyKey(r), regionTrailingStateKey(r), regionSealedKey(r)];
-    const args = [String(partition), String(this.opts.boundedK), epoch, `region:{${r}}:`, String(this.opts.dedupHorizonMs), this.specsJson(), packed];
+    const args = [String(partition), String(this.opts.boundedK), epoch, `region:{${r}}:`, String(this.opts.dedupHorizonMs), this.specsJson(), packed, this.opts.mode ?? 'exact'];
     let reply = await this.call(keys, args);
     if (reply[0] === 'NOMETA') {
       // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
@@ -205,8 +206,45 @@ export class RegionActor {
     return result;
   }
 
+  /**
+   * The batch as the script reads it (one JSON argument): its events, and the counts they add
+   * to each key, aggregated here (V8 is much faster at it than Lua); the script takes back
+   * what a fenced or duplicate event contributed.
+   */
+  private pack(events: OffsetEvent[]): string {
+    const { windows, sessions = [] } = this.opts;
+    const panes = windows.map((w) => trailingPaneMs(w.sizeMs));
+    const withPanes = this.opts.mode !== 'bounded';
+    const all = new Map<string, number>();
+    const win = new Map<string, Map<string, number>>();
+    const pane = windows.map(() => new Map<number, Map<string, number>>());
+    const bucket = sessions.map(() => new Map<number, Map<string, number>>());
+    const add = <K>(m: Map<K, Map<string, number>>, key: K, post: string) => {
+      let t = m.get(key);
+      if (!t) m.set(key, (t = new Map()));
+      t.set(post, (t.get(post) ?? 0) + 1);
+    };
+    const rows: (string | number)[][] = new Array(events.length);
+    let i = 0;
+    for (const { offset, event, lateMask = 0 } of events) {
+      const { post_id: post, timestamp: ts } = event;
+      rows[i++] = [Number(offset), event.event_id, post, ts, lateMask];
+      all.set(post, (all.get(post) ?? 0) + 1);
+      for (let k = 0; k < windows.length; k++) {
+        const w = windows[k];
+        if ((lateMask & (1 << k)) === 0) add(win, `${w.name}:${ts - (ts % w.sizeMs)}`, post);
+        if (withPanes) add(pane[k], ts - (ts % panes[k]), post);
+      }
+      for (let q = 0; q < sessions.length; q++) {
+        if ((lateMask & (1 << (SESSION_BIT0 + q))) === 0) add(bucket[q], ts - (ts % sessions[q].bucketMs), post);
+      }
+    }
+    const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), Object.fromEntries(t)]));
+    return JSON.stringify({ e: rows, a: Object.fromEntries(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) });
+  }
+
   private get trailingFamilies(): string[] {
-    return this.opts.windows.map((w) => `trailing:${w.name}`);
+    return this.opts.mode === 'bounded' ? [] : this.opts.windows.map((w) => `trailing:${w.name}`);
   }
 
   /** The flush script call, with the region registered in the same round trip. */

@@ -14,8 +14,15 @@
 -- ARGV[1] partition  ARGV[2] K  ARGV[3] epoch  ARGV[4] key prefix "region:{r}:"
 -- ARGV[5] dedup horizon ms
 -- ARGV[6] specs, JSON {"w": [[name, size, ttl, pane], ...], "s": [[name, bucket, ttl], ...]}
--- ARGV[7] events, JSON [[offset, event_id, post_id, timestamp, late mask], ...] in offset order;
---         late mask bit k-1: beyond window spec k's lateness; bit 15+q: beyond session spec q's
+-- ARGV[7] the batch, JSON {"e": events, "a": {post: n}, "w": {window id: {post: n}},
+--         "p": [{pane start: {post: n}} per window spec], "b": [{bucket start: {post: n}} per
+--         session spec]}: events = [[offset, event_id, post_id, timestamp, late mask], ...]
+--         in offset order (late mask bit k-1: beyond window spec k's lateness; bit 15+q:
+--         beyond session spec q's), and the counts the caller aggregated from ALL of them;
+--         the script takes back what a fenced or duplicate event contributed.
+-- ARGV[8] mode: "exact", or "bounded": the all-time key (KEYS[2]) and each window key keep
+--         at most K posts with Space-Saving counts (a new post replaces the lowest and
+--         starts from its count), no panes or session buckets are written.
 --
 -- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
 -- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
@@ -40,8 +47,25 @@ local K = tonumber(ARGV[2])
 local prefix = ARGV[4]
 local horizon = tonumber(ARGV[5])
 local specs = cjson.decode(ARGV[6])
-local events = cjson.decode(ARGV[7])
+local batch = cjson.decode(ARGV[7])
 local W, Q = specs.w, specs.s
+local events = batch.e
+local bounded = ARGV[8] == 'bounded'
+
+-- Space-Saving: adds d to post in a key of at most K members; returns the post it evicted.
+local function spaceSaving(key, post, d)
+  if redis.call('ZSCORE', key, post) then
+    redis.call('ZINCRBY', key, d, post)
+    return nil
+  end
+  if redis.call('ZCARD', key) < K then
+    redis.call('ZADD', key, d, post)
+    return nil
+  end
+  local low = redis.call('ZPOPMIN', key, 1)
+  redis.call('ZADD', key, tonumber(low[2]) + d, post)
+  return low[1]
+end
 local HOUR = 3600000
 local fmt = function(n) return string.format('%d', n) end
 local band = bit.band
@@ -49,27 +73,39 @@ local band = bit.band
 local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
 local maxOff = fence
 local applied, dups, fenced = 0, 0, 0
-local deltas = {}
+local deltas = batch.a
+local wdeltas = batch.w
+local pdeltas = batch.p
+local bdeltas = batch.b
 local seenKeys = {}   -- hour -> key
 local touched = {}    -- key -> hour
-local wdeltas = {}    -- window key id -> {post -> n}
-local wexpire = {}    -- window key id -> PEXPIREAT
-local pdeltas = {}    -- pane start per spec: k -> {start -> {post -> n}}
-local bdeltas = {}    -- q -> {bucket start -> {post -> n}}
-local lastStart, lastId = {}, {}
-for k = 1, #W do pdeltas[k] = {} end
-for q = 1, #Q do bdeltas[q] = {} end
 
-local function inc(t, key, post)
-  local m = t[key]
-  if m == nil then m = {}; t[key] = m end
-  m[post] = (m[post] or 0) + 1
+-- An event not applied (fenced or duplicate): take its contribution out of the aggregates.
+local function takeBack(e)
+  local post, ts, mask = e[3], e[4], e[5]
+  deltas[post] = deltas[post] - 1
+  for k = 1, #W do
+    local w = W[k]
+    if band(mask, 2 ^ (k - 1)) == 0 then
+      local id = w[1] .. ':' .. fmt(ts - ts % w[2])
+      wdeltas[id][post] = wdeltas[id][post] - 1
+    end
+    local p = pdeltas[k][fmt(ts - ts % w[4])]
+    p[post] = p[post] - 1
+  end
+  for q = 1, #Q do
+    if band(mask, 2 ^ (15 + q)) == 0 then
+      local b = bdeltas[q][fmt(ts - ts % Q[q][2])]
+      b[post] = b[post] - 1
+    end
+  end
 end
 
 for _, e in ipairs(events) do
   local off = e[1]
   if off <= fence then
     fenced = fenced + 1
+    takeBack(e)
   else
     if off > maxOff then maxOff = off end
     local ts = e[4]
@@ -78,30 +114,10 @@ for _, e in ipairs(events) do
     if seenKey == nil then seenKey = prefix .. 'seen:' .. fmt(hour); seenKeys[hour] = seenKey end
     if redis.call('SADD', seenKey, e[2]) == 0 then
       dups = dups + 1
+      takeBack(e)
     else
       applied = applied + 1
       touched[seenKey] = hour
-      local post = e[3]
-      local mask = e[5]
-      deltas[post] = (deltas[post] or 0) + 1
-      for k = 1, #W do
-        local w = W[k]
-        if band(mask, 2 ^ (k - 1)) == 0 then -- else: beyond that window's allowed lateness
-          local start = ts - ts % w[2]
-          if start ~= lastStart[k] then
-            lastStart[k] = start
-            lastId[k] = w[1] .. ':' .. fmt(start)
-            wexpire[lastId[k]] = start + w[2] + w[3]
-          end
-          inc(wdeltas, lastId[k], post)
-        end
-        inc(pdeltas[k], ts - ts % w[4], post)
-      end
-      for q = 1, #Q do
-        if band(mask, 2 ^ (15 + q)) == 0 then -- else: beyond that session spec's lateness
-          inc(bdeltas[q], ts - ts % Q[q][2], post)
-        end
-      end
     end
   end
 end
@@ -110,7 +126,7 @@ end
 for key, hour in pairs(touched) do redis.call('PEXPIREAT', key, fmt(hour + HOUR + horizon)) end
 
 -- Bounded Top-K: the Kth (lowest) member is read once and refreshed only after a change.
-local card = redis.call('ZCARD', KEYS[3])
+local card = bounded and 0 or redis.call('ZCARD', KEYS[3])
 local kthScore, kthMember = -1, ''
 local function refreshKth()
   local low = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
@@ -118,7 +134,18 @@ local function refreshKth()
 end
 refreshKth()
 
+if bounded then
+  for post, d in pairs(deltas) do
+    if d > 0 then
+      local evicted = spaceSaving(KEYS[2], post, d)
+      redis.call('SADD', KEYS[5], 'all|' .. post)
+      if evicted then redis.call('SADD', KEYS[5], 'all|' .. evicted) end
+    end
+  end
+  deltas = {}
+end
 for post, d in pairs(deltas) do
+  if d > 0 then
   local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
   redis.call('SADD', KEYS[5], 'all|' .. post)
   if card < K then
@@ -134,17 +161,33 @@ for post, d in pairs(deltas) do
     redis.call('ZADD', KEYS[3], total, post)
     refreshKth()
   end
+  end
 end
 
 local written = {}
+local wsize = {}
+for k = 1, #W do wsize[W[k][1]] = W[k] end
 for id, t in pairs(wdeltas) do
   local key = prefix .. 'top_k:' .. id
+  local any = false
   for post, d in pairs(t) do
-    redis.call('ZINCRBY', key, d, post)
-    redis.call('SADD', KEYS[5], id .. '|' .. post)
+    if d > 0 then
+      if bounded then
+        local evicted = spaceSaving(key, post, d)
+        if evicted then redis.call('SADD', KEYS[5], id .. '|' .. evicted) end
+      else
+        redis.call('ZINCRBY', key, d, post)
+      end
+      redis.call('SADD', KEYS[5], id .. '|' .. post)
+      any = true
+    end
   end
-  redis.call('PEXPIREAT', key, fmt(wexpire[id]))
-  written[#written + 1] = id
+  if any then
+    local sep = string.find(id, ':', 1, true)
+    local w = wsize[string.sub(id, 1, sep - 1)]
+    redis.call('PEXPIREAT', key, fmt(tonumber(string.sub(id, sep + 1)) + w[2] + w[3]))
+    written[#written + 1] = id
+  end
 end
 
 for k = 1, #W do
@@ -155,14 +198,17 @@ for k = 1, #W do
     local sep = string.find(cur, ':', 1, true)
     range = { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
   end
-  for start, t in pairs(pdeltas[k]) do
+  for startKey, t in pairs(pdeltas[k]) do
+    local start = tonumber(startKey)
     if range == nil or start >= range[1] then
-      local key = prefix .. 'pane:' .. w[1] .. ':' .. fmt(start)
+      local key = prefix .. 'pane:' .. w[1] .. ':' .. startKey
       local inRange = range ~= nil and start <= range[2]
       local trailing = prefix .. 'trailing:' .. w[1]
       for post, d in pairs(t) do
-        redis.call('ZINCRBY', key, d, post)
-        if inRange then redis.call('ZINCRBY', trailing, d, post) end
+        if d > 0 then
+          redis.call('ZINCRBY', key, d, post)
+          if inRange then redis.call('ZINCRBY', trailing, d, post) end
+        end
       end
       -- Subtracted and deleted once the watermark passes start + size; a pane never reached
       -- that way (a region gone quiet) expires after twice the size of wall-clock time.
@@ -175,13 +221,19 @@ local refused = 0
 for q = 1, #Q do
   local s = Q[q]
   local sealed = tonumber(redis.call('HGET', KEYS[7], s[1]) or '-1')
-  for start, t in pairs(bdeltas[q]) do
+  for startKey, t in pairs(bdeltas[q]) do
+    local start = tonumber(startKey)
     if start >= sealed then
-      local key = prefix .. 'bucket:' .. s[1] .. ':' .. fmt(start)
-      for post, d in pairs(t) do redis.call('ZINCRBY', key, d, post) end
-      -- Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
-      redis.call('PEXPIRE', key, fmt(s[3]))
-      redis.call('ZADD', prefix .. 'buckets:' .. s[1], start, fmt(start))
+      local key = prefix .. 'bucket:' .. s[1] .. ':' .. startKey
+      local any = false
+      for post, d in pairs(t) do
+        if d > 0 then redis.call('ZINCRBY', key, d, post); any = true end
+      end
+      if any then
+        -- Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
+        redis.call('PEXPIRE', key, fmt(s[3]))
+        redis.call('ZADD', prefix .. 'buckets:' .. s[1], start, startKey)
+      end
     else
       for _, d in pairs(t) do refused = refused + d end
     end

@@ -59,6 +59,13 @@ export interface ApiDeps {
   sessions?: readonly SessionSpec[];
   /** Entries of each global key (`region=global` answers k up to this). */
   globalK: number;
+  /** `bounded` (HH_TOPK_MODE): leaderboards hold Space-Saving estimates of boundedK posts; no trailing timeframes. */
+  mode?: 'exact' | 'bounded';
+  /**
+   * How long a GET /top-posts answer is reused (ms); concurrent identical requests always
+   * share one read. 0 = no reuse beyond that.
+   */
+  cacheMs?: number;
   maxK: number;
   boundedK: number;
   maxPostEvents: number;
@@ -108,6 +115,30 @@ function pairs(flat: string[]): { post_id: string; view_count: number }[] {
   const out = [];
   for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
   return out;
+}
+
+/**
+ * Serialized answers by request key: requests that arrive while one is being computed share
+ * it (no added staleness), and a computed answer is reused for `ttlMs`. Failures are not kept.
+ */
+export class AnswerCache {
+  private readonly entries = new Map<string, { at: number; body: Promise<string> }>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  get(key: string, compute: () => Promise<string>): Promise<string> {
+    const now = performance.now();
+    const hit = this.entries.get(key);
+    if (hit && (hit.at === Infinity || now - hit.at < this.ttlMs)) return hit.body;
+    const entry = { at: Infinity, body: compute() };
+    this.entries.set(key, entry);
+    entry.body.then(
+      () => (this.ttlMs > 0 ? (entry.at = performance.now()) : this.entries.delete(key)),
+      () => this.entries.delete(key),
+    );
+    if (this.entries.size > 10_000) this.entries.delete(this.entries.keys().next().value as string);
+    return entry.body;
+  }
 }
 
 /** Record reads shared by concurrent requests and reused for a second. */
@@ -167,7 +198,11 @@ export function createApp(deps: ApiDeps): express.Express {
     });
   });
 
-  const timeframes = ['all', ...deps.windows.map((w) => w.name)];
+  const bounded = deps.mode === 'bounded';
+  const timeframes = bounded ? ['all'] : ['all', ...deps.windows.map((w) => w.name)];
+  // In bounded mode every answer says its counts are estimates.
+  const estimated = bounded ? { estimated: true } : {};
+  const answers = new AnswerCache(deps.cacheMs ?? 0);
   const specOf = (name: string) => deps.windows.find((w) => w.name === name)!;
 
   /** Every addressable spec: its start grid, and its size (sessions have none: each its own length). */
@@ -224,14 +259,21 @@ export function createApp(deps: ApiDeps): express.Express {
     if (variant === 'bounded' && (region === GLOBAL || timeframe !== 'all' || rawWindow !== undefined)) {
       throw bad('variant', "variant=bounded exists for a region's all-time timeframe only");
     }
-    const maxK = region === GLOBAL ? Math.min(deps.maxK, deps.globalK) : variant === 'bounded' ? Math.min(deps.maxK, deps.boundedK) : deps.maxK;
+    const maxK = region === GLOBAL ? Math.min(deps.maxK, deps.globalK) : variant === 'bounded' || bounded ? Math.min(deps.maxK, deps.boundedK) : deps.maxK;
     const k = parseK(req, maxK);
+    const body = await answers.get([region, rawWindow ?? '', timeframe, variant, k].join('\u0000'), async () =>
+      JSON.stringify({ ...(await topPosts(region, rawWindow, timeframe, variant, k)), ...estimated }),
+    );
+    res.type('application/json').send(body);
+  });
 
+  /** The answer of GET /top-posts for valid parameters. */
+  const topPosts = async (region: string, rawWindow: string | undefined, timeframe: string, variant: string, k: number): Promise<object> => {
     if (rawWindow !== undefined) {
       const w = parseWindow(rawWindow);
       const { source, top } = await windowTop(region, w.id, k);
       const end = w.spec.sizeMs === undefined ? null : w.start + w.spec.sizeMs; // a session's end is in its workflow
-      return res.json({ region, window: w.id, window_start: w.start, window_end: end, source, ...(await joinMeta(top)) });
+      return { region, window: w.id, window_start: w.start, window_end: end, source, ...(await joinMeta(top)) };
     }
 
     if (region === GLOBAL) {
@@ -243,17 +285,18 @@ export function createApp(deps: ApiDeps): express.Express {
         .exec()) as [[null, string | null], [null, string[]]];
       if (meta === null) throw new HttpError(404, `no global merge of timeframe ${timeframe} yet (no events counted, or the merge workflow is not running)`);
       const m = JSON.parse(meta) as { at: number; regions: number; moved: number; naive: number };
-      return res.json({
+      return {
         region,
         timeframe,
         variant,
         source: 'redis',
         merge: { as_of: m.at, regions: m.regions, entries_moved: m.moved, entries_naive: m.naive },
         ...(await joinMeta(pairs(flat))),
-      });
+      };
     }
 
-    const key = timeframe !== 'all' ? regionTrailingKey(region, timeframe) : variant === 'bounded' ? regionBoundedKey(region) : regionTopKey(region);
+    // Bounded mode keeps its Space-Saving leaderboard in the all-time key (there is no exact one).
+    const key = timeframe !== 'all' ? regionTrailingKey(region, timeframe) : variant === 'bounded' && !bounded ? regionBoundedKey(region) : regionTopKey(region);
     const [[, known], [, flat], [, state]] = (await deps.redis
       .multi()
       .sismember(REGIONS_KEY, region)
@@ -264,12 +307,12 @@ export function createApp(deps: ApiDeps): express.Express {
     // and all null (with metadata: "unavailable") while Cassandra cannot answer.
     if (known) {
       const range = timeframe === 'all' ? undefined : { range: rangeOf(state, specOf(timeframe)) };
-      return res.json({ region, timeframe, variant, source: 'redis', ...range, ...(await joinMeta(pairs(flat))) });
+      return { region, timeframe, variant, source: 'redis', ...range, ...(await joinMeta(pairs(flat))) };
     }
     const rec = await recorded(region);
     if (timeframe !== 'all') throw new HttpError(503, `region "${region}" is being rebuilt from the record; timeframe ${timeframe} is answered again once the replay caught up`);
-    res.json({ region, timeframe, variant, source: 'record', as_of: rec.checkpointAt, ...(await joinMeta(rec.top.slice(0, k))) });
-  });
+    return { region, timeframe, variant, source: 'record', as_of: rec.checkpointAt, ...(await joinMeta(rec.top.slice(0, k))) };
+  };
 
   /** A post's rank (1-based), count and its neighbours by rank. */
   app.get('/posts/:post_id/rank', async (req, res) => {

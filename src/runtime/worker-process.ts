@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const actors = new ActorSystem(redis, cfg.ingest, metrics);
   const shutdown = new AbortController();
   const cassandra = cassandraClient(cfg);
-  const record = new RegionRecord(redis, cassandra, { keyspace: cfg.cassandra.keyspace, windows: cfg.ingest.windows, boundedK: cfg.ingest.boundedK });
+  const record = new RegionRecord(redis, cassandra, { keyspace: cfg.cassandra.keyspace, windows: cfg.ingest.windows, boundedK: cfg.ingest.boundedK, mode: cfg.ingest.mode });
   let rebuilding: Promise<string> | undefined;
   const rebuild = () => (rebuilding ??= ensureEpoch(redis, record, log).finally(() => (rebuilding = undefined)));
 
@@ -106,6 +106,8 @@ async function main(): Promise<void> {
     producer,
     topic: cfg.kafka.topic,
     maxK: cfg.api.maxK,
+    cacheMs: cfg.api.cacheMs,
+    mode: cfg.ingest.mode,
     boundedK: cfg.ingest.boundedK,
     maxPostEvents: cfg.api.maxPostEvents,
   });

@@ -132,6 +132,42 @@ describe('region actor flush of a large batch (real Redis)', () => {
   });
 });
 
+describe('bounded mode (Space-Saving leaderboards, real Redis)', () => {
+  const own = ownRegion('ss');
+
+  it('keeps at most K posts per leaderboard, never under-counts, and holds every post above N/K', async () => {
+    const K = 50;
+    const windows = loadConfig({ HH_WINDOWS: '1h' }).ingest.windows;
+    const actor = new ActorSystem(own.redis, { windows, boundedK: K, dedupHorizonMs: 48 * 3_600_000, mode: 'bounded' }).actor(own.region);
+    const rnd = prng(21);
+    const truth: Record<string, number> = {};
+    let n = 0;
+    for (let b = 0; b < 40; b++) {
+      const batch: OffsetEvent[] = [];
+      for (let i = 0; i < 500; i++, n++) {
+        const post = `p${Math.floor(1 / (rnd() + 0.002))}`; // heavy head, long tail of distinct posts
+        truth[post] = (truth[post] ?? 0) + 1;
+        batch.push(ev(n, post, own.region, T0, `ss${n}`));
+      }
+      await actor.apply(0, batch, own.epoch);
+    }
+    for (const key of [regionTopKey(own.region), regionWindowKey(own.region, windowId('1h', Math.floor(T0 / 3_600_000) * 3_600_000))]) {
+      const flat = await own.redis.zrange(key, 0, -1, 'WITHSCORES');
+      expect(flat.length / 2).to.be.at.most(K);
+      const est = new Map<string, number>();
+      for (let i = 0; i < flat.length; i += 2) est.set(flat[i], Number(flat[i + 1]));
+      const min = Math.min(...est.values());
+      for (const [post, c] of est) {
+        expect(c, post).to.be.at.least(truth[post]);
+        expect(c - truth[post], post).to.be.at.most(min);
+      }
+      for (const [post, c] of Object.entries(truth)) if (c > n / K) expect(est.has(post), `${post} (${c} of ${n})`).to.equal(true);
+    }
+    expect(Object.keys(truth).length).to.be.greaterThan(K * 4);
+    expect(await own.redis.exists(regionBoundedKey(own.region))).to.equal(0);
+  });
+});
+
 describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
   const own = ownRegion('trail');

@@ -44,6 +44,9 @@ describe('config', () => {
     [{ HH_WINDOWS: '1m/10s,5m@1m/5s' }, 'HH_WINDOWS', /at least its panes/],
     [{ HH_WINDOWS: '1m,gap500ms' }, 'HH_WINDOWS', /whole seconds/],
     [{ HH_WINDOWS: '1m,gapx' }, 'HH_WINDOWS', /session window/],
+    [{ HH_TOPK_MODE: 'approx' }, 'HH_TOPK_MODE', /exact or bounded/],
+    [{ HH_TOPK_MODE: 'bounded', HH_WINDOWS: '1m,gap30s' }, 'HH_TOPK_MODE', /session/],
+    [{ HH_API_CACHE_MS: '-1' }, 'HH_API_CACHE_MS', /0\.\.60000/],
     [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
     [{ HH_WORKERS: '0' }, 'HH_WORKERS', /1\.\.64/],
   ];
