@@ -276,7 +276,11 @@ export interface Config {
     readonly idleTimeoutMs: number;
     /** HH_WATERMARK_REPORT_INTERVAL: how often watermarks are signalled to the region coordinators (coalesced). @default 2s */
     readonly watermarkReportMs: number;
-    /** HH_CHECKPOINT_INTERVAL: how often changed counts are checkpointed to Cassandra. @default 2s — bounds the replay after a Redis loss. */
+    /**
+     * HH_CHECKPOINT_INTERVAL: how often changed counts are checkpointed to Cassandra. @default 5s —
+     * bounds the replay after a Redis loss; shorter intervals rewrite hot posts more often
+     * (measured: 2 s cost about a quarter of the ingest rate on 2 cores).
+     */
     readonly checkpointIntervalMs: number;
   };
   readonly global: {
@@ -349,7 +353,7 @@ export function loadConfig(env: Env = process.env): Config {
       mode: topkMode(env, specs.sessions),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
-      checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '2s'),
+      checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '5s'),
       watermarkDelayMs: duration(env, 'HH_WATERMARK_DELAY', '5s'),
       idleTimeoutMs: duration(env, 'HH_IDLE_TIMEOUT', '10s'),
       watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),

@@ -191,10 +191,9 @@ export class RegionActor {
     if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
     if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
     const [, applied, duplicates, fenced, fence, kth, sessionRefused, ...windowIds] = reply;
-    // The global merge re-merges what this flush changed: all-time, its windows, the trailing timeframes.
-    if (applied > 0) {
-      this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds, ...this.trailingFamilies).catch(() => undefined);
-    }
+    // The global merge re-merges what this flush changed: all-time and its windows (trailing
+    // keys change when the watermark moves them: advanceTrailing marks those).
+    if (applied > 0) this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds).catch(() => undefined);
     const result = { applied, duplicates, fenced, fence, kthScore: Number(kth), sessionRefused };
     if (this.metrics) {
       this.metrics.applied.inc(applied);
@@ -241,10 +240,6 @@ export class RegionActor {
     }
     const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), Object.fromEntries(t)]));
     return JSON.stringify({ e: rows, a: Object.fromEntries(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) });
-  }
-
-  private get trailingFamilies(): string[] {
-    return this.opts.mode === 'bounded' ? [] : this.opts.windows.map((w) => `trailing:${w.name}`);
   }
 
   /** The flush script call, with the region registered in the same round trip. */
