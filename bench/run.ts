@@ -285,28 +285,57 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
   }
   await resetState(iso, regions);
   const before = await redisMemory(iso.redis);
+  await iso.redis.config('SET', 'slowlog-max-len', '1024');
+  await iso.redis.slowlog('RESET');
   const group = `${iso.id}.memgroup${distinct}.${mode}`;
   const { rt } = await measureRuntime(iso, 2, group, topic, { HH_TOPK_MODE: mode });
   try {
     // Measured once the checkpoints caught up: the changes waiting for one are transient.
     const t0 = Date.now();
-    while (Date.now() - t0 < 120_000) {
-      const pending = await Promise.all(regions.map((r) => iso.redis.exists(regionDirtyKey(r), regionInflightKey(r))));
+    while (Date.now() - t0 < 180_000) {
+      const pending = await patient(() => Promise.all(regions.map((r) => iso.redis.exists(regionDirtyKey(r), regionInflightKey(r)))));
       if (pending.every((n) => n === 0)) break;
       await sleep(250);
     }
     await sleep(2500); // and a merge round has run
-    const used = (await redisMemory(iso.redis)) - before;
-    const exactKeys = await keyBytes(iso.redis, `region:{${prefix}*}:top_k`);
-    const boundedKeys = await keyBytes(iso.redis, `region:{${prefix}*}:top_k_bounded`);
-    const windowKeys = (await keyBytes(iso.redis, `region:{${prefix}*}:top_k:*`)) + (await keyBytes(iso.redis, `region:{${prefix}*}:pane:*`)) + (await keyBytes(iso.redis, `region:{${prefix}*}:trailing:*`));
-    const dedupKeys = await keyBytes(iso.redis, `region:{${prefix}*}:seen:*`);
+    const used = (await patient(() => redisMemory(iso.redis))) - before;
+    const bytes = (pattern: string) => patient(() => keyBytes(iso.redis, `region:{${prefix}*}:${pattern}`));
+    const exactKeys = await bytes('top_k');
+    const boundedKeys = await bytes('top_k_bounded');
+    const windowKeys = (await bytes('top_k:*')) + (await bytes('pane:*')) + (await bytes('trailing:*'));
+    const dedupKeys = await bytes('seen:*');
     const rss = [...rt.workers.values()].reduce((a, pid) => a + rssOf(pid), 0);
-    return { mode, distinct, events: MEM_EVENTS, redis_used_bytes: used, exact_topk_bytes: exactKeys, bounded_topk_bytes: boundedKeys, window_bytes: windowKeys, dedup_bytes: dedupKeys, worker_rss_bytes: rss };
+    // The longest script run while the stream was counted (Redis answers nobody else meanwhile).
+    const slow = (await iso.redis.slowlog('GET', 1000)) as [number, number, number, string[]][];
+    const longestScriptMs = Math.max(0, ...slow.filter((e) => /^eval/i.test(e[3][0])).map((e) => e[2] / 1000));
+    return {
+      mode,
+      distinct,
+      events: MEM_EVENTS,
+      redis_used_bytes: used,
+      exact_topk_bytes: exactKeys,
+      bounded_topk_bytes: boundedKeys,
+      window_bytes: windowKeys,
+      dedup_bytes: dedupKeys,
+      worker_rss_bytes: rss,
+      longest_script_ms: round(longestScriptMs),
+    };
   } finally {
     await rt.stop();
     await terminateSupervisors(rt.cfg);
-    await resetState(iso, regions);
+    await patient(() => resetState(iso, regions));
+  }
+}
+
+/** Retries while Redis answers BUSY (a script running longer than its busy threshold). */
+async function patient<T>(f: () => Promise<T>): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (!/BUSY/.test((e as Error).message) || i > 600) throw e;
+      await sleep(500);
+    }
   }
 }
 
@@ -374,7 +403,7 @@ async function main(): Promise<void> {
     for (const [d, mode] of want('memory') ? MEM_DISTINCT.flatMap((x) => [[x, 'exact'], [x, 'bounded']] as const) : []) {
       const m = await memory(iso, iso.producer, d, mode, `${id}_m${d}_`);
       mem.push(m);
-      log(`(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB`);
+      log(`(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms`);
     }
 
     const results: BenchResults = {
