@@ -29,10 +29,22 @@ export interface RankSource {
   counts(ask: string[][]): Promise<(number | null)[][]>;
   /** Entries of all R leaderboards (what a merge of full leaderboards would move). */
   sizes(): Promise<number>;
+  /** Per region: its whole leaderboard. */
+  all(): Promise<RankedCount[][]>;
+}
+
+/** The exact top `k` of whole leaderboards: every entry read once. */
+async function fullMerge(src: RankSource, k: number, naive: number): Promise<{ top: RankedCount[]; stats: MergeStats }> {
+  const sums = new Map<string, number>();
+  for (const list of await src.all()) for (const e of list) sums.set(e.post_id, (sums.get(e.post_id) ?? 0) + e.view_count);
+  const top = [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k);
+  return { top, stats: { plan: 'full', moved: naive, naive, phases: [naive, 0, 0], candidates: sums.size, threshold: 0 } };
 }
 
 export interface MergeStats {
-  /** Entries read from the regions, all three phases. */
+  /** `tput`, or `full` when reading the whole leaderboards moves fewer entries (small ones, many regions). */
+  plan: 'tput' | 'full';
+  /** Entries read from the regions, all phases. */
   moved: number;
   /** Entries a merge of the full regional leaderboards would read. */
   naive: number;
@@ -44,6 +56,9 @@ export interface MergeStats {
 /** The exact global top `k` through TPUT. Ties rank like Redis: count, then post_id descending. */
 export async function tput(src: RankSource, k: number): Promise<{ top: RankedCount[]; stats: MergeStats }> {
   const R = src.regions;
+  const naive = await src.sizes();
+  // Phase 1 alone reads up to R·K entries: small leaderboards are cheaper read whole.
+  if (naive <= 2 * R * k) return fullMerge(src, k, naive);
   const known = new Map<string, (number | undefined)[]>();
   const note = (r: number, e: RankedCount) => {
     let row = known.get(e.post_id);
@@ -73,6 +88,13 @@ export async function tput(src: RankSource, k: number): Promise<{ top: RankedCou
 
   const ask: string[][] = Array.from({ length: R }, () => []);
   for (const [post, row] of known) for (let r = 0; r < R; r++) if (row[r] === undefined) ask[r].push(post);
+  const read = first.reduce((a, l) => a + l.length, 0) + second.reduce((a, l) => a + l.length, 0);
+  const asks = ask.reduce((a, l) => a + l.length, 0);
+  // Phase 3 would read more than the rest of the leaderboards: read them whole instead.
+  if (asks > naive - read) {
+    const full = await fullMerge(src, k, naive);
+    return { top: full.top, stats: { ...full.stats, moved: read + naive } };
+  }
   const third = await src.counts(ask);
   third.forEach((list, r) => list.forEach((c, i) => (known.get(ask[r][i])![r] = c ?? 0)));
 
@@ -82,10 +104,7 @@ export async function tput(src: RankSource, k: number): Promise<{ top: RankedCou
     second.reduce((a, l) => a + l.length, 0),
     ask.reduce((a, l) => a + l.length, 0),
   ];
-  return {
-    top,
-    stats: { moved: phases[0] + phases[1] + phases[2], naive: await src.sizes(), phases, candidates: known.size, threshold: tau1 },
-  };
+  return { top, stats: { plan: 'tput', moved: phases[0] + phases[1] + phases[2], naive, phases, candidates: known.size, threshold: tau1 } };
 }
 
 const pairs = (flat: string[]): RankedCount[] => {
@@ -115,6 +134,7 @@ export function redisSource(redis: Redis, keys: string[]): RankSource {
       return res.map((v, r) => (ask[r].length ? (v as (string | null)[]).map((c) => (c === null ? null : Number(c))) : []));
     },
     sizes: async () => (await each<number>((p, key) => p.zcard(key))).reduce((a, n) => a + n, 0),
+    all: async () => (await each<string[]>((p, key) => p.zrange(key, 0, -1, 'WITHSCORES'))).map(pairs),
   };
 }
 

@@ -284,13 +284,13 @@ export function createApp(deps: ApiDeps): express.Express {
         .zrevrange(globalTopKey(family), 0, k - 1, 'WITHSCORES')
         .exec()) as [[null, string | null], [null, string[]]];
       if (meta === null) throw new HttpError(404, `no global merge of timeframe ${timeframe} yet (no events counted, or the merge workflow is not running)`);
-      const m = JSON.parse(meta) as { at: number; regions: number; moved: number; naive: number };
+      const m = JSON.parse(meta) as { at: number; regions: number; plan: string; moved: number; naive: number };
       return {
         region,
         timeframe,
         variant,
         source: 'redis',
-        merge: { as_of: m.at, regions: m.regions, entries_moved: m.moved, entries_naive: m.naive },
+        merge: { as_of: m.at, regions: m.regions, plan: m.plan, entries_moved: m.moved, entries_naive: m.naive },
         ...(await joinMeta(pairs(flat))),
       };
     }
