@@ -1,15 +1,19 @@
 -- Begins a checkpoint of one region: a consistent cut of everything changed since the
--- last committed checkpoint. The flush script is atomic per region, so the counts and
--- the offsets read here agree exactly.
+-- last committed checkpoint, in O(1). Every flush records the absolute count of each entry
+-- it changed in the dirty hash, atomically with the offsets it applied, so the entries and
+-- the offsets taken here agree exactly; the caller then reads the entries at its own pace
+-- (HSCAN), without holding Redis.
 --
--- KEYS[1] dirty set   KEYS[2] inflight set (entries of a checkpoint not yet committed)
--- KEYS[3] offsets hash   ARGV[1] the region's key prefix ("region:{r}:top_k")
--- Returns {time ms, {partition, offset, ...}, {entry, count, ...}}; an entry is
--- "<key id>|<post>" with key id "all" or a window id; a count of -1 means the key is gone
--- (an expired window), which the record drops.
+-- KEYS[1] dirty hash   KEYS[2] inflight hash (entries of a checkpoint not yet committed)
+-- KEYS[3] offsets hash
+-- Returns {time ms, {partition, offset, ...}, entries in the inflight hash}; an entry is
+-- "<key id>|<post>" -> count, key id "all" or a window id; a count of -1 means the post is
+-- no longer kept there (evicted in bounded mode), which the record skips.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('SUNIONSTORE', KEYS[2], KEYS[2], KEYS[1])
+    -- A checkpoint that did not commit: merge (newer counts win), then take both.
+    local flat = redis.call('HGETALL', KEYS[1])
+    for i = 1, #flat, 2 do redis.call('HSET', KEYS[2], flat[i], flat[i + 1]) end
     redis.call('DEL', KEYS[1])
   else
     redis.call('RENAME', KEYS[1], KEYS[2])
@@ -17,17 +21,4 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local t = redis.call('TIME')
 local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-local members = redis.call('SMEMBERS', KEYS[2])
-local out = {}
-for _, m in ipairs(members) do
-  local sep = string.find(m, '|', 1, true)
-  local keyId = string.sub(m, 1, sep - 1)
-  local post = string.sub(m, sep + 1)
-  local key = ARGV[1]
-  if keyId ~= 'all' then key = key .. ':' .. keyId end
-  -- Window keys share the region's hash tag (same slot) though not declared in KEYS.
-  local score = redis.call('ZSCORE', key, post)
-  out[#out + 1] = m
-  out[#out + 1] = score or '-1'
-end
-return {ms, redis.call('HGETALL', KEYS[3]), out}
+return {ms, redis.call('HGETALL', KEYS[3]), redis.call('HLEN', KEYS[2])}

@@ -81,13 +81,20 @@ export class RegionRecord {
     const lock = regionCheckpointLockKey(region);
     if ((await this.redis.set(lock, token, 'PX', 60_000, 'NX')) === null) return 'busy';
     try {
-      const [ms, flatOffsets, flat] = (await (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhCheckpoint(
+      const [ms, flatOffsets, size] = (await (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhCheckpoint(
         regionDirtyKey(region),
         regionInflightKey(region),
         regionOffsetsKey(region),
-        regionTopKey(region),
-      )) as [string, string[], string[]];
-      if (flat.length === 0) return 0;
+      )) as [string, string[], number];
+      if (size === 0) return 0;
+      // The cut is taken: its entries are read in steps, Redis serves flushes in between.
+      const flat: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, part] = await this.redis.hscan(regionInflightKey(region), cursor, 'COUNT', 5000);
+        for (const x of part) flat.push(x);
+        cursor = next;
+      } while (cursor !== '0');
       const at = Number(ms);
       const stamp = types.Long.fromNumber(at * 1000);
       const offsets: Record<number, types.Long> = {};
@@ -104,7 +111,7 @@ export class RegionRecord {
         const keyId = flat[i].slice(0, sep);
         const post = flat[i].slice(sep + 1);
         const count = Number(flat[i + 1]);
-        if (count < 0) continue; // the window key expired: nothing left to keep
+        if (count < 0) continue; // no longer kept there (evicted in bounded mode)
         let ttl = 0;
         if (keyId !== ALL_TIME) {
           const w = this.windowOf(keyId);

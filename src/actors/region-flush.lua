@@ -4,7 +4,8 @@
 -- KEYS[2]  zset   region:{r}:top_k        exact all-time leaderboard
 -- KEYS[3]  zset   region:{r}:top_k_bounded  at most K members, scored by their true totals
 -- KEYS[4]  hash   region:{r}:meta         epoch: which incarnation of Redis state this is
--- KEYS[5]  set    region:{r}:dirty        "<key id>|<post>" changed since the last checkpoint
+-- KEYS[5]  hash   region:{r}:dirty        "<key id>|<post>" -> its count after the last change
+--                                          since the last checkpoint (-1: no longer kept)
 -- KEYS[6]  hash   region:{r}:trailing     spec -> "<lo>:<hi>", the pane starts its trailing key sums
 -- KEYS[7]  hash   region:{r}:sealed       session spec -> bucket start below which sessions are sealed
 -- The other keys the events need share the region's hash tag (same slot) and are named
@@ -138,8 +139,8 @@ if bounded then
   for post, d in pairs(deltas) do
     if d > 0 then
       local evicted = spaceSaving(KEYS[2], post, d)
-      redis.call('SADD', KEYS[5], 'all|' .. post)
-      if evicted then redis.call('SADD', KEYS[5], 'all|' .. evicted) end
+      redis.call('HSET', KEYS[5], 'all|' .. post, redis.call('ZSCORE', KEYS[2], post))
+      if evicted then redis.call('HSET', KEYS[5], 'all|' .. evicted, '-1') end
     end
   end
   deltas = {}
@@ -147,7 +148,7 @@ end
 for post, d in pairs(deltas) do
   if d > 0 then
   local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
-  redis.call('SADD', KEYS[5], 'all|' .. post)
+  redis.call('HSET', KEYS[5], 'all|' .. post, fmt(total))
   if card < K then
     if redis.call('ZADD', KEYS[3], total, post) == 1 then card = card + 1 end
     refreshKth()
@@ -174,11 +175,11 @@ for id, t in pairs(wdeltas) do
     if d > 0 then
       if bounded then
         local evicted = spaceSaving(key, post, d)
-        if evicted then redis.call('SADD', KEYS[5], id .. '|' .. evicted) end
+        if evicted then redis.call('HSET', KEYS[5], id .. '|' .. evicted, '-1') end
+        redis.call('HSET', KEYS[5], id .. '|' .. post, redis.call('ZSCORE', key, post))
       else
-        redis.call('ZINCRBY', key, d, post)
+        redis.call('HSET', KEYS[5], id .. '|' .. post, redis.call('ZINCRBY', key, d, post))
       end
-      redis.call('SADD', KEYS[5], id .. '|' .. post)
       any = true
     end
   end
