@@ -5,8 +5,10 @@
 -- (HSCAN), without holding Redis.
 --
 -- KEYS[1] dirty hash   KEYS[2] inflight hash (entries of a checkpoint not yet committed)
--- KEYS[3] offsets hash
--- Returns {time ms, {partition, offset, ...}, entries in the inflight hash}; an entry is
+-- KEYS[3] offsets hash   ARGV[1] a token naming this cut, stored in the inflight hash under
+-- the field "\0cut": the caller's read is whole only if it saw its token and every entry
+-- (Redis may lose the hash mid-read: FLUSHDB, a restart).
+-- Returns {time ms, {partition, offset, ...}, fields in the inflight hash}; an entry is
 -- "<key id>|<post>" -> count, key id "all" or a window id; a count of -1 means the post is
 -- no longer kept there (evicted in bounded mode), which the record skips.
 if redis.call('EXISTS', KEYS[1]) == 1 then
@@ -19,6 +21,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     redis.call('RENAME', KEYS[1], KEYS[2])
   end
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return {'0', redis.call('HGETALL', KEYS[3]), 0}
+end
+redis.call('HSET', KEYS[2], '\0cut', ARGV[1])
 local t = redis.call('TIME')
 local ms = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 return {ms, redis.call('HGETALL', KEYS[3]), redis.call('HLEN', KEYS[2])}

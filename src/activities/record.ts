@@ -37,6 +37,9 @@ import {
 const CHECKPOINT_SCRIPT = fs.readFileSync(path.join(__dirname, 'checkpoint.lua'), 'utf8');
 const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
+/** The inflight hash's field naming its cut (not an entry: entries are "<key id>|<post>"). */
+const CUT_FIELD = '\u0000cut';
+
 export interface RecordOptions {
   keyspace: string;
   windows: readonly WindowSpec[];
@@ -85,16 +88,24 @@ export class RegionRecord {
         regionDirtyKey(region),
         regionInflightKey(region),
         regionOffsetsKey(region),
+        token,
       )) as [string, string[], number];
       if (size === 0) return 0;
       // The cut is taken: its entries are read in steps, Redis serves flushes in between.
-      const flat: string[] = [];
+      const cut = new Map<string, string>();
       let cursor = '0';
       do {
         const [next, part] = await this.redis.hscan(regionInflightKey(region), cursor, 'COUNT', 5000);
-        for (const x of part) flat.push(x);
+        for (let i = 0; i < part.length; i += 2) cut.set(part[i], part[i + 1]);
         cursor = next;
       } while (cursor !== '0');
+      // Whole, or not at all: a cut lost mid-read (FLUSHDB, a restart) must not reach the
+      // record with its offsets and only part of its counts.
+      if (cut.get(CUT_FIELD) !== token || cut.size !== size) {
+        throw new Error(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
+      }
+      cut.delete(CUT_FIELD);
+      const flat = [...cut].flat();
       const at = Number(ms);
       const stamp = types.Long.fromNumber(at * 1000);
       const offsets: Record<number, types.Long> = {};

@@ -1,0 +1,69 @@
+/**
+ * The checkpoint's cut on real Redis: the flush-recorded counts and the offsets are taken
+ * in one step, read in pages, and reach the record whole or not at all (the Cassandra
+ * client is a sinon stub here: what matters is what would be written).
+ */
+import { expect } from 'chai';
+import sinon from 'sinon';
+import { Redis } from 'ioredis';
+import type { Client } from 'cassandra-driver';
+import { RegionRecord } from '../../src/activities/record';
+import { loadConfig } from '../../src/config';
+import { regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
+import { freeRedisDb } from '../support/redis';
+import { cfg, unique } from '../helpers';
+
+describe('checkpoint cut (real Redis)', () => {
+  let redis: Redis;
+  const region = unique('cut');
+  const ENTRIES = 12_000; // several HSCAN pages
+
+  before(async () => {
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+  });
+  beforeEach(async () => {
+    await redis.flushdb();
+    const fields: string[] = [];
+    for (let i = 0; i < ENTRIES; i++) fields.push(`all|p${i}`, String(i + 1));
+    await redis.hset(regionDirtyKey(region), ...fields);
+    await redis.hset(regionOffsetsKey(region), '3', '41');
+  });
+  after(async () => {
+    await redis.flushdb();
+    redis.disconnect();
+  });
+
+  const record = (cassandra: { execute: sinon.SinonStub; batch: sinon.SinonStub }) =>
+    new RegionRecord(redis, cassandra as unknown as Client, { keyspace: 'ks', windows: loadConfig({}).ingest.windows, boundedK: 10 });
+
+  it('writes every entry of the cut with the offsets taken with it, in one batch, and clears the cut', async () => {
+    const cassandra = { execute: sinon.stub().resolves(), batch: sinon.stub().resolves() };
+    expect(await record(cassandra).checkpoint(region)).to.equal(ENTRIES);
+    expect(cassandra.batch.callCount).to.equal(1);
+    const queries = cassandra.batch.firstCall.args[0] as { params: unknown[] }[];
+    expect(queries).to.have.length(ENTRIES + 1); // the offsets row, then every entry
+    expect(String((queries[0].params[1] as Record<string, unknown>)[3])).to.equal('41');
+    expect(queries.slice(1).map((q) => Number(String(q.params[3]))).reduce((a, b) => a + b, 0)).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
+    expect(await redis.exists(regionDirtyKey(region), regionInflightKey(region))).to.equal(0);
+  });
+
+  it('writes nothing when Redis loses the cut while it is being read', async () => {
+    const cassandra = { execute: sinon.stub().resolves(), batch: sinon.stub().resolves() };
+    const rec = record(cassandra);
+    const hscan = redis.hscan.bind(redis);
+    const stub = sinon.stub(redis, 'hscan').callsFake(async (...args: Parameters<Redis['hscan']>) => {
+      const page = await hscan(...args);
+      if (stub.callCount === 1) await redis.flushdb(); // lost after the first page
+      return page;
+    });
+    try {
+      await rec.checkpoint(region).then(
+        () => expect.fail('the checkpoint should refuse a partial cut'),
+        (e: Error) => expect(e.message).to.match(/cut changed while it was read/),
+      );
+    } finally {
+      stub.restore();
+    }
+    expect(cassandra.batch.callCount).to.equal(0);
+  });
+});
