@@ -16,7 +16,7 @@
  */
 import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
-import { byRank, type RankedCount } from './record';
+import { byRank, fromWithScores as pairs, sumTop, type RankedCount } from './record';
 
 /** Reads of the R regional leaderboards of one key family. */
 export interface RankSource {
@@ -35,10 +35,8 @@ export interface RankSource {
 
 /** The exact top `k` of whole leaderboards: every entry read once. */
 async function fullMerge(src: RankSource, k: number, naive: number): Promise<{ top: RankedCount[]; stats: MergeStats }> {
-  const sums = new Map<string, number>();
-  for (const list of await src.all()) for (const e of list) sums.set(e.post_id, (sums.get(e.post_id) ?? 0) + e.view_count);
-  const top = [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k);
-  return { top, stats: { plan: 'full', moved: naive, naive, phases: [naive, 0, 0], candidates: sums.size, threshold: 0 } };
+  const { top, posts } = sumTop(await src.all(), k);
+  return { top, stats: { plan: 'full', moved: naive, naive, phases: [naive, 0, 0], candidates: posts, threshold: 0 } };
 }
 
 export interface MergeStats {
@@ -88,30 +86,19 @@ export async function tput(src: RankSource, k: number): Promise<{ top: RankedCou
 
   const ask: string[][] = Array.from({ length: R }, () => []);
   for (const [post, row] of known) for (let r = 0; r < R; r++) if (row[r] === undefined) ask[r].push(post);
-  const read = first.reduce((a, l) => a + l.length, 0) + second.reduce((a, l) => a + l.length, 0);
-  const asks = ask.reduce((a, l) => a + l.length, 0);
+  const entries = (lists: unknown[][]) => lists.reduce((a, l) => a + l.length, 0);
+  const phases: [number, number, number] = [entries(first), entries(second), entries(ask)];
   // Phase 3 would read more than the rest of the leaderboards: read them whole instead.
-  if (asks > naive - read) {
+  if (phases[2] > naive - phases[0] - phases[1]) {
     const full = await fullMerge(src, k, naive);
-    return { top: full.top, stats: { ...full.stats, moved: read + naive } };
+    return { top: full.top, stats: { ...full.stats, moved: phases[0] + phases[1] + naive } };
   }
   const third = await src.counts(ask);
   third.forEach((list, r) => list.forEach((c, i) => (known.get(ask[r][i])![r] = c ?? 0)));
 
   const top = [...known].map(([post_id, row]) => ({ post_id, view_count: partial(row) })).sort(byRank).slice(0, k);
-  const phases: [number, number, number] = [
-    first.reduce((a, l) => a + l.length, 0),
-    second.reduce((a, l) => a + l.length, 0),
-    ask.reduce((a, l) => a + l.length, 0),
-  ];
   return { top, stats: { plan: 'tput', moved: phases[0] + phases[1] + phases[2], naive, phases, candidates: known.size, threshold: tau1 } };
 }
-
-const pairs = (flat: string[]): RankedCount[] => {
-  const out: RankedCount[] = [];
-  for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
-  return out;
-};
 
 /** The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip. */
 export function redisSource(redis: Redis, keys: string[]): RankSource {

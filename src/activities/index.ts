@@ -11,6 +11,7 @@ import type { SessionSpec } from '../config';
 import { sealSessions, type SealedSession } from '../actors/region-actor';
 import { regionTopKey } from '../keys';
 import { runIngest, type IngestDeps, type IngestProgress } from './ingest';
+import { fromWithScores, type RankedCount } from './record';
 
 export interface ActivityDeps {
   redis: Redis;
@@ -24,10 +25,7 @@ export interface ActivityDeps {
   };
 }
 
-export interface RankedPost {
-  post_id: string;
-  view_count: number;
-}
+export type { RankedCount as RankedPost } from './record';
 
 function missing(name: string): never {
   throw new Error(`activity registered without ${name}`);
@@ -50,11 +48,8 @@ export function createActivities({ redis, ingest, cassandra, keyspace }: Activit
     mergeGlobal: (k: number): Promise<GlobalMergeReport> => mergeChanged(redis, k),
 
     /** The region's top `k` posts from its live leaderboard, highest count first. */
-    async readTopK(region: string, k: number): Promise<RankedPost[]> {
-      const flat = await redis.zrevrange(regionTopKey(region), 0, k - 1, 'WITHSCORES');
-      const out: RankedPost[] = [];
-      for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
-      return out;
+    async readTopK(region: string, k: number): Promise<RankedCount[]> {
+      return fromWithScores(await redis.zrevrange(regionTopKey(region), 0, k - 1, 'WITHSCORES'));
     },
 
     /**

@@ -210,7 +210,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     });
     Promise.all([
       snaps.length ? redis.hset(watermarksKey(cfg.kafka.topic), ...snaps) : undefined,
-      due.map(async ([region, p]) => {
+      ...due.map(async ([region, p]) => {
         if (cfg.ingest.mode === 'exact') await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark);
         if (deps.temporal) {
           await deps.temporal.client.workflow.signalWithStart(regionCoordinatorWorkflow, {

@@ -6,7 +6,7 @@
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, regionWindowKey, windowId } from '../keys';
-import { byRank, type RankedCount } from './record';
+import { byRank, fromWithScores, type RankedCount } from './record';
 
 export interface WindowSnapshot {
   posts: number;
@@ -35,9 +35,7 @@ export function createWindowActivities(redis: Redis, cassandra: Client, keyspace
   return {
     /** Writes the window's current counts to Cassandra; returns its size and top 10. */
     async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
-      const flat = await redis.zrange(regionWindowKey(region, windowId(spec, start)), 0, -1, 'WITHSCORES');
-      const rows: RankedCount[] = [];
-      for (let i = 0; i < flat.length; i += 2) rows.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
+      const rows = fromWithScores(await redis.zrange(regionWindowKey(region, windowId(spec, start)), 0, -1, 'WITHSCORES'));
       const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
       const at = new Date(start);
       // One partition per window: batches of 500 rows stay within it.

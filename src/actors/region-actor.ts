@@ -24,6 +24,7 @@ import {
   regionOffsetsKey,
   regionTopKey,
   regionTrailingStateKey,
+  windowId,
 } from '../keys';
 
 const SCRIPT = fs.readFileSync(path.join(__dirname, 'region-flush.lua'), 'utf8');
@@ -47,8 +48,6 @@ export interface FlushResult {
   fenced: number;
   /** The partition's fence after the flush. */
   fence: string;
-  /** The bounded key's Kth (lowest) score after the flush, -1 if empty. */
-  kthScore: number;
   /** Events not added to a session because it was sealed meanwhile (still counted everywhere else). */
   sessionRefused: number;
 }
@@ -65,7 +64,7 @@ export interface ActorOptions {
   dedupHorizonMs: number;
 }
 
-type FlushReply = ['OK', number, number, number, string, string, number, ...string[]] | ['NOMETA'] | ['EPOCH', string];
+type FlushReply = ['OK', number, number, number, string, number, ...string[]] | ['NOMETA'] | ['EPOCH', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
   hhTrailingAdvance(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
@@ -190,11 +189,11 @@ export class RegionActor {
     }
     if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
     if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
-    const [, applied, duplicates, fenced, fence, kth, sessionRefused, ...windowIds] = reply;
+    const [, applied, duplicates, fenced, fence, sessionRefused, ...windowIds] = reply;
     // The global merge re-merges what this flush changed: all-time and its windows (trailing
     // keys change when the watermark moves them: advanceTrailing marks those).
     if (applied > 0) this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds).catch(() => undefined);
-    const result = { applied, duplicates, fenced, fence, kthScore: Number(kth), sessionRefused };
+    const result = { applied, duplicates, fenced, fence, sessionRefused };
     if (this.metrics) {
       this.metrics.applied.inc(applied);
       this.metrics.deduplicated.inc(duplicates);
@@ -223,6 +222,9 @@ export class RegionActor {
       if (!t) m.set(key, (t = new Map()));
       t.set(post, (t.get(post) ?? 0) + 1);
     };
+    // A batch's events mostly share their windows: an id is built when the window changes.
+    const lastStart = windows.map(() => NaN);
+    const lastId = windows.map(() => '');
     const rows: (string | number)[][] = new Array(events.length);
     let i = 0;
     for (const { offset, event, lateMask = 0 } of events) {
@@ -230,8 +232,11 @@ export class RegionActor {
       rows[i++] = [Number(offset), event.event_id, post, ts, lateMask];
       all.set(post, (all.get(post) ?? 0) + 1);
       for (let k = 0; k < windows.length; k++) {
-        const w = windows[k];
-        if ((lateMask & (1 << k)) === 0) add(win, `${w.name}:${ts - (ts % w.sizeMs)}`, post);
+        if ((lateMask & (1 << k)) === 0) {
+          const start = ts - (ts % windows[k].sizeMs);
+          if (start !== lastStart[k]) [lastStart[k], lastId[k]] = [start, windowId(windows[k].name, start)];
+          add(win, lastId[k], post);
+        }
         if (withPanes) add(pane[k], ts - (ts % panes[k]), post);
       }
       for (let q = 0; q < sessions.length; q++) {

@@ -36,8 +36,8 @@
 -- passed it; a pane below lo fell out of the range and is not written.
 -- Session buckets below the spec's sealed mark belong to sessions already sealed: not
 -- written (counted in the reply; the hot path's lateness rule makes this rare).
--- Returns {'OK', applied, duplicates, fenced, fence, kth score or -1, session events
--- refused, window ids written...}.
+-- Returns {'OK', applied, duplicates, fenced, fence, session events refused, window ids
+-- written...}.
 
 local epoch = redis.call('HGET', KEYS[4], 'epoch')
 if not epoch then return {'NOMETA'} end
@@ -91,8 +91,10 @@ local function takeBack(e)
       local id = w[1] .. ':' .. fmt(ts - ts % w[2])
       wdeltas[id][post] = wdeltas[id][post] - 1
     end
-    local p = pdeltas[k][fmt(ts - ts % w[4])]
-    p[post] = p[post] - 1
+    if not bounded then -- bounded mode writes no panes
+      local p = pdeltas[k][fmt(ts - ts % w[4])]
+      p[post] = p[post] - 1
+    end
   end
   for q = 1, #Q do
     if band(mask, 2 ^ (15 + q)) == 0 then
@@ -126,16 +128,8 @@ end
 -- Dedup sets expire at the end of the horizon after their hour.
 for key, hour in pairs(touched) do redis.call('PEXPIREAT', key, fmt(hour + HOUR + horizon)) end
 
--- Bounded Top-K: the Kth (lowest) member is read once and refreshed only after a change.
-local card = bounded and 0 or redis.call('ZCARD', KEYS[3])
-local kthScore, kthMember = -1, ''
-local function refreshKth()
-  local low = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  if low[1] then kthMember = low[1]; kthScore = tonumber(low[2]) else kthMember = ''; kthScore = -1 end
-end
-refreshKth()
-
 if bounded then
+  -- The all-time key itself is the Space-Saving leaderboard.
   for post, d in pairs(deltas) do
     if d > 0 then
       local evicted = spaceSaving(KEYS[2], post, d)
@@ -143,25 +137,34 @@ if bounded then
       if evicted then redis.call('HSET', KEYS[5], 'all|' .. evicted, '-1') end
     end
   end
-  deltas = {}
-end
-for post, d in pairs(deltas) do
-  if d > 0 then
-  local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
-  redis.call('HSET', KEYS[5], 'all|' .. post, fmt(total))
-  if card < K then
-    if redis.call('ZADD', KEYS[3], total, post) == 1 then card = card + 1 end
-    refreshKth()
-  elseif total > kthScore or (total == kthScore and post > kthMember) then
-    -- Skip-write rule: only posts that beat the Kth (or are members already) touch the set.
-    if redis.call('ZADD', KEYS[3], total, post) == 1 then
-      redis.call('ZPOPMIN', KEYS[3], 1)
-    end
-    refreshKth()
-  elseif redis.call('ZSCORE', KEYS[3], post) then
-    redis.call('ZADD', KEYS[3], total, post)
-    refreshKth()
+else
+  -- Bounded Top-K beside the exact key: the Kth (lowest) member is read once and refreshed
+  -- only after a change.
+  local card = redis.call('ZCARD', KEYS[3])
+  local kthScore, kthMember = -1, ''
+  local function refreshKth()
+    local low = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    if low[1] then kthMember = low[1]; kthScore = tonumber(low[2]) else kthMember = ''; kthScore = -1 end
   end
+  refreshKth()
+  for post, d in pairs(deltas) do
+    if d > 0 then
+      local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
+      redis.call('HSET', KEYS[5], 'all|' .. post, fmt(total))
+      if card < K then
+        if redis.call('ZADD', KEYS[3], total, post) == 1 then card = card + 1 end
+        refreshKth()
+      elseif total > kthScore or (total == kthScore and post > kthMember) then
+        -- Skip-write rule: only posts that beat the Kth (or are members already) touch the set.
+        if redis.call('ZADD', KEYS[3], total, post) == 1 then
+          redis.call('ZPOPMIN', KEYS[3], 1)
+        end
+        refreshKth()
+      elseif redis.call('ZSCORE', KEYS[3], post) then
+        redis.call('ZADD', KEYS[3], total, post)
+        refreshKth()
+      end
+    end
   end
 end
 
@@ -242,6 +245,6 @@ for q = 1, #Q do
 end
 
 if maxOff > fence then redis.call('HSET', KEYS[1], partition, fmt(maxOff)) end
-local reply = {'OK', applied, dups, fenced, fmt(maxOff), tostring(kthScore), refused}
+local reply = {'OK', applied, dups, fenced, fmt(maxOff), refused}
 for _, id in ipairs(written) do reply[#reply + 1] = id end
 return reply

@@ -18,7 +18,7 @@ import {
   regionTrailingStateKey,
   regionWindowKey,
 } from '../keys';
-import { byRank, type RankedCount, type RegionRecord } from '../activities/record';
+import { fromWithScores as pairs, sumTop, type RankedCount, type RegionRecord } from '../activities/record';
 import { trailingPaneMs, type SessionSpec, type SlidingSpec, type WindowSpec } from '../config';
 import { validateObject } from '../events';
 import { withTimeout, type Probe } from '../health';
@@ -111,11 +111,6 @@ function parseRegion(req: Request): string {
   return raw;
 }
 
-function pairs(flat: string[]): { post_id: string; view_count: number }[] {
-  const out = [];
-  for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
-  return out;
-}
 
 /**
  * Serialized answers by request key: requests that arrive while one is being computed share
@@ -234,16 +229,11 @@ export function createApp(deps: ApiDeps): express.Express {
     if (exists) return { source: 'redis', top: pairs(flat) };
     if (!deps.readWindow) throw new HttpError(404, `window ${id} has no live key in region "${region}" and no snapshot store is configured`);
     const regions = region === GLOBAL ? await deps.redis.smembers(REGIONS_KEY) : [region];
-    const sums = new Map<string, number>();
-    let found = false;
-    for (const r of regions) {
-      for (const row of await withTimeout(deps.readWindow(r, id), 5000, 'the window snapshots')) {
-        found = true;
-        sums.set(row.post_id, (sums.get(row.post_id) ?? 0) + row.view_count);
-      }
-    }
-    if (!found) throw new HttpError(404, `window ${id} of region "${region}" has no live key and no persisted snapshot (no events, or not closed yet)`);
-    return { source: 'record', top: [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k) };
+    const readWindow = deps.readWindow;
+    const snapshots = await withTimeout(Promise.all(regions.map((r) => readWindow(r, id))), 5000, 'the window snapshots');
+    const { top, posts } = sumTop(snapshots, k);
+    if (posts === 0) throw new HttpError(404, `window ${id} of region "${region}" has no live key and no persisted snapshot (no events, or not closed yet)`);
+    return { source: 'record', top };
   };
 
   /**

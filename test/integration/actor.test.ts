@@ -142,8 +142,9 @@ describe('bounded mode (Space-Saving leaderboards, real Redis)', () => {
     const rnd = prng(21);
     const truth: Record<string, number> = {};
     let n = 0;
+    let batch: OffsetEvent[] = [];
     for (let b = 0; b < 40; b++) {
-      const batch: OffsetEvent[] = [];
+      batch = [];
       for (let i = 0; i < 500; i++, n++) {
         const post = `p${Math.floor(1 / (rnd() + 0.002))}`; // heavy head, long tail of distinct posts
         truth[post] = (truth[post] ?? 0) + 1;
@@ -151,6 +152,11 @@ describe('bounded mode (Space-Saving leaderboards, real Redis)', () => {
       }
       await actor.apply(0, batch, own.epoch);
     }
+    // A redelivered batch (fenced) and a re-sent event (duplicate) change nothing.
+    const before = await own.redis.zrange(regionTopKey(own.region), 0, -1, 'WITHSCORES');
+    expect(await actor.apply(0, batch, own.epoch)).to.include({ applied: 0, fenced: 500 });
+    expect(await actor.apply(0, [{ ...batch[0], offset: String(n) }], own.epoch)).to.include({ applied: 0, duplicates: 1 });
+    expect(await own.redis.zrange(regionTopKey(own.region), 0, -1, 'WITHSCORES')).to.deep.equal(before);
     for (const key of [regionTopKey(own.region), regionWindowKey(own.region, windowId('1h', Math.floor(T0 / 3_600_000) * 3_600_000))]) {
       const flat = await own.redis.zrange(key, 0, -1, 'WITHSCORES');
       expect(flat.length / 2).to.be.at.most(K);
