@@ -21,9 +21,11 @@ import { produceLoad } from '../src/load/produce';
 import { ensureTopics } from '../src/bootstrap/kafka';
 import { regionNames, truthTopK, type Truth } from '../src/load/generator';
 import { regionDirtyKey, regionInflightKey, regionTopKey } from '../src/keys';
-import { Isolated } from '../test/support/isolated';
-import { cfg } from '../test/helpers';
-import { startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../test/support/runtime';
+import { Isolated } from '../scripts/harness/isolated';
+import { loadConfig } from '../src/config';
+
+const cfg = loadConfig();
+import { startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../scripts/harness/runtime';
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
 import { writeReport, type BenchResults } from './report';
 

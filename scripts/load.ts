@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { Partitioners } from 'kafkajs';
 import { config } from '../src/config';
-import { kafkaClient } from '../src/activities/ingest';
+import { kafkaClient } from '../src/clients';
 import { produceLoad } from '../src/load/produce';
 import { postMetadata } from '../src/load/generator';
 import { writePosts } from '../src/store/posts';
@@ -67,6 +67,9 @@ async function main(): Promise<void> {
   const res = await produceLoad(producer, {
     ...opts,
     signal: stop.signal,
+    onRetry: (e, attempt) => {
+      if (attempt === 1 || attempt % 20 === 0) process.stdout.write(`[load] Kafka did not acknowledge a send (${e.message}); retrying until it does\n`);
+    },
     onProgress: (sent, ms) =>
       process.stdout.write(`[load] ${sent}/${opts.events} events, ${Math.round((sent * 1000) / Math.max(1, ms))} events/s\n`),
   });

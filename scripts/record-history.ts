@@ -13,10 +13,10 @@ import { regionTopKey } from '../src/keys';
 import { supervisorId } from '../src/runtime/ids';
 import { createWorker } from '../src/worker';
 import { smokeWorkflow } from '../src/workflows';
-import { startRuntime } from '../test/support/runtime';
+import { startRuntime } from './harness/runtime';
 import { coordinatorWorkflowId, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../src/workflows/definitions';
 import { temporalBin } from './stack/services';
-import { Isolated } from '../test/support/isolated';
+import { Isolated } from './harness/isolated';
 
 const HISTORIES = path.join(__dirname, '..', 'test', 'histories');
 

@@ -4,6 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MAX_SESSION_SPECS, MAX_TUMBLING_SPECS } from './keys';
 
 export class ConfigError extends Error {
   constructor(
@@ -166,8 +167,8 @@ function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[]; se
     if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
     out.push({ name, sizeMs, latenessMs, ttlMs });
   }
-  if (out.length > 16) throw new ConfigError('HH_WINDOWS', 'at most 16 tumbling window specs');
-  if (sessions.length > 8) throw new ConfigError('HH_WINDOWS', 'at most 8 session window specs');
+  if (out.length > MAX_TUMBLING_SPECS) throw new ConfigError('HH_WINDOWS', `at most ${MAX_TUMBLING_SPECS} tumbling window specs`);
+  if (sessions.length > MAX_SESSION_SPECS) throw new ConfigError('HH_WINDOWS', `at most ${MAX_SESSION_SPECS} session window specs`);
   const sliding = slides.map(({ entry, name, sizeMs, slideMs, lateness, ttl }): SlidingSpec => {
     // Panes: the tumbling windows of the slide's size; they must outlive the sliding window's final assembly.
     const pane = out.find((w) => w.sizeMs === slideMs);
@@ -239,6 +240,8 @@ export interface Config {
     readonly maxK: number;
     /** HH_POST_EVENTS_MAX: the most events one POST /events may carry. @default 10000 */
     readonly maxPostEvents: number;
+    /** HH_API_MAX_BODY_BYTES: the largest request body. @default 1048576 (1 MiB) — about 9,000 events. */
+    readonly maxBodyBytes: number;
     /** HH_ADMIN_TOKEN: bearer token of the /admin endpoints; unset = admin endpoints refuse. @default unset */
     readonly adminToken: string | undefined;
     /**
@@ -268,6 +271,12 @@ export interface Config {
     readonly mode: 'exact' | 'bounded';
     /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
     readonly dedupHorizonMs: number;
+    /**
+     * HH_EVENT_MAX_AHEAD: an event stamped later than the clock plus this is dead-lettered.
+     * @default 5m — covers producers' clock skew; one event far in the future must not move
+     * its partition's watermark (watermarks never pass the clock either).
+     */
+    readonly maxAheadMs: number;
     /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
     readonly heartbeatTimeoutMs: number;
     /** HH_WATERMARK_DELAY: the bounded out-of-orderness: watermark = max event time minus this. @default 5s */
@@ -341,6 +350,7 @@ export function loadConfig(env: Env = process.env): Config {
       port: port(env, 'HH_API_PORT', 3000),
       maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
       maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 10_000, 1, 1_000_000),
+      maxBodyBytes: int(env, 'HH_API_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
       adminToken: adminToken(env),
       cacheMs: int(env, 'HH_API_CACHE_MS', 50, 0, 60_000),
     },
@@ -352,6 +362,7 @@ export function loadConfig(env: Env = process.env): Config {
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
       mode: topkMode(env, specs.sessions),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
+      maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', '5m'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '5s'),
       watermarkDelayMs: duration(env, 'HH_WATERMARK_DELAY', '5s'),

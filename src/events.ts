@@ -19,6 +19,15 @@ export interface ViewEvent {
 export const MAX_ID_BYTES = 128;
 
 /**
+ * A record value larger than this is refused (a dead letter, or a 400 from POST /events):
+ * an event is a few hundred bytes, and one event must never weigh like a batch.
+ */
+export const MAX_EVENT_BYTES = 16 * 1024;
+
+/** `region=global` names the merge of every region: no event can belong to it. */
+export const RESERVED_REGION = 'global';
+
+/**
  * Schema versions this reader accepts. Version 2 only adds optional fields (for example
  * `device`), so it is read exactly as version 1: unknown fields are ignored.
  */
@@ -48,6 +57,7 @@ export function validateEvent(value: Buffer | null, schemaVersion?: string): Val
     return reject(`unknown schema-version "${schemaVersion.slice(0, 32)}" (supported: ${[...SUPPORTED_SCHEMA_VERSIONS].join(', ')})`);
   }
   if (value === null || value.length === 0) return reject('empty value');
+  if (value.length > MAX_EVENT_BYTES) return reject(`value is ${value.length} bytes, more than the ${MAX_EVENT_BYTES} an event may have`);
   let text: string;
   try {
     text = decoder.decode(value);
@@ -70,6 +80,7 @@ export function validateObject(parsed: unknown): Validation {
   const err =
     idError(o, 'event_id', true) ?? idError(o, 'post_id', true) ?? idError(o, 'region_id', true) ?? idError(o, 'user_id', false);
   if (err) return reject(err);
+  if (o.region_id === RESERVED_REGION) return reject(`region_id "${RESERVED_REGION}" is reserved (region=global is the merge of every region)`);
   const ts = o.timestamp;
   if (ts === undefined) return reject('missing field timestamp');
   if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
@@ -78,4 +89,23 @@ export function validateObject(parsed: unknown): Validation {
   const event: ViewEvent = { event_id: o.event_id as string, post_id: o.post_id as string, region_id: o.region_id as string, timestamp: ts };
   if (o.user_id !== undefined) event.user_id = o.user_id as string;
   return { ok: true, event };
+}
+
+/** How far an event's time may be from the clock where it arrives. */
+export interface EventTimeLimits {
+  /** Latest accepted event time: now plus this (HH_EVENT_MAX_AHEAD). */
+  maxAheadMs: number;
+  /** Earliest accepted event time: now minus this (the dedup horizon: an older event could not be deduplicated). */
+  maxAgeMs: number;
+}
+
+/**
+ * Why an event time is outside the sane range at `now`, or undefined when it is inside.
+ * One event far in the future would otherwise move its partition's watermark (every
+ * later event late), and its TTLs and window counts with it.
+ */
+export function eventTimeError(ts: number, now: number, limits: EventTimeLimits): string | undefined {
+  if (ts > now + limits.maxAheadMs) return `timestamp ${ts} is more than ${limits.maxAheadMs} ms ahead of the clock (${now})`;
+  if (ts < now - limits.maxAgeMs) return `timestamp ${ts} is older than the dedup horizon (${limits.maxAgeMs} ms before ${now})`;
+  return undefined;
 }

@@ -24,6 +24,18 @@ export const regionCheckpointLockKey = (region: string): string => `region:{${re
 export const EPOCH_KEY = 'hh:epoch';
 /** Hash partition -> {max event time, regions} of a topic's partitions: a member taking one over carries on its watermark. */
 export const watermarksKey = (topic: string): string => `hh:watermarks:${topic}`;
+/**
+ * Hash partition -> the last offset of a topic's partition that every region has applied
+ * (written after a batch's flushes all succeeded), and `*` -> where partitions it does not
+ * name start (set by a rebuild: -1, from the beginning). Consumption resumes after it.
+ */
+export const appliedKey = (topic: string): string => `hh:applied:${topic}`;
+/**
+ * While a rebuild's replay runs: hash "p:<partition>" -> the offset that partition's replay
+ * must reach (the log end when the rebuild ran), and "meta" -> JSON {epoch, at, as_of}.
+ * Gone once every partition caught up: until then answers say they are recovering.
+ */
+export const recoveryKey = (topic: string): string => `hh:recovery:${topic}`;
 /** Held by the process rebuilding Redis from Cassandra. */
 export const REBUILD_LOCK_KEY = 'hh:rebuild-lock';
 /** Key id of the all-time leaderboard in the record (windows use their window id). */
@@ -58,3 +70,14 @@ export const globalMetaKey = (family: string): string => `global:meta:${family}`
 export const GLOBAL_DIRTY_KEY = 'global:dirty';
 
 export const windowId = (spec: string, startMs: number): string => `${spec}:${startMs}`;
+
+/**
+ * The late mask an event carries to the flush (region-flush.lua reads the same layout):
+ * bit k for tumbling spec k (at most MAX_TUMBLING_SPECS), bit SESSION_BIT0 + q for session
+ * spec q (at most MAX_SESSION_SPECS). A set bit: beyond that spec's allowed lateness.
+ */
+export const MAX_TUMBLING_SPECS = 16;
+export const MAX_SESSION_SPECS = 8;
+export const SESSION_BIT0 = MAX_TUMBLING_SPECS;
+export const lateMaskBit = (k: number): number => 1 << k;
+export const sessionLateBit = (q: number): number => 1 << (SESSION_BIT0 + q);

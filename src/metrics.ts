@@ -21,6 +21,11 @@ export function createMetrics() {
       registers: [registry],
     }),
     late: new Counter({ name: 'hh_events_late_total', help: 'Events beyond a window\'s allowed lateness (sent to the late topic; still counted all-time)', registers: [registry] }),
+    keyMismatch: new Counter({
+      name: 'hh_events_key_mismatch_total',
+      help: 'Events whose Kafka key names another region than their region_id (counted under region_id)',
+      registers: [registry],
+    }),
     fenced: new Counter({ name: 'hh_events_fenced_total', help: 'Redelivered events skipped by the per-partition offset fence', registers: [registry] }),
     flushSeconds: new Histogram({
       name: 'hh_flush_duration_seconds',
@@ -34,6 +39,12 @@ export function createMetrics() {
       name: 'hh_checkpoint_duration_seconds',
       help: 'One checkpoint round of every changed region',
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    workflowRestarts: new Counter({
+      name: 'hh_workflow_restarts_total',
+      help: 'Long-running workflows (ingest supervisor, global merge) found stopped and started again',
+      labelNames: ['workflow'],
       registers: [registry],
     }),
     lag: new Gauge({

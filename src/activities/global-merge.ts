@@ -16,7 +16,7 @@
  */
 import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
-import { byRank, fromWithScores as pairs, sumTop, type RankedCount } from './record';
+import { byRank, fromWithScores as pairs, sumTop, type RankedCount } from '../ranking';
 
 /** Reads of the R regional leaderboards of one key family. */
 export interface RankSource {

@@ -6,7 +6,7 @@
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, regionWindowKey, windowId } from '../keys';
-import { byRank, fromWithScores, type RankedCount } from './record';
+import { byRank, fromWithScores, type RankedCount } from '../ranking';
 
 export interface WindowSnapshot {
   posts: number;

@@ -24,6 +24,8 @@ import {
   regionOffsetsKey,
   regionTopKey,
   regionTrailingStateKey,
+  lateMaskBit,
+  sessionLateBit,
   windowId,
 } from '../keys';
 
@@ -37,7 +39,7 @@ export interface OffsetEvent {
   event: ViewEvent;
   /**
    * Bit k set: the event is beyond the allowed lateness of window spec k (not added to that
-   * window); bit SESSION_BIT0 + q: beyond session spec q's.
+   * window); bit SESSION_BIT0 + q: beyond session spec q's (keys.ts: lateMaskBit, sessionLateBit).
    */
   lateMask?: number;
 }
@@ -52,8 +54,6 @@ export interface FlushResult {
   sessionRefused: number;
 }
 
-/** Late-mask bit of the first session spec (tumbling specs use the bits below it). */
-export const SESSION_BIT0 = 16;
 
 export interface ActorOptions {
   windows: readonly WindowSpec[];
@@ -232,7 +232,7 @@ export class RegionActor {
       rows[i++] = [Number(offset), event.event_id, post, ts, lateMask];
       all.set(post, (all.get(post) ?? 0) + 1);
       for (let k = 0; k < windows.length; k++) {
-        if ((lateMask & (1 << k)) === 0) {
+        if ((lateMask & lateMaskBit(k)) === 0) {
           const start = ts - (ts % windows[k].sizeMs);
           if (start !== lastStart[k]) [lastStart[k], lastId[k]] = [start, windowId(windows[k].name, start)];
           add(win, lastId[k], post);
@@ -240,7 +240,7 @@ export class RegionActor {
         if (withPanes) add(pane[k], ts - (ts % panes[k]), post);
       }
       for (let q = 0; q < sessions.length; q++) {
-        if ((lateMask & (1 << (SESSION_BIT0 + q))) === 0) add(bucket[q], ts - (ts % sessions[q].bucketMs), post);
+        if ((lateMask & sessionLateBit(q)) === 0) add(bucket[q], ts - (ts % sessions[q].bucketMs), post);
       }
     }
     const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), Object.fromEntries(t)]));

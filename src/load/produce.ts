@@ -12,6 +12,29 @@ export interface ProduceOptions extends LoadOptions {
   onProgress?: (sent: number, elapsedMs: number) => void;
   /** Stops early when aborted. */
   signal?: AbortSignal;
+  /** Told of each event as it is generated (before it is sent). */
+  onEvent?: (e: ViewEvent) => void;
+  /** Told of each failed send before it is retried. */
+  onRetry?: (e: Error, attempt: number) => void;
+}
+
+/**
+ * Sends until Kafka acknowledges, however long the broker is away (a restart, a crash):
+ * the truth counts an event once it is produced, so none may be given up. A send that
+ * failed after Kafka wrote part of it is sent again whole; the copies carry the same
+ * event_ids, which the pipeline deduplicates.
+ */
+async function sendUntilAcknowledged(producer: Producer, topic: string, messages: { key: string; value: string }[], opts: ProduceOptions): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await producer.send({ topic, acks: -1, messages });
+      return;
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      opts.onRetry?.(e as Error, attempt);
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * attempt)));
+    }
+  }
 }
 
 export async function produceLoad(producer: Producer, opts: ProduceOptions): Promise<{ sent: number; truth: Truth; ms: number }> {
@@ -25,13 +48,14 @@ export async function produceLoad(producer: Producer, opts: ProduceOptions): Pro
   const flush = async () => {
     const messages = batch.map((e) => ({ key: e.region_id, value: JSON.stringify(e) }));
     batch = [];
-    inflight.push(producer.send({ topic: opts.topic, acks: -1, messages }));
+    inflight.push(sendUntilAcknowledged(producer, opts.topic, messages, opts));
     if (inflight.length >= 4) await inflight.shift();
   };
   for (const e of generateEvents(opts)) {
     if (opts.signal?.aborted) break;
     batch.push(e);
     addToTruth(truth, e);
+    opts.onEvent?.(e);
     sent++;
     if (batch.length >= batchSize) {
       await flush();

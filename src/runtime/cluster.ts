@@ -5,7 +5,7 @@
  */
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import * as path from 'node:path';
-import { serveClusterMetrics } from './ipc';
+import { servePrimary } from './ipc';
 
 const log = (s: string) => process.stdout.write(`[cluster] ${s}\n`);
 
@@ -17,8 +17,13 @@ export interface ClusterOptions {
 
 export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
   cluster.setupPrimary({ exec: path.join(__dirname, 'worker-process') + path.extname(__filename) });
-  serveClusterMetrics();
   const bySlot = new Map<number, ClusterWorker>();
+  servePrimary(() =>
+    Array.from({ length: opts.workers }, (_, i) => {
+      const w = bySlot.get(i + 1);
+      return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null };
+    }),
+  );
   const recentDeaths = new Map<number, number[]>();
   let stopping = false;
 

@@ -1,55 +1,85 @@
 /**
- * GET /metrics is answered by whichever worker the request reaches, with the metrics of
- * every worker: the worker asks the primary, which aggregates them (prom-client's
- * AggregatorRegistry over the cluster IPC channel).
+ * What a worker process asks of the cluster's primary, over the cluster IPC channel:
+ * - the metrics of every worker (prom-client's AggregatorRegistry), for GET /metrics;
+ * - the ingest state of every worker slot, for GET /healthz.
+ * And what it tells the primary: its ingest member's state, whenever it changes.
  */
 import cluster from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
+import type { IngestState } from '../ingest/consumer';
 
-interface MetricsRequest {
-  type: 'hh:metrics';
-  id: string;
-}
-interface MetricsReply {
-  type: 'hh:metrics:reply';
-  id: string;
-  contentType: string;
-  body?: string;
-  error?: string;
+/** One worker slot as the primary sees it. */
+export interface SlotStatus {
+  slot: number;
+  /** PID of the slot's live process, null while it is being restarted. */
+  pid: number | null;
+  /** The slot's ingest member, as last reported (null: none reported by this process yet). */
+  ingest: IngestState | null;
+  /** When that report arrived (ms). */
+  reportedAt: number | null;
 }
 
-/** In a worker: the cluster's aggregated metrics, via the primary. */
-export function requestClusterMetrics(): Promise<{ contentType: string; body: string }> {
-  if (!process.send) return Promise.reject(new Error('metrics need the cluster runtime (no primary to ask)'));
+type Request = { type: 'hh:metrics' | 'hh:slots'; id: string };
+type Reply = { type: 'hh:reply'; id: string; body?: unknown; error?: string };
+type StateReport = { type: 'hh:ingest-state'; state: IngestState };
+
+/** In a worker: asks the primary, resolves with its answer (5 s at most). */
+function ask<T>(type: Request['type']): Promise<T> {
+  if (!process.send) return Promise.reject(new Error('this needs the cluster runtime (no primary to ask)'));
   const id = randomUUID();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       process.off('message', onMessage);
-      reject(new Error('the primary did not answer the metrics request within 5 s'));
+      reject(new Error('the primary did not answer within 5 s'));
     }, 5000);
     const onMessage = (m: unknown) => {
-      const r = m as MetricsReply;
-      if (r?.type !== 'hh:metrics:reply' || r.id !== id) return;
+      const r = m as Reply;
+      if (r?.type !== 'hh:reply' || r.id !== id) return;
       clearTimeout(timer);
       process.off('message', onMessage);
       if (r.error !== undefined) reject(new Error(r.error));
-      else resolve({ contentType: r.contentType, body: r.body ?? '' });
+      else resolve(r.body as T);
     };
     process.on('message', onMessage);
-    process.send!({ type: 'hh:metrics', id } satisfies MetricsRequest);
+    process.send!({ type, id } satisfies Request);
   });
 }
 
-/** In the primary: answers workers' metrics requests. */
-export function serveClusterMetrics(): void {
+/** In a worker: the cluster's aggregated metrics. */
+export const requestClusterMetrics = (): Promise<{ contentType: string; body: string }> => ask('hh:metrics');
+
+/** In a worker: every slot's process and ingest member. */
+export const requestSlots = (): Promise<SlotStatus[]> => ask('hh:slots');
+
+/** In a worker: tells the primary what its ingest member is doing. */
+export function reportIngestState(state: IngestState): void {
+  process.send?.({ type: 'hh:ingest-state', state } satisfies StateReport);
+}
+
+/** In the primary: answers the workers' requests; `slots()` lists the slots and their processes. */
+export function servePrimary(slots: () => { slot: number; pid: number | null; workerId: number | null }[]): void {
   const aggregator = new AggregatorRegistry();
+  const states = new Map<number, { state: IngestState; at: number }>(); // by cluster worker id
+  cluster.on('exit', (w) => states.delete(w.id));
   cluster.on('message', (worker, m: unknown) => {
-    const req = m as MetricsRequest;
-    if (req?.type !== 'hh:metrics') return;
-    aggregator.clusterMetrics().then(
-      (body) => worker.send({ type: 'hh:metrics:reply', id: req.id, contentType: aggregator.contentType, body } satisfies MetricsReply),
-      (e: Error) => worker.send({ type: 'hh:metrics:reply', id: req.id, contentType: 'text/plain', error: e.message } satisfies MetricsReply),
+    const msg = m as Request | StateReport;
+    if (msg?.type === 'hh:ingest-state') {
+      states.set(worker.id, { state: msg.state, at: Date.now() });
+      return;
+    }
+    if (msg?.type !== 'hh:metrics' && msg?.type !== 'hh:slots') return;
+    const reply = (body: unknown) => worker.send({ type: 'hh:reply', id: msg.id, body } satisfies Reply);
+    const fail = (e: Error) => worker.send({ type: 'hh:reply', id: msg.id, error: e.message } satisfies Reply);
+    if (msg.type === 'hh:metrics') {
+      aggregator.clusterMetrics().then((body) => reply({ contentType: aggregator.contentType, body }), fail);
+      return;
+    }
+    reply(
+      slots().map(({ slot, pid, workerId }): SlotStatus => {
+        const s = workerId === null ? undefined : states.get(workerId);
+        return { slot, pid, ingest: s?.state ?? null, reportedAt: s?.at ?? null };
+      }),
     );
   });
 }

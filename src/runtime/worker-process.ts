@@ -9,27 +9,27 @@ import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { Partitioners } from 'kafkajs';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../config';
 import { createActivities } from '../activities';
 import { createWindowActivities } from '../activities/windows';
-import { kafkaClient } from '../activities/ingest';
+import { kafkaClient } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
 import { createApp } from '../api/app';
-import { probeAll } from '../health';
+import { ReadService } from '../api/read-service';
 import { createMetrics } from '../metrics';
 import { WORKFLOWS_PATH } from '../worker';
-import { globalMergeWorkflow, ingestSupervisorWorkflow } from '../workflows';
-import { globalMergeWorkflowId, recomputeUpdate } from '../workflows/definitions';
-import { requestClusterMetrics } from './ipc';
+import { recomputeUpdate } from '../workflows/definitions';
+import { reportIngestState, requestClusterMetrics, requestSlots } from './ipc';
 import { cassandraClient } from '../bootstrap/cassandra';
 import { PostMetaStore } from '../store/posts';
-import { RegionRecord, ensureEpoch, forceRebuild } from '../activities/record';
-import { ingestTaskQueue, supervisorId } from './ids';
+import { RegionRecord, ensureEpoch, forceRebuild } from '../store/record';
+import { ingestTaskQueue } from './ids';
+import { RuntimeHealth } from './health';
+import { Watchdog } from './watchdog';
 
 const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER_SLOT ?? '?'} pid ${process.pid}] ${s}\n`);
-
 
 async function main(): Promise<void> {
   const cfg = config();
@@ -37,9 +37,15 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
   const redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: cfg.redis.db, maxRetriesPerRequest: null });
+  // The API's reads fail fast while Redis is unreachable (answered from the record instead of waiting).
+  const apiRedis = new Redis({ host: cfg.host, port: cfg.redis.port, db: cfg.redis.db, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
+  apiRedis.on('error', () => undefined); // reconnects by itself; every failed read reports its error
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`);
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
+  // Probes and log ends must answer within their bounds: an admin client that does not retry.
+  const admin = kafkaClient(cfg, `heavy-hitters-admin-${slot}`, { retries: 0, requestTimeout: 1000 }).admin();
+  await admin.connect();
   const metrics = createMetrics();
   // Constructing one installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
@@ -47,19 +53,26 @@ async function main(): Promise<void> {
   const actors = new ActorSystem(redis, cfg.ingest, metrics);
   const shutdown = new AbortController();
   const cassandra = cassandraClient(cfg);
-  const record = new RegionRecord(redis, cassandra, { keyspace: cfg.cassandra.keyspace, windows: cfg.ingest.windows, boundedK: cfg.ingest.boundedK, mode: cfg.ingest.mode });
+  const logEnds = async () => new Map((await admin.fetchTopicOffsets(cfg.kafka.topic)).map((o) => [o.partition, BigInt(o.high)] as const));
+  const record = new RegionRecord(redis, cassandra, {
+    keyspace: cfg.cassandra.keyspace,
+    windows: cfg.ingest.windows,
+    boundedK: cfg.ingest.boundedK,
+    mode: cfg.ingest.mode,
+    resume: { topic: cfg.kafka.topic, logEnds },
+  });
   let rebuilding: Promise<string> | undefined;
   const rebuild = () => (rebuilding ??= ensureEpoch(redis, record, log).finally(() => (rebuilding = undefined)));
 
   const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   const workflowWorker = await Worker.create({
     connection,
     namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace }),
+    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client }),
   });
-  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
   const ingestWorker = await Worker.create({
     connection,
@@ -67,49 +80,65 @@ async function main(): Promise<void> {
     taskQueue: slotQueue,
     activities: createActivities({
       redis,
-      ingest: { cfg, kafka, producer, actors, redis, record, metrics, log, shutdown: shutdown.signal, temporal: { client, taskQueue: cfg.temporal.taskQueue } },
+      ingest: {
+        cfg,
+        kafka,
+        producer,
+        actors,
+        redis,
+        record,
+        metrics,
+        log,
+        shutdown: shutdown.signal,
+        temporal: { client, taskQueue: cfg.temporal.taskQueue },
+        onState: reportIngestState,
+      },
     }),
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '30 seconds',
   });
   const runs = [workflowWorker.run(), ingestWorker.run()];
 
-  await client.workflow.start(ingestSupervisorWorkflow, {
-    workflowId: supervisorId(cfg.temporal.taskQueue, slot),
-    taskQueue: cfg.temporal.taskQueue,
-    args: [{ activityTaskQueue: slotQueue, heartbeatTimeoutSeconds: Math.ceil(cfg.ingest.heartbeatTimeoutMs / 1000) }],
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-  });
+  // This slot's ingest supervisor and the global merge run while the process does: started
+  // now, and started again whenever they stop (terminated through the Temporal API, say).
+  const watchdog = new Watchdog({ cfg, client, slot, log, metrics });
+  await watchdog.check();
+  watchdog.start();
 
-  await client.workflow.start(globalMergeWorkflow, {
-    workflowId: globalMergeWorkflowId(cfg.temporal.taskQueue),
-    taskQueue: cfg.temporal.taskQueue,
-    args: [{ k: cfg.global.k, intervalMs: cfg.global.mergeIntervalMs }],
-    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-  });
-
-  const app = createApp({
-    redis,
-    posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
+  const health = new RuntimeHealth(cfg, { redis: apiRedis, kafkaAdmin: admin, cassandra, temporal: client }, requestSlots);
+  health.start();
+  const read = new ReadService({
+    redis: apiRedis,
+    topic: cfg.kafka.topic,
     record,
     rebuild,
-    forceRebuild: () => forceRebuild(redis, record, log),
-    adminToken: cfg.api.adminToken,
-    recomputeWindow: (id) => client.workflow.getHandle(id).executeUpdate(recomputeUpdate),
     readWindow: createWindowActivities(redis, cassandra, cfg.cassandra.keyspace).readWindow,
+    posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
     windows: cfg.ingest.windows,
     sliding: cfg.ingest.sliding,
     sessions: cfg.ingest.sessions,
-    globalK: cfg.global.k,
-    probe: () => probeAll(cfg),
-    metrics: requestClusterMetrics,
-    producer,
-    topic: cfg.kafka.topic,
-    maxK: cfg.api.maxK,
-    cacheMs: cfg.api.cacheMs,
     mode: cfg.ingest.mode,
-    boundedK: cfg.ingest.boundedK,
-    maxPostEvents: cfg.api.maxPostEvents,
+    log,
+  });
+  const app = createApp({
+    read,
+    limits: { maxK: cfg.api.maxK, globalK: cfg.global.k, boundedK: cfg.ingest.boundedK, mode: cfg.ingest.mode },
+    cacheMs: cfg.api.cacheMs,
+    health: () => health.report(),
+    metrics: requestClusterMetrics,
+    events: {
+      producer,
+      topic: cfg.kafka.topic,
+      maxEvents: cfg.api.maxPostEvents,
+      maxBodyBytes: cfg.api.maxBodyBytes,
+      time: { maxAheadMs: cfg.ingest.maxAheadMs, maxAgeMs: cfg.ingest.dedupHorizonMs },
+    },
+    admin: {
+      token: cfg.api.adminToken,
+      forceRebuild: () => forceRebuild(redis, record, log),
+      recomputeWindow: (id) => client.workflow.getHandle(id).executeUpdate(recomputeUpdate),
+    },
+    log,
   });
   const server: Server = app.listen(cfg.api.port, cfg.host);
   await new Promise<void>((resolve, reject) => {
@@ -149,6 +178,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log('draining');
+    watchdog.stop();
+    health.stop();
     const closed = new Promise((r) => server.close(r));
     server.closeIdleConnections();
     clearInterval(checkpointTimer);
@@ -160,9 +191,11 @@ async function main(): Promise<void> {
     await record.checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
     await closed;
     await producer.disconnect();
+    await admin.disconnect();
     await client.connection.close();
     await connection.close();
     await redis.quit();
+    apiRedis.disconnect();
     await cassandra.shutdown();
     log('stopped');
     process.exit(0);

@@ -9,13 +9,16 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  log,
   ParentClosePolicy,
   patched,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   coordinatorStatusQuery,
   progressSignal,
@@ -24,7 +27,7 @@ import {
   type SessionSpecInput,
   type WindowSpecInput,
 } from './definitions';
-import { windowWorkflow } from './window';
+import type { windowWorkflow, WindowInput } from './window';
 import type { Activities } from '../activities';
 
 // Local: one marker in history per call, run by the worker running this workflow (it has Redis).
@@ -32,6 +35,15 @@ const { sealSessions } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
+
+// Visibility is an aid here, not a dependency: a few attempts, then the coordinator goes on.
+const { runningWindows } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 5 },
+});
+
+/** A watermark further ahead of the workflow's clock than this is ignored (a bad event time must not close every window). */
+const MAX_WATERMARK_AHEAD_MS = 86_400_000;
 
 export interface CoordinatorInput {
   region: string;
@@ -67,12 +79,18 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
   let pending: number | null = null;
   let earliest = Infinity;
   setHandler(progressSignal, ({ watermark, earliest: e, specs, sessions }) => {
+    if (watermark > Date.now() + MAX_WATERMARK_AHEAD_MS) {
+      log.warn('ignoring a watermark far ahead of the clock', { watermark });
+      return;
+    }
     if ((st.watermark === null || watermark > st.watermark) && (pending === null || watermark > pending)) pending = watermark;
     if (e < earliest) earliest = e;
     // The reporting member's window specs: a changed HH_WINDOWS reaches a running coordinator.
     if (specs) input = { ...input, specs, sessions: sessions ?? [] };
   });
   setHandler(coordinatorStatusQuery, () => ({ watermark: st.watermark, live: st.live.map((l) => l.id) }));
+
+  if (!input.state && patched('coordinator-adopts-running-windows')) await adoptRunning(input, st);
 
   for (;;) {
     await condition(() => pending !== null);
@@ -89,12 +107,8 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       if (current - from > MAX_CATCH_UP * step) from = current - MAX_CATCH_UP * step;
       for (let start = from; start <= current; start += step) {
         const id = windowWorkflowId(input.region, spec.name, start);
-        await startChild(windowWorkflow, {
-          workflowId: id,
-          args: [{ region: input.region, spec, start }],
-          parentClosePolicy: ParentClosePolicy.ABANDON,
-        });
-        st.live.push({ id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
+        await startWindow(id, { region: input.region, spec, start });
+        live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
       st.next[spec.name] = current + step;
     }
@@ -103,8 +117,8 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       for (const s of await sealSessions(input.region, sp, wm, taken[sp.name] ?? -1)) {
         const id = windowWorkflowId(input.region, sp.name, s.start);
         const spec = { name: sp.name, sizeMs: s.end - s.start, latenessMs: sp.latenessMs, ttlMs: sp.ttlMs };
-        await startChild(windowWorkflow, { workflowId: id, args: [{ region: input.region, spec, start: s.start }], parentClosePolicy: ParentClosePolicy.ABANDON });
-        st.live.push({ id, closeAt: s.end, finalAt: s.end + sp.latenessMs });
+        await startWindow(id, { region: input.region, spec, start: s.start });
+        live(st, { id, closeAt: s.end, finalAt: s.end + sp.latenessMs });
         taken[sp.name] = s.start;
       }
     }
@@ -130,6 +144,49 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     earliest = Infinity;
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 5000) {
       await continueAsNew<typeof regionCoordinatorWorkflow>({ ...input, state: st });
+    }
+  }
+}
+
+/**
+ * Starts a window workflow (abandoned: it outlives this run). One that already runs (a
+ * coordinator before this one started it) is fine: it is signalled like the others.
+ */
+async function startWindow(id: string, args: WindowInput): Promise<void> {
+  try {
+    await startChild<typeof windowWorkflow>('windowWorkflow', { workflowId: id, args: [args], parentClosePolicy: ParentClosePolicy.ABANDON });
+  } catch (e) {
+    if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+  }
+}
+
+function live(st: CoordinatorState, w: CoordinatorState['live'][number]): void {
+  if (!st.live.some((l) => l.id === w.id)) st.live.push(w);
+}
+
+/**
+ * A coordinator without state may replace one that was terminated: the windows it had
+ * started still run, waiting for watermarks that only a coordinator sends. Takes them on
+ * (found through visibility by their search attributes), so each still closes and ends.
+ */
+async function adoptRunning(input: CoordinatorInput, st: CoordinatorState): Promise<void> {
+  let running: Awaited<ReturnType<Activities['runningWindows']>> = [];
+  try {
+    running = await runningWindows(input.region);
+  } catch (e) {
+    log.warn('cannot list the running windows; windows of an earlier coordinator may wait for their TTL', { error: String(e) });
+  }
+  for (const w of running) {
+    if (w.state === 'FINAL' || w.state === 'EXPIRED') continue; // only their TTL is left, which they keep themselves
+    const spec = input.specs.find((s) => s.name === w.spec);
+    if (spec) {
+      const step = spec.slideMs ?? spec.sizeMs;
+      live(st, { id: w.id, closeAt: w.start + spec.sizeMs, finalAt: w.start + spec.sizeMs + spec.latenessMs, closed: w.state === 'CLOSED' });
+      st.next[spec.name] = Math.max(st.next[spec.name] ?? -Infinity, w.start + step);
+    } else {
+      // A session: it was sealed only once the watermark had passed its end by a gap and the
+      // lateness, so the next watermark makes it FINAL.
+      live(st, { id: w.id, closeAt: 0, finalAt: 0, closed: w.state === 'CLOSED' });
     }
   }
 }

@@ -10,8 +10,9 @@ import { Client, Connection } from '@temporalio/client';
 import { mergeTruth, truthTopK, type Truth } from '../../src/load/generator';
 import { globalMergeStatusQuery, globalMergeWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
-import { Isolated } from '../support/isolated';
-import { dumpOnFailure, eventually, startRuntime, waitDrained, type Runtime } from '../support/runtime';
+import { Isolated } from '../../scripts/harness/isolated';
+import { dumpOnFailure } from '../support/failure';
+import { eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
 
 interface TopBody {
   source: string;

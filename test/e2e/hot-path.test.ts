@@ -7,13 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, Producer } from 'kafkajs';
-import { DLQ_REASON_HEADER } from '../../src/activities/ingest';
+import { DLQ_REASON_HEADER } from '../../src/ingest/triage';
 import { mergeTruth, postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { writePosts } from '../../src/store/posts';
 import { cfg as baseCfg, unique } from '../helpers';
-import { Isolated } from '../support/isolated';
+import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
-import { dumpOnFailure, startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../support/runtime';
+import { dumpOnFailure } from '../support/failure';
+import { startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../../scripts/harness/runtime';
 
 const REGIONS = 8;
 const POSTS = 50_000;
@@ -162,6 +163,10 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       { name: 'oversized id', value: Buffer.from(JSON.stringify({ ...good(2), post_id: 'p'.repeat(129) })), reason: /post_id is longer than 128 bytes/ },
       { name: 'unknown schema version', value: Buffer.from(JSON.stringify(good(3))), headers: { 'schema-version': '9' }, reason: /unknown schema-version "9"/ },
       { name: 'not an object', value: Buffer.from('[1,2,3]'), reason: /must be a JSON object/ },
+      // One event far in the future would move its partition's watermark (every later event late).
+      { name: 'far-future timestamp', value: Buffer.from(JSON.stringify({ ...good(4), timestamp: 4_102_444_800_000 })), reason: /ahead of the clock/ },
+      { name: 'reserved region', value: Buffer.from(JSON.stringify({ ...good(5), region_id: 'global' })), reason: /region_id "global" is reserved/ },
+      { name: 'oversized value', value: Buffer.from(JSON.stringify({ ...good(6), note: 'x'.repeat(20_000) })), reason: /bytes, more than the 16384/ },
     ];
 
     it('each kind sent straight to Kafka (kafkajs and kcat) lands in the dead-letter topic with its reason; valid neighbours count; v2 is read', async () => {
@@ -176,6 +181,9 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
           { key: badRegion, value: JSON.stringify({ ...good(11), device: 'tv' }), headers: { 'schema-version': '2' } },
         ],
       });
+      // After the far-future event, on the same partition: on time, so counted in its window too.
+      const onTime = good(13);
+      await producer.send({ topic: env.HH_KAFKA_TOPIC, acks: -1, messages: [{ key: badRegion, value: JSON.stringify(onTime) }] });
       // An independent producer (kcat), in exactly the documented form.
       const kcatEvent = JSON.stringify(good(12));
       execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', 'schema-version=1'], { input: `${kcatEvent}\n` });
@@ -191,9 +199,20 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       }
       expect(dead.find((m) => m.headers['x-case'] === marker)?.headers[DLQ_REASON_HEADER]).to.match(/not valid JSON/);
       const counted = (await top(badRegion, 10)).top_posts;
-      expect(counted).to.deep.equal([{ post_id: 'ok-post', author: null, view_count: 3, content: null }]); // no metadata: null, never invented
+      expect(counted).to.deep.equal([{ post_id: 'ok-post', author: null, view_count: 4, content: null }]); // no metadata: null, never invented
+      const minute = onTime.timestamp - (onTime.timestamp % 60_000);
+      const win = (await (await fetch(`${rt.api}/top-posts?region=${badRegion}&window=1m:${minute}`)).json()) as { top_posts: { view_count: number }[] };
+      expect(win.top_posts[0]?.view_count, 'the on-time event after the far-future one is in its window').to.be.at.least(1);
       expect((await fetch(`${rt.api}/healthz`)).status).to.equal(200);
       await expectExact();
+    });
+
+    it('a partition batch of 20,000 dead letters (more than a produce request may carry) reaches the dead-letter topic whole', async () => {
+      const bulk = Array.from({ length: 20_000 }, (_, i) => ({ key: badRegion, value: `{"broken": ${i}`, headers: { 'x-bulk': id } }));
+      for (let i = 0; i < bulk.length; i += 5000) await producer.send({ topic: env.HH_KAFKA_TOPIC, acks: -1, messages: bulk.slice(i, i + 5000) });
+      await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+      const dead = await readTopic(kafka, env.HH_KAFKA_DLQ_TOPIC, cases.length + 1 + bulk.length);
+      expect(dead.filter((m) => m.headers['x-bulk'] === id)).to.have.length(bulk.length);
     });
 
     it('POST /events: 202 for a valid array; 400 listing each rejected index and reason while the valid ones are produced', async () => {
@@ -220,7 +239,28 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         expect(((await r.json()) as { error: string }).error).to.match(why);
       }
       await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
-      expect((await top(badRegion, 10)).top_posts[0].view_count).to.equal(6);
+      expect((await top(badRegion, 10)).top_posts[0].view_count).to.equal(7);
+    });
+
+    it('POST /events takes 9,000 events (about 1 MB, more than one produce request may carry) and counts each', async () => {
+      const region = `${prefix}bulk`;
+      const events = Array.from({ length: 9_000 }, (_, i) => ({ event_id: `${id}-bulk-${i}`, post_id: `bulk-${i % 7}`, region_id: region, timestamp: Date.now() }));
+      const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+      expect(res.status).to.equal(202);
+      expect(await res.json()).to.deep.equal({ accepted: 9_000, rejected: [] });
+      await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+      const counts = (await top(region, 10)).top_posts.map((p) => p.view_count);
+      expect(counts.reduce((a, b) => a + b, 0)).to.equal(9_000);
+    });
+
+    it('POST /events refuses hostile bodies quickly and clearly: deeply nested, too large, not JSON', async () => {
+      const post = (body: string) => fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const nested = await post('['.repeat(500_000));
+      expect(nested.status).to.equal(400);
+      expect(await nested.json()).to.deep.equal({ error: 'body nests arrays and objects deeper than 8 levels', param: 'body' });
+      const large = await post(`[${'"x",'.repeat(600_000)}"x"]`); // 2.4 MB
+      expect(large.status).to.equal(413);
+      expect(((await large.json()) as { param: string }).param).to.equal('body');
     });
 
     it('bad query parameters get 400 naming the parameter; unknown regions and posts 404', async () => {
@@ -237,6 +277,8 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         [`/top-posts?region=nowhere-${id}`, 404, null],
         [`/posts/none-${id}/rank?region=${region}`, 404, null],
         [`/posts/post-1/rank?region=${region}&neighbours=99`, 400, 'neighbours'],
+        [`/posts/%FF/rank?region=${region}`, 400, null],
+        [`/posts/%/rank?region=${region}`, 400, null],
         [`/nope`, 404, null],
       ];
       for (const [url, status, param] of cases) {

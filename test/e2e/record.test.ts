@@ -8,14 +8,15 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
-import { RegionRecord } from '../../src/activities/record';
+import { RegionRecord } from '../../src/store/record';
 import { ALL_TIME, EPOCH_KEY, regionBoundedKey, regionDirtyKey, regionInflightKey } from '../../src/keys';
 import { mergeTruth, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { runningPid, stackPaths } from '../../scripts/stack/procs';
 import { cfg as baseCfg, unique } from '../helpers';
-import { Isolated } from '../support/isolated';
+import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
-import { dumpOnFailure, eventually, startRuntime, waitDrained, type Runtime } from '../support/runtime';
+import { dumpOnFailure } from '../support/failure';
+import { eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
 
 const REGIONS = 8;
 const POSTS = 20_000;

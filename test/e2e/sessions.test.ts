@@ -8,8 +8,9 @@ import { expect } from 'chai';
 import { Client, Connection } from '@temporalio/client';
 import { windowStatusQuery, windowWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
-import { Isolated } from '../support/isolated';
-import { dumpOnFailure, eventually, startRuntime, type Runtime } from '../support/runtime';
+import { Isolated } from '../../scripts/harness/isolated';
+import { dumpOnFailure } from '../support/failure';
+import { eventually, startRuntime, type Runtime } from '../../scripts/harness/runtime';
 
 describe('session windows on the dev server (gap 3 s, lateness 1 s)', function () {
   this.timeout(300_000);

@@ -11,8 +11,9 @@ import { Client, Connection } from '@temporalio/client';
 import { regionTopKey, regionWindowKey } from '../../src/keys';
 import { recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
-import { Isolated } from '../support/isolated';
-import { dumpOnFailure, eventually, startRuntime, type Runtime } from '../support/runtime';
+import { Isolated } from '../../scripts/harness/isolated';
+import { dumpOnFailure } from '../support/failure';
+import { eventually, startRuntime, type Runtime } from '../../scripts/harness/runtime';
 
 const SIZE = 2000;
 const TTL = 20_000;

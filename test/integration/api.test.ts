@@ -2,29 +2,54 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
+import { Client, Connection } from '@temporalio/client';
+import type { Admin } from 'kafkajs';
 import { createApp } from '../../src/api/app';
-import { probeAll } from '../../src/health';
-import { REGIONS_KEY, regionTopKey } from '../../src/keys';
+import { ReadService } from '../../src/api/read-service';
+import { cassandraClient } from '../../src/bootstrap/cassandra';
+import { kafkaClient } from '../../src/clients';
+import { EPOCH_KEY, REGIONS_KEY, regionMetaKey, regionTopKey } from '../../src/keys';
+import { RuntimeHealth } from '../../src/runtime/health';
 import { cfg, unique } from '../helpers';
+import { freeRedisDb } from '../support/redis';
 
 describe('api (against the real stack)', function () {
   this.timeout(30_000);
   let redis: Redis;
   let server: Server;
   let base: string;
+  let admin: Admin;
+  let temporal: Client;
+  const cassandra = cassandraClient(cfg);
   const region = unique('R');
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
-    server = createApp({ redis, probe: () => probeAll(cfg), maxK: 1000, boundedK: 100, maxPostEvents: 100, windows: cfg.ingest.windows, globalK: 50 }).listen(0, '127.0.0.1');
+    // Its own database: a live state of its own (an epoch), touching nothing else.
+    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    await redis.set(EPOCH_KEY, 'e1');
+    admin = kafkaClient(cfg, 'api-test', { retries: 0, requestTimeout: 1000 }).admin();
+    await admin.connect();
+    temporal = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }) });
+    const read = new ReadService({ redis, topic: cfg.kafka.topic, windows: cfg.ingest.windows, mode: 'exact', log: () => undefined });
+    const health = new RuntimeHealth(cfg, { redis, kafkaAdmin: admin, cassandra, temporal }, async () => []);
+    server = createApp({
+      read,
+      limits: { maxK: 1000, globalK: 50, boundedK: 100, mode: 'exact' },
+      cacheMs: 0,
+      health: () => health.report(),
+      admin: {},
+      log: () => undefined,
+    }).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
   after(async () => {
-    await redis.del(regionTopKey(region));
-    await redis.srem(REGIONS_KEY, region);
+    await redis.flushdb();
     redis.disconnect();
     server.close();
+    await admin.disconnect();
+    await temporal.connection.close();
+    await cassandra.shutdown();
   });
 
   it('GET /healthz reports each dependency up with its version', async () => {
@@ -42,6 +67,7 @@ describe('api (against the real stack)', function () {
   it('GET /top-posts reads the region leaderboard', async () => {
     await redis.zadd(regionTopKey(region), 3, 'x', 10, 'y');
     await redis.sadd(REGIONS_KEY, region);
+    await redis.hset(regionMetaKey(region), 'epoch', 'e1');
     const res = await fetch(`${base}/top-posts?region=${region}&k=1`);
     expect(res.status).to.equal(200);
     expect(await res.json()).to.deep.equal({
@@ -49,6 +75,7 @@ describe('api (against the real stack)', function () {
       timeframe: 'all',
       variant: 'exact',
       source: 'redis',
+      status: 'live',
       metadata: 'none',
       top_posts: [{ post_id: 'y', author: null, view_count: 10, content: null }],
     });

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { Redis } from 'ioredis';
 import type { Client } from 'cassandra-driver';
-import { RegionRecord } from '../../src/activities/record';
+import { RegionRecord } from '../../src/store/record';
 import { loadConfig } from '../../src/config';
 import { regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
 import { freeRedisDb } from '../support/redis';

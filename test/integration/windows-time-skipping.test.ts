@@ -47,6 +47,7 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
         calls.push(`expire ${region} ${id}`);
       }),
       restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),
+      runningWindows: sinon.stub().resolves([]), // fresh coordinators: no windows of an earlier one
     };
     const taskQueue = unique('ts');
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
@@ -69,6 +70,16 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       // Let the windows run out their TTLs: the server skips the clock ahead.
       for (const region of regions) {
         const last = env.client.workflow.getHandle(windowWorkflowId(region, '24h', start));
+        // The coordinator starts it once it has taken the signals in (it first asks which windows run).
+        for (let i = 0; ; i++) {
+          try {
+            await last.describe();
+            break;
+          } catch (e) {
+            if (i > 300) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
         await last.result();
       }
       for (const region of regions) {

@@ -1,18 +1,7 @@
 /** Test helpers over a real Redis. */
+export { freeRedisDb } from '../../scripts/harness/redis-db';
 import { Redis } from 'ioredis';
-import { cfg } from '../helpers';
 import { regionTopKey } from '../../src/keys';
-
-/** An empty logical Redis database for a runtime under test (its own epoch, regions, keys). */
-export async function freeRedisDb(): Promise<number> {
-  for (const db of [9, 10, 11, 12, 13, 14, 15, 8, 7, 6, 5]) {
-    const r = new Redis({ host: cfg.host, port: cfg.redis.port, db });
-    const size = await r.dbsize();
-    r.disconnect();
-    if (size === 0) return db;
-  }
-  throw new Error('no empty Redis database among 5..15 for an end-to-end test');
-}
 
 /** A flat [member, score, ...] list re-sorted by the documented rank order: count desc, then post_id desc. */
 export function rankOrder(flat: string[]): string[] {

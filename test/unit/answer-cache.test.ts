@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { AnswerCache } from '../../src/api/app';
+import { AnswerCache } from '../../src/api/cache';
 
 describe('API answer cache', () => {
   afterEach(() => sinon.restore());

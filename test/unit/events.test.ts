@@ -1,7 +1,9 @@
 import { expect } from 'chai';
-import { MAX_ID_BYTES, validateEvent, validateObject } from '../../src/events';
 import type { KafkaMessage } from 'kafkajs';
-import { triage, DLQ_REASON_HEADER } from '../../src/activities/ingest';
+import { eventTimeError, MAX_EVENT_BYTES, MAX_ID_BYTES, validateEvent, validateObject } from '../../src/events';
+import { nestingDepth } from '../../src/api/routes/events';
+import { cassandraTtl, MAX_CASSANDRA_TTL_S } from '../../src/store/record';
+import { triage, DLQ_REASON_HEADER } from '../../src/ingest/triage';
 
 const ok = { event_id: 'e1', post_id: 'p1', region_id: 'NA', timestamp: 1_764_000_000_000 };
 const buf = (o: unknown) => Buffer.from(typeof o === 'string' ? o : JSON.stringify(o));
@@ -81,7 +83,7 @@ describe('ingest triage of a partition batch', () => {
         msg(14, buf(ok), { 'schema-version': '7' }),
         msg(15, buf({ ...ok, event_id: 'old', timestamp: now - 49 * 3_600_000 })),
       ],
-      { dedupHorizonMs: 48 * 3_600_000, now, windows: [] },
+      { dedupHorizonMs: 48 * 3_600_000, maxAheadMs: 300_000, now, windows: [] },
     );
     expect([...byRegion.keys()]).to.deep.equal(['NA', 'EU']);
     expect(byRegion.get('NA')!.map((e) => e.offset)).to.deep.equal(['10', '13']);
@@ -91,5 +93,59 @@ describe('ingest triage of a partition batch', () => {
     expect(String(dead[1].headers[DLQ_REASON_HEADER])).to.match(/schema-version/);
     expect(String(dead[2].headers[DLQ_REASON_HEADER])).to.match(/older than the dedup horizon/);
     expect(dead[0].value!.toString()).to.equal('garbage');
+  });
+});
+
+describe('event times, reserved regions and sizes at the door', () => {
+  const now = 1_764_000_000_000;
+  const limits = { maxAheadMs: 300_000, maxAgeMs: 48 * 3_600_000 };
+  const opts = { dedupHorizonMs: limits.maxAgeMs, maxAheadMs: limits.maxAheadMs, now, windows: [] };
+  const rec = (offset: number, value: object | string, key = 'NA'): KafkaMessage => ({
+    offset: String(offset),
+    key: Buffer.from(key),
+    value: Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)),
+    headers: {},
+    timestamp: String(now),
+    attributes: 0,
+  });
+
+  it('accepts event times from the dedup horizon to the allowed skew ahead of the clock', () => {
+    expect(eventTimeError(now, now, limits)).to.equal(undefined);
+    expect(eventTimeError(now + 300_000, now, limits)).to.equal(undefined);
+    expect(eventTimeError(now + 300_001, now, limits)).to.match(/more than 300000 ms ahead of the clock/);
+    expect(eventTimeError(now - 48 * 3_600_000 - 1, now, limits)).to.match(/older than the dedup horizon/);
+  });
+
+  it('dead-letters a far-future event (year 2100) with its reason; it moves nothing, the events after it count', () => {
+    const t = triage('views', 3, [rec(1, { ...ok, event_id: 'far', timestamp: 4_102_444_800_000 }), rec(2, { ...ok, event_id: 'now', timestamp: now })], opts);
+    expect(t.dead.map((d) => String(d.headers[DLQ_REASON_HEADER]))).to.deep.equal([`timestamp 4102444800000 is more than 300000 ms ahead of the clock (${now})`]);
+    expect(t.maxEventTime).to.equal(now);
+    expect(t.byRegion.get('NA')!.map((e) => e.event.event_id)).to.deep.equal(['now']);
+  });
+
+  it('refuses region_id "global" (the merge of every region) and values larger than an event may be', () => {
+    expect(validateObject({ ...ok, region_id: 'global' })).to.deep.equal({ ok: false, reason: 'region_id "global" is reserved (region=global is the merge of every region)' });
+    const big = Buffer.from(JSON.stringify({ ...ok, note: 'x'.repeat(MAX_EVENT_BYTES) }));
+    expect(validateEvent(big)).to.deep.equal({ ok: false, reason: `value is ${big.length} bytes, more than the ${MAX_EVENT_BYTES} an event may have` });
+  });
+
+  it("counts an event under its own region_id when the Kafka key names another, and counts the mismatch", () => {
+    const t = triage('views', 0, [rec(1, { ...ok, event_id: 'a', region_id: 'EU' }, 'NA'), rec(2, { ...ok, event_id: 'b' }, 'NA')], opts);
+    expect([...t.byRegion.keys()]).to.deep.equal(['EU', 'NA']);
+    expect(t.keyMismatch).to.equal(1);
+  });
+});
+
+describe('bounds on what one input can cost', () => {
+  it('measures how deeply a JSON body nests before parsing it, stopping at the limit', () => {
+    expect(nestingDepth('[{"a":[1,2]},{"b":"[[[[[["}]', 8)).to.equal(0);
+    expect(nestingDepth('[[[', 8)).to.equal(3);
+    expect(nestingDepth('['.repeat(10_000_000), 8)).to.equal(9); // stops at the limit, whatever the length
+  });
+
+  it('never writes a Cassandra TTL above its 20-year limit (a far-future window would overflow 32 bits)', () => {
+    const now = 1_764_000_000_000;
+    expect(cassandraTtl(now + 3_600_000, now)).to.equal(3600);
+    expect(cassandraTtl(4_102_444_800_000 + 8 * 86_400_000, now)).to.equal(MAX_CASSANDRA_TTL_S);
   });
 });

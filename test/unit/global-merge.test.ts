@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { tput, type RankSource } from '../../src/activities/global-merge';
-import { byRank, type RankedCount } from '../../src/activities/record';
+import { byRank, type RankedCount } from '../../src/ranking';
 import { prng } from '../../src/load/generator';
 
 /** Regional leaderboards in memory, read the way the Redis source reads them. */

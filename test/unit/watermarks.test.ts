@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { Watermarks } from '../../src/activities/watermarks';
-import { lateMask } from '../../src/activities/ingest';
+import { Watermarks } from '../../src/ingest/watermarks';
+import { lateMask } from '../../src/ingest/triage';
 import { loadConfig } from '../../src/config';
 
 describe('event-time watermarks', () => {
@@ -27,8 +27,19 @@ describe('event-time watermarks', () => {
     expect(w.of(1)).to.equal(now - 5000);
   });
 
+  it('never passes the clock, whatever event time it saw (one bad event cannot make the rest late)', () => {
+    let now = 1_000_000;
+    const w = new Watermarks(5000, 10_000, () => now);
+    w.observe(0, 4_102_444_800_000, [['NA', 4_102_444_800_000]], false); // year 2100
+    expect(w.of(0)).to.equal(now - 5000);
+    now += 1000;
+    w.observe(0, now, [['NA', now]], false);
+    expect(w.of(0)).to.equal(now - 5000);
+    expect(lateMask(now - 1000, loadConfig({ HH_WINDOWS: '1m/10s/1h' }).ingest.windows, w.of(0))).to.equal(0);
+  });
+
   it('gives a region the lowest watermark of its partitions and its earliest new event time', () => {
-    const w = new Watermarks(0, 10_000, () => 0);
+    const w = new Watermarks(0, 10_000, () => 1000);
     w.observe(0, 50, [['NA', 10]], false);
     w.observe(1, 30, [['NA', 20], ['EU', 25]], false);
     expect(Object.fromEntries(w.regions())).to.deep.equal({ NA: { watermark: 30, earliest: 10 }, EU: { watermark: 30, earliest: 25 } });

@@ -1,18 +1,19 @@
 /**
- * What an end-to-end suite owns, created and removed by it: its own topics, consumer
+ * What an end-to-end suite (or a bench or chaos run) owns, created and removed by it: its own topics, consumer
  * group, task queue, API port, Cassandra keyspace and Redis database, so the runtime
  * under test shares nothing with another run or with `npm start`.
  */
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { ensureTopics } from '../../src/bootstrap/kafka';
+import { SIDE_TOPIC_CONFIGS, ensureTopics } from '../../src/bootstrap/kafka';
 import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
-import { cfg } from '../helpers';
 import { produceLoad } from '../../src/load/produce';
 import type { LoadOptions, Truth } from '../../src/load/generator';
-import { freeRedisDb } from './redis';
+import { freeRedisDb } from './redis-db';
 import { loadConfig } from '../../src/config';
-import { LATE_REASON_HEADER } from '../../src/activities/ingest';
+
+const cfg = loadConfig();
+import { LATE_REASON_HEADER } from '../../src/ingest/triage';
 import { terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
 
 export class Isolated {
@@ -52,7 +53,7 @@ export class Isolated {
     this.redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: Number(this.env.HH_REDIS_DB) });
     this.admin = this.kafka.admin();
     await this.admin.connect();
-    await ensureTopics(cfg, this.topics.map((topic, i) => ({ topic, numPartitions: i === 0 ? this.partitions : 1 })));
+    await ensureTopics(cfg, this.topics.map((topic, i) => (i === 0 ? { topic, numPartitions: this.partitions } : { topic, numPartitions: 1, configs: SIDE_TOPIC_CONFIGS })));
     await migrate(cfg, this.keyspace);
     this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await this.producer.connect();

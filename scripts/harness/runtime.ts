@@ -4,6 +4,8 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import { EPOCH_KEY, appliedKey } from '../../src/keys';
 import { loadConfig, type Config } from '../../src/config';
 import { supervisorId } from '../../src/runtime/ids';
 import { coordinatorWorkflowId, globalMergeWorkflowId } from '../../src/workflows/definitions';
@@ -124,13 +126,6 @@ export async function waitGroupEmpty(admin: Admin, groupId: string, timeoutMs = 
   }
 }
 
-/** Mocha afterEach body: on a failure, show the runtime's last log lines (CI has nothing else). */
-export function dumpOnFailure(ctx: Mocha.Context, rt: Runtime | undefined): void {
-  if (ctx.currentTest?.state === 'failed' && rt) {
-    process.stdout.write(`    --- last runtime output ---\n${rt.output.slice(-60).map((l) => `    | ${l}`).join('\n')}\n`);
-  }
-}
-
 /** Terminates the coordinators and window workflows of the given regions (they outlive a test runtime otherwise). */
 export async function terminateRegionWorkflows(cfg: Config, regions: string[]): Promise<void> {
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
@@ -143,5 +138,29 @@ export async function terminateRegionWorkflows(cfg: Config, regions: string[]): 
     }
   } finally {
     await client.connection.close();
+  }
+}
+
+/**
+ * Waits until Redis has applied every record of the topic: each partition's applied mark
+ * (hh:applied) reaches its log end. Unlike the group's committed offsets, this cannot be
+ * ahead of what Redis holds (after a Redis loss the marks go back with it).
+ */
+export async function waitApplied(admin: Admin, redis: Redis, topic: string, timeoutMs = 300_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      const [ends, marks] = await Promise.all([admin.fetchTopicOffsets(topic), redis.hgetall(appliedKey(topic))]);
+      const behind = ends.reduce((sum, e) => {
+        const m = marks[String(e.partition)] ?? marks['*'];
+        const next = m === undefined ? Number(e.low) : Number(m) + 1;
+        return sum + Math.max(0, Number(e.high) - next);
+      }, 0);
+      if (behind === 0 && (await redis.exists(EPOCH_KEY)) === 1) return;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`not applied after ${timeoutMs / 1000} s: ${behind} records behind`);
+    } catch (e) {
+      if (Date.now() - t0 > timeoutMs) throw e;
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
 }

@@ -33,6 +33,8 @@ import {
   regionTopKey,
   regionWindowKey,
 } from '../keys';
+import { writeRebuildPositions } from '../ingest/positions';
+import { byRank, type RankedCount } from '../ranking';
 
 const CHECKPOINT_SCRIPT = fs.readFileSync(path.join(__dirname, 'checkpoint.lua'), 'utf8');
 const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
@@ -42,34 +44,24 @@ const CUT_FIELD = '\u0000cut';
 
 export interface RecordOptions {
   keyspace: string;
+  /**
+   * The topic whose consumption a rebuild positions (its applied marks and replay targets
+   * in Redis) and how to read its partitions' log ends; without it a rebuild restores
+   * counts only (tools and tests that read the record).
+   */
+  resume?: { topic: string; logEnds: () => Promise<Map<number, bigint>> };
   windows: readonly WindowSpec[];
   boundedK: number;
   /** `bounded`: restored leaderboards are cut back to boundedK (the record keeps evicted posts' last counts). */
   mode?: 'exact' | 'bounded';
 }
 
-export interface RankedCount {
-  post_id: string;
-  view_count: number;
-}
+/** Cassandra refuses a TTL above 20 years (and a 32-bit overflow is an error of its own). */
+export const MAX_CASSANDRA_TTL_S = 630_720_000;
 
-/** Count desc, then post_id desc: the documented rank order. */
-export function byRank(a: RankedCount, b: RankedCount): number {
-  return b.view_count - a.view_count || (a.post_id < b.post_id ? 1 : a.post_id > b.post_id ? -1 : 0);
-}
-
-/** A `WITHSCORES` reply ([member, score, ...]) as ranked counts, in the reply's order. */
-export function fromWithScores(flat: string[]): RankedCount[] {
-  const out: RankedCount[] = [];
-  for (let i = 0; i < flat.length; i += 2) out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
-  return out;
-}
-
-/** The top `k` of the summed counts of several lists (whole leaderboards or snapshots). */
-export function sumTop(lists: Iterable<RankedCount[]>, k: number): { top: RankedCount[]; posts: number } {
-  const sums = new Map<string, number>();
-  for (const list of lists) for (const e of list) sums.set(e.post_id, (sums.get(e.post_id) ?? 0) + e.view_count);
-  return { top: [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k), posts: sums.size };
+/** Seconds from `nowMs` until `expireAtMs`, at most Cassandra's limit (0 or less: already expired). */
+export function cassandraTtl(expireAtMs: number, nowMs: number): number {
+  return Math.min(MAX_CASSANDRA_TTL_S, Math.ceil((expireAtMs - nowMs) / 1000));
 }
 
 export class RegionRecord {
@@ -141,7 +133,7 @@ export class RegionRecord {
         if (keyId !== ALL_TIME) {
           const w = this.windowOf(keyId);
           if (!w) continue;
-          ttl = Math.ceil((w.start + w.spec.sizeMs + w.spec.ttlMs - at) / 1000);
+          ttl = cassandraTtl(w.start + w.spec.sizeMs + w.spec.ttlMs, at);
           if (ttl <= 0) continue;
         }
         queries.push({
@@ -234,25 +226,39 @@ export class RegionRecord {
    */
   async restoreAll(): Promise<{ epoch: string; regions: string[] }> {
     const epoch = randomUUID();
+    const at = Date.now();
+    // The log ends before the restore: whatever the replay must reach to be caught up.
+    const logEnds = await this.opts.resume?.logEnds();
     const rs = await this.cassandra.execute(`SELECT region_id FROM ${this.ks}.regions`, [], { prepare: true, fetchSize: 10_000 });
     const regions = rs.rows.map((r) => r.get('region_id') as string);
-    for (const region of regions) await this.restoreRegion(region, epoch);
+    // Per partition, what every restored region has applied: the lowest of their offsets,
+    // taken from the very rows restored (a checkpoint landing meanwhile cannot skew it).
+    const applied = new Map<number, bigint>();
+    let asOf: number | null = null;
+    for (const region of regions) {
+      const { offsets, checkpointAt } = await this.restoreRegion(region, epoch);
+      for (const [p, o] of offsets) if (o < (applied.get(p) ?? o + 1n)) applied.set(p, o);
+      if (checkpointAt !== null && (asOf === null || checkpointAt < asOf)) asOf = checkpointAt;
+    }
+    if (this.opts.resume && logEnds) await writeRebuildPositions(this.redis, this.opts.resume.topic, { epoch, at, as_of: asOf }, applied, logEnds);
     await this.redis.set(EPOCH_KEY, epoch);
     return { epoch, regions };
   }
 
-  private async restoreRegion(region: string, epoch: string): Promise<void> {
+  private async restoreRegion(region: string, epoch: string): Promise<{ offsets: Map<number, bigint>; checkpointAt: number | null }> {
     const byKey = new Map<string, RankedCount[]>();
     let offsets: Record<string, types.Long> = {};
+    let checkpointAt: number | null = null;
     let pageState: string | undefined;
     do {
       const rs = await this.cassandra.execute(
-        `SELECT key_id, post_id, count, offsets FROM ${this.ks}.region_state WHERE region_id = ?`,
+        `SELECT key_id, post_id, count, offsets, checkpoint_at FROM ${this.ks}.region_state WHERE region_id = ?`,
         [region],
         { prepare: true, fetchSize: 5000, pageState },
       );
       for (const row of rs.rows) {
         offsets = (row.get('offsets') as Record<string, types.Long> | null) ?? offsets;
+        checkpointAt ??= (row.get('checkpoint_at') as Date | null)?.getTime() ?? null;
         const keyId = row.get('key_id') as string | null;
         if (keyId === null) continue; // only the static columns
         let list = byKey.get(keyId);
@@ -290,10 +296,12 @@ export class RegionRecord {
     // Last: from here on the region accepts flushes of the new epoch.
     await this.redis
       .pipeline()
-      .hset(regionMetaKey(region), 'epoch', epoch)
+      // restored_as_of: trailing timeframes (panes are not in the record) miss what came before it.
+      .hset(regionMetaKey(region), 'epoch', epoch, ...(checkpointAt === null ? [] : ['restored_as_of', String(checkpointAt)]))
       .sadd(REGIONS_KEY, region)
       .sadd(GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME) // the global keys are merged again from the restored ones
       .exec();
+    return { offsets: new Map(Object.entries(offsets).map(([p, o]) => [Number(p), BigInt(o.toString())])), checkpointAt };
   }
 }
 

@@ -2,7 +2,8 @@
  * Event-time watermarks of the partitions one ingest member holds: max event time seen
  * minus a bounded out-of-orderness; a partition that is caught up and idle for longer than
  * a timeout advances by processing time instead (so an idle region's windows still close).
- * A region's watermark is the lowest of the partitions its events came through.
+ * A region's watermark is the lowest of the partitions its events came through. A
+ * watermark never passes the clock minus the delay, whatever event times it has seen.
  */
 export class Watermarks {
   private readonly maxEvent = new Map<number, number>();
@@ -41,9 +42,12 @@ export class Watermarks {
   private advance(partition: number): void {
     const max = this.maxEvent.get(partition);
     if (max === undefined) return;
-    let wm = max - this.delayMs;
-    const idleFor = this.now() - (this.lastBatchAt.get(partition) ?? this.now());
-    if (this.caughtUp.get(partition) && idleFor >= this.idleMs) wm = Math.max(wm, this.now() - this.delayMs);
+    const now = this.now();
+    // Never past the clock: an event stamped ahead of it (within the accepted skew) must not
+    // make every later on-time event of the partition late.
+    let wm = Math.min(max, now) - this.delayMs;
+    const idleFor = now - (this.lastBatchAt.get(partition) ?? now);
+    if (this.caughtUp.get(partition) && idleFor >= this.idleMs) wm = now - this.delayMs;
     if (wm > (this.marks.get(partition) ?? -Infinity)) this.marks.set(partition, wm);
   }
 

@@ -1,0 +1,266 @@
+/**
+ * The hot path: a kafkajs consumer-group member reading partition batches (eachBatch).
+ * Per batch: validate, dead-letter the rejects (their reason in a header), route the valid
+ * events to region actors, wait until every actor's atomic Redis step and the side topics
+ * acknowledged, mark the batch applied in Redis, then commit the Kafka offset.
+ *
+ * Where a partition resumes is Redis's own applied mark (positions.ts), read whenever the
+ * member is assigned partitions or Redis changes epoch; a batch fetched from beyond it (a
+ * stale fetch, a group offset ahead of a Redis that lost state) is refused and the
+ * partition is sought back. A crash anywhere replays from the mark; the actors' offset
+ * fences and event_id dedup make the replay count nothing twice.
+ */
+import type { Batch, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import type { Client as TemporalClient } from '@temporalio/client';
+import { EpochChanged, RedisStateLost, type ActorSystem } from '../actors/region-actor';
+import { EPOCH_KEY, watermarksKey } from '../keys';
+import { ensureEpoch, type RegionRecord } from '../store/record';
+import type { Config } from '../config';
+import type { Metrics } from '../metrics';
+import { advancePosition, readPositions } from './positions';
+import { sendChunked } from './produce-chunks';
+import { DLQ_REASON_HEADER, reasonKind, triage } from './triage';
+import { Watermarks } from './watermarks';
+import { WatermarkReporter } from './watermark-reporter';
+
+/** The consumer's settings, each with its unit and reason. */
+export const CONSUMER_SETTINGS = {
+  /** A member silent this long leaves the group; its partitions go to the others. */
+  sessionTimeout: 15_000, // 15 s
+  heartbeatInterval: 3_000, // 3 s
+  /** Bytes fetched per partition per request: one batch, one flush per region. */
+  maxBytesPerPartition: 2 * 1024 * 1024, // 2 MiB
+  /** An idle fetch returns after this long: bounds how stale an idle partition's counts get. */
+  maxWaitTimeInMs: 200, // 200 ms
+  /** How often the member checks Redis's epoch when no batch is flowing (a loss or a rebuild). */
+  epochCheckMs: 1_000, // 1 s
+} as const;
+
+export interface IngestDeps {
+  cfg: Config;
+  kafka: Kafka;
+  /** Shared producer of the process (dead letters, late-event copies). */
+  producer: Producer;
+  actors: ActorSystem;
+  redis: Redis;
+  /** The record Redis is rebuilt from when it lost its state. */
+  record: RegionRecord;
+  metrics?: Metrics;
+  log?: (s: string) => void;
+  /** Where watermarks are signalled (the region coordinators); without it none are sent. */
+  temporal?: { client: TemporalClient; taskQueue: string };
+  /** The current time (ms); event times are checked against it. */
+  now?: () => number;
+  /** Told what this member holds and does (health). */
+  onState?: (s: IngestState) => void;
+  /** The supervising workflow's run id (reported with the state). */
+  run?: string;
+}
+
+export interface IngestProgress {
+  batches: number;
+  consumed: number;
+  deadLettered: number;
+}
+
+/** What one ingest member is doing, for health checks. */
+export interface IngestState {
+  state: 'starting' | 'consuming' | 'stopped';
+  partitions: number[];
+  /** When the last batch was applied (ms), null before the first. */
+  lastBatchAt: number | null;
+  epoch: string | null;
+  /** The run of the supervising workflow this member belongs to (null outside one). */
+  run: string | null;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs the consumer until `signal` aborts (then drains: the in-flight batch finishes, its
+ * offsets are committed, the consumer leaves the group) or the consumer crashes (rejects,
+ * so the supervising workflow retries). `onProgress` runs after each batch.
+ */
+export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgress?: (p: IngestProgress) => void): Promise<IngestProgress> {
+  const { cfg, kafka, producer, actors, metrics, redis, record } = deps;
+  const topic = cfg.kafka.topic;
+  const now = deps.now ?? Date.now;
+  const log = deps.log ?? ((m: string) => process.stdout.write(`[ingest] ${m}\n`));
+  const progress: IngestProgress = { batches: 0, consumed: 0, deadLettered: 0 };
+  const state: IngestState = { state: 'starting', partitions: [], lastBatchAt: null, epoch: null, run: deps.run ?? null };
+  const assigned = new Set<number>();
+  const tell = () => deps.onState?.({ ...state, partitions: [...assigned].sort((a, b) => a - b) });
+  tell();
+  const consumer: Consumer = kafka.consumer({
+    groupId: cfg.ingest.groupId,
+    sessionTimeout: CONSUMER_SETTINGS.sessionTimeout,
+    heartbeatInterval: CONSUMER_SETTINGS.heartbeatInterval,
+    maxBytesPerPartition: CONSUMER_SETTINGS.maxBytesPerPartition,
+    maxWaitTimeInMs: CONSUMER_SETTINGS.maxWaitTimeInMs,
+    // A crash is reported to Temporal (activity failure -> retry), not retried silently here.
+    retry: { retries: 5, restartOnFailure: async () => false },
+  });
+  const crashed = new Promise<never>((_, reject) => {
+    consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
+  });
+  crashed.catch(() => undefined); // raced below
+
+  let epoch = await ensureEpoch(redis, record, log, signal);
+  state.epoch = epoch;
+  /** Per held partition, the next offset to apply under `epoch` (null: the group's own offset). */
+  const positions = new Map<number, bigint | null>();
+  const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now);
+  const reporter = new WatermarkReporter({ cfg, redis, watermarks, held: () => assigned, temporal: deps.temporal, log });
+
+  /**
+   * Reads where every held partition resumes (Redis's applied marks, under its current
+   * epoch; rebuilding Redis first when it lost its state) and seeks there. Runs after each
+   * assignment and whenever a flush finds another epoch; batches wait for it.
+   */
+  let resuming: Promise<void> = Promise.resolve();
+  const resume = (why: string): Promise<void> =>
+    (resuming = resuming.then(async () => {
+      for (;;) {
+        try {
+          const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, signal));
+          const parts = [...assigned];
+          const read = await readPositions(redis, topic, parts);
+          if (read.epoch !== current) continue; // changed again meanwhile
+          if (current !== epoch) log(`epoch ${epoch} -> ${current}: partitions ${parts.join(',') || '(none)'} resume from what Redis has applied`);
+          epoch = current;
+          state.epoch = epoch;
+          positions.clear();
+          for (const [p, next] of read.next) {
+            if (!assigned.has(p)) continue;
+            positions.set(p, next);
+            if (next !== null) consumer.seek({ topic, partition: p, offset: next.toString() });
+          }
+          return;
+        } catch (e) {
+          if (signal.aborted) return;
+          log(`cannot read where to resume (${why}): ${(e as Error).message}; retrying`);
+          await sleep(1000);
+        }
+      }
+    }));
+
+  consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    assigned.clear();
+    for (const p of e.payload.memberAssignment[topic] ?? []) assigned.add(p);
+    watermarks.retain(assigned);
+    tell();
+    void resume('assignment');
+    // Partitions taken over from another member carry on from its last watermark state.
+    const parts = [...assigned];
+    if (parts.length === 0) return;
+    redis.hmget(watermarksKey(topic), ...parts.map(String)).then(
+      (snaps) => snaps.forEach((s, i) => s && assigned.has(parts[i]) && watermarks.seed(parts[i], JSON.parse(s) as { max: number; regions: string[] })),
+      (err: Error) => log(`cannot read the partitions' watermark state: ${err.message}`),
+    );
+  });
+
+  const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    await resuming;
+    const ep = epoch;
+    const { partition } = batch;
+    let next = positions.get(partition);
+    if (next === undefined) {
+      const read = await readPositions(redis, topic, [partition]);
+      if (read.epoch !== ep) return resume('epoch changed');
+      next = read.next.get(partition)!;
+      positions.set(partition, next);
+    }
+    // kafkajs's Batch carries the offset it was fetched from (not in its type declarations).
+    const fetchedFrom = BigInt((batch as Batch & { fetchedOffset: string }).fetchedOffset);
+    if (next !== null && fetchedFrom > next) {
+      // Fetched from beyond what Redis has applied: never skip records; go back to the mark.
+      consumer.seek({ topic, partition, offset: next.toString() });
+      return;
+    }
+    const from = next;
+    const messages = from === null ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
+    metrics?.fenced.inc(batch.messages.length - messages.length);
+    const last = batch.lastOffset();
+    const t = triage(topic, partition, messages, {
+      dedupHorizonMs: cfg.ingest.dedupHorizonMs,
+      maxAheadMs: cfg.ingest.maxAheadMs,
+      now: now(),
+      windows: cfg.ingest.windows,
+      sessions: cfg.ingest.sessions,
+      watermark: watermarks.of(partition),
+    });
+    const flushes = [...t.byRegion].map(([region, events]) => actors.actor(region).apply(partition, events, ep));
+    const side = [
+      ...(t.dead.length ? [{ topic: cfg.kafka.deadLetterTopic, messages: t.dead }] : []),
+      ...(t.late.length ? [{ topic: cfg.kafka.lateTopic, messages: t.late }] : []),
+    ];
+    const results = await Promise.allSettled([...flushes, side.length ? sendChunked(producer, side) : undefined]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      const e = failed.reason as Error;
+      // Nothing of this batch is marked applied; the resume replays it.
+      if (e instanceof EpochChanged || e instanceof RedisStateLost) return resume(e.message);
+      throw e;
+    }
+    if (!(await advancePosition(redis, topic, ep, partition, last))) return resume('Redis changed epoch after the flushes');
+    positions.set(partition, BigInt(last) + 1n);
+    const lagAfter = BigInt(batch.highWatermark) - BigInt(last) - 1n;
+    if (Number.isFinite(t.maxEventTime)) watermarks.observe(partition, t.maxEventTime, t.earliest, lagAfter <= 0n);
+    resolveOffset(last);
+    // For lag monitoring and tools; where a partition resumes is the applied mark above.
+    await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
+    progress.batches++;
+    progress.consumed += batch.messages.length;
+    progress.deadLettered += t.dead.length;
+    state.lastBatchAt = now();
+    if (metrics) {
+      metrics.consumed.inc(batch.messages.length);
+      for (const d of t.dead) metrics.deadLettered.inc({ kind: reasonKind(String(d.headers[DLQ_REASON_HEADER])) });
+      metrics.late.inc(t.late.length);
+      metrics.keyMismatch.inc(t.keyMismatch);
+      metrics.lag.set({ topic, partition: String(partition) }, Math.max(0, Number(lagAfter)));
+    }
+    onProgress?.(progress);
+    await heartbeat();
+  };
+
+  await consumer.connect();
+  let watcher: NodeJS.Timeout | undefined;
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, cfg.kafka.partitions),
+      eachBatch,
+    });
+    state.state = 'consuming';
+    tell();
+    reporter.start();
+    // Notice a loss or a rebuild of Redis even when no batch is flowing.
+    watcher = setInterval(() => {
+      redis.get(EPOCH_KEY).then(
+        (e) => (e !== epoch ? resume('epoch check') : undefined),
+        () => undefined, // Redis unreachable: the next check (or batch) tells
+      );
+    }, CONSUMER_SETTINGS.epochCheckMs);
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await Promise.race([aborted, crashed]);
+  } finally {
+    clearInterval(watcher);
+    reporter.stop();
+    state.state = 'stopped';
+    assigned.clear();
+    tell();
+    // Leaving the group waits for the in-flight batch (kafkajs stops after it), so its
+    // flush and commit complete; then the actors are drained.
+    await consumer.disconnect();
+    await actors.drain();
+  }
+  return progress;
+}

@@ -1,0 +1,89 @@
+/**
+ * Where each partition's consumption resumes: Redis's own record of what it has applied
+ * (`hh:applied:<topic>`, keys.ts), never the consumer group's committed offsets, which a
+ * Redis loss leaves ahead of what Redis still holds. A rebuild from the record writes it
+ * (the record's offsets) atomically with the new epoch; the hot path advances it after
+ * each batch whose flushes all succeeded, under the epoch they ran in.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Redis } from 'ioredis';
+import { EPOCH_KEY, appliedKey, recoveryKey } from '../keys';
+
+const ADVANCE = fs.readFileSync(path.join(__dirname, 'advance-position.lua'), 'utf8');
+
+type PositionRedis = Redis & { hhAdvancePosition(k1: string, k2: string, k3: string, epoch: string, partition: string, offset: string): Promise<number> };
+
+/**
+ * The Redis state's epoch and, per partition, the next offset to apply: after its applied
+ * mark, else after the `*` default, else null (nothing recorded: the group's own offset).
+ */
+export async function readPositions(redis: Redis, topic: string, partitions: number[]): Promise<{ epoch: string | null; next: Map<number, bigint | null> }> {
+  const fields = [...partitions.map(String), '*'];
+  const [[e1, epoch], [e2, marks]] = (await redis.multi().get(EPOCH_KEY).hmget(appliedKey(topic), ...fields).exec())! as [[Error | null, string | null], [Error | null, (string | null)[]]];
+  if (e1 || e2) throw e1 ?? e2;
+  const fallback = marks[marks.length - 1];
+  const next = new Map<number, bigint | null>();
+  partitions.forEach((p, i) => {
+    const mark = marks[i] ?? fallback;
+    next.set(p, mark === null ? null : BigInt(mark) + 1n);
+  });
+  return { epoch, next };
+}
+
+/** Marks `offset` of `partition` applied in every region; false when Redis is no longer at `epoch`. */
+export async function advancePosition(redis: Redis, topic: string, epoch: string, partition: number, offset: string): Promise<boolean> {
+  if (!('hhAdvancePosition' in redis)) redis.defineCommand('hhAdvancePosition', { lua: ADVANCE, numberOfKeys: 3 });
+  const r = await (redis as PositionRedis).hhAdvancePosition(EPOCH_KEY, appliedKey(topic), recoveryKey(topic), epoch, String(partition), offset);
+  return r === 1;
+}
+
+/** A rebuild's replay in progress: when it ran, the record's age, and the partitions still replaying. */
+export interface Recovery {
+  epoch: string;
+  /** When the rebuild ran (ms). */
+  at: number;
+  /** The oldest checkpoint the restored state came from (ms), null without one. */
+  as_of: number | null;
+  /** Partitions whose replay has not yet reached the log end of the rebuild's time. */
+  partitions: number[];
+}
+
+/** The replay in progress after a rebuild, or null when Redis is caught up (or was never rebuilt). */
+export async function readRecovery(redis: Redis, topic: string): Promise<Recovery | null> {
+  return parseRecovery(await redis.hgetall(recoveryKey(topic)));
+}
+
+/** The recovery hash (HGETALL of recoveryKey) as a Recovery, null when none is running. */
+export function parseRecovery(all: Record<string, string>): Recovery | null {
+  if (!all.meta) return null;
+  const meta = JSON.parse(all.meta) as Omit<Recovery, 'partitions'>;
+  const partitions = Object.keys(all).filter((f) => f.startsWith('p:')).map((f) => Number(f.slice(2))).sort((a, b) => a - b);
+  return { ...meta, partitions };
+}
+
+/**
+ * Writes what a rebuild restored: per partition the offset every restored region has
+ * applied (the lowest of their recorded offsets), `*` = -1 (partitions the record does not
+ * name replay from the beginning), and the replay targets (each partition's log end now).
+ * Runs before the new epoch is published, so a consumer never reads the old marks with it.
+ */
+export async function writeRebuildPositions(
+  redis: Redis,
+  topic: string,
+  meta: Omit<Recovery, 'partitions'>,
+  applied: Map<number, bigint>,
+  logEnds: Map<number, bigint>,
+): Promise<void> {
+  const marks = [...applied].flatMap(([p, o]) => [String(p), o.toString()]);
+  const targets: string[] = [];
+  for (const [p, end] of logEnds) {
+    const last = end - 1n;
+    if (last > (applied.get(p) ?? -1n)) targets.push(`p:${p}`, last.toString());
+  }
+  const tx = redis.multi().del(appliedKey(topic), recoveryKey(topic)).hset(appliedKey(topic), '*', '-1', ...marks);
+  if (targets.length) tx.hset(recoveryKey(topic), 'meta', JSON.stringify(meta), ...targets);
+  const res = await tx.exec();
+  const failed = res?.find(([e]) => e);
+  if (failed) throw failed[0];
+}
