@@ -238,9 +238,9 @@ export interface Config {
     readonly port: number;
     /** HH_API_MAX_K: the largest k a query may ask for. @default 1000 */
     readonly maxK: number;
-    /** HH_POST_EVENTS_MAX: the most events one POST /events may carry. @default 10000 */
+    /** HH_POST_EVENTS_MAX: the most events one POST /events may carry. @default 5000 — about 600 KB, within the body limit. */
     readonly maxPostEvents: number;
-    /** HH_API_MAX_BODY_BYTES: the largest request body. @default 1048576 (1 MiB) — about 9,000 events. */
+    /** HH_API_MAX_BODY_BYTES: the largest request body. @default 1048576 (1 MiB) — a body is parsed whole, in one worker. */
     readonly maxBodyBytes: number;
     /** HH_ADMIN_TOKEN: bearer token of the /admin endpoints; unset = admin endpoints refuse. @default unset */
     readonly adminToken: string | undefined;
@@ -349,7 +349,7 @@ export function loadConfig(env: Env = process.env): Config {
     api: {
       port: port(env, 'HH_API_PORT', 3000),
       maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
-      maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 10_000, 1, 1_000_000),
+      maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 5_000, 1, 1_000_000),
       maxBodyBytes: int(env, 'HH_API_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
       adminToken: adminToken(env),
       cacheMs: int(env, 'HH_API_CACHE_MS', 50, 0, 60_000),

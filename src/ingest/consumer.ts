@@ -131,11 +131,16 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           epoch = current;
           state.epoch = epoch;
           positions.clear();
+          const commits: { topic: string; partition: number; offset: string }[] = [];
           for (const [p, next] of read.next) {
             if (!assigned.has(p)) continue;
             positions.set(p, next);
-            if (next !== null) consumer.seek({ topic, partition: p, offset: next.toString() });
+            if (next === null) continue;
+            consumer.seek({ topic, partition: p, offset: next.toString() });
+            commits.push({ topic, partition: p, offset: next.toString() });
           }
+          // The group's offsets say the same (for lag monitoring and tools).
+          if (commits.length) await consumer.commitOffsets(commits);
           return;
         } catch (e) {
           if (signal.aborted) return;
