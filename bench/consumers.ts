@@ -18,13 +18,7 @@ export interface ConsumerRun {
 const CONSUMER = { sessionTimeout: 15_000, heartbeatInterval: 3_000, maxBytesPerPartition: 2 * 1024 * 1024, maxWaitTimeInMs: 200 };
 
 /** Runs `handle` over the first `events` records of `topic` (all partitions, from the beginning). */
-async function consume(
-  kafka: Kafka,
-  topic: string,
-  groupId: string,
-  events: number,
-  handle: (values: Buffer[]) => Promise<void> | void,
-): Promise<ConsumerRun> {
+async function consume(kafka: Kafka, topic: string, groupId: string, events: number, handle: (values: Buffer[]) => Promise<void> | void): Promise<ConsumerRun> {
   const consumer = kafka.consumer({ groupId, ...CONSUMER });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });

@@ -64,7 +64,9 @@ const r2 = (n: number) => Math.round(n * 100) / 100;
 
 export function ratios(r: BenchResults): Record<string, string> {
   const pair = (mode: string) => {
-    const ms = Object.values(r.memory).filter((m) => m.mode === mode).sort((a, b) => a.distinct - b.distinct);
+    const ms = Object.values(r.memory)
+      .filter((m) => m.mode === mode)
+      .sort((a, b) => a.distinct - b.distinct);
     return ms.length >= 2 ? [ms[0], ms[ms.length - 1]] : undefined;
   };
   const check = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -93,16 +95,36 @@ function markdown(r: BenchResults, rs: Record<string, string>): string {
     ['(b) ours: full hot path, 2 workers', `${fmt(r.ingest.ours_eps)} events/s`, `top 10 of every region exact: ${r.ingest.exact}`],
     ['(c) naive: one ZINCRBY round trip per event', `${fmt(r.ingest.naive_eps)} events/s`, `first ${fmt(r.ingest.naive_events)} events`],
     ['(c2) naive: ZINCRBY per event, pipelined per batch', `${fmt(r.ingest.naive_pipelined_eps)} events/s`, 'no validation, dedup, windows or fence'],
-    ['(d) freshness, produce → visible in GET /top-posts', `p50 ${r.freshness_ms.p50} ms, p99 ${r.freshness_ms.p99} ms`, `at ${fmt(r.freshness_ms.rate_eps)} events/s, ${r.freshness_ms.probes} probes`],
+    [
+      '(d) freshness, produce → visible in GET /top-posts',
+      `p50 ${r.freshness_ms.p50} ms, p99 ${r.freshness_ms.p99} ms`,
+      `at ${fmt(r.freshness_ms.rate_eps)} events/s, ${r.freshness_ms.probes} probes`,
+    ],
     [
       '(d) freshness at a quarter of (b)',
       `p50 ${r.freshness_ms.at_quarter_rate.p50} ms, p99 ${r.freshness_ms.at_quarter_rate.p99} ms`,
       `at ${fmt(r.freshness_ms.at_quarter_rate.rate_eps)} events/s, ${r.freshness_ms.at_quarter_rate.probes} probes`,
     ],
-    ['(e) GET /top-posts (autocannon, 16 connections)', `${fmt(r.api.rps)} req/s, p50 ${r.api.p50_ms} ms, p99 ${r.api.p99_ms} ms`, `${r.api.body_bytes}-byte answers`],
-    ['(e) GET /top-posts at 2,000 req/s', `p50 ${r.api.at_2000_rps.p50_ms} ms, p99 ${r.api.at_2000_rps.p99_ms} ms`, `median of 3 runs by p99 (${r.api.at_2000_rps.p99_runs_ms.join(', ')} ms)`],
-    ['(e) limit: bare Express, constant body of the same size', `${fmt(r.api.limit_rps)} req/s, p50 ${r.api.limit_p50_ms} ms, p99 ${r.api.limit_p99_ms} ms`, 'same worker count'],
-    ['(e) limit at 2,000 req/s', `p50 ${r.api.limit_at_2000_rps.p50_ms} ms, p99 ${r.api.limit_at_2000_rps.p99_ms} ms`, `beside the runtime, on the same cores (${r.api.limit_at_2000_rps.p99_runs_ms.join(', ')} ms)`],
+    [
+      '(e) GET /top-posts (autocannon, 16 connections)',
+      `${fmt(r.api.rps)} req/s, p50 ${r.api.p50_ms} ms, p99 ${r.api.p99_ms} ms`,
+      `${r.api.body_bytes}-byte answers`,
+    ],
+    [
+      '(e) GET /top-posts at 2,000 req/s',
+      `p50 ${r.api.at_2000_rps.p50_ms} ms, p99 ${r.api.at_2000_rps.p99_ms} ms`,
+      `median of 3 runs by p99 (${r.api.at_2000_rps.p99_runs_ms.join(', ')} ms)`,
+    ],
+    [
+      '(e) limit: bare Express, constant body of the same size',
+      `${fmt(r.api.limit_rps)} req/s, p50 ${r.api.limit_p50_ms} ms, p99 ${r.api.limit_p99_ms} ms`,
+      'same worker count',
+    ],
+    [
+      '(e) limit at 2,000 req/s',
+      `p50 ${r.api.limit_at_2000_rps.p50_ms} ms, p99 ${r.api.limit_at_2000_rps.p99_ms} ms`,
+      `beside the runtime, on the same cores (${r.api.limit_at_2000_rps.p99_runs_ms.join(', ')} ms)`,
+    ],
     ...Object.values(r.memory).map((m): [string, string, string] => [
       `(f) memory, ${m.mode} mode, ${fmt(m.distinct)} distinct posts, ${fmt(m.events)} events`,
       `Redis +${mib(m.redis_used_bytes)}; worker RSS ${mib(m.worker_rss_bytes)}`,
@@ -161,7 +183,9 @@ function svg(r: BenchResults): string {
     for (const [label, v] of g.bars) {
       const w = Math.max(1, ((W - labelW - 110) * v) / max);
       parts.push(`<text x="10" y="${y + 16}">${label}</text>`);
-      parts.push(`<rect x="${labelW}" y="${y + 2}" width="${w.toFixed(1)}" height="${barH - 4}" fill="${label.startsWith('limit') ? '#999' : label.startsWith('ours') ? '#2a7' : '#c63'}"/>`);
+      parts.push(
+        `<rect x="${labelW}" y="${y + 2}" width="${w.toFixed(1)}" height="${barH - 4}" fill="${label.startsWith('limit') ? '#999' : label.startsWith('ours') ? '#2a7' : '#c63'}"/>`,
+      );
       parts.push(`<text x="${labelW + w + 6}" y="${y + 16}">${fmt(v)}</text>`);
       y += barH;
     }

@@ -123,7 +123,12 @@ function cpuSample(workers: number[]): Record<string, number> {
 async function redisCommandCost(redis: Redis, events: number): Promise<Record<string, number>> {
   const info = await redis.info('commandstats');
   const rows = [...info.matchAll(/^cmdstat_(\w+(?:\|\w+)?):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], Number(m[3])] as const);
-  return Object.fromEntries(rows.sort((a, b) => b[1] - a[1]).slice(0, 6).map(([cmd, us]) => [cmd, round(us / events, 2)]));
+  return Object.fromEntries(
+    rows
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([cmd, us]) => [cmd, round(us / events, 2)]),
+  );
 }
 
 /** Redis, Cassandra record and region workflows back to empty: the next runtime counts from zero. */
@@ -171,7 +176,9 @@ async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number
       await iso.producer.send({
         topic,
         acks: -1,
-        messages: [{ key: probeRegion, value: JSON.stringify({ event_id: `${probeRegion}-${i}`, post_id: 'probe', region_id: probeRegion, timestamp: Date.now() }) }],
+        messages: [
+          { key: probeRegion, value: JSON.stringify({ event_id: `${probeRegion}-${i}`, post_id: 'probe', region_id: probeRegion, timestamp: Date.now() }) },
+        ],
       });
       for (;;) {
         const res = await fetch(`${rt.api}/top-posts?region=${probeRegion}&k=1`);
@@ -190,7 +197,13 @@ async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number
   stop.abort();
   const produced = await background;
   lat.sort((a, b) => a - b);
-  return { p50: round(percentile(lat, 50), 1), p99: round(percentile(lat, 99), 1), max: round(lat[lat.length - 1], 1), probes: lat.length, rate_eps: round(produced.sent / (produced.ms / 1000)) };
+  return {
+    p50: round(percentile(lat, 50), 1),
+    p99: round(percentile(lat, 99), 1),
+    max: round(lat[lat.length - 1], 1),
+    probes: lat.length,
+    rate_eps: round(produced.sent / (produced.ms / 1000)),
+  };
 }
 
 async function cannon(url: string, opts: { seconds: number; rate?: number }) {
@@ -347,12 +360,17 @@ async function main(): Promise<void> {
   const prefix = `${id}_`;
   const iso = new Isolated(id, { HH_WORKERS: '2' }, REGIONS);
   await iso.setUp();
-  await ensureTopics(cfg, MEM_DISTINCT.map((d) => ({ topic: memTopic(iso, d), numPartitions: REGIONS })));
+  await ensureTopics(
+    cfg,
+    MEM_DISTINCT.map((d) => ({ topic: memTopic(iso, d), numPartitions: REGIONS })),
+  );
   const topic = iso.env.HH_KAFKA_TOPIC;
   const regions = regionNames(REGIONS, prefix);
   let rt: Runtime | undefined;
   const t0 = Date.now();
-  log(`bench ${smoke ? '(smoke) ' : ''}on ${os.cpus().length} cores, ${round(os.totalmem() / 2 ** 30)} GiB; ${N.toLocaleString()} events, ${REGIONS} regions, ${POSTS.toLocaleString()} Zipf posts`);
+  log(
+    `bench ${smoke ? '(smoke) ' : ''}on ${os.cpus().length} cores, ${round(os.totalmem() / 2 ** 30)} GiB; ${N.toLocaleString()} events, ${REGIONS} regions, ${POSTS.toLocaleString()} Zipf posts`,
+  );
   try {
     const pre = await produceLoad(iso.producer, { events: N, regions: REGIONS, posts: POSTS, zipf: 1.1, seed: 1, prefix, topic, rate: 0 });
     log(`pre-loaded ${pre.sent.toLocaleString()} events in ${round(pre.ms / 1000, 1)} s`);
@@ -387,7 +405,9 @@ async function main(): Promise<void> {
     log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
     log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
 
-    const fresh = want('fresh') ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 2)), prefix) : { p50: NaN, p99: NaN, max: NaN, probes: 0, rate_eps: NaN };
+    const fresh = want('fresh')
+      ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 2)), prefix)
+      : { p50: NaN, p99: NaN, max: NaN, probes: 0, rate_eps: NaN };
     log(`(d) freshness at ${fresh.rate_eps.toLocaleString()} events/s: p50 ${fresh.p50} ms, p99 ${fresh.p99} ms (${fresh.probes} probes)`);
     // The same at a quarter of (b)'s rate: how latency grows with load on these shared cores.
     const quarter = want('fresh') ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 4)), `${prefix}q`) : fresh;
@@ -397,16 +417,28 @@ async function main(): Promise<void> {
     // The API is measured on a quiet runtime: the freshness load drained first.
     await waitDrained(iso.admin, `${id}.ours2`, topic);
     const a = await api(rt, regions[0]);
-    log(`(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms; at 2,000 req/s p99 ${a.at2000.p99_ms} ms; bare Express ${a.limit.rps.toLocaleString()} req/s, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms`);
+    log(
+      `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms; at 2,000 req/s p99 ${a.at2000.p99_ms} ms; bare Express ${a.limit.rps.toLocaleString()} req/s, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms`,
+    );
     await rt.stop();
     await terminateSupervisors(rt.cfg);
     rt = undefined;
 
     const mem = [];
-    for (const [d, mode] of want('memory') ? MEM_DISTINCT.flatMap((x) => [[x, 'exact'], [x, 'bounded']] as const) : []) {
+    for (const [d, mode] of want('memory')
+      ? MEM_DISTINCT.flatMap(
+          (x) =>
+            [
+              [x, 'exact'],
+              [x, 'bounded'],
+            ] as const,
+        )
+      : []) {
       const m = await memory(iso, iso.producer, d, mode, `${id}_m${d}_`);
       mem.push(m);
-      log(`(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms`);
+      log(
+        `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms`,
+      );
     }
 
     const results: BenchResults = {

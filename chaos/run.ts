@@ -224,7 +224,11 @@ async function main(): Promise<void> {
   log(`chaos: ${ROUNDS} round(s), seed ${SEED}, ${REGIONS} regions, ${RATE} events/s for ${STREAM_S} s a round; faults: ${schedule.join(', ')}`);
   await iso.setUp();
   const temporal = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }) });
-  const record = new RegionRecord(iso.redis, iso.cassandra, { keyspace: iso.keyspace, windows: loadConfig({ HH_WINDOWS: `${WINDOW}/20s/3m` }).ingest.windows, boundedK: 1000 });
+  const record = new RegionRecord(iso.redis, iso.cassandra, {
+    keyspace: iso.keyspace,
+    windows: loadConfig({ HH_WINDOWS: `${WINDOW}/20s/3m` }).ingest.windows,
+    boundedK: 1000,
+  });
   const rt: Runtime = await startRuntime(iso.env);
   const truth: Truth = {};
   const windowTruth = new Map<string, Record<string, number>>(); // "<region>|<start>" -> post -> count
@@ -262,7 +266,11 @@ async function main(): Promise<void> {
         for (let slot = 1; slot <= 2; slot++) await temporal.workflow.getHandle(supervisorId(iso.env.HH_TEMPORAL_TASK_QUEUE, slot)).terminate('chaos');
         return null;
       case 'terminate-coordinators':
-        for (const r of regions) await temporal.workflow.getHandle(coordinatorWorkflowId(r)).terminate('chaos').catch(() => undefined);
+        for (const r of regions)
+          await temporal.workflow
+            .getHandle(coordinatorWorkflowId(r))
+            .terminate('chaos')
+            .catch(() => undefined);
         return null;
       case 'poison': {
         const now = Date.now();
@@ -271,7 +279,10 @@ async function main(): Promise<void> {
           acks: -1,
           messages: [
             { key: regions[0], value: JSON.stringify({ event_id: `${id}-far`, post_id: 'poison', region_id: regions[0], timestamp: 4_102_444_800_000 }) },
-            { key: regions[1], value: JSON.stringify({ event_id: `${id}-big`, post_id: 'poison', region_id: regions[1], timestamp: now, note: 'x'.repeat(100_000) }) },
+            {
+              key: regions[1],
+              value: JSON.stringify({ event_id: `${id}-big`, post_id: 'poison', region_id: regions[1], timestamp: now, note: 'x'.repeat(100_000) }),
+            },
             { key: 'global', value: JSON.stringify({ event_id: `${id}-global`, post_id: 'poison', region_id: 'global', timestamp: now }) },
           ],
         });
@@ -335,52 +346,75 @@ async function main(): Promise<void> {
           failures.push((e as Error).message.slice(0, 400));
         }
       };
-      await check('redis', async () => {
-        for (const r of regions) {
-          const flat = await iso.redis.zrange(regionTopKey(r), 0, -1, 'WITHSCORES');
-          const got: Record<string, number> = {};
-          for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
-          const diff = compare(got, truth[r] ?? {});
-          if (diff) throw new Error(`${r} in Redis: ${diff}`);
-        }
-      }, 120_000);
-      await check('api', async () => {
-        for (const r of regions) {
-          const body = (await (await fetch(`${rt.api}/top-posts?region=${r}&k=100`)).json()) as { status: string; top_posts: { post_id: string; view_count: number }[] };
-          if (body.status !== 'live') throw new Error(`${r}: the API answers ${body.status}`);
-          const want = truthTopK(truth[r] ?? {}, 100);
-          const got = body.top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count }));
-          if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${r}: the API's top 100 differs from the truth`);
-        }
-      }, 60_000);
-      await check('record', async () => {
-        for (const r of regions) {
-          if ((await iso.redis.exists(regionDirtyKey(r), regionInflightKey(r))) > 0) throw new Error(`${r} not checkpointed yet`);
-          const rec = await record.readKey(r, ALL_TIME);
-          const diff = compare(Object.fromEntries((rec?.top ?? []).map((p) => [p.post_id, p.view_count])), truth[r] ?? {});
-          if (diff) throw new Error(`${r} in Cassandra: ${diff}`);
-        }
-      }, 180_000);
-      await check('windows', async () => {
-        for (const w of roundWindows) {
-          const [r, start] = w.split('|');
-          const status = await temporal.workflow.getHandle(windowWorkflowId(r, WINDOW, Number(start))).query(windowStatusQuery);
-          if (status.state !== 'FINAL' && status.state !== 'EXPIRED') throw new Error(`window ${r} ${WINDOW}:${start} is ${status.state}`);
-          const rs = await iso.cassandra.execute(
-            `SELECT post_id, count FROM ${iso.keyspace}.views_by_region_and_window WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
-            [r, WINDOW, new Date(Number(start))],
-            { prepare: true, fetchSize: 10_000 },
-          );
-          const diff = compare(Object.fromEntries(rs.rows.map((row) => [row.get('post_id') as string, Number(row.get('count'))])), windowTruth.get(w)!);
-          if (diff) throw new Error(`window ${r} ${WINDOW}:${start} snapshot: ${diff}`);
-        }
-      }, 180_000);
+      await check(
+        'redis',
+        async () => {
+          for (const r of regions) {
+            const flat = await iso.redis.zrange(regionTopKey(r), 0, -1, 'WITHSCORES');
+            const got: Record<string, number> = {};
+            for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
+            const diff = compare(got, truth[r] ?? {});
+            if (diff) throw new Error(`${r} in Redis: ${diff}`);
+          }
+        },
+        120_000,
+      );
+      await check(
+        'api',
+        async () => {
+          for (const r of regions) {
+            const body = (await (await fetch(`${rt.api}/top-posts?region=${r}&k=100`)).json()) as {
+              status: string;
+              top_posts: { post_id: string; view_count: number }[];
+            };
+            if (body.status !== 'live') throw new Error(`${r}: the API answers ${body.status}`);
+            const want = truthTopK(truth[r] ?? {}, 100);
+            const got = body.top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count }));
+            if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${r}: the API's top 100 differs from the truth`);
+          }
+        },
+        60_000,
+      );
+      await check(
+        'record',
+        async () => {
+          for (const r of regions) {
+            if ((await iso.redis.exists(regionDirtyKey(r), regionInflightKey(r))) > 0) throw new Error(`${r} not checkpointed yet`);
+            const rec = await record.readKey(r, ALL_TIME);
+            const diff = compare(Object.fromEntries((rec?.top ?? []).map((p) => [p.post_id, p.view_count])), truth[r] ?? {});
+            if (diff) throw new Error(`${r} in Cassandra: ${diff}`);
+          }
+        },
+        180_000,
+      );
+      await check(
+        'windows',
+        async () => {
+          for (const w of roundWindows) {
+            const [r, start] = w.split('|');
+            const status = await temporal.workflow.getHandle(windowWorkflowId(r, WINDOW, Number(start))).query(windowStatusQuery);
+            if (status.state !== 'FINAL' && status.state !== 'EXPIRED') throw new Error(`window ${r} ${WINDOW}:${start} is ${status.state}`);
+            const rs = await iso.cassandra.execute(
+              `SELECT post_id, count FROM ${iso.keyspace}.views_by_region_and_window WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
+              [r, WINDOW, new Date(Number(start))],
+              { prepare: true, fetchSize: 10_000 },
+            );
+            const diff = compare(Object.fromEntries(rs.rows.map((row) => [row.get('post_id') as string, Number(row.get('count'))])), windowTruth.get(w)!);
+            if (diff) throw new Error(`window ${r} ${WINDOW}:${start} snapshot: ${diff}`);
+          }
+        },
+        180_000,
+      );
       if (fault === 'poison') {
-        await check('poison dead-lettered', async () => {
-          const n = (await dlqEnd(iso)) - dlqBefore;
-          if (n < 3) throw new Error(`${n} of the 3 poisoned records in the dead-letter topic`);
-          if (await iso.redis.sismember(REGIONS_KEY, 'global')) throw new Error('a region "global" was counted');
-        }, 60_000);
+        await check(
+          'poison dead-lettered',
+          async () => {
+            const n = (await dlqEnd(iso)) - dlqBefore;
+            if (n < 3) throw new Error(`${n} of the 3 poisoned records in the dead-letter topic`);
+            if (await iso.redis.sismember(REGIONS_KEY, 'global')) throw new Error('a region "global" was counted');
+          },
+          60_000,
+        );
       }
       if (probe.wrong.length) failures.push(...probe.wrong.map((w) => `wrong answer: ${w}`));
       const exact = Object.values(checks).every(Boolean) && failures.length === 0;
@@ -451,18 +485,25 @@ function writeReport(rounds: RoundResult[], meta: { seed: number; short: boolean
       longest_5xx_ms: rs.length ? Math.max(...rs.map((r) => r.longest_5xx_ms)) : 0,
     };
   }).filter((f) => f.rounds > 0);
-  const json = { generated_at: new Date().toISOString(), seed: meta.seed, stream: { regions: REGIONS, posts: POSTS, events_per_s: RATE, seconds: STREAM_S }, summary: byFault, rounds };
+  const json = {
+    generated_at: new Date().toISOString(),
+    seed: meta.seed,
+    stream: { regions: REGIONS, posts: POSTS, events_per_s: RATE, seconds: STREAM_S },
+    summary: byFault,
+    rounds,
+  };
   fs.writeFileSync(path.join(OUT, `${name}.json`), `${JSON.stringify(json, null, 2)}\n`);
   const md = [
     `# Chaos run (${new Date().toISOString().slice(0, 10)}, seed ${meta.seed})`,
     '',
     `${rounds.length} rounds; each a stream of ${RATE} events/s for ${STREAM_S} s over ${REGIONS} regions, one fault at a random moment. ` +
-      'Exact = Redis, the API and the Cassandra record equal the truth, and the round\'s windows are FINAL with snapshots equal to theirs.',
+      "Exact = Redis, the API and the Cassandra record equal the truth, and the round's windows are FINAL with snapshots equal to theirs.",
     '',
     '| fault | rounds | exact | ingest resumed (max) | wrong answers as live | longest 5xx stretch |',
     '| --- | --- | --- | --- | --- | --- |',
     ...byFault.map(
-      (f) => `| ${f.fault} | ${f.rounds} | ${f.exact} | ${f.ingest_resumed_ms_max === null ? '-' : `${(f.ingest_resumed_ms_max / 1000).toFixed(1)} s`} | ${f.wrong_answer_ms} ms | ${(f.longest_5xx_ms / 1000).toFixed(1)} s |`,
+      (f) =>
+        `| ${f.fault} | ${f.rounds} | ${f.exact} | ${f.ingest_resumed_ms_max === null ? '-' : `${(f.ingest_resumed_ms_max / 1000).toFixed(1)} s`} | ${f.wrong_answer_ms} ms | ${(f.longest_5xx_ms / 1000).toFixed(1)} s |`,
     ),
     '',
     '| round | fault | at | down | exact | ingest resumed | wrong answers | longest 5xx | answers live / recovering / record / failed |',

@@ -9,7 +9,11 @@ const lock = path.join(root, 'package-lock.json');
 const stamp = path.join(root, 'node_modules', '.heavy-hitters-lock.sha256');
 const want = createHash('sha256').update(fs.readFileSync(lock)).digest('hex');
 let have = '';
-try { have = fs.readFileSync(stamp, 'utf8').trim(); } catch { /* first install */ }
+try {
+  have = fs.readFileSync(stamp, 'utf8').trim();
+} catch {
+  /* first install */
+}
 if (have !== want) {
   const t0 = Date.now();
   console.log('[deps] installing node_modules from package-lock.json (npm ci)');

@@ -11,7 +11,7 @@ import { kafkaClient } from '../src/clients';
 import { produceLoad } from '../src/load/produce';
 import { postMetadata } from '../src/load/generator';
 import { writePosts } from '../src/store/posts';
-import { cassandraClient } from '../src/bootstrap/cassandra';
+import { cassandraClient } from '../src/clients';
 
 function parseArgs(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -53,9 +53,13 @@ async function main(): Promise<void> {
     // Every post the stream can name gets its metadata first, so answers show real authors.
     const client = cassandraClient(cfg, cfg.cassandra.keyspace);
     const t0 = Date.now();
-    const n = await writePosts(client, cfg.cassandra.keyspace, (function* () {
-      for (let i = 0; i < opts.posts; i++) yield postMetadata(i, opts.prefix);
-    })());
+    const n = await writePosts(
+      client,
+      cfg.cassandra.keyspace,
+      (function* () {
+        for (let i = 0; i < opts.posts; i++) yield postMetadata(i, opts.prefix);
+      })(),
+    );
     await client.shutdown();
     process.stdout.write(`[load] wrote metadata of ${n} posts in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }
@@ -70,8 +74,7 @@ async function main(): Promise<void> {
     onRetry: (e, attempt) => {
       if (attempt === 1 || attempt % 20 === 0) process.stdout.write(`[load] Kafka did not acknowledge a send (${e.message}); retrying until it does\n`);
     },
-    onProgress: (sent, ms) =>
-      process.stdout.write(`[load] ${sent}/${opts.events} events, ${Math.round((sent * 1000) / Math.max(1, ms))} events/s\n`),
+    onProgress: (sent, ms) => process.stdout.write(`[load] ${sent}/${opts.events} events, ${Math.round((sent * 1000) / Math.max(1, ms))} events/s\n`),
   });
   await producer.disconnect();
   if (args.truth) fs.writeFileSync(args.truth, JSON.stringify({ options: opts, sent: res.sent, counts: res.truth }));

@@ -12,7 +12,9 @@ import { config, type Config } from '../src/config';
 import { regionTopKey } from '../src/keys';
 import { supervisorId } from '../src/runtime/ids';
 import { createWorker } from '../src/worker';
-import { smokeWorkflow } from '../src/workflows';
+import { temporalWorkerConnection } from '../src/clients';
+import { smokeWorkflow } from '../test/fixtures/workflows';
+import { SMOKE_WORKFLOWS_PATH, smokeActivities } from '../test/fixtures/smoke-activities';
 import { startRuntime } from './harness/runtime';
 import { coordinatorWorkflowId, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../src/workflows/definitions';
 import { temporalBin } from './stack/services';
@@ -23,7 +25,16 @@ const HISTORIES = path.join(__dirname, '..', 'test', 'histories');
 /** The CLI writes the canonical proto3 JSON that Worker.runReplayHistory reads. */
 function saveHistory(cfg: Config, workflowId: string, name: string): void {
   const json = execFileSync(temporalBin(cfg), [
-    'workflow', 'show', '--address', cfg.temporal.address, '--namespace', cfg.temporal.namespace, '-w', workflowId, '--output', 'json',
+    'workflow',
+    'show',
+    '--address',
+    cfg.temporal.address,
+    '--namespace',
+    cfg.temporal.namespace,
+    '-w',
+    workflowId,
+    '--output',
+    'json',
   ]).toString();
   const out = path.join(HISTORIES, `${name}.json`);
   fs.writeFileSync(out, json);
@@ -35,7 +46,8 @@ async function recordSmoke(cfg: Config, client: Client): Promise<void> {
   const region = `record-${Date.now()}`;
   await redis.zadd(regionTopKey(region), 5, 'p1', 3, 'p2');
   const taskQueue = `record-${Date.now()}`;
-  const { worker, connection } = await createWorker(cfg, { redis }, taskQueue);
+  const connection = await temporalWorkerConnection(cfg);
+  const worker = await createWorker({ cfg, connection, taskQueue, activities: smokeActivities(redis), workflowsPath: SMOKE_WORKFLOWS_PATH });
   const workflowId = `record-smoke-${Date.now()}`;
   await worker.runUntil(client.workflow.execute(smokeWorkflow, { taskQueue, workflowId, args: [{ region, k: 2 }] }));
   saveHistory(cfg, workflowId, 'smoke');
@@ -80,7 +92,10 @@ async function recordWindows(cfg: Config, client: Client, suffix: string): Promi
   const w0 = windowWorkflowId(region, '2s', B);
   const until = async (state: string) => {
     for (let i = 0; i < 200; i++) {
-      const st = await client.workflow.getHandle(w0).query(windowStatusQuery).catch(() => undefined);
+      const st = await client.workflow
+        .getHandle(w0)
+        .query(windowStatusQuery)
+        .catch(() => undefined);
       if (st?.state === state) return;
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -60,10 +60,14 @@ function duration(env: Env, name: string, fallback: string): number {
   return ms;
 }
 
-function topkMode(env: Env, sessions: readonly SessionSpec[]): 'exact' | 'bounded' {
+/** `exact`: every post counted; `bounded`: Space-Saving leaderboards of HH_TOPK_BOUNDED_K posts (HH_TOPK_MODE). */
+export type TopKMode = 'exact' | 'bounded';
+
+function topkMode(env: Env, sessions: readonly SessionSpec[]): TopKMode {
   const v = str(env, 'HH_TOPK_MODE', 'exact');
   if (v !== 'exact' && v !== 'bounded') throw new ConfigError('HH_TOPK_MODE', `must be exact or bounded, got "${v}"`);
-  if (v === 'bounded' && sessions.length) throw new ConfigError('HH_TOPK_MODE', 'bounded mode keeps no session buckets: remove the gap<duration> entries from HH_WINDOWS');
+  if (v === 'bounded' && sessions.length)
+    throw new ConfigError('HH_TOPK_MODE', 'bounded mode keeps no session buckets: remove the gap<duration> entries from HH_WINDOWS');
   return v;
 }
 
@@ -127,7 +131,10 @@ export const DEFAULT_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d,24h/30m/8d,5m@1m';
 
 function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[]; sessions: SessionSpec[] } {
   const raw = str(env, 'HH_WINDOWS', DEFAULT_WINDOWS);
-  const entries = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const entries = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const out: WindowSpec[] = [];
   const slides: { entry: string; name: string; sizeMs: number; slideMs: number; lateness?: string; ttl?: string }[] = [];
   const sessions: SessionSpec[] = [];
@@ -135,14 +142,17 @@ function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[]; se
     const [name, lateness, ttl] = entry.split('/');
     if (name.startsWith('gap')) {
       const gapMs = parseDuration(name.slice(3));
-      if (gapMs === undefined || gapMs < 1000 || gapMs % 1000 !== 0) throw new ConfigError('HH_WINDOWS', `"${entry}": a session window is gap<duration> of whole seconds, e.g. gap30s`);
+      if (gapMs === undefined || gapMs < 1000 || gapMs % 1000 !== 0)
+        throw new ConfigError('HH_WINDOWS', `"${entry}": a session window is gap<duration> of whole seconds, e.g. gap30s`);
       if (sessions.some((x) => x.name === name)) throw new ConfigError('HH_WINDOWS', `"${name}" is listed twice`);
       const bucket = Math.floor(gapMs / 30 / 1000) * 1000;
       const bucketMs = bucket >= 1000 && gapMs % bucket === 0 ? bucket : 1000;
       const latenessMs = lateness === undefined || lateness === '' ? 0 : lateness === '0' ? 0 : parseDuration(lateness);
-      if (latenessMs === undefined || latenessMs % 1000 !== 0) throw new ConfigError('HH_WINDOWS', `"${entry}": allowed lateness must be whole seconds, such as 30s`);
+      if (latenessMs === undefined || latenessMs % 1000 !== 0)
+        throw new ConfigError('HH_WINDOWS', `"${entry}": allowed lateness must be whole seconds, such as 30s`);
       const ttlMs = ttl === undefined ? Math.max(2 * gapMs, 3_600_000) : parseDuration(ttl);
-      if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
+      if (ttlMs === undefined || ttlMs <= latenessMs)
+        throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
       sessions.push({ name, gapMs, bucketMs, latenessMs, ttlMs });
       continue;
     }
@@ -159,12 +169,15 @@ function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[]; se
     }
     const sizeMs = parseDuration(name);
     if (sizeMs === undefined || sizeMs < 1000) throw new ConfigError('HH_WINDOWS', `"${name}" is not a window size of at least 1s (e.g. 1m,5m,1h,24h)`);
-    if (86_400_000 % sizeMs !== 0 && sizeMs % 86_400_000 !== 0) throw new ConfigError('HH_WINDOWS', `"${name}" must divide a day evenly (or be whole days), so windows align`);
+    if (86_400_000 % sizeMs !== 0 && sizeMs % 86_400_000 !== 0)
+      throw new ConfigError('HH_WINDOWS', `"${name}" must divide a day evenly (or be whole days), so windows align`);
     if (out.some((w) => w.sizeMs === sizeMs)) throw new ConfigError('HH_WINDOWS', `"${name}" is listed twice`);
     const latenessMs = lateness === undefined ? Math.min(sizeMs, 60_000) / 6 : lateness === '0' ? 0 : parseDuration(lateness);
-    if (latenessMs === undefined || latenessMs > sizeMs * 10) throw new ConfigError('HH_WINDOWS', `"${entry}": allowed lateness must be a duration such as 30s, at most 10 window sizes`);
+    if (latenessMs === undefined || latenessMs > sizeMs * 10)
+      throw new ConfigError('HH_WINDOWS', `"${entry}": allowed lateness must be a duration such as 30s, at most 10 window sizes`);
     const ttlMs = ttl === undefined ? Math.max(2 * sizeMs, 600_000) : parseDuration(ttl);
-    if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
+    if (ttlMs === undefined || ttlMs <= latenessMs)
+      throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
     out.push({ name, sizeMs, latenessMs, ttlMs });
   }
   if (out.length > MAX_TUMBLING_SPECS) throw new ConfigError('HH_WINDOWS', `at most ${MAX_TUMBLING_SPECS} tumbling window specs`);
@@ -181,7 +194,8 @@ function windows(env: Env): { tumbling: WindowSpec[]; sliding: SlidingSpec[]; se
       throw new ConfigError('HH_WINDOWS', `"${entry}": its panes (${pane.name}) must live at least size + lateness after they end; raise the ${pane.name} ttl`);
     }
     const ttlMs = ttl === undefined ? Math.max(2 * sizeMs, 600_000) : parseDuration(ttl);
-    if (ttlMs === undefined || ttlMs <= latenessMs) throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
+    if (ttlMs === undefined || ttlMs <= latenessMs)
+      throw new ConfigError('HH_WINDOWS', `"${entry}": the ttl must be a duration longer than the allowed lateness`);
     return { name, sizeMs, slideMs, latenessMs, ttlMs, pane: pane.name };
   });
   return { tumbling: out, sliding, sessions };
@@ -268,7 +282,7 @@ export interface Config {
      * independent of the number of distinct posts, counts estimated (never under, over by at
      * most the evicted minimum); no trailing timeframes or sessions. @default exact
      */
-    readonly mode: 'exact' | 'bounded';
+    readonly mode: TopKMode;
     /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
     readonly dedupHorizonMs: number;
     /**

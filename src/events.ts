@@ -77,8 +77,7 @@ export function validateEvent(value: Buffer | null, schemaVersion?: string): Val
 export function validateObject(parsed: unknown): Validation {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return reject('value must be a JSON object');
   const o = parsed as Record<string, unknown>;
-  const err =
-    idError(o, 'event_id', true) ?? idError(o, 'post_id', true) ?? idError(o, 'region_id', true) ?? idError(o, 'user_id', false);
+  const err = idError(o, 'event_id', true) ?? idError(o, 'post_id', true) ?? idError(o, 'region_id', true) ?? idError(o, 'user_id', false);
   if (err) return reject(err);
   if (o.region_id === RESERVED_REGION) return reject(`region_id "${RESERVED_REGION}" is reserved (region=global is the merge of every region)`);
   const ts = o.timestamp;

@@ -29,11 +29,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function timed(
-  service: ServiceName,
-  timeoutMs: number,
-  fn: () => Promise<{ version: string; detail?: string }>,
-): Promise<Probe> {
+async function timed(service: ServiceName, timeoutMs: number, fn: () => Promise<{ version: string; detail?: string }>): Promise<Probe> {
   const t0 = Date.now();
   try {
     const r = await withTimeout(fn(), timeoutMs, service);

@@ -1,25 +1,31 @@
 /**
- * Redis key names (DESIGN.md): one region's keys share the `{<region>}` hash tag, so one
+ * Redis key names and the formats built from them (docs/ARCHITECTURE.md): one region's keys share the `{<region>}` hash tag, so one
  * region's atomic step touches one Redis Cluster slot.
  */
 
+/**
+ * Every key of a region starts with this; the flush and the other region scripts build
+ * the keys they need from it (the same `{<region>}` tag: one Redis Cluster slot).
+ */
+export const regionPrefix = (region: string): string => `region:{${region}}:`;
+
 /** Exact all-time leaderboard: every post of the region, scored by its count. */
-export const regionTopKey = (region: string): string => `region:{${region}}:top_k`;
+export const regionTopKey = (region: string): string => `${regionPrefix(region)}top_k`;
 /** Bounded Top-K: at most K members, each scored by its true total. */
-export const regionBoundedKey = (region: string): string => `region:{${region}}:top_k_bounded`;
+export const regionBoundedKey = (region: string): string => `${regionPrefix(region)}top_k_bounded`;
 /** A tumbling window's leaderboard; `windowId` = `<spec>:<start ms>`. */
-export const regionWindowKey = (region: string, windowId: string): string => `region:{${region}}:top_k:${windowId}`;
+export const regionWindowKey = (region: string, windowId: string): string => `${regionPrefix(region)}top_k:${windowId}`;
 /** Hash partition -> last applied Kafka offset (the offset fence). */
-export const regionOffsetsKey = (region: string): string => `region:{${region}}:offsets`;
+export const regionOffsetsKey = (region: string): string => `${regionPrefix(region)}offsets`;
 /** Set of event_ids seen in one event-time hour (dedup), expiring after the horizon. */
-export const regionSeenKey = (region: string, hourStartMs: number): string => `region:{${region}}:seen:${hourStartMs}`;
+export const regionSeenKey = (region: string, hourStartMs: number): string => `${regionPrefix(region)}seen:${hourStartMs}`;
 /** Hash with the region state's `epoch` (the flush refuses to write under another epoch). */
-export const regionMetaKey = (region: string): string => `region:{${region}}:meta`;
+export const regionMetaKey = (region: string): string => `${regionPrefix(region)}meta`;
 /** Set of "<key id>|<post>" changed since the last checkpoint; `:inflight` while one is being written. */
-export const regionDirtyKey = (region: string): string => `region:{${region}}:dirty`;
-export const regionInflightKey = (region: string): string => `region:{${region}}:dirty:inflight`;
+export const regionDirtyKey = (region: string): string => `${regionPrefix(region)}dirty`;
+export const regionInflightKey = (region: string): string => `${regionPrefix(region)}dirty:inflight`;
 /** Held by whichever process is checkpointing the region. */
-export const regionCheckpointLockKey = (region: string): string => `region:{${region}}:checkpoint-lock`;
+export const regionCheckpointLockKey = (region: string): string => `${regionPrefix(region)}checkpoint-lock`;
 /** The current epoch of the whole Redis state; absent after Redis lost its data. */
 export const EPOCH_KEY = 'hh:epoch';
 /** Hash partition -> {max event time, regions} of a topic's partitions: a member taking one over carries on its watermark. */
@@ -47,20 +53,20 @@ export const REGIONS_KEY = 'regions';
  * has passed, back over the spec's size, kept by adding the newest pane and subtracting the
  * one that falls out.
  */
-export const regionTrailingKey = (region: string, spec: string): string => `region:{${region}}:trailing:${spec}`;
+export const regionTrailingKey = (region: string, spec: string): string => `${regionPrefix(region)}trailing:${spec}`;
 /** One pane of a trailing timeframe: counts of the events with event time in [start, start + pane). */
-export const regionPaneKey = (region: string, spec: string, startMs: number): string => `region:{${region}}:pane:${spec}:${startMs}`;
+export const regionPaneKey = (region: string, spec: string, startMs: number): string => `${regionPrefix(region)}pane:${spec}:${startMs}`;
 /** Hash spec -> "<lowest pane start>:<highest pane start>" the trailing key holds. */
-export const regionTrailingStateKey = (region: string): string => `region:{${region}}:trailing`;
+export const regionTrailingStateKey = (region: string): string => `${regionPrefix(region)}trailing`;
 
 /** Hash session spec -> bucket start below which that spec's sessions are sealed (flushes refuse to write there). */
-export const regionSealedKey = (region: string): string => `region:{${region}}:sealed`;
+export const regionSealedKey = (region: string): string => `${regionPrefix(region)}sealed`;
 /** Sorted set of the bucket starts not yet sealed into a session, per session spec. */
-export const regionBucketIndexKey = (region: string, spec: string): string => `region:{${region}}:buckets:${spec}`;
+export const regionBucketIndexKey = (region: string, spec: string): string => `${regionPrefix(region)}buckets:${spec}`;
 /** Sorted set of the sealed sessions ("<start>:<end>", by start) the coordinator has not taken yet. */
-export const regionSessionsKey = (region: string, spec: string): string => `region:{${region}}:sessions:${spec}`;
+export const regionSessionsKey = (region: string, spec: string): string => `${regionPrefix(region)}sessions:${spec}`;
 /** One session bucket: counts of the events with event time in [start, start + bucket). */
-export const regionBucketKey = (region: string, spec: string, startMs: number): string => `region:{${region}}:bucket:${spec}:${startMs}`;
+export const regionBucketKey = (region: string, spec: string, startMs: number): string => `${regionPrefix(region)}bucket:${spec}:${startMs}`;
 
 /** Global Top-K of a key family: all-time, a window id, or `trailing:<spec>`. */
 export const globalTopKey = (family?: string): string => (family && family !== 'all' ? `global:top_k:${family}` : 'global:top_k');
@@ -69,7 +75,19 @@ export const globalMetaKey = (family: string): string => `global:meta:${family}`
 /** Key families changed since the last global merge (set by the hot path). */
 export const GLOBAL_DIRTY_KEY = 'global:dirty';
 
+/**
+ * A window's id, `<spec>:<start ms>` (spec names never contain a colon: config.ts). The one
+ * place ids are built and parsed (the flush script splits them at the same colon).
+ */
 export const windowId = (spec: string, startMs: number): string => `${spec}:${startMs}`;
+
+/** `<spec>:<start ms>` back into its parts; undefined when it is not one. */
+export function parseWindowId(id: string): { spec: string; start: number } | undefined {
+  const i = id.indexOf(':');
+  if (i <= 0) return undefined;
+  const start = Number(id.slice(i + 1));
+  return Number.isSafeInteger(start) && start >= 0 && /^\d+$/.test(id.slice(i + 1)) ? { spec: id.slice(0, i), start } : undefined;
+}
 
 /**
  * The late mask an event carries to the flush (region-flush.lua reads the same layout):

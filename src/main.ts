@@ -36,7 +36,22 @@ async function main(): Promise<void> {
     const rate = String(cfg.runtime.demoRate);
     load = spawn(
       process.execPath,
-      [...process.execArgv, path.join(__dirname, '..', 'scripts', 'load.ts'), '--events', '1000000000', '--rate', rate, '--regions', '8', '--posts', '10000', '--zipf', '1.1', '--seed', String(Date.now() % 1e9)],
+      [
+        ...process.execArgv,
+        path.join(__dirname, '..', 'scripts', 'load.ts'),
+        '--events',
+        '1000000000',
+        '--rate',
+        rate,
+        '--regions',
+        '8',
+        '--posts',
+        '10000',
+        '--zipf',
+        '1.1',
+        '--seed',
+        String(Date.now() % 1e9),
+      ],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     log(`demo load: ${rate} events/s over 8 regions and 10,000 posts (HH_DEMO_RATE to change)`);

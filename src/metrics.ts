@@ -14,13 +14,21 @@ export function createMetrics() {
       labelNames: ['kind'],
       registers: [registry],
     }),
-    deduplicated: new Counter({ name: 'hh_events_deduplicated_total', help: 'Events skipped because their event_id was already counted', registers: [registry] }),
+    deduplicated: new Counter({
+      name: 'hh_events_deduplicated_total',
+      help: 'Events skipped because their event_id was already counted',
+      registers: [registry],
+    }),
     sessionRefused: new Counter({
       name: 'hh_session_events_refused_total',
       help: 'Events not added to a session window because it was sealed between triage and flush (still counted all-time and in other windows)',
       registers: [registry],
     }),
-    late: new Counter({ name: 'hh_events_late_total', help: 'Events beyond a window\'s allowed lateness (sent to the late topic; still counted all-time)', registers: [registry] }),
+    late: new Counter({
+      name: 'hh_events_late_total',
+      help: "Events beyond a window's allowed lateness (sent to the late topic; still counted all-time)",
+      registers: [registry],
+    }),
     keyMismatch: new Counter({
       name: 'hh_events_key_mismatch_total',
       help: 'Events whose Kafka key names another region than their region_id (counted under region_id)',
@@ -34,11 +42,21 @@ export function createMetrics() {
       registers: [registry],
     }),
     checkpointed: new Counter({ name: 'hh_checkpoint_entries_total', help: 'Counts written to the Cassandra record by checkpoints', registers: [registry] }),
-    checkpointFailures: new Counter({ name: 'hh_checkpoint_failures_total', help: 'Checkpoint rounds that failed (Cassandra unavailable)', registers: [registry] }),
+    checkpointFailures: new Counter({
+      name: 'hh_checkpoint_failures_total',
+      help: 'Checkpoint rounds that failed (Cassandra unavailable)',
+      registers: [registry],
+    }),
     checkpointSeconds: new Histogram({
       name: 'hh_checkpoint_duration_seconds',
       help: 'One checkpoint round of every changed region',
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    failures: new Counter({
+      name: 'hh_background_failures_total',
+      help: 'Failed background steps that are retried or made good later (each also logged), by operation',
+      labelNames: ['operation'],
       registers: [registry],
     }),
     workflowRestarts: new Counter({

@@ -1,18 +1,32 @@
-/** A Temporal Worker hosting this project's workflows and activities. */
-import { NativeConnection, Worker } from '@temporalio/worker';
+/** The one way this project builds a Temporal Worker (the runtime's two per process, the tests', the recorder's). */
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import type { Duration } from '@temporalio/common';
 import type { Config } from './config';
-import { createActivities, type ActivityDeps } from './activities';
 
+/** The product's workflows (a bundle: workflows import activities only as types). */
 export const WORKFLOWS_PATH = require.resolve('./workflows');
 
-export async function createWorker(cfg: Config, deps: ActivityDeps, taskQueue = cfg.temporal.taskQueue): Promise<{ worker: Worker; connection: NativeConnection }> {
-  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: cfg.temporal.namespace,
-    taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities(deps),
+export interface WorkerOptions {
+  cfg: Config;
+  connection: NativeConnection;
+  taskQueue: string;
+  activities: object;
+  /** The workflows it hosts: the product's by default; `false` for an activity-only worker. */
+  workflowsPath?: string | false;
+  /** At most this many activities at once (the ingest slot's worker: 1). */
+  maxConcurrentActivityTaskExecutions?: number;
+  /** How long a shutdown waits for running activities. */
+  shutdownGraceTime?: Duration;
+}
+
+export function createWorker(o: WorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: o.connection,
+    namespace: o.cfg.temporal.namespace,
+    taskQueue: o.taskQueue,
+    activities: o.activities,
+    ...(o.workflowsPath === false ? {} : { workflowsPath: o.workflowsPath ?? WORKFLOWS_PATH }),
+    ...(o.maxConcurrentActivityTaskExecutions ? { maxConcurrentActivityTaskExecutions: o.maxConcurrentActivityTaskExecutions } : {}),
+    ...(o.shutdownGraceTime ? { shutdownGraceTime: o.shutdownGraceTime } : {}),
   });
-  return { worker, connection };
 }

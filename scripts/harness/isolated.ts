@@ -6,7 +6,8 @@
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { SIDE_TOPIC_CONFIGS, ensureTopics } from '../../src/bootstrap/kafka';
-import { cassandraClient, migrate } from '../../src/bootstrap/cassandra';
+import { migrate } from '../../src/bootstrap/cassandra';
+import { cassandraClient } from '../../src/clients';
 import { produceLoad } from '../../src/load/produce';
 import type { LoadOptions, Truth } from '../../src/load/generator';
 import { freeRedisDb } from './redis-db';
@@ -53,7 +54,10 @@ export class Isolated {
     this.redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: Number(this.env.HH_REDIS_DB) });
     this.admin = this.kafka.admin();
     await this.admin.connect();
-    await ensureTopics(cfg, this.topics.map((topic, i) => (i === 0 ? { topic, numPartitions: this.partitions } : { topic, numPartitions: 1, configs: SIDE_TOPIC_CONFIGS })));
+    await ensureTopics(
+      cfg,
+      this.topics.map((topic, i) => (i === 0 ? { topic, numPartitions: this.partitions } : { topic, numPartitions: 1, configs: SIDE_TOPIC_CONFIGS })),
+    );
     await migrate(cfg, this.keyspace);
     this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await this.producer.connect();

@@ -93,9 +93,15 @@ export async function terminateSupervisors(cfg: Config): Promise<void> {
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   try {
     for (let slot = 1; slot <= cfg.runtime.workers; slot++) {
-      await client.workflow.getHandle(supervisorId(cfg.temporal.taskQueue, slot)).terminate('test finished').catch(() => undefined);
+      await client.workflow
+        .getHandle(supervisorId(cfg.temporal.taskQueue, slot))
+        .terminate('test finished')
+        .catch(() => undefined);
     }
-    await client.workflow.getHandle(globalMergeWorkflowId(cfg.temporal.taskQueue)).terminate('test finished').catch(() => undefined);
+    await client.workflow
+      .getHandle(globalMergeWorkflowId(cfg.temporal.taskQueue))
+      .terminate('test finished')
+      .catch(() => undefined);
   } finally {
     await client.connection.close();
   }
@@ -131,9 +137,15 @@ export async function terminateRegionWorkflows(cfg: Config, regions: string[]): 
   const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
   try {
     for (const region of regions) {
-      await client.workflow.getHandle(coordinatorWorkflowId(region)).terminate('test finished').catch(() => undefined);
+      await client.workflow
+        .getHandle(coordinatorWorkflowId(region))
+        .terminate('test finished')
+        .catch(() => undefined);
       for await (const wf of client.workflow.list({ query: `Region = "${region}" AND ExecutionStatus = "Running"` })) {
-        await client.workflow.getHandle(wf.workflowId).terminate('test finished').catch(() => undefined);
+        await client.workflow
+          .getHandle(wf.workflowId)
+          .terminate('test finished')
+          .catch(() => undefined);
       }
     }
   } finally {

@@ -29,9 +29,14 @@ export async function killService(cfg: Config, name: ServiceName): Promise<numbe
 /** `npm run stack:up` as an operator runs it: starts what is stopped, waits for health, bootstraps. */
 export function stackUp(env: NodeJS.ProcessEnv = process.env, timeoutMs = 300_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [TSX, path.join(ROOT, 'scripts', 'stack', 'index.ts'), 'up'], { env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`stack:up failed: ${err.message}\n${stdout}\n${stderr}`));
-      else resolve(stdout);
-    });
+    execFile(
+      process.execPath,
+      [TSX, path.join(ROOT, 'scripts', 'stack', 'index.ts'), 'up'],
+      { env, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`stack:up failed: ${err.message}\n${stdout}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
   });
 }

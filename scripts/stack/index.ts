@@ -23,9 +23,7 @@ async function waitHealthy(cfg: Config, p: Paths, name: ServiceName, startedPid:
     if (probe.up) return probe;
     const elapsed = (Date.now() - t0) / 1000;
     if (startedPid !== undefined && runningPid(p, name) === undefined) {
-      throw new Error(
-        `${name} exited during start-up (after ${elapsed.toFixed(0)} s); log: ${logFile(p, name)}\n${tailFile(logFile(p, name), 25)}`,
-      );
+      throw new Error(`${name} exited during start-up (after ${elapsed.toFixed(0)} s); log: ${logFile(p, name)}\n${tailFile(logFile(p, name), 25)}`);
     }
     if (elapsed > def.startTimeoutS) {
       throw new Error(
@@ -90,13 +88,19 @@ async function status(cfg: Config): Promise<boolean> {
       pr.up ? 'up' : 'DOWN',
       pid !== undefined ? String(pid) : pr.up ? 'external' : '-',
       ports[pr.service],
-      pr.up ? pr.version ?? '' : '',
-      pr.up ? pr.detail ?? '' : pr.error ?? '',
+      pr.up ? (pr.version ?? '') : '',
+      pr.up ? (pr.detail ?? '') : (pr.error ?? ''),
     ];
   });
   const head = ['service', 'state', 'pid', 'port', 'version', 'detail'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  for (const r of [head, ...rows]) say(r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+  for (const r of [head, ...rows])
+    say(
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    );
   say(`logs: ${p.logs}   pinned: kafka ${VERSIONS.kafka}, cassandra ${VERSIONS.cassandra}, temporal CLI ${VERSIONS.temporalCli}`);
   return probes.every((pr) => pr.up);
 }

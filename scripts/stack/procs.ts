@@ -70,14 +70,7 @@ export function runningPid(p: Paths, name: string): number | undefined {
 }
 
 /** Starts a detached process whose output goes to the service's log; records its PID. */
-export function startDetached(
-  p: Paths,
-  name: string,
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = process.env,
-  cwd = p.root,
-): number {
+export function startDetached(p: Paths, name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd = p.root): number {
   const log = logFile(p, name);
   fs.appendFileSync(log, `\n==== ${new Date().toISOString()} starting ${name}: ${cmd} ${args.join(' ')}\n`);
   const fd = fs.openSync(log, 'a');
@@ -156,7 +149,11 @@ export function tailFile(file: string, n: number): string {
     const buf = Buffer.alloc(len);
     fs.readSync(fd, buf, 0, len, size - len);
     fs.closeSync(fd);
-    return buf.toString('utf8').split('\n').slice(-n - 1).join('\n');
+    return buf
+      .toString('utf8')
+      .split('\n')
+      .slice(-n - 1)
+      .join('\n');
   } catch {
     return `(no log at ${file})`;
   }

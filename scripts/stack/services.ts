@@ -1,6 +1,6 @@
 /**
  * How each of the four servers is installed (once, cached) and started on 127.0.0.1.
- * Facts and versions: ../../../shared/STACK.md (corrections noted in the README).
+ * Versions, sources and the measured start times are in the README ("What runs where").
  */
 import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import type { Config } from '../../src/config';
 import type { ServiceName } from '../../src/health';
 import { type Paths, runStep, startDetached } from './procs';
+import { dynamicConfigFlags } from './temporal-config';
 
 export const VERSIONS = {
   /** Debian 12's package. */
@@ -44,10 +45,9 @@ function onPath(cmd: string): boolean {
 
 /** Finds JDK 17's java (Cassandra 5.0 and Kafka 3.9 both run on it; Cassandra not on newer JDKs). */
 function java17(): string {
-  const candidates = [
-    process.env.HH_JAVA_HOME && path.join(process.env.HH_JAVA_HOME, 'bin/java'),
-    '/usr/lib/jvm/java-17-openjdk-amd64/bin/java',
-  ].filter(Boolean) as string[];
+  const candidates = [process.env.HH_JAVA_HOME && path.join(process.env.HH_JAVA_HOME, 'bin/java'), '/usr/lib/jvm/java-17-openjdk-amd64/bin/java'].filter(
+    Boolean,
+  ) as string[];
   for (const c of candidates) if (fs.existsSync(c)) return c;
   throw new Error('java: no JDK 17 found (set HH_JAVA_HOME to a JDK 17, or apt-get install openjdk-17-jre-headless)');
 }
@@ -72,8 +72,13 @@ async function mavenLib(cfg: Config, name: 'kafka' | 'cassandra' | 'temporal-tes
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   await runStep(name, 'Maven copy-dependencies', 'mvn', [
-    '-B', '-f', path.join(SELF_DIR, name, 'pom.xml'),
-    `-D${name}.version=${version}`, 'dependency:copy-dependencies', '-DincludeScope=runtime', `-DoutputDirectory=${staging}`,
+    '-B',
+    '-f',
+    path.join(SELF_DIR, name, 'pom.xml'),
+    `-D${name}.version=${version}`,
+    'dependency:copy-dependencies',
+    '-DincludeScope=runtime',
+    `-DoutputDirectory=${staging}`,
   ]);
   fs.rmSync(lib, { recursive: true, force: true });
   fs.renameSync(staging, lib);
@@ -99,17 +104,9 @@ const redis: ServiceDef = {
     // No RDB/AOF: Redis is the rebuildable rank index, Cassandra and Kafka are the record.
     fs.writeFileSync(
       conf,
-      [
-        `bind ${cfg.host}`,
-        `port ${cfg.redis.port}`,
-        'protected-mode yes',
-        'daemonize no',
-        `dir ${dir}`,
-        'save ""',
-        'appendonly no',
-        'logfile ""',
-        '',
-      ].join('\n'),
+      [`bind ${cfg.host}`, `port ${cfg.redis.port}`, 'protected-mode yes', 'daemonize no', `dir ${dir}`, 'save ""', 'appendonly no', 'logfile ""', ''].join(
+        '\n',
+      ),
     );
     return startDetached(p, 'redis', 'redis-server', [conf]);
   },
@@ -170,11 +167,27 @@ const kafka: ServiceDef = {
     if (!fs.existsSync(path.join(logDir, 'meta.properties'))) {
       // A KRaft log dir is formatted once with a cluster id (a base64url UUID, as Kafka's own Uuid).
       const clusterId = crypto.randomBytes(16).toString('base64url');
-      await runStep('kafka', 'format KRaft log dir', java, [...common, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted']);
+      await runStep('kafka', 'format KRaft log dir', java, [
+        ...common,
+        'kafka.tools.StorageTool',
+        'format',
+        '-t',
+        clusterId,
+        '-c',
+        props,
+        '--ignore-formatted',
+      ]);
     }
     return startDetached(p, 'kafka', java, [
-      '-Xms512m', '-Xmx512m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-Djava.awt.headless=true',
-      `-Djava.io.tmpdir=${p.tmp}`, ...common, 'kafka.Kafka', props,
+      '-Xms512m',
+      '-Xmx512m',
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=20',
+      '-Djava.awt.headless=true',
+      `-Djava.io.tmpdir=${p.tmp}`,
+      ...common,
+      'kafka.Kafka',
+      props,
     ]);
   },
 };
@@ -183,15 +196,31 @@ const kafka: ServiceDef = {
 const CASSANDRA_JAVA17 = [
   '-Djdk.attach.allowAttachSelf=true',
   ...[
-    'java.base/jdk.internal.misc', 'java.management.rmi/com.sun.jmx.remote.internal.rmi', 'java.rmi/sun.rmi.registry',
-    'java.rmi/sun.rmi.server', 'java.sql/java.sql', 'java.base/java.lang.ref', 'jdk.unsupported/sun.misc',
-    'jdk.compiler/com.sun.tools.javac.file', 'jdk.attach/sun.tools.attach',
+    'java.base/jdk.internal.misc',
+    'java.management.rmi/com.sun.jmx.remote.internal.rmi',
+    'java.rmi/sun.rmi.registry',
+    'java.rmi/sun.rmi.server',
+    'java.sql/java.sql',
+    'java.base/java.lang.ref',
+    'jdk.unsupported/sun.misc',
+    'jdk.compiler/com.sun.tools.javac.file',
+    'jdk.attach/sun.tools.attach',
   ].map((m) => `--add-exports=${m}=ALL-UNNAMED`),
   ...[
-    'java.base/java.lang.module', 'java.base/jdk.internal.loader', 'java.base/jdk.internal.ref', 'java.base/jdk.internal.reflect',
-    'java.base/jdk.internal.math', 'java.base/jdk.internal.module', 'java.base/jdk.internal.util.jar', 'java.base/sun.nio.ch',
-    'java.base/java.io', 'java.base/java.lang.reflect', 'java.base/java.lang', 'java.base/java.util',
-    'jdk.management/com.sun.management.internal', 'jdk.compiler/com.sun.tools.javac',
+    'java.base/java.lang.module',
+    'java.base/jdk.internal.loader',
+    'java.base/jdk.internal.ref',
+    'java.base/jdk.internal.reflect',
+    'java.base/jdk.internal.math',
+    'java.base/jdk.internal.module',
+    'java.base/jdk.internal.util.jar',
+    'java.base/sun.nio.ch',
+    'java.base/java.io',
+    'java.base/java.lang.reflect',
+    'java.base/java.lang',
+    'java.base/java.util',
+    'jdk.management/com.sun.management.internal',
+    'jdk.compiler/com.sun.tools.javac',
   ].map((m) => `--add-opens=${m}=ALL-UNNAMED`),
   '-Dio.netty.tryReflectionSetAccessible=true',
 ];
@@ -259,8 +288,14 @@ const cassandra: ServiceDef = {
     );
     const heap = `${cfg.cassandra.heapMb}m`;
     return startDetached(p, 'cassandra', java17(), [
-      `-Xms${heap}`, `-Xmx${heap}`, '-Xss512k', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=300', '-XX:+AlwaysPreTouch',
-      '-Djava.awt.headless=true', '-Djava.net.preferIPv4Stack=true',
+      `-Xms${heap}`,
+      `-Xmx${heap}`,
+      '-Xss512k',
+      '-XX:+UseG1GC',
+      '-XX:MaxGCPauseMillis=300',
+      '-XX:+AlwaysPreTouch',
+      '-Djava.awt.headless=true',
+      '-Djava.net.preferIPv4Stack=true',
       ...CASSANDRA_JAVA17,
       `-Dcassandra.config=file://${yaml}`,
       `-Dcassandra.storagedir=${dir}`,
@@ -270,7 +305,8 @@ const cassandra: ServiceDef = {
       '-Dcassandra.skip_wait_for_gossip_to_settle=0',
       `-Djna.tmpdir=${p.tmp}`,
       `-Djava.io.tmpdir=${p.tmp}`,
-      '-cp', `${cassandraLib(cfg)}/*`,
+      '-cp',
+      `${cassandraLib(cfg)}/*`,
       'org.apache.cassandra.service.CassandraDaemon',
     ]);
   },
@@ -298,14 +334,23 @@ const temporal: ServiceDef = {
     const dir = path.join(p.data, 'temporal');
     fs.mkdirSync(dir, { recursive: true });
     return startDetached(p, 'temporal', temporalBin(cfg), [
-      'server', 'start-dev',
-      '--ip', cfg.host,
-      '--port', String(cfg.temporal.port),
-      '--ui-port', String(cfg.temporal.uiPort),
-      '--db-filename', path.join(dir, 'temporal.db'),
-      '--namespace', cfg.temporal.namespace,
-      '--log-level', 'warn',
-      // Search attributes are registered by the bootstrap (src/bootstrap/temporal.ts), the one list of them.
+      'server',
+      'start-dev',
+      '--ip',
+      cfg.host,
+      '--port',
+      String(cfg.temporal.port),
+      '--ui-port',
+      String(cfg.temporal.uiPort),
+      '--db-filename',
+      path.join(dir, 'temporal.db'),
+      '--namespace',
+      cfg.temporal.namespace,
+      '--log-level',
+      'warn',
+      // The limits the project relies on (temporal/dynamic-config.yaml); the namespace and the
+      // search attributes are registered by the bootstrap from temporal/*.json.
+      ...dynamicConfigFlags(),
     ]);
   },
 };
@@ -321,9 +366,7 @@ export async function installTestServer(cfg: Config): Promise<void> {
   if (fs.existsSync(wrapper)) return;
   const lib = await mavenLib(cfg, 'temporal-test-server', VERSIONS.temporalTestServer);
   // exec: the SDK stops the server by the PID it spawned. C1 only: it starts in about half a second.
-  fs.writeFileSync(
-    wrapper,
-    `#!/bin/sh\nexec ${java17()} -XX:TieredStopAtLevel=1 -Xmx512m -cp '${lib}/*' io.temporal.testserver.TestServer "$@"\n`,
-    { mode: 0o755 },
-  );
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${java17()} -XX:TieredStopAtLevel=1 -Xmx512m -cp '${lib}/*' io.temporal.testserver.TestServer "$@"\n`, {
+    mode: 0o755,
+  });
 }

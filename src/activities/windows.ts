@@ -1,86 +1,71 @@
-/**
- * Window snapshots: the window lifecycle persists a window's Redis key to Cassandra's
- * `views_by_region_and_window` (absolute counts: persisting again overwrites, never adds),
- * restores the key from there (recompute), and deletes it when the window expires.
- */
-import { types, type Client } from 'cassandra-driver';
+/** The window lifecycle's activities: snapshots (store/window-snapshots.ts), sessions, and the running windows a coordinator takes on. */
 import type { Redis } from 'ioredis';
-import { GLOBAL_DIRTY_KEY, regionWindowKey, windowId } from '../keys';
-import { byRank, fromWithScores, type RankedCount } from '../ranking';
+import type { Client as CassandraClient } from 'cassandra-driver';
+import type { Client as TemporalClient } from '@temporalio/client';
+import type { SessionSpec } from '../config';
+import { sealSessions, type SealedSession } from '../store/sessions';
+import { windowStore, type WindowSnapshot } from '../store/window-snapshots';
+import { SA_WINDOW_SPEC, SA_WINDOW_START, SA_WINDOW_STATE } from '../workflows/definitions';
+import { missing } from './errors';
 
-export interface WindowSnapshot {
-  posts: number;
-  events: number;
-  top: RankedCount[];
+/** A window workflow still running, as its search attributes describe it. */
+export interface RunningWindow {
+  id: string;
+  spec: string;
+  start: number;
+  state: string;
 }
 
-export function createWindowActivities(redis: Redis, cassandra: Client, keyspace: string) {
-  const table = `${keyspace}.views_by_region_and_window`;
-  /** A window's persisted snapshot (`id` = `<spec>:<start ms>`), unordered; empty if never persisted. */
-  const readWindow = async (region: string, id: string): Promise<RankedCount[]> => {
-    const i = id.lastIndexOf(':');
-    const rows: RankedCount[] = [];
-    let pageState: string | undefined;
-    do {
-      const rs = await cassandra.execute(
-        `SELECT post_id, count FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
-        [region, id.slice(0, i), new Date(Number(id.slice(i + 1)))],
-        { prepare: true, fetchSize: 5000, pageState },
-      );
-      for (const row of rs.rows) rows.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
-      pageState = rs.pageState ?? undefined;
-    } while (pageState);
-    return rows;
-  };
+/** A visibility query's string literal (Temporal's list filter has no escapes: quotes of the other kind). */
+function literal(s: string): string | undefined {
+  if (!s.includes('"')) return `"${s}"`;
+  if (!s.includes("'")) return `'${s}'`;
+  return undefined;
+}
+
+export interface WindowActivityDeps {
+  redis: Redis;
+  /** Window snapshots live in Cassandra. */
+  cassandra?: CassandraClient;
+  keyspace?: string;
+  /** Temporal's visibility (a coordinator that starts afresh finds the windows still running). */
+  temporal?: TemporalClient;
+}
+
+export function windowActivities({ redis, cassandra, keyspace, temporal }: WindowActivityDeps) {
+  const store = cassandra && keyspace ? windowStore(redis, cassandra, keyspace) : undefined;
+  const snapshots = (activity: string) => store ?? missing(activity, 'Cassandra');
   return {
     /** Writes the window's current counts to Cassandra; returns its size and top 10. */
-    async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
-      const rows = fromWithScores(await redis.zrange(regionWindowKey(region, windowId(spec, start)), 0, -1, 'WITHSCORES'));
-      const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
-      const at = new Date(start);
-      // One partition per window: batches of 500 rows stay within it.
-      for (let i = 0; i < rows.length; i += 500) {
-        await cassandra.batch(
-          rows.slice(i, i + 500).map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
-          { prepare: true, logged: false },
-        );
-      }
-      return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
-    },
-
-    readWindow,
-
+    persistWindow: ({ region, spec, start }: { region: string; spec: string; start: number }): Promise<WindowSnapshot> =>
+      snapshots('persistWindow').persistWindow(region, spec, start),
     /** Rebuilds the window's Redis key from its persisted snapshot (recompute). */
-    async restoreWindow(region: string, id: string, expireAt: number): Promise<WindowSnapshot> {
-      const rows = await readWindow(region, id);
-      const key = regionWindowKey(region, id);
-      const tx = redis.multi().del(key);
-      for (let j = 0; j < rows.length; j += 5000) tx.zadd(key, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
-      if (rows.length) tx.pexpireat(key, expireAt);
-      await tx.exec();
-      return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
-    },
+    restoreWindow: ({ region, id, expireAt }: { region: string; id: string; expireAt: number }): Promise<WindowSnapshot> =>
+      snapshots('restoreWindow').restoreWindow(region, id, expireAt),
+    /** The window's TTL passed: its Redis key goes. */
+    expireWindow: ({ region, id }: { region: string; id: string }): Promise<void> => snapshots('expireWindow').expireWindow(region, id),
+    /** Sums a sliding window's panes into its key. */
+    assembleSliding: (a: { region: string; id: string; pane: string; start: number; sizeMs: number; slideMs: number; expireAt: number }): Promise<number> =>
+      snapshots('assembleSliding').assembleSliding(a.region, a.id, a.pane, a.start, a.sizeMs, a.slideMs, a.expireAt),
 
-    /**
-     * Sums a sliding window's panes (the `pane` spec's windows from start to start + size)
-     * into its key; marks it for the global merge.
-     */
-    async assembleSliding(region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number): Promise<number> {
-      const panes: string[] = [];
-      for (let p = start; p < start + sizeMs; p += slideMs) panes.push(regionWindowKey(region, windowId(pane, p)));
-      const key = regionWindowKey(region, id);
-      const [[, n]] = (await redis
-        .multi()
-        .zunionstore(key, panes.length, ...panes)
-        .pexpireat(key, expireAt)
-        .sadd(GLOBAL_DIRTY_KEY, id)
-        .exec()) as [[null, number]];
-      return n;
-    },
+    /** Seals the region's sessions the watermark passed; returns every sealed one after `after`. */
+    sealSessions: ({ region, spec, watermark, after }: { region: string; spec: SessionSpec; watermark: number; after: number }): Promise<SealedSession[]> =>
+      sealSessions(redis, region, spec, watermark, after),
 
-    /** The window's TTL passed: its Redis key goes (the flush set the same expiry; this makes it certain). */
-    async expireWindow(region: string, id: string): Promise<void> {
-      await redis.del(regionWindowKey(region, id));
+    /** The region's window workflows still running (visibility), for a coordinator starting without state. */
+    async runningWindows({ region }: { region: string }): Promise<RunningWindow[]> {
+      if (!temporal) missing('runningWindows', 'a Temporal client');
+      const r = literal(region);
+      if (r === undefined) return []; // a region id with both kinds of quotes cannot be filtered on
+      const out: RunningWindow[] = [];
+      for await (const wf of temporal.workflow.list({ query: `WorkflowType = "windowWorkflow" AND ExecutionStatus = "Running" AND Region = ${r}` })) {
+        const sa = wf.typedSearchAttributes;
+        const start = sa.get(SA_WINDOW_START);
+        const spec = sa.get(SA_WINDOW_SPEC);
+        if (start === undefined || spec === undefined) continue;
+        out.push({ id: wf.workflowId, spec, start: start.getTime(), state: sa.get(SA_WINDOW_STATE) ?? 'OPEN' });
+      }
+      return out;
     },
   };
 }

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { trailingPaneMs, type SessionSpec, type WindowSpec } from '../config';
+import { trailingPaneMs, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import {
@@ -16,22 +16,19 @@ import {
   GLOBAL_DIRTY_KEY,
   REGIONS_KEY,
   regionBoundedKey,
-  regionBucketIndexKey,
   regionSealedKey,
-  regionSessionsKey,
   regionDirtyKey,
   regionMetaKey,
   regionOffsetsKey,
   regionTopKey,
   regionTrailingStateKey,
+  regionPrefix,
   lateMaskBit,
   sessionLateBit,
   windowId,
 } from '../keys';
 
 const SCRIPT = fs.readFileSync(path.join(__dirname, 'region-flush.lua'), 'utf8');
-const ADVANCE = fs.readFileSync(path.join(__dirname, 'trailing-advance.lua'), 'utf8');
-const SEAL = fs.readFileSync(path.join(__dirname, 'session-seal.lua'), 'utf8');
 
 export interface OffsetEvent {
   /** The record's Kafka offset (int64 as a decimal string). */
@@ -54,12 +51,11 @@ export interface FlushResult {
   sessionRefused: number;
 }
 
-
 export interface ActorOptions {
   windows: readonly WindowSpec[];
   sessions?: readonly SessionSpec[];
   /** `bounded`: Space-Saving leaderboards of boundedK posts, no panes or session buckets (config HH_TOPK_MODE). */
-  mode?: 'exact' | 'bounded';
+  mode?: TopKMode;
   boundedK: number;
   dedupHorizonMs: number;
 }
@@ -67,8 +63,6 @@ export interface ActorOptions {
 type FlushReply = ['OK', number, number, number, string, number, ...string[]] | ['NOMETA'] | ['EPOCH', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
-  hhTrailingAdvance(numKeys: number, ...args: (string | number)[]): Promise<string[]>;
-  hhSessionSeal(numKeys: number, ...args: (string | number)[]): Promise<(string | number)[]>;
 };
 
 /** Redis no longer holds the state (FLUSHALL, restart without persistence): rebuild first. */
@@ -89,56 +83,8 @@ export class EpochChanged extends Error {
 
 /** Registers the flush script on a client (EVALSHA, loading it on first use). */
 export function withFlushScript(redis: Redis): FlushRedis {
-  if (!('hhRegionFlush' in redis)) {
-    redis.defineCommand('hhRegionFlush', { lua: SCRIPT });
-    redis.defineCommand('hhTrailingAdvance', { lua: ADVANCE });
-    redis.defineCommand('hhSessionSeal', { lua: SEAL });
-  }
+  if (!('hhRegionFlush' in redis)) redis.defineCommand('hhRegionFlush', { lua: SCRIPT });
   return redis as FlushRedis;
-}
-
-export interface SealedSession {
-  start: number;
-  end: number;
-  posts: number;
-}
-
-/**
- * Seals the region's sessions of `spec` that the watermark has passed by a gap plus the
- * lateness, and returns every sealed session after `after` (the last one the caller took),
- * marked for the global merge.
- */
-export async function sealSessions(redis: Redis, region: string, spec: SessionSpec, watermark: number, after: number): Promise<SealedSession[]> {
-  const flat = await withFlushScript(redis).hhSessionSeal(
-    3,
-    regionBucketIndexKey(region, spec.name),
-    regionSealedKey(region),
-    regionSessionsKey(region, spec.name),
-    spec.name,
-    spec.gapMs,
-    spec.bucketMs,
-    spec.latenessMs,
-    spec.ttlMs,
-    Math.floor(watermark),
-    `region:{${region}}:`,
-    after,
-  );
-  const out: SealedSession[] = [];
-  for (let i = 0; i < flat.length; i += 3) out.push({ start: Number(flat[i]), end: Number(flat[i + 1]), posts: Number(flat[i + 2]) });
-  if (out.length) await redis.sadd(GLOBAL_DIRTY_KEY, ...out.map((s) => `${spec.name}:${s.start}`));
-  return out;
-}
-
-/**
- * Moves the region's trailing timeframes to `watermark` (adds the panes it entered,
- * subtracts the ones that fell out), marks the changed ones for the global merge, and
- * returns their spec names.
- */
-export async function advanceTrailing(redis: Redis, region: string, windows: readonly WindowSpec[], watermark: number): Promise<string[]> {
-  const args = windows.flatMap((w) => [w.name, w.sizeMs, trailingPaneMs(w.sizeMs)]);
-  const changed = await withFlushScript(redis).hhTrailingAdvance(1, regionTrailingStateKey(region), Math.floor(watermark), `region:{${region}}:`, ...args);
-  if (changed.length) await redis.sadd(GLOBAL_DIRTY_KEY, ...changed.map((n) => `trailing:${n}`));
-  return changed;
 }
 
 export class RegionActor {
@@ -149,6 +95,7 @@ export class RegionActor {
     private readonly redis: FlushRedis,
     private readonly opts: ActorOptions,
     private readonly metrics?: Metrics,
+    private readonly log?: (s: string) => void,
   ) {}
 
   /**
@@ -158,7 +105,7 @@ export class RegionActor {
    */
   apply(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
     const run = this.mailbox.then(() => this.flush(partition, events, epoch));
-    this.mailbox = run.catch(() => undefined);
+    this.mailbox = run.catch(() => undefined); // the caller gets the failure through `run`; the next flush still runs
     return run;
   }
 
@@ -176,8 +123,25 @@ export class RegionActor {
     const t0 = process.hrtime.bigint();
     const r = this.region;
     const packed = this.pack(events);
-    const keys = [regionOffsetsKey(r), regionTopKey(r), regionBoundedKey(r), regionMetaKey(r), regionDirtyKey(r), regionTrailingStateKey(r), regionSealedKey(r)];
-    const args = [String(partition), String(this.opts.boundedK), epoch, `region:{${r}}:`, String(this.opts.dedupHorizonMs), this.specsJson(), packed, this.opts.mode ?? 'exact'];
+    const keys = [
+      regionOffsetsKey(r),
+      regionTopKey(r),
+      regionBoundedKey(r),
+      regionMetaKey(r),
+      regionDirtyKey(r),
+      regionTrailingStateKey(r),
+      regionSealedKey(r),
+    ];
+    const args = [
+      String(partition),
+      String(this.opts.boundedK),
+      epoch,
+      regionPrefix(r),
+      String(this.opts.dedupHorizonMs),
+      this.specsJson(),
+      packed,
+      this.opts.mode ?? 'exact',
+    ];
     let reply = await this.call(keys, args);
     if (reply[0] === 'NOMETA') {
       // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
@@ -192,7 +156,15 @@ export class RegionActor {
     const [, applied, duplicates, fenced, fence, sessionRefused, ...windowIds] = reply;
     // The global merge re-merges what this flush changed: all-time and its windows (trailing
     // keys change when the watermark moves them: advanceTrailing marks those).
-    if (applied > 0) this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds).catch(() => undefined);
+    if (applied > 0) {
+      try {
+        await this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds);
+      } catch (e) {
+        // The counts are in; only the global merge of these families waits for their next change.
+        this.metrics?.failures.inc({ operation: 'mark_global_dirty' });
+        this.log?.(`cannot mark ${this.region}'s changed families for the global merge: ${(e as Error).message}`);
+      }
+    }
     const result = { applied, duplicates, fenced, fence, sessionRefused };
     if (this.metrics) {
       this.metrics.applied.inc(applied);
@@ -273,6 +245,7 @@ export class ActorSystem {
     redis: Redis,
     private readonly opts: ActorOptions,
     private readonly metrics?: Metrics,
+    private readonly log?: (s: string) => void,
   ) {
     this.redis = withFlushScript(redis);
   }
@@ -280,7 +253,7 @@ export class ActorSystem {
   actor(region: string): RegionActor {
     let a = this.actors.get(region);
     if (!a) {
-      a = new RegionActor(region, this.redis, this.opts, this.metrics);
+      a = new RegionActor(region, this.redis, this.opts, this.metrics, this.log);
       this.actors.set(region, a);
     }
     return a;

@@ -40,9 +40,10 @@ export function createApp(deps: ApiDeps): express.Express {
   app.use(topPostsRouter(deps.read, new AnswerCache(deps.cacheMs), deps.limits));
   app.use(rankRouter(deps.read));
   if (deps.events) app.use(eventsRouter(deps.events));
-  else app.post('/events', () => {
-    throw new HttpError(503, 'ingest through the API is not enabled on this process');
-  });
+  else
+    app.post('/events', () => {
+      throw new HttpError(503, 'ingest through the API is not enabled on this process');
+    });
   app.use(adminRouter(deps.admin));
   app.use((_req, _res, next) => next(new HttpError(404, 'no such endpoint')));
   app.use(errorHandler(deps.log));

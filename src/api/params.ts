@@ -15,7 +15,8 @@ export function one(req: Request, name: string): string | undefined {
 export function intParam(req: Request, name: string, min: number, max: number, fallback: number): number {
   const raw = one(req, name);
   if (raw === undefined) return fallback;
-  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw badParam(name, `${name} must be an integer in ${min}..${max}, got "${raw.slice(0, 20)}"`);
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max)
+    throw badParam(name, `${name} must be an integer in ${min}..${max}, got "${raw.slice(0, 20)}"`);
   return Number(raw);
 }
 
@@ -54,7 +55,8 @@ export function addressableSpecs(windows: readonly WindowSpec[], sliding: readon
 export function windowParam(raw: string, specs: AddressableSpec[]): { id: string; spec: AddressableSpec; start: number } {
   const m = /^([^:]+):(\d{1,15})$/.exec(raw);
   const spec = m ? specs.find((w) => w.name === m[1]) : undefined;
-  if (!m || !spec) throw badParam('window', `window must be <spec>:<start ms> with spec one of ${specs.map((w) => w.name).join(', ')}; got "${raw.slice(0, 60)}"`);
+  if (!m || !spec)
+    throw badParam('window', `window must be <spec>:<start ms> with spec one of ${specs.map((w) => w.name).join(', ')}; got "${raw.slice(0, 60)}"`);
   if (Number(m[2]) % spec.grid !== 0) throw badParam('window', `window start ${m[2]} is not on the ${spec.name} grid (a multiple of ${spec.grid} ms)`);
   return { id: raw, spec, start: Number(m[2]) };
 }

@@ -11,10 +11,10 @@
  *   answer); never an empty list presented as the live truth.
  */
 import type { Redis } from 'ioredis';
-import type { SessionSpec, SlidingSpec, WindowSpec } from '../config';
+import type { SessionSpec, SlidingSpec, WindowSpec, TopKMode } from '../config';
 import { trailingPaneMs } from '../config';
 import { withTimeout } from '../health';
-import { parseRecovery, readRecovery, type Recovery } from '../ingest/positions';
+import { parseRecovery, readRecovery, type Recovery } from '../store/positions';
 import {
   ALL_TIME,
   EPOCH_KEY,
@@ -92,7 +92,7 @@ export interface ReadDeps {
   windows: readonly WindowSpec[];
   sliding?: readonly SlidingSpec[];
   sessions?: readonly SessionSpec[];
-  mode: 'exact' | 'bounded';
+  mode: TopKMode;
   log: (s: string) => void;
 }
 
@@ -117,7 +117,8 @@ export class ReadService {
   async regionTop(region: string, timeframe: string, variant: Variant, k: number): Promise<TopPostsAnswer> {
     const bounded = this.deps.mode === 'bounded';
     // Bounded mode keeps its Space-Saving leaderboard in the all-time key (there is no exact one).
-    const key = timeframe !== ALL_TIME ? regionTrailingKey(region, timeframe) : variant === 'bounded' && !bounded ? regionBoundedKey(region) : regionTopKey(region);
+    const key =
+      timeframe !== ALL_TIME ? regionTrailingKey(region, timeframe) : variant === 'bounded' && !bounded ? regionBoundedKey(region) : regionTopKey(region);
     let reply: Reply<unknown>[];
     try {
       reply = (await this.deps.redis
@@ -166,11 +167,12 @@ export class ReadService {
   /** The exact global merge of a timeframe. */
   async globalTop(timeframe: string, variant: Variant, k: number): Promise<TopPostsAnswer> {
     const family = timeframe === ALL_TIME ? ALL_TIME : `trailing:${timeframe}`;
-    const [epoch, meta, flat] = await this.redisRead((m) => m.get(EPOCH_KEY).get(globalMetaKey(family)).zrevrange(globalTopKey(family), 0, k - 1, 'WITHSCORES')) as [
-      string | null,
-      string | null,
-      string[],
-    ];
+    const [epoch, meta, flat] = (await this.redisRead((m) =>
+      m
+        .get(EPOCH_KEY)
+        .get(globalMetaKey(family))
+        .zrevrange(globalTopKey(family), 0, k - 1, 'WITHSCORES'),
+    )) as [string | null, string | null, string[]];
     if (epoch === null) {
       this.startRebuild();
       throw new HttpError(503, 'Redis lost its state; the global merge is answered again once it is rebuilt', undefined, { 'retry-after': '2' });
@@ -190,7 +192,12 @@ export class ReadService {
   /** One window's top k: its live key, or after its TTL the persisted snapshot (summed over regions for global). */
   async windowTop(region: string, w: { id: string; spec: AddressableSpec; start: number }, k: number): Promise<TopPostsAnswer> {
     const key = region === GLOBAL ? globalTopKey(w.id) : regionWindowKey(region, w.id);
-    const [epoch, exists, flat] = (await this.redisRead((m) => m.get(EPOCH_KEY).exists(key).zrevrange(key, 0, k - 1, 'WITHSCORES'))) as [string | null, number, string[]];
+    const [epoch, exists, flat] = (await this.redisRead((m) =>
+      m
+        .get(EPOCH_KEY)
+        .exists(key)
+        .zrevrange(key, 0, k - 1, 'WITHSCORES'),
+    )) as [string | null, number, string[]];
     const end = w.spec.sizeMs === undefined ? null : w.start + w.spec.sizeMs; // a session's end is in its workflow
     const head = { region, window: w.id, window_start: w.start, window_end: end };
     if (epoch !== null && exists) return { ...head, ...this.redisProvenance(await this.recovery()), ...(await this.joinMeta(fromWithScores(flat))) };
@@ -218,15 +225,22 @@ export class ReadService {
     const [[, epoch], [, metaEpoch], [, rank], [, score]] = reply as [Reply<string | null>, Reply<string | null>, Reply<number | null>, Reply<string | null>];
     if (epoch === null) {
       this.startRebuild();
-      if (region === GLOBAL || timeframe !== ALL_TIME) throw new HttpError(503, 'Redis lost its state; it is being rebuilt from the record', undefined, { 'retry-after': '2' });
+      if (region === GLOBAL || timeframe !== ALL_TIME)
+        throw new HttpError(503, 'Redis lost its state; it is being rebuilt from the record', undefined, { 'retry-after': '2' });
       return this.rankFromRecord(region, postId, around, 'Redis lost its state; it is being rebuilt from the record');
     }
     if (region !== GLOBAL && metaEpoch !== epoch) {
-      if (await this.recovery()) throw new HttpError(503, `region "${region}" is not in Redis yet: it is being rebuilt and replayed`, undefined, { 'retry-after': '2' });
+      if (await this.recovery())
+        throw new HttpError(503, `region "${region}" is not in Redis yet: it is being rebuilt and replayed`, undefined, { 'retry-after': '2' });
       throw new HttpError(404, `unknown region "${region}": no events counted for it`);
     }
     if (rank === null || score === null) {
-      throw new HttpError(404, region === GLOBAL ? `post "${postId}" is not in the global top of timeframe ${timeframe}` : `post "${postId}" has no counted views in region "${region}" (timeframe ${timeframe})`);
+      throw new HttpError(
+        404,
+        region === GLOBAL
+          ? `post "${postId}" is not in the global top of timeframe ${timeframe}`
+          : `post "${postId}" has no counted views in region "${region}" (timeframe ${timeframe})`,
+      );
     }
     const from = Math.max(0, rank - around);
     const [flat] = (await this.redisRead((m) => m.zrevrange(key, from, rank + around, 'WITHSCORES'))) as [string[]];
@@ -265,7 +279,16 @@ export class ReadService {
       throw new HttpError(503, `${why}; timeframe ${timeframe} (variant ${variant}) is answered again once Redis caught up`, undefined, { 'retry-after': '2' });
     }
     const rec = await this.recorded(region, why);
-    return { region, timeframe, variant, source: 'record', status: 'record', as_of: rec.checkpointAt, note: why, ...(await this.joinMeta(rec.top.slice(0, k))) };
+    return {
+      region,
+      timeframe,
+      variant,
+      source: 'record',
+      status: 'record',
+      as_of: rec.checkpointAt,
+      note: why,
+      ...(await this.joinMeta(rec.top.slice(0, k))),
+    };
   }
 
   private async rankFromRecord(region: string, postId: string, around: number, why: string): Promise<RankAnswer> {
@@ -292,7 +315,11 @@ export class ReadService {
     if (!record) throw new HttpError(503, `${why}, and this process has no record to answer from`, undefined, { 'retry-after': '2' });
     let rec;
     try {
-      rec = await withTimeout(this.records.get(region, () => record.readKey(region, ALL_TIME)), 5000, 'the Cassandra record');
+      rec = await withTimeout(
+        this.records.get(region, () => record.readKey(region, ALL_TIME)),
+        5000,
+        'the Cassandra record',
+      );
     } catch (e) {
       throw new HttpError(503, `${why}, and the record cannot answer either (${(e as Error).message})`, undefined, { 'retry-after': '2' });
     }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client, policies } from 'cassandra-driver';
+import { cassandraClient } from '../clients';
 import type { Config } from '../config';
 
 export interface Migration {
@@ -21,7 +21,10 @@ export const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 
 /** Parses `NNN_name.cql` files: statements separated by `;`, `--` comments ignored. */
 export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.cql')).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cql'))
+    .sort();
   const out: Migration[] = [];
   for (const f of files) {
     const m = /^(\d+)_([a-z0-9_]+)\.cql$/.exec(f);
@@ -41,27 +44,13 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
   return out;
 }
 
-export function cassandraClient(cfg: Config, keyspace?: string): Client {
-  return new Client({
-    contactPoints: [`${cfg.host}:${cfg.cassandra.port}`],
-    localDataCenter: cfg.cassandra.localDataCenter,
-    keyspace,
-    // Back within seconds of Cassandra's return (the default backs off to 10 minutes).
-    policies: { reconnection: new policies.reconnection.ConstantReconnectionPolicy(1000) },
-  });
-}
-
 /** Creates the keyspace (replication 1: one local node) and applies pending migrations; returns what it applied. */
 export async function migrate(cfg: Config, keyspace = cfg.cassandra.keyspace, migrations = loadMigrations()): Promise<string[]> {
   const client = cassandraClient(cfg);
   const applied: string[] = [];
   try {
-    await client.execute(
-      `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`,
-    );
-    await client.execute(
-      `CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (version int PRIMARY KEY, name text, checksum text, applied_at timestamp)`,
-    );
+    await client.execute(`CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}`);
+    await client.execute(`CREATE TABLE IF NOT EXISTS ${keyspace}.schema_migrations (version int PRIMARY KEY, name text, checksum text, applied_at timestamp)`);
     const rs = await client.execute(`SELECT version, name, checksum FROM ${keyspace}.schema_migrations`);
     const done = new Map(rs.rows.map((r) => [r.get('version') as number, r.get('checksum') as string]));
     for (const m of migrations) {

@@ -15,11 +15,12 @@ import type { Redis } from 'ioredis';
 import type { Client as TemporalClient } from '@temporalio/client';
 import { EpochChanged, RedisStateLost, type ActorSystem } from '../actors/region-actor';
 import { EPOCH_KEY, watermarksKey } from '../keys';
-import { ensureEpoch, type RegionRecord } from '../store/record';
+import type { RegionRecord } from '../store/record';
+import { ensureEpoch } from '../store/rebuild';
 import type { Config } from '../config';
 import type { Metrics } from '../metrics';
-import { advancePosition, readPositions } from './positions';
-import { sendChunked } from './produce-chunks';
+import { advancePosition, readPositions } from '../store/positions';
+import { sendChunked } from '../produce-chunked';
 import { DLQ_REASON_HEADER, reasonKind, triage } from './triage';
 import { Watermarks } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
@@ -111,7 +112,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   /** Per held partition, the next offset to apply under `epoch` (null: the group's own offset). */
   const positions = new Map<number, bigint | null>();
   const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now);
-  const reporter = new WatermarkReporter({ cfg, redis, watermarks, held: () => assigned, temporal: deps.temporal, log });
+  const reporter = new WatermarkReporter({ cfg, redis, watermarks, held: () => assigned, temporal: deps.temporal, log, metrics });
 
   /**
    * Reads where every held partition resumes (Redis's applied marks, under its current

@@ -7,11 +7,12 @@
 import type { Redis } from 'ioredis';
 import type { Client as TemporalClient } from '@temporalio/client';
 import type { Config } from '../config';
-import { advanceTrailing } from '../actors/region-actor';
+import { advanceTrailing } from '../store/trailing';
 import { watermarksKey } from '../keys';
 import type { regionCoordinatorWorkflow } from '../workflows/coordinator';
 import { coordinatorWorkflowId, progressSignal, type RegionProgress } from '../workflows/definitions';
 import type { Watermarks } from './watermarks';
+import type { Metrics } from '../metrics';
 
 export interface ReporterDeps {
   cfg: Config;
@@ -22,6 +23,7 @@ export interface ReporterDeps {
   /** Where watermarks are signalled (the region coordinators); without it none are sent. */
   temporal?: { client: TemporalClient; taskQueue: string };
   log: (s: string) => void;
+  metrics?: Metrics;
 }
 
 export class WatermarkReporter {
@@ -65,22 +67,20 @@ export class WatermarkReporter {
           if (cfg.ingest.mode === 'exact') await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark);
           if (temporal) {
             // Started by name: the workflow's code belongs to the workflow bundle, not to this process.
-            await temporal.client.workflow.signalWithStart<typeof regionCoordinatorWorkflow, [RegionProgress]>(
-              'regionCoordinatorWorkflow',
-              {
-                workflowId: coordinatorWorkflowId(region),
-                taskQueue: temporal.taskQueue,
-                args: [{ region, specs: this.specs, sessions: this.sessions }],
-                signal: progressSignal,
-                signalArgs: [{ ...p, specs: this.specs, sessions: this.sessions }],
-              },
-            );
+            await temporal.client.workflow.signalWithStart<typeof regionCoordinatorWorkflow, [RegionProgress]>('regionCoordinatorWorkflow', {
+              workflowId: coordinatorWorkflowId(region),
+              taskQueue: temporal.taskQueue,
+              args: [{ region, specs: this.specs, sessions: this.sessions }],
+              signal: progressSignal,
+              signalArgs: [{ ...p, specs: this.specs, sessions: this.sessions }],
+            });
           }
           this.reported.set(region, p.watermark);
           watermarks.taken(region, p.earliest);
         }),
       ]);
     } catch (e) {
+      this.deps.metrics?.failures.inc({ operation: 'watermark_report' });
       this.deps.log(`watermark report failed (retrying): ${(e as Error).message}`);
     } finally {
       this.running = false;

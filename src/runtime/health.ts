@@ -14,7 +14,7 @@ import type { Client as CassandraClient } from 'cassandra-driver';
 import type { Client as TemporalClient } from '@temporalio/client';
 import type { Config } from '../config';
 import { SERVICES, withTimeout, type ServiceName } from '../health';
-import { parseRecovery, type Recovery } from '../ingest/positions';
+import { parseRecovery, type Recovery } from '../store/positions';
 import { EPOCH_KEY, appliedKey, recoveryKey } from '../keys';
 import type { SlotStatus } from './ipc';
 
@@ -148,7 +148,8 @@ export class RuntimeHealth {
         });
         return cfgs.resources[0]?.configEntries.find((c) => c.configName === 'inter.broker.protocol.version')?.configValue ?? 'unknown';
       },
-      cassandra: async () => String((await cassandra.execute('SELECT release_version FROM system.local', [], { readTimeout: t })).first()?.get('release_version') ?? 'unknown'),
+      cassandra: async () =>
+        String((await cassandra.execute('SELECT release_version FROM system.local', [], { readTimeout: t })).first()?.get('release_version') ?? 'unknown'),
       temporal: async () => {
         const info = await temporal.connection.withDeadline(Date.now() + t, () => temporal.connection.workflowService.getSystemInfo({}));
         return info.serverVersion || 'unknown';

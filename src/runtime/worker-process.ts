@@ -6,25 +6,23 @@
  * flushed, offsets committed), stop the API, close connections.
  */
 import type { Server } from 'node:http';
-import { Redis } from 'ioredis';
 import { Partitioners } from 'kafkajs';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../config';
 import { createActivities } from '../activities';
-import { createWindowActivities } from '../activities/windows';
-import { kafkaClient } from '../clients';
+import { windowStore } from '../store/window-snapshots';
+import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
 import { createApp } from '../api/app';
 import { ReadService } from '../api/read-service';
 import { createMetrics } from '../metrics';
-import { WORKFLOWS_PATH } from '../worker';
+import { createWorker } from '../worker';
 import { recomputeUpdate } from '../workflows/definitions';
 import { reportIngestState, requestClusterMetrics, requestSlots } from './ipc';
-import { cassandraClient } from '../bootstrap/cassandra';
 import { PostMetaStore } from '../store/posts';
-import { RegionRecord, ensureEpoch, forceRebuild } from '../store/record';
+import { RegionRecord } from '../store/record';
+import { ensureEpoch, forceRebuild } from '../store/rebuild';
 import { ingestTaskQueue } from './ids';
 import { RuntimeHealth } from './health';
 import { Watchdog } from './watchdog';
@@ -36,10 +34,8 @@ async function main(): Promise<void> {
   // Worker state transitions at INFO would drown the runtime's own log lines.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
-  const redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: cfg.redis.db, maxRetriesPerRequest: null });
-  // The API's reads fail fast while Redis is unreachable (answered from the record instead of waiting).
-  const apiRedis = new Redis({ host: cfg.host, port: cfg.redis.port, db: cfg.redis.db, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
-  apiRedis.on('error', () => undefined); // reconnects by itself; every failed read reports its error
+  const redis = redisClient(cfg, 'hotPath');
+  const apiRedis = redisClient(cfg, 'api');
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`);
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -50,7 +46,7 @@ async function main(): Promise<void> {
   // Constructing one installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([metrics.registry]);
-  const actors = new ActorSystem(redis, cfg.ingest, metrics);
+  const actors = new ActorSystem(redis, cfg.ingest, metrics, log);
   const shutdown = new AbortController();
   const cassandra = cassandraClient(cfg);
   const logEnds = async () => new Map((await admin.fetchTopicOffsets(cfg.kafka.topic)).map((o) => [o.partition, BigInt(o.high)] as const));
@@ -64,20 +60,20 @@ async function main(): Promise<void> {
   let rebuilding: Promise<string> | undefined;
   const rebuild = () => (rebuilding ??= ensureEpoch(redis, record, log).finally(() => (rebuilding = undefined)));
 
-  const connection = await NativeConnection.connect({ address: cfg.temporal.address });
-  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
-  const workflowWorker = await Worker.create({
+  const connection = await temporalWorkerConnection(cfg);
+  const client = await temporalClient(cfg);
+  const workflowWorker = await createWorker({
+    cfg,
     connection,
-    namespace: cfg.temporal.namespace,
     taskQueue: cfg.temporal.taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
     activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client }),
   });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
-  const ingestWorker = await Worker.create({
+  const ingestWorker = await createWorker({
+    cfg,
     connection,
-    namespace: cfg.temporal.namespace,
     taskQueue: slotQueue,
+    workflowsPath: false,
     activities: createActivities({
       redis,
       ingest: {
@@ -112,7 +108,7 @@ async function main(): Promise<void> {
     topic: cfg.kafka.topic,
     record,
     rebuild,
-    readWindow: createWindowActivities(redis, cassandra, cfg.cassandra.keyspace).readWindow,
+    readWindow: windowStore(redis, cassandra, cfg.cassandra.keyspace).readWindow,
     posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
     windows: cfg.ingest.windows,
     sliding: cfg.ingest.sliding,

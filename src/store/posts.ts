@@ -60,7 +60,10 @@ export class PostMetaStore {
       });
       const found = new Map<string, PostMeta>();
       for (const row of rs.rows) {
-        found.set(row.get('post_id') as string, { author: (row.get('author') as string | null) ?? null, content: (row.get('content') as string | null) ?? null });
+        found.set(row.get('post_id') as string, {
+          author: (row.get('author') as string | null) ?? null,
+          content: (row.get('content') as string | null) ?? null,
+        });
       }
       for (const id of missing) {
         const meta = found.get(id) ?? null;

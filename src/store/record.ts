@@ -12,17 +12,14 @@
  * oldest recorded offset, and the fences make the replay count only what the record
  * did not include.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
-import type { WindowSpec } from '../config';
+import type { WindowSpec, TopKMode } from '../config';
 import {
   ALL_TIME,
   GLOBAL_DIRTY_KEY,
   EPOCH_KEY,
-  REBUILD_LOCK_KEY,
   REGIONS_KEY,
   regionBoundedKey,
   regionCheckpointLockKey,
@@ -31,13 +28,13 @@ import {
   regionMetaKey,
   regionOffsetsKey,
   regionTopKey,
+  parseWindowId,
   regionWindowKey,
 } from '../keys';
-import { writeRebuildPositions } from '../ingest/positions';
+import { writeRebuildPositions } from './positions';
+import { scripted, type ScriptedRedis } from './scripts';
+import { deleteRegion } from './region-keys';
 import { byRank, type RankedCount } from '../ranking';
-
-const CHECKPOINT_SCRIPT = fs.readFileSync(path.join(__dirname, 'checkpoint.lua'), 'utf8');
-const RELEASE_SCRIPT = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /** The inflight hash's field naming its cut (not an entry: entries are "<key id>|<post>"). */
 const CUT_FIELD = '\u0000cut';
@@ -53,7 +50,7 @@ export interface RecordOptions {
   windows: readonly WindowSpec[];
   boundedK: number;
   /** `bounded`: restored leaderboards are cut back to boundedK (the record keeps evicted posts' last counts). */
-  mode?: 'exact' | 'bounded';
+  mode?: TopKMode;
 }
 
 /** Cassandra refuses a TTL above 20 years (and a 32-bit overflow is an error of its own). */
@@ -66,6 +63,7 @@ export function cassandraTtl(expireAtMs: number, nowMs: number): number {
 
 export class RegionRecord {
   private readonly specs: Map<string, WindowSpec>;
+  private readonly scripts: ScriptedRedis;
 
   constructor(
     private readonly redis: Redis,
@@ -73,8 +71,7 @@ export class RegionRecord {
     private readonly opts: RecordOptions,
   ) {
     this.specs = new Map(opts.windows.map((w) => [w.name, w]));
-    if (!('hhCheckpoint' in redis)) redis.defineCommand('hhCheckpoint', { lua: CHECKPOINT_SCRIPT, numberOfKeys: 3 });
-    if (!('hhRelease' in redis)) redis.defineCommand('hhRelease', { lua: RELEASE_SCRIPT, numberOfKeys: 1 });
+    this.scripts = scripted(redis);
   }
 
   private get ks(): string {
@@ -90,12 +87,7 @@ export class RegionRecord {
     const lock = regionCheckpointLockKey(region);
     if ((await this.redis.set(lock, token, 'PX', 60_000, 'NX')) === null) return 'busy';
     try {
-      const [ms, flatOffsets, size] = (await (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhCheckpoint(
-        regionDirtyKey(region),
-        regionInflightKey(region),
-        regionOffsetsKey(region),
-        token,
-      )) as [string, string[], number];
+      const [ms, flatOffsets, size] = await this.scripts.hhCheckpoint(regionDirtyKey(region), regionInflightKey(region), regionOffsetsKey(region), token);
       if (size === 0) return 0;
       // The cut is taken: its entries are read in steps, Redis serves flushes in between.
       const cut = new Map<string, string>();
@@ -151,7 +143,7 @@ export class RegionRecord {
       await this.redis.del(regionInflightKey(region));
       return entries;
     } finally {
-      await (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhRelease(lock, token);
+      await this.scripts.hhRelease(lock, token);
     }
   }
 
@@ -175,10 +167,9 @@ export class RegionRecord {
   }
 
   private windowOf(keyId: string): { spec: WindowSpec; start: number } | undefined {
-    const i = keyId.lastIndexOf(':');
-    const spec = this.specs.get(keyId.slice(0, i));
-    const start = Number(keyId.slice(i + 1));
-    return spec && Number.isFinite(start) ? { spec, start } : undefined;
+    const id = parseWindowId(keyId);
+    const spec = id && this.specs.get(id.spec);
+    return spec ? { spec, start: id.start } : undefined;
   }
 
   /** A region's recorded counts of one key, highest first (k = all when undefined); null if no record. */
@@ -302,69 +293,5 @@ export class RegionRecord {
       .sadd(GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME) // the global keys are merged again from the restored ones
       .exec();
     return { offsets: new Map(Object.entries(offsets).map(([p, o]) => [Number(p), BigInt(o.toString())])), checkpointAt };
-  }
-}
-
-/** Deletes every Redis key of a region and unregisters it. */
-export async function deleteRegion(redis: Redis, region: string): Promise<void> {
-  const pattern = `region:{${region.replace(/([*?[\]\\])/g, '\\$1')}}:*`;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  await redis.srem(REGIONS_KEY, region);
-}
-
-/**
- * The current epoch, rebuilding Redis from the record first when the epoch is gone.
- * One process rebuilds (lock); the others wait for the epoch to appear.
- */
-export async function ensureEpoch(redis: Redis, record: RegionRecord, log: (s: string) => void, signal?: AbortSignal): Promise<string> {
-  for (;;) {
-    const epoch = await redis.get(EPOCH_KEY);
-    if (epoch !== null) return epoch;
-    if (signal?.aborted) throw new Error('stopped while waiting for the Redis rebuild');
-    const token = randomUUID();
-    if ((await redis.set(REBUILD_LOCK_KEY, token, 'PX', 300_000, 'NX')) !== null) {
-      try {
-        const t0 = Date.now();
-        log('Redis has no epoch: rebuilding it from Cassandra');
-        const { epoch: e, regions } = await record.restoreAll();
-        log(`rebuilt ${regions.length} region(s) from Cassandra in ${Date.now() - t0} ms; epoch ${e}`);
-        return e;
-      } catch (err) {
-        log(`rebuild failed (will retry): ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 2000));
-      } finally {
-        await (redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhRelease(REBUILD_LOCK_KEY, token);
-      }
-    } else {
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
-/**
- * The admin rebuild: under the rebuild lock, drop the epoch and every region's keys, then
- * restore from the record. Ingest members see the new epoch and rewind.
- */
-export async function forceRebuild(redis: Redis, record: RegionRecord, log: (s: string) => void): Promise<{ epoch: string; dropped: number; restored: number }> {
-  const token = randomUUID();
-  const t0 = Date.now();
-  while ((await redis.set(REBUILD_LOCK_KEY, token, 'PX', 300_000, 'NX')) === null) {
-    if (Date.now() - t0 > 300_000) throw new Error('another rebuild holds the lock');
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  try {
-    await redis.del(EPOCH_KEY);
-    const regions = await redis.smembers(REGIONS_KEY);
-    for (const r of regions) await deleteRegion(redis, r);
-    const { epoch, regions: restored } = await record.restoreAll();
-    log(`admin rebuild: dropped ${regions.length} region(s), restored ${restored.length} from Cassandra; epoch ${epoch}`);
-    return { epoch, dropped: regions.length, restored: restored.length };
-  } finally {
-    await (redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).hhRelease(REBUILD_LOCK_KEY, token);
   }
 }

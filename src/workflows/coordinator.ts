@@ -19,14 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import {
-  coordinatorStatusQuery,
-  progressSignal,
-  watermarkSignal,
-  windowWorkflowId,
-  type SessionSpecInput,
-  type WindowSpecInput,
-} from './definitions';
+import { coordinatorStatusQuery, progressSignal, watermarkSignal, windowWorkflowId, type SessionSpecInput, type WindowSpecInput } from './definitions';
 import type { windowWorkflow, WindowInput } from './window';
 import type { Activities } from '../activities';
 
@@ -114,7 +107,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     }
     for (const sp of input.sessions ?? []) {
       const taken = (st.taken ??= {});
-      for (const s of await sealSessions(input.region, sp, wm, taken[sp.name] ?? -1)) {
+      for (const s of await sealSessions({ region: input.region, spec: sp, watermark: wm, after: taken[sp.name] ?? -1 })) {
         const id = windowWorkflowId(input.region, sp.name, s.start);
         const spec = { name: sp.name, sizeMs: s.end - s.start, latenessMs: sp.latenessMs, ttlMs: sp.ttlMs };
         await startWindow(id, { region: input.region, spec, start: s.start });
@@ -172,7 +165,7 @@ function live(st: CoordinatorState, w: CoordinatorState['live'][number]): void {
 async function adoptRunning(input: CoordinatorInput, st: CoordinatorState): Promise<void> {
   let running: Awaited<ReturnType<Activities['runningWindows']>> = [];
   try {
-    running = await runningWindows(input.region);
+    running = await runningWindows({ region: input.region });
   } catch (e) {
     log.warn('cannot list the running windows; windows of an earlier coordinator may wait for their TTL', { error: String(e) });
   }

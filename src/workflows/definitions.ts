@@ -36,7 +36,7 @@ export interface GlobalMergeStatus {
   moved: number;
   naive: number;
   /** The last round that merged something. */
-  last: import('../activities/global-merge').GlobalMergeReport | null;
+  last: import('../store/global-merge').GlobalMergeReport | null;
 }
 export const globalMergeStatusQuery = defineQuery<GlobalMergeStatus>('status');
 

@@ -2,7 +2,7 @@
  * The global merge (id `global-merge:<task queue>`): a durable timer loop that merges, every
  * interval, the key families the hot path changed (all-time, windows, trailing timeframes)
  * from the regions' leaderboards into `global:top_k[:<id>]` with the exact threshold
- * protocol (activities/global-merge.ts). Its `status` query shows the last merge's
+ * protocol (ranking/tput.ts, store/global-merge.ts). Its `status` query shows the last merge's
  * figures: entries moved beside what merging full leaderboards would move.
  * Continues as new before its history grows large.
  */
@@ -26,7 +26,7 @@ export async function globalMergeWorkflow(input: GlobalMergeInput): Promise<void
   const status: GlobalMergeStatus = input.status ?? { merges: 0, families: 0, moved: 0, naive: 0, last: null };
   setHandler(globalMergeStatusQuery, () => status);
   for (;;) {
-    const report = await mergeGlobal(input.k);
+    const report = await mergeGlobal({ k: input.k });
     status.merges++;
     status.families += report.families;
     status.moved += report.moved;

@@ -1,5 +1,4 @@
 // Every workflow the Worker registers (workflowsPath points here).
-export * from './smoke';
 export * from './ingest-supervisor';
 export * from './window';
 export * from './coordinator';

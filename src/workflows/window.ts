@@ -20,6 +20,7 @@ import {
   type WindowState,
   type WindowStatus,
 } from './definitions';
+import { windowId as windowIdOf } from '../keys';
 
 const { persistWindow, restoreWindow, expireWindow, assembleSliding } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
@@ -34,7 +35,7 @@ export interface WindowInput {
 
 export async function windowWorkflow({ region, spec, start }: WindowInput): Promise<WindowStatus> {
   const end = start + spec.sizeMs;
-  const windowId = `${spec.name}:${start}`;
+  const windowId = windowIdOf(spec.name, start);
   const status: WindowStatus = { state: 'OPEN', watermark: null, top: [], persists: 0 };
   const setState = (state: WindowState) => {
     status.state = state;
@@ -52,7 +53,7 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
   });
   setHandler(windowStatusQuery, () => status);
   const recompute = async () => {
-    const r = await restoreWindow(region, windowId, end + spec.ttlMs);
+    const r = await restoreWindow({ region, id: windowId, expireAt: end + spec.ttlMs });
     return { posts: r.posts, events: r.events };
   };
   setHandler(recomputeUpdate, recompute);
@@ -62,8 +63,10 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
 
   const persist = async () => {
     // A sliding window's key is the sum of its panes (tumbling windows), summed again at each persist.
-    if (spec.pane && spec.slideMs) await assembleSliding(region, windowId, spec.pane, start, spec.sizeMs, spec.slideMs, end + spec.ttlMs);
-    const snap = await persistWindow(region, spec.name, start);
+    if (spec.pane && spec.slideMs) {
+      await assembleSliding({ region, id: windowId, pane: spec.pane, start, sizeMs: spec.sizeMs, slideMs: spec.slideMs, expireAt: end + spec.ttlMs });
+    }
+    const snap = await persistWindow({ region, spec: spec.name, start });
     status.top = snap.top;
     status.persists++;
   };
@@ -79,7 +82,7 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
   const expireAt = end + spec.ttlMs;
   const wait = expireAt - Date.now();
   if (wait > 0) await sleep(wait);
-  await expireWindow(region, windowId);
+  await expireWindow({ region, id: windowId });
   setState('EXPIRED');
   return status;
 }

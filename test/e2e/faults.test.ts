@@ -60,7 +60,10 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
       };
       expect(body.source, r).to.equal('redis');
       expect(body.status, r).to.equal('live');
-      expect(body.top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count })), `${r} top 100 from the API`).to.deep.equal(truthTopK(truth[r], 100));
+      expect(
+        body.top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count })),
+        `${r} top 100 from the API`,
+      ).to.deep.equal(truthTopK(truth[r], 100));
     }
   };
 
@@ -120,7 +123,15 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
   const health = async () => {
     // A hang is a failure: the report must come back while a dependency is down.
     const res = await fetch(`${rt.api}/healthz`, { signal: AbortSignal.timeout(3000) });
-    return { code: res.status, body: (await res.json()) as { status: string; problems: string[]; dependencies: Record<string, { up: boolean }>; ingest: { slots: { slot: number; state: string; supervisor_run: string | null }[] } } };
+    return {
+      code: res.status,
+      body: (await res.json()) as {
+        status: string;
+        problems: string[];
+        dependencies: Record<string, { up: boolean }>;
+        ingest: { slots: { slot: number; state: string; supervisor_run: string | null }[] };
+      },
+    };
   };
 
   it('a Redis crash (kill -9) mid-stream, then both workers killed during the replay, lose nothing: Redis, the API and the Cassandra record equal the truth', async () => {
@@ -179,13 +190,17 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
     const victim = rt.workers.get(1)!;
     process.kill(victim, 'SIGKILL');
     const seen = new Set<string>();
-    await eventually(async () => {
-      const h = await health();
-      for (const p of h.body.problems) if (p.startsWith('worker slot 1 is not ingesting')) seen.add(p);
-      expect(rt.workers.get(1)).to.not.equal(victim);
-      expect(seen.size, 'slot 1 reported as not ingesting').to.be.greaterThan(0);
-      expect(h.body.ingest.slots.map((x) => x.state)).to.deep.equal(['consuming', 'consuming']);
-    }, 120_000, 200);
+    await eventually(
+      async () => {
+        const h = await health();
+        for (const p of h.body.problems) if (p.startsWith('worker slot 1 is not ingesting')) seen.add(p);
+        expect(rt.workers.get(1)).to.not.equal(victim);
+        expect(seen.size, 'slot 1 reported as not ingesting').to.be.greaterThan(0);
+        expect(h.body.ingest.slots.map((x) => x.state)).to.deep.equal(['consuming', 'consuming']);
+      },
+      120_000,
+      200,
+    );
   });
 
   it('ingest supervisors terminated through the Temporal API are started again, and counts stay exact', async () => {
@@ -195,15 +210,19 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
       const before = await Promise.all([1, 2].map((slot) => client.workflow.getHandle(supervisorId(env.HH_TEMPORAL_TASK_QUEUE, slot)).describe()));
       for (const d of before) await client.workflow.getHandle(d.workflowId).terminate('fault test: anyone can, through the Temporal API');
       // Until both are back: what health said meanwhile.
-      await eventually(async () => {
-        const h = await health();
-        for (const p of h.body.problems) if (/worker slot \d is not ingesting/.test(p)) seen.add(p.replace(/ \(.*/, ''));
-        const now = await Promise.all([1, 2].map((slot) => client.workflow.getHandle(supervisorId(env.HH_TEMPORAL_TASK_QUEUE, slot)).describe()));
-        now.forEach((d, i) => expect(d.runId, `slot ${i + 1} has a new supervisor`).to.not.equal(before[i].runId));
-        now.forEach((d) => expect(d.status.name).to.equal('RUNNING'));
-        // Ingesting again, each slot under its new supervisor.
-        expect(h.body.ingest.slots.map((x) => [x.state, x.supervisor_run])).to.deep.equal(now.map((d) => ['consuming', d.runId]));
-      }, 120_000, 200);
+      await eventually(
+        async () => {
+          const h = await health();
+          for (const p of h.body.problems) if (/worker slot \d is not ingesting/.test(p)) seen.add(p.replace(/ \(.*/, ''));
+          const now = await Promise.all([1, 2].map((slot) => client.workflow.getHandle(supervisorId(env.HH_TEMPORAL_TASK_QUEUE, slot)).describe()));
+          now.forEach((d, i) => expect(d.runId, `slot ${i + 1} has a new supervisor`).to.not.equal(before[i].runId));
+          now.forEach((d) => expect(d.status.name).to.equal('RUNNING'));
+          // Ingesting again, each slot under its new supervisor.
+          expect(h.body.ingest.slots.map((x) => [x.state, x.supervisor_run])).to.deep.equal(now.map((d) => ['consuming', d.runId]));
+        },
+        120_000,
+        200,
+      );
     } finally {
       await client.connection.close();
     }

@@ -77,7 +77,7 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
       const add = (post: string, views: number) => {
         for (let i = 0; i < views; i++) {
           messages.push({ key: region, value: JSON.stringify({ event_id: `${id}-${n++}`, post_id: post, region_id: region, timestamp: T }) });
-          ((truth[region] ??= {})[post] = (truth[region]?.[post] ?? 0) + 1);
+          (truth[region] ??= {})[post] = (truth[region]?.[post] ?? 0) + 1;
         }
       };
       for (let i = 0; i < K; i++) add(`${region}-local-${i}`, 20);
@@ -111,14 +111,18 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
     expect(live.source).to.equal('redis');
     expect(plain(live)).to.deep.equal(truthTopK(truth[region], 1000));
     // TTL 15 s after the end; the window workflow persisted its snapshot when it closed.
-    await eventually(async () => {
-      const gone = await get(`region=${region}&window=${w}&k=1000`);
-      expect(gone.source).to.equal('record');
-      expect(plain(gone)).to.deep.equal(truthTopK(truth[region], 1000));
-      const g = await get(`region=global&window=${w}&k=${K}`);
-      expect(g.source).to.equal('record');
-      expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
-    }, 90_000, 1000);
+    await eventually(
+      async () => {
+        const gone = await get(`region=${region}&window=${w}&k=1000`);
+        expect(gone.source).to.equal('record');
+        expect(plain(gone)).to.deep.equal(truthTopK(truth[region], 1000));
+        const g = await get(`region=global&window=${w}&k=${K}`);
+        expect(g.source).to.equal('record');
+        expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
+      },
+      90_000,
+      1000,
+    );
   });
   it('trailing timeframes hold the events of their last panes: 2s drops them as the watermark moves on, 1m still has them', async () => {
     const region = crafted[0];
@@ -131,9 +135,7 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
       expect(long.range!.from).to.be.at.most(T);
       expect(long.range!.to).to.be.greaterThan(T);
       expect(plain(long)).to.deep.equal(truthTopK(truth[region], 1000));
-      expect(plain(await get(`region=global&timeframe=1m&k=${K}`))).to.deep.equal(
-        truthTopK(globalTruth(), K),
-      );
+      expect(plain(await get(`region=global&timeframe=1m&k=${K}`))).to.deep.equal(truthTopK(globalTruth(), K));
     }, 60_000);
   });
 
@@ -152,14 +154,17 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
   it('sums each sliding window from its panes: both 4s@2s windows that contain the events hold all of them', async () => {
     const region = crafted[2];
     const s0 = Math.floor(T / 2000) * 2000;
-    await eventually(async () => {
-      for (const start of [s0 - 2000, s0]) {
-        const w = await get(`region=${region}&window=4s@2s:${start}&k=1000`);
-        expect(plain(w), `4s@2s:${start}`).to.deep.equal(truthTopK(truth[region], 1000));
-      }
-      const g = await get(`region=global&window=4s@2s:${s0}&k=${K}`);
-      expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
-    }, 60_000, 500);
+    await eventually(
+      async () => {
+        for (const start of [s0 - 2000, s0]) {
+          const w = await get(`region=${region}&window=4s@2s:${start}&k=1000`);
+          expect(plain(w), `4s@2s:${start}`).to.deep.equal(truthTopK(truth[region], 1000));
+        }
+        const g = await get(`region=global&window=4s@2s:${s0}&k=${K}`);
+        expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
+      },
+      60_000,
+      500,
+    );
   });
-
 });

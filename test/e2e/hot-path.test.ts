@@ -80,9 +80,13 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     await iso.setUp();
     ({ admin, producer, redis } = iso);
     // The posts' metadata, as the load generator writes it.
-    await writePosts(cassandra, iso.keyspace, (function* () {
-      for (let i = 0; i < POSTS; i++) yield postMetadata(i, prefix);
-    })());
+    await writePosts(
+      cassandra,
+      iso.keyspace,
+      (function* () {
+        for (let i = 0; i < POSTS; i++) yield postMetadata(i, prefix);
+      })(),
+    );
     rt = await startRuntime(env);
   });
 
@@ -190,8 +194,12 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       await producer.send({ topic: env.HH_KAFKA_TOPIC, acks: -1, messages: [{ key: badRegion, value: JSON.stringify(onTime) }] });
       // An independent producer (kcat), in exactly the documented form.
       const kcatEvent = JSON.stringify(good(12));
-      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', 'schema-version=1'], { input: `${kcatEvent}\n` });
-      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', `x-case=${marker}`], { input: 'kcat says hi\n' });
+      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', 'schema-version=1'], {
+        input: `${kcatEvent}\n`,
+      });
+      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', `x-case=${marker}`], {
+        input: 'kcat says hi\n',
+      });
       await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
 
       const dead = await readTopic(kafka, env.HH_KAFKA_DLQ_TOPIC, cases.length + 1);
@@ -220,7 +228,11 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     });
 
     it('POST /events: 202 for a valid array; 400 listing each rejected index and reason while the valid ones are produced', async () => {
-      const ok = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([good(20), good(21)]) });
+      const ok = await fetch(`${rt.api}/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([good(20), good(21)]),
+      });
       expect(ok.status).to.equal(202);
       expect(await ok.json()).to.deep.equal({ accepted: 2, rejected: [] });
       const mixed = [good(22), { ...good(23), timestamp: -5 }, 'text', { ...good(24), event_id: '' }, { ...good(25), region_id: 7 }];
@@ -248,7 +260,12 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
 
     it('POST /events takes 9,000 events (about 1 MB, more than one produce request may carry) and counts each', async () => {
       const region = `${prefix}bulk`;
-      const events = Array.from({ length: 9_000 }, (_, i) => ({ event_id: `${id}-bulk-${i}`, post_id: `bulk-${i % 7}`, region_id: region, timestamp: Date.now() }));
+      const events = Array.from({ length: 9_000 }, (_, i) => ({
+        event_id: `${id}-bulk-${i}`,
+        post_id: `bulk-${i % 7}`,
+        region_id: region,
+        timestamp: Date.now(),
+      }));
       const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
       expect(res.status).to.equal(202);
       expect(await res.json()).to.deep.equal({ accepted: 9_000, rejected: [] });
@@ -310,7 +327,13 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
 
     it('GET /metrics reports consumed, dead-lettered, deduplicated, flush latency and lag per partition', async () => {
       const text = await (await fetch(`${rt.api}/metrics`)).text();
-      for (const name of ['hh_events_consumed_total', 'hh_events_dead_lettered_total', 'hh_events_deduplicated_total', 'hh_flush_duration_seconds_bucket', 'hh_consumer_lag']) {
+      for (const name of [
+        'hh_events_consumed_total',
+        'hh_events_dead_lettered_total',
+        'hh_events_deduplicated_total',
+        'hh_flush_duration_seconds_bucket',
+        'hh_consumer_lag',
+      ]) {
         expect(text).to.contain(name);
       }
       expect(text).to.match(/hh_consumer_lag\{[^}]*partition="\d+"[^}]*\} \d+/);

@@ -116,9 +116,10 @@ describe('the Cassandra record: checkpoints, fallback and rebuild (end to end)',
         expect(res.status, r).to.equal(200);
         const body = (await res.json()) as { source: string; top_posts: { post_id: string; view_count: number }[] };
         sources.add(body.source);
-        expect(body.top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count })), `${r} top ${k} (${body.source})`).to.deep.equal(
-          truthTopK(truth[r], k),
-        );
+        expect(
+          body.top_posts.map((p) => ({ post_id: p.post_id, view_count: p.view_count })),
+          `${r} top ${k} (${body.source})`,
+        ).to.deep.equal(truthTopK(truth[r], k));
       }
     }
     expect([...sources]).to.include('record');

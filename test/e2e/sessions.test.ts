@@ -49,11 +49,15 @@ describe('session windows on the dev server (gap 3 s, lateness 1 s)', function (
   const finalTop = async (start: number) => {
     const wf = windowWorkflowId(region, 'gap3s', start);
     let top: { post_id: string; view_count: number }[] = [];
-    await eventually(async () => {
-      const s = await client.workflow.getHandle(wf).query(windowStatusQuery);
-      expect(s.state, wf).to.equal('FINAL');
-      top = s.top;
-    }, 60_000, 250);
+    await eventually(
+      async () => {
+        const s = await client.workflow.getHandle(wf).query(windowStatusQuery);
+        expect(s.state, wf).to.equal('FINAL');
+        top = s.top;
+      },
+      60_000,
+      250,
+    );
     return top.map((p) => [p.post_id, p.view_count]);
   };
 
@@ -88,11 +92,15 @@ describe('session windows on the dev server (gap 3 s, lateness 1 s)', function (
     ]);
     expect(w.window_end).to.equal(null);
     const ids: string[] = [];
-    await eventually(async () => {
-      ids.length = 0;
-      for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowSpec = "gap3s"` })) ids.push(wf.workflowId);
-      expect(ids).to.deep.equal([windowWorkflowId(region, 'gap3s', B)]);
-    }, 30_000, 500);
+    await eventually(
+      async () => {
+        ids.length = 0;
+        for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowSpec = "gap3s"` })) ids.push(wf.workflowId);
+        expect(ids).to.deep.equal([windowWorkflowId(region, 'gap3s', B)]);
+      },
+      30_000,
+      500,
+    );
   });
 
   it('sends an event more than the lateness behind the watermark to the late topic, not into a session', async () => {
@@ -109,11 +117,15 @@ describe('session windows on the dev server (gap 3 s, lateness 1 s)', function (
   });
 
   it('merges a session globally like any window', async () => {
-    await eventually(async () => {
-      expect(pairs(await top(`region=global&window=gap3s:${B}&k=10`))).to.deep.equal([
-        ['x', 2],
-        ['y', 1],
-      ]);
-    }, 30_000, 300);
+    await eventually(
+      async () => {
+        expect(pairs(await top(`region=global&window=gap3s:${B}&k=10`))).to.deep.equal([
+          ['x', 2],
+          ['y', 1],
+        ]);
+      },
+      30_000,
+      300,
+    );
   });
 });

@@ -57,10 +57,14 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
   };
   const status = (wfId: string) => client.workflow.getHandle(wfId).query(windowStatusQuery);
   const waitState = (wfId: string, state: string) =>
-    eventually(async () => {
-      const s = await status(wfId);
-      expect(s.state, wfId).to.equal(state);
-    }, 60_000, 250);
+    eventually(
+      async () => {
+        const s = await status(wfId);
+        expect(s.state, wfId).to.equal(state);
+      },
+      60_000,
+      250,
+    );
 
   before(async () => {
     await iso.setUp();
@@ -94,9 +98,13 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
 
   it('counts an event late within the allowed lateness in its window; the final snapshot includes it', async () => {
     await send(B + 1000); // W0, while the watermark (B + 2.1 s) is short of end + lateness (B + 4 s)
-    await eventually(async () => {
-      expect(await redis.zscore(regionWindowKey(region, `2s:${B}`), 'post-a')).to.equal('4');
-    }, 30_000, 200);
+    await eventually(
+      async () => {
+        expect(await redis.zscore(regionWindowKey(region, `2s:${B}`), 'post-a')).to.equal('4');
+      },
+      30_000,
+      200,
+    );
     await send(B + 2 * SIZE + 700, 'tick'); // watermark = B + 4.2 s: W0 is FINAL
     await waitState(w0, 'FINAL');
     const s: WindowStatus = await status(w0);
@@ -114,21 +122,29 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     await send(B + 1500);
     const reason = await iso.firstLateReason();
     expect(reason).to.match(new RegExp(`beyond the allowed lateness of window\\(s\\) 2s:${B}`));
-    await eventually(async () => {
-      expect(await redis.zscore(regionTopKey(region), 'post-a')).to.equal('5');
-    }, 30_000, 200);
+    await eventually(
+      async () => {
+        expect(await redis.zscore(regionTopKey(region), 'post-a')).to.equal('5');
+      },
+      30_000,
+      200,
+    );
     expect(await redis.zscore(regionWindowKey(region, `2s:${B}`), 'post-a')).to.equal('4');
     const metrics = await (await fetch(`${rt.api}/metrics`)).text();
     expect(Number(/^hh_events_late_total (\d+)/m.exec(metrics)?.[1])).to.equal(1);
   });
 
-  it('lists the region\'s windows by a search-attribute query', async () => {
-    await eventually(async () => {
-      const ids: string[] = [];
-      for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowSpec = "2s"` })) ids.push(wf.workflowId);
-      expect(ids).to.include(w0);
-      expect(ids).to.include(windowWorkflowId(region, '2s', B + SIZE));
-    }, 30_000, 500);
+  it("lists the region's windows by a search-attribute query", async () => {
+    await eventually(
+      async () => {
+        const ids: string[] = [];
+        for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowSpec = "2s"` })) ids.push(wf.workflowId);
+        expect(ids).to.include(w0);
+        expect(ids).to.include(windowWorkflowId(region, '2s', B + SIZE));
+      },
+      30_000,
+      500,
+    );
     const finals: string[] = [];
     for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowState = "FINAL"` })) finals.push(wf.workflowId);
     expect(finals).to.include(w0);
@@ -145,18 +161,26 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     expect(await redis.zrevrange(key, 0, -1, 'WITHSCORES')).to.deep.equal(['post-a', '4', 'post-b', '1']);
     await redis.zadd(key, 5, 'post-b');
     await client.workflow.getHandle(w0).signal(recomputeSignal);
-    await eventually(async () => {
-      expect(await redis.zrevrange(key, 0, -1, 'WITHSCORES')).to.deep.equal(['post-a', '4', 'post-b', '1']);
-    }, 30_000, 200);
+    await eventually(
+      async () => {
+        expect(await redis.zrevrange(key, 0, -1, 'WITHSCORES')).to.deep.equal(['post-a', '4', 'post-b', '1']);
+      },
+      30_000,
+      200,
+    );
   });
 
   it('expires the window after its TTL: Redis key gone, workflow completed', async () => {
     const wait = B + SIZE + TTL - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    await eventually(async () => {
-      const d = await client.workflow.getHandle(w0).describe();
-      expect(d.status.name).to.equal('COMPLETED');
-    }, 30_000, 250);
+    await eventually(
+      async () => {
+        const d = await client.workflow.getHandle(w0).describe();
+        expect(d.status.name).to.equal('COMPLETED');
+      },
+      30_000,
+      250,
+    );
     expect(await redis.exists(regionWindowKey(region, `2s:${B}`))).to.equal(0);
     const result = (await client.workflow.getHandle(w0).result()) as WindowStatus;
     expect(result.state).to.equal('EXPIRED');

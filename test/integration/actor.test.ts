@@ -1,8 +1,19 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ActorSystem, advanceTrailing, sealSessions, type OffsetEvent } from '../../src/actors/region-actor';
+import { ActorSystem, type OffsetEvent } from '../../src/actors/region-actor';
+import { advanceTrailing } from '../../src/store/trailing';
+import { sealSessions } from '../../src/store/sessions';
 import { loadConfig, trailingPaneMs } from '../../src/config';
-import { regionBoundedKey, regionMetaKey, regionOffsetsKey, regionTopKey, regionTrailingKey, regionTrailingStateKey, regionWindowKey, windowId } from '../../src/keys';
+import {
+  regionBoundedKey,
+  regionMetaKey,
+  regionOffsetsKey,
+  regionTopKey,
+  regionTrailingKey,
+  regionTrailingStateKey,
+  regionWindowKey,
+  windowId,
+} from '../../src/keys';
 import { EpochChanged } from '../../src/actors/region-actor';
 import { freeRedisDb, rankOrder } from '../support/redis';
 import { prng } from '../../src/load/generator';
@@ -124,7 +135,12 @@ describe('region actor flush of a large batch (real Redis)', () => {
 
   it('applies 30,000 events of one partition batch in one script call (more values than a JS call takes as arguments)', async () => {
     const specs = loadConfig({}).ingest;
-    const actor = new ActorSystem(own.redis, { windows: specs.windows, sessions: loadConfig({ HH_WINDOWS: '1m,gap1m' }).ingest.sessions, boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(own.region);
+    const actor = new ActorSystem(own.redis, {
+      windows: specs.windows,
+      sessions: loadConfig({ HH_WINDOWS: '1m,gap1m' }).ingest.sessions,
+      boundedK: 10,
+      dedupHorizonMs: 48 * 3_600_000,
+    }).actor(own.region);
     const batch = Array.from({ length: 30_000 }, (_, i) => ev(i, `p${i % 500}`, own.region, T0 + (i % 60) * 1000, `big${i}`));
     const res = await actor.apply(0, batch, own.epoch);
     expect(res).to.include({ applied: 30_000, fence: '29999' });
@@ -182,7 +198,7 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   let r: string;
   before(() => ({ redis, region: r } = own));
 
-  it('equals a recount of the events in the last size of panes before the watermark\'s pane, after every watermark step', async () => {
+  it("equals a recount of the events in the last size of panes before the watermark's pane, after every watermark step", async () => {
     const rnd = prng(11);
     const actor = new ActorSystem(redis, { windows: specs, boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(r);
     const applied: { ts: number; post: string }[] = [];
@@ -284,7 +300,11 @@ describe('session windows (bucket runs sealed in Redis, real Redis)', () => {
     expect(await sealSessions(redis, r, spec, wm, mid.start)).to.deep.equal([]);
 
     // A write into a sealed session (its gap) is refused; after the mark it is a new session.
-    const res = await actor.apply(0, [ev(10_000, 'late', r, mid.end + spec.gapMs - 1000, 'late-1'), ev(10_001, 'new', r, mid.end + spec.gapMs, 'new-1')], EPOCH);
+    const res = await actor.apply(
+      0,
+      [ev(10_000, 'late', r, mid.end + spec.gapMs - 1000, 'late-1'), ev(10_001, 'new', r, mid.end + spec.gapMs, 'new-1')],
+      EPOCH,
+    );
     expect(res.sessionRefused).to.equal(1);
     const rest = await sealSessions(redis, r, spec, Number.MAX_SAFE_INTEGER / 2, mid.start);
     expect(rest[0].start).to.equal(mid.end + spec.gapMs);

@@ -6,7 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import { createApp } from '../../src/api/app';
 import { ReadService } from '../../src/api/read-service';
-import { cassandraClient } from '../../src/bootstrap/cassandra';
+import { cassandraClient } from '../../src/clients';
 import { kafkaClient } from '../../src/clients';
 import { EPOCH_KEY, REGIONS_KEY, regionMetaKey, regionTopKey } from '../../src/keys';
 import { RuntimeHealth } from '../../src/runtime/health';

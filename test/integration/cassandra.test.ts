@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
-import { cassandraClient, loadMigrations, migrate } from '../../src/bootstrap/cassandra';
+import { loadMigrations, migrate } from '../../src/bootstrap/cassandra';
+import { cassandraClient } from '../../src/clients';
 import { cfg, unique } from '../helpers';
 
 describe('cassandra (real node)', function () {

@@ -43,7 +43,12 @@ describe('checkpoint cut (real Redis)', () => {
     const queries = cassandra.batch.firstCall.args[0] as { params: unknown[] }[];
     expect(queries).to.have.length(ENTRIES + 1); // the offsets row, then every entry
     expect(String((queries[0].params[1] as Record<string, unknown>)[3])).to.equal('41');
-    expect(queries.slice(1).map((q) => Number(String(q.params[3]))).reduce((a, b) => a + b, 0)).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
+    expect(
+      queries
+        .slice(1)
+        .map((q) => Number(String(q.params[3])))
+        .reduce((a, b) => a + b, 0),
+    ).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
     expect(await redis.exists(regionDirtyKey(region), regionInflightKey(region))).to.equal(0);
   });
 

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { advancePosition, readPositions, readRecovery, writeRebuildPositions } from '../../src/ingest/positions';
+import { advancePosition, readPositions, readRecovery, writeRebuildPositions } from '../../src/store/positions';
 import { EPOCH_KEY, appliedKey } from '../../src/keys';
 import { cfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
@@ -24,7 +24,21 @@ describe('applied positions and the replay after a rebuild (real Redis)', () => 
   it('a rebuild records the offsets every restored region has, a from-the-start default, and what the replay must reach', async () => {
     await redis.set(EPOCH_KEY, 'old');
     await redis.hset(appliedKey(topic), '0', '999', '1', '999'); // marks of the lost state: replaced
-    await writeRebuildPositions(redis, topic, { epoch: 'e1', at: 5, as_of: 4 }, new Map([[0, 100n], [1, 250n]]), new Map([[0, 300n], [1, 251n], [2, 40n], [3, 0n]]));
+    await writeRebuildPositions(
+      redis,
+      topic,
+      { epoch: 'e1', at: 5, as_of: 4 },
+      new Map([
+        [0, 100n],
+        [1, 250n],
+      ]),
+      new Map([
+        [0, 300n],
+        [1, 251n],
+        [2, 40n],
+        [3, 0n],
+      ]),
+    );
     await redis.set(EPOCH_KEY, 'e1');
     const read = await readPositions(redis, topic, [0, 1, 2, 3]);
     expect(read.epoch).to.equal('e1');

@@ -30,7 +30,7 @@ describe('redis (real server)', () => {
     expect(await redis.zcard(key)).to.equal(7);
   });
 
-  it('keeps one region\'s keys in one cluster slot (hash tag)', async () => {
+  it("keeps one region's keys in one cluster slot (hash tag)", async () => {
     const slot = (k: string) => redis.call('CLUSTER', 'KEYSLOT', k).catch(() => null);
     // CLUSTER KEYSLOT answers only in cluster mode; check the tag itself otherwise.
     const s = await slot(regionTopKey(region));

@@ -4,7 +4,9 @@ import { Client, Connection } from '@temporalio/client';
 import { cfg, unique } from '../helpers';
 import { regionTopKey } from '../../src/keys';
 import { createWorker } from '../../src/worker';
-import { smokeWorkflow } from '../../src/workflows';
+import { temporalWorkerConnection } from '../../src/clients';
+import { smokeWorkflow } from '../fixtures/workflows';
+import { SMOKE_WORKFLOWS_PATH, smokeActivities } from '../fixtures/smoke-activities';
 import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
 
 describe('temporal (dev server)', function () {
@@ -31,11 +33,18 @@ describe('temporal (dev server)', function () {
   it('runs a workflow on a real Worker, its activity reading Redis', async () => {
     await redis.zadd(regionTopKey(region), 7, 'a', 9, 'b', 1, 'c');
     const taskQueue = unique('tq');
-    const { worker, connection } = await createWorker(cfg, { redis }, taskQueue);
+    const connection = await temporalWorkerConnection(cfg);
+    const worker = await createWorker({ cfg, connection, taskQueue, activities: smokeActivities(redis), workflowsPath: SMOKE_WORKFLOWS_PATH });
     const workflowId = unique('smoke');
     try {
       const result = await worker.runUntil(client.workflow.execute(smokeWorkflow, { taskQueue, workflowId, args: [{ region, k: 2 }] }));
-      expect(result).to.deep.equal({ region, top: [{ post_id: 'b', view_count: 9 }, { post_id: 'a', view_count: 7 }] });
+      expect(result).to.deep.equal({
+        region,
+        top: [
+          { post_id: 'b', view_count: 9 },
+          { post_id: 'a', view_count: 7 },
+        ],
+      });
     } finally {
       await connection.close();
     }

@@ -35,15 +35,20 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
 
   it('takes every 1h and 24h window of a day OPEN → CLOSED → FINAL → EXPIRED, in seconds', async () => {
     const t0 = Date.now();
-    const specs = loadConfig({ HH_WINDOWS: '1h/5m/2h,24h/30m/1d' }).ingest.windows.map(({ name, sizeMs, latenessMs, ttlMs }) => ({ name, sizeMs, latenessMs, ttlMs }));
+    const specs = loadConfig({ HH_WINDOWS: '1h/5m/2h,24h/30m/1d' }).ingest.windows.map(({ name, sizeMs, latenessMs, ttlMs }) => ({
+      name,
+      sizeMs,
+      latenessMs,
+      ttlMs,
+    }));
     const regions = ['NA', 'EU', 'APAC'].map((r) => unique(r));
     const calls: string[] = [];
     const activities = {
-      persistWindow: sinon.stub().callsFake(async (region: string, spec: string, start: number) => {
+      persistWindow: sinon.stub().callsFake(async ({ region, spec, start }: { region: string; spec: string; start: number }) => {
         calls.push(`persist ${region} ${spec} ${start}`);
         return { posts: 1, events: 3, top: [{ post_id: 'p', view_count: 3 }] };
       }),
-      expireWindow: sinon.stub().callsFake(async (region: string, id: string) => {
+      expireWindow: sinon.stub().callsFake(async ({ region, id }: { region: string; id: string }) => {
         calls.push(`expire ${region} ${id}`);
       }),
       restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),

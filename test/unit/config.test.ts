@@ -60,7 +60,9 @@ describe('config', () => {
       }
       expect(err).to.be.instanceOf(ConfigError);
       expect((err as ConfigError).variable).to.equal(variable);
-      expect((err as Error).message).to.match(new RegExp(`^${variable}: `)).and.match(msg);
+      expect((err as Error).message)
+        .to.match(new RegExp(`^${variable}: `))
+        .and.match(msg);
     });
   }
 

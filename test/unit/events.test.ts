@@ -118,18 +118,23 @@ describe('event times, reserved regions and sizes at the door', () => {
 
   it('dead-letters a far-future event (year 2100) with its reason; it moves nothing, the events after it count', () => {
     const t = triage('views', 3, [rec(1, { ...ok, event_id: 'far', timestamp: 4_102_444_800_000 }), rec(2, { ...ok, event_id: 'now', timestamp: now })], opts);
-    expect(t.dead.map((d) => String(d.headers[DLQ_REASON_HEADER]))).to.deep.equal([`timestamp 4102444800000 is more than 300000 ms ahead of the clock (${now})`]);
+    expect(t.dead.map((d) => String(d.headers[DLQ_REASON_HEADER]))).to.deep.equal([
+      `timestamp 4102444800000 is more than 300000 ms ahead of the clock (${now})`,
+    ]);
     expect(t.maxEventTime).to.equal(now);
     expect(t.byRegion.get('NA')!.map((e) => e.event.event_id)).to.deep.equal(['now']);
   });
 
   it('refuses region_id "global" (the merge of every region) and values larger than an event may be', () => {
-    expect(validateObject({ ...ok, region_id: 'global' })).to.deep.equal({ ok: false, reason: 'region_id "global" is reserved (region=global is the merge of every region)' });
+    expect(validateObject({ ...ok, region_id: 'global' })).to.deep.equal({
+      ok: false,
+      reason: 'region_id "global" is reserved (region=global is the merge of every region)',
+    });
     const big = Buffer.from(JSON.stringify({ ...ok, note: 'x'.repeat(MAX_EVENT_BYTES) }));
     expect(validateEvent(big)).to.deep.equal({ ok: false, reason: `value is ${big.length} bytes, more than the ${MAX_EVENT_BYTES} an event may have` });
   });
 
-  it("counts an event under its own region_id when the Kafka key names another, and counts the mismatch", () => {
+  it('counts an event under its own region_id when the Kafka key names another, and counts the mismatch', () => {
     const t = triage('views', 0, [rec(1, { ...ok, event_id: 'a', region_id: 'EU' }, 'NA'), rec(2, { ...ok, event_id: 'b' }, 'NA')], opts);
     expect([...t.byRegion.keys()]).to.deep.equal(['EU', 'NA']);
     expect(t.keyMismatch).to.equal(1);

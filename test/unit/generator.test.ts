@@ -28,7 +28,9 @@ describe('load generator', () => {
       addToTruth(truth, e);
       n++;
     }
-    const total = Object.values(truth).flatMap((m) => Object.values(m)).reduce((a, b) => a + b, 0);
+    const total = Object.values(truth)
+      .flatMap((m) => Object.values(m))
+      .reduce((a, b) => a + b, 0);
     expect(total).to.equal(n);
     expect(Object.keys(truth)).to.have.members(regionNames(4));
   });

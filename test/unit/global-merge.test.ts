@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { tput, type RankSource } from '../../src/activities/global-merge';
+import { tput, type RankSource } from '../../src/ranking/tput';
 import { byRank, type RankedCount } from '../../src/ranking';
 import { prng } from '../../src/load/generator';
 
@@ -19,7 +19,10 @@ function memory(boards: Map<string, number>[]): RankSource {
 function truth(boards: Map<string, number>[], k: number): RankedCount[] {
   const sums = new Map<string, number>();
   for (const b of boards) for (const [p, c] of b) sums.set(p, (sums.get(p) ?? 0) + c);
-  return [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k);
+  return [...sums]
+    .map(([post_id, view_count]) => ({ post_id, view_count }))
+    .sort(byRank)
+    .slice(0, k);
 }
 
 describe('global merge (TPUT)', () => {
@@ -35,7 +38,16 @@ describe('global merge (TPUT)', () => {
       return m;
     });
     const naive = truth(
-      boards.map((b) => new Map([...b].map(([p, c]) => ({ post_id: p, view_count: c })).sort(byRank).slice(0, K).map((e) => [e.post_id, e.view_count]))),
+      boards.map(
+        (b) =>
+          new Map(
+            [...b]
+              .map(([p, c]) => ({ post_id: p, view_count: c }))
+              .sort(byRank)
+              .slice(0, K)
+              .map((e) => [e.post_id, e.view_count]),
+          ),
+      ),
       K,
     );
     expect(naive.map((e) => e.post_id)).not.to.include('hidden');

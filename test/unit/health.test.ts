@@ -47,6 +47,8 @@ describe('health assessment', () => {
     const rec = assess({ ...fine(), redisState: { epoch: 'e2', recovery: { epoch: 'e2', at: 0, as_of: 0, partitions: [3, 5] } } });
     expect(rec.status).to.equal('degraded');
     expect(rec.recovery!.partitions).to.deep.equal([3, 5]);
-    expect(assess({ ...fine(), redisState: { epoch: null, recovery: null } }).problems).to.deep.equal(['Redis lost its state: answers come from the record until it is rebuilt']);
+    expect(assess({ ...fine(), redisState: { epoch: null, recovery: null } }).problems).to.deep.equal([
+      'Redis lost its state: answers come from the record until it is rebuilt',
+    ]);
   });
 });

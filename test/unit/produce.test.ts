@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as sinon from 'sinon';
 import type { Producer } from 'kafkajs';
 import { produceLoad } from '../../src/load/produce';
-import { chunkByBytes, PRODUCE_CHUNK_BYTES, recordBytes } from '../../src/ingest/produce-chunks';
+import { chunkByBytes, PRODUCE_CHUNK_BYTES, recordBytes } from '../../src/produce-chunked';
 
 describe('producing', () => {
   it('the load generator retries a send until Kafka acknowledges it (a broker restart loses no event of the truth)', async () => {

@@ -41,7 +41,15 @@ describe('event-time watermarks', () => {
   it('gives a region the lowest watermark of its partitions and its earliest new event time', () => {
     const w = new Watermarks(0, 10_000, () => 1000);
     w.observe(0, 50, [['NA', 10]], false);
-    w.observe(1, 30, [['NA', 20], ['EU', 25]], false);
+    w.observe(
+      1,
+      30,
+      [
+        ['NA', 20],
+        ['EU', 25],
+      ],
+      false,
+    );
     expect(Object.fromEntries(w.regions())).to.deep.equal({ NA: { watermark: 30, earliest: 10 }, EU: { watermark: 30, earliest: 25 } });
     w.taken('NA', 10);
     expect(w.regions().get('NA')).to.deep.equal({ watermark: 30, earliest: 30 });

@@ -6,7 +6,7 @@
 import express, { Router } from 'express';
 import type { Producer } from 'kafkajs';
 import { eventTimeError, validateObject, type EventTimeLimits } from '../../events';
-import { sendChunked } from '../../ingest/produce-chunks';
+import { sendChunked } from '../../produce-chunked';
 import { HttpError, badParam } from '../errors';
 
 export interface EventsOptions {
@@ -31,7 +31,8 @@ export function nestingDepth(text: string, max: number): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
+      if (c === 92)
+        i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
     else if (c === 91 || c === 123) {

@@ -1,4 +1,5 @@
 /** GET /top-posts: the top K of a region or of all regions, over all time, a trailing timeframe or one window. */
+import type { TopKMode } from '../../config';
 import { Router } from 'express';
 import { ALL_TIME } from '../../keys';
 import type { AnswerCache } from '../cache';
@@ -12,7 +13,7 @@ export interface TopPostsLimits {
   globalK: number;
   /** Entries of a bounded leaderboard. */
   boundedK: number;
-  mode: 'exact' | 'bounded';
+  mode: TopKMode;
 }
 
 export function topPostsRouter(read: ReadService, answers: AnswerCache, limits: TopPostsLimits): Router {
@@ -30,7 +31,8 @@ export function topPostsRouter(read: ReadService, answers: AnswerCache, limits: 
     if (variant === 'bounded' && (region === GLOBAL || timeframe !== ALL_TIME || rawWindow !== undefined)) {
       throw badParam('variant', "variant=bounded exists for a region's all-time timeframe only");
     }
-    const maxK = region === GLOBAL ? Math.min(limits.maxK, limits.globalK) : variant === 'bounded' || bounded ? Math.min(limits.maxK, limits.boundedK) : limits.maxK;
+    const maxK =
+      region === GLOBAL ? Math.min(limits.maxK, limits.globalK) : variant === 'bounded' || bounded ? Math.min(limits.maxK, limits.boundedK) : limits.maxK;
     const k = intParam(req, 'k', 1, maxK, 10);
     const window = rawWindow === undefined ? undefined : windowParam(rawWindow, read.specs);
     const body = await answers.get([region, rawWindow ?? '', timeframe, variant, k].join('\u0000'), async () => {

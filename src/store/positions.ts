@@ -5,14 +5,9 @@
  * (the record's offsets) atomically with the new epoch; the hot path advances it after
  * each batch whose flushes all succeeded, under the epoch they ran in.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Redis } from 'ioredis';
 import { EPOCH_KEY, appliedKey, recoveryKey } from '../keys';
-
-const ADVANCE = fs.readFileSync(path.join(__dirname, 'advance-position.lua'), 'utf8');
-
-type PositionRedis = Redis & { hhAdvancePosition(k1: string, k2: string, k3: string, epoch: string, partition: string, offset: string): Promise<number> };
+import { scripted } from './scripts';
 
 /**
  * The Redis state's epoch and, per partition, the next offset to apply: after its applied
@@ -20,7 +15,11 @@ type PositionRedis = Redis & { hhAdvancePosition(k1: string, k2: string, k3: str
  */
 export async function readPositions(redis: Redis, topic: string, partitions: number[]): Promise<{ epoch: string | null; next: Map<number, bigint | null> }> {
   const fields = [...partitions.map(String), '*'];
-  const [[e1, epoch], [e2, marks]] = (await redis.multi().get(EPOCH_KEY).hmget(appliedKey(topic), ...fields).exec())! as [[Error | null, string | null], [Error | null, (string | null)[]]];
+  const [[e1, epoch], [e2, marks]] = (await redis
+    .multi()
+    .get(EPOCH_KEY)
+    .hmget(appliedKey(topic), ...fields)
+    .exec())! as [[Error | null, string | null], [Error | null, (string | null)[]]];
   if (e1 || e2) throw e1 ?? e2;
   const fallback = marks[marks.length - 1];
   const next = new Map<number, bigint | null>();
@@ -33,8 +32,7 @@ export async function readPositions(redis: Redis, topic: string, partitions: num
 
 /** Marks `offset` of `partition` applied in every region; false when Redis is no longer at `epoch`. */
 export async function advancePosition(redis: Redis, topic: string, epoch: string, partition: number, offset: string): Promise<boolean> {
-  if (!('hhAdvancePosition' in redis)) redis.defineCommand('hhAdvancePosition', { lua: ADVANCE, numberOfKeys: 3 });
-  const r = await (redis as PositionRedis).hhAdvancePosition(EPOCH_KEY, appliedKey(topic), recoveryKey(topic), epoch, String(partition), offset);
+  const r = await scripted(redis).hhAdvancePosition(EPOCH_KEY, appliedKey(topic), recoveryKey(topic), epoch, String(partition), offset);
   return r === 1;
 }
 
@@ -58,7 +56,10 @@ export async function readRecovery(redis: Redis, topic: string): Promise<Recover
 export function parseRecovery(all: Record<string, string>): Recovery | null {
   if (!all.meta) return null;
   const meta = JSON.parse(all.meta) as Omit<Recovery, 'partitions'>;
-  const partitions = Object.keys(all).filter((f) => f.startsWith('p:')).map((f) => Number(f.slice(2))).sort((a, b) => a - b);
+  const partitions = Object.keys(all)
+    .filter((f) => f.startsWith('p:'))
+    .map((f) => Number(f.slice(2)))
+    .sort((a, b) => a - b);
   return { ...meta, partitions };
 }
 
@@ -81,7 +82,10 @@ export async function writeRebuildPositions(
     const last = end - 1n;
     if (last > (applied.get(p) ?? -1n)) targets.push(`p:${p}`, last.toString());
   }
-  const tx = redis.multi().del(appliedKey(topic), recoveryKey(topic)).hset(appliedKey(topic), '*', '-1', ...marks);
+  const tx = redis
+    .multi()
+    .del(appliedKey(topic), recoveryKey(topic))
+    .hset(appliedKey(topic), '*', '-1', ...marks);
   if (targets.length) tx.hset(recoveryKey(topic), 'meta', JSON.stringify(meta), ...targets);
   const res = await tx.exec();
   const failed = res?.find(([e]) => e);

@@ -21,5 +21,11 @@ export function fromWithScores(flat: string[]): RankedCount[] {
 export function sumTop(lists: Iterable<RankedCount[]>, k: number): { top: RankedCount[]; posts: number } {
   const sums = new Map<string, number>();
   for (const list of lists) for (const e of list) sums.set(e.post_id, (sums.get(e.post_id) ?? 0) + e.view_count);
-  return { top: [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank).slice(0, k), posts: sums.size };
+  return {
+    top: [...sums]
+      .map(([post_id, view_count]) => ({ post_id, view_count }))
+      .sort(byRank)
+      .slice(0, k),
+    posts: sums.size,
+  };
 }

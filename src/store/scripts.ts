@@ -1,0 +1,40 @@
+/**
+ * The stores' Lua scripts as typed Redis commands (EVALSHA, loaded on first use), defined
+ * once per client. Each script's header is its KEYS/ARGV contract.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Redis } from 'ioredis';
+
+const lua = (name: string) => fs.readFileSync(path.join(__dirname, name), 'utf8');
+
+const SCRIPTS = {
+  hhCheckpoint: { lua: lua('checkpoint.lua'), numberOfKeys: 3 },
+  hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
+  hhTrailingAdvance: { lua: lua('trailing-advance.lua'), numberOfKeys: 1 },
+  hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
+  /** Deletes a lock only while it still holds the caller's token. */
+  hhRelease: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", numberOfKeys: 1 },
+} as const;
+
+type Arg = string | number;
+
+export interface StoreScripts {
+  /** checkpoint.lua: dirty, inflight, offsets; token → [cut time ms, [partition, offset, ...], entries]. */
+  hhCheckpoint(dirty: string, inflight: string, offsets: string, token: string): Promise<[string, string[], number]>;
+  /** advance-position.lua: epoch, applied, recovery; epoch, partition, offset → 1, or 0 under another epoch. */
+  hhAdvancePosition(epochKey: string, applied: string, recovery: string, epoch: string, partition: string, offset: string): Promise<number>;
+  /** trailing-advance.lua: the region's trailing state; watermark, prefix, then name, size, pane per spec → changed spec names. */
+  hhTrailingAdvance(state: string, ...args: Arg[]): Promise<string[]>;
+  /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
+  hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
+  hhRelease(lock: string, token: string): Promise<number>;
+}
+
+export type ScriptedRedis = Redis & StoreScripts;
+
+/** The client with the store scripts defined (once). */
+export function scripted(redis: Redis): ScriptedRedis {
+  for (const [name, def] of Object.entries(SCRIPTS)) if (!(name in redis)) redis.defineCommand(name, def);
+  return redis as ScriptedRedis;
+}
