@@ -44,7 +44,7 @@ function onPath(cmd: string): boolean {
 }
 
 /** Finds JDK 17's java (Cassandra 5.0 and Kafka 3.9 both run on it; Cassandra not on newer JDKs). */
-function java17(): string {
+export function java17(): string {
   const candidates = [process.env.HH_JAVA_HOME && path.join(process.env.HH_JAVA_HOME, 'bin/java'), '/usr/lib/jvm/java-17-openjdk-amd64/bin/java'].filter(
     Boolean,
   ) as string[];
