@@ -73,12 +73,24 @@ export interface KStreamsRun {
   ms: number;
   guarantee: string;
   cpu_s_per_100k: number;
+  commit_ms: number;
+  windows: number;
 }
 
 /** Runs the peer over the whole topic (its own application id = consumer group) and times it. */
 export async function runKStreams(
   built: { classpath: string; java: string },
-  opts: { cfg: Config; admin: Admin; topic: string; appId: string; windows: readonly WindowSpec[]; guarantee: 'at_least_once' | 'exactly_once_v2'; threads: number },
+  opts: {
+    cfg: Config;
+    admin: Admin;
+    topic: string;
+    appId: string;
+    windows: readonly WindowSpec[];
+    guarantee: 'at_least_once' | 'exactly_once_v2';
+    threads: number;
+    /** Offsets and output are committed this often (Kafka Streams' default is 30 s at least once, 100 ms exactly once). */
+    commitMs: number;
+  },
 ): Promise<KStreamsRun> {
   const { admin, topic, appId } = opts;
   const out = `${appId}.out`;
@@ -88,6 +100,7 @@ export async function runKStreams(
     built.java,
     [
       '-Xmx1g',
+      `-Dhh.commitMs=${opts.commitMs}`,
       '-cp',
       built.classpath,
       'hh.HeavyHittersStreams',
@@ -116,7 +129,14 @@ export async function runKStreams(
       if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSeconds(child.pid!)];
       if (c >= end) {
         const cpu = cpuSeconds(child.pid!) - cpu0;
-        return { eps: ((end - c0) / (now - t0)) * 1000, ms: now - t0, guarantee: opts.guarantee, cpu_s_per_100k: (cpu * 100_000) / Math.max(1, end - c0) };
+        return {
+          eps: ((end - c0) / (now - t0)) * 1000,
+          ms: now - t0,
+          guarantee: opts.guarantee,
+          cpu_s_per_100k: (cpu * 100_000) / Math.max(1, end - c0),
+          commit_ms: opts.commitMs,
+          windows: opts.windows.length,
+        };
       }
       if (Date.now() - started > 900_000) throw new Error('the Kafka Streams peer did not finish within 15 minutes');
       await new Promise((r) => setTimeout(r, 50));
