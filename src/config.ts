@@ -283,8 +283,19 @@ export interface Config {
      * most the evicted minimum); no trailing timeframes or sessions. @default exact
      */
     readonly mode: TopKMode;
-    /** HH_DEDUP_HORIZON: event_ids are remembered for this long after their event-time hour. @default 48h */
+    /**
+     * HH_DEDUP_HORIZON: event_ids are remembered, by processing time, for at least this long
+     * (at most twice it): a re-send within it is not counted again; one after it is.
+     * @default 10m — producers re-send within seconds (a retry, a restart); the memory of the
+     * ids is bounded by the events of at most twice this, never by the stream's whole life.
+     */
     readonly dedupHorizonMs: number;
+    /**
+     * HH_EVENT_MAX_AGE: an event stamped earlier than the clock minus this is dead-lettered.
+     * @default 7d — the longest default window (24h) with its ttl; older data is a replay of
+     * another system, not a view to count.
+     */
+    readonly maxAgeMs: number;
     /**
      * HH_EVENT_MAX_AHEAD: an event stamped later than the clock plus this is dead-lettered.
      * @default 5m — covers producers' clock skew; one event far in the future must not move
@@ -317,6 +328,8 @@ export interface Config {
     readonly workers: number;
     /** HH_DEMO_RATE: events/s of the demo stream `npm start` produces. @default 200 */
     readonly demoRate: number;
+    /** HH_PROFILE_DIR: when set, every worker process writes a V8 CPU profile there when it exits (`--cpu-prof`). @default unset */
+    readonly profileDir: string | undefined;
   };
   readonly stack: {
     /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
@@ -375,7 +388,8 @@ export function loadConfig(env: Env = process.env): Config {
       sessions: specs.sessions,
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
       mode: topkMode(env, specs.sessions),
-      dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '48h'),
+      dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '10m'),
+      maxAgeMs: duration(env, 'HH_EVENT_MAX_AGE', '7d'),
       maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', '5m'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '5s'),
@@ -384,7 +398,11 @@ export function loadConfig(env: Env = process.env): Config {
       watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),
     },
     global: { k: int(env, 'HH_GLOBAL_K', 100, 1, 10_000), mergeIntervalMs: duration(env, 'HH_GLOBAL_MERGE_INTERVAL', '2s') },
-    runtime: { workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64), demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000) },
+    runtime: {
+      workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64),
+      demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000),
+      profileDir: env.HH_PROFILE_DIR ? path.resolve(env.HH_PROFILE_DIR) : undefined,
+    },
     stack: {
       dir: path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack'))),
       cacheDir: path.resolve(str(env, 'HH_CACHE_DIR', path.join(os.homedir(), '.cache', 'heavy-hitters'))),

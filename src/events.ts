@@ -94,7 +94,7 @@ export function validateObject(parsed: unknown): Validation {
 export interface EventTimeLimits {
   /** Latest accepted event time: now plus this (HH_EVENT_MAX_AHEAD). */
   maxAheadMs: number;
-  /** Earliest accepted event time: now minus this (the dedup horizon: an older event could not be deduplicated). */
+  /** Earliest accepted event time: now minus this (HH_EVENT_MAX_AGE). */
   maxAgeMs: number;
 }
 
@@ -105,6 +105,6 @@ export interface EventTimeLimits {
  */
 export function eventTimeError(ts: number, now: number, limits: EventTimeLimits): string | undefined {
   if (ts > now + limits.maxAheadMs) return `timestamp ${ts} is more than ${limits.maxAheadMs} ms ahead of the clock (${now})`;
-  if (ts < now - limits.maxAgeMs) return `timestamp ${ts} is older than the dedup horizon (${limits.maxAgeMs} ms before ${now})`;
+  if (ts < now - limits.maxAgeMs) return `timestamp ${ts} is more than ${limits.maxAgeMs} ms before the clock (${now})`;
   return undefined;
 }

@@ -21,9 +21,16 @@ export const regionOffsetsKey = (region: string): string => `${regionPrefix(regi
 export const regionSeenKey = (region: string, hourStartMs: number): string => `${regionPrefix(region)}seen:${hourStartMs}`;
 /** Hash with the region state's `epoch` (the flush refuses to write under another epoch). */
 export const regionMetaKey = (region: string): string => `${regionPrefix(region)}meta`;
-/** Set of "<key id>|<post>" changed since the last checkpoint; `:inflight` while one is being written. */
+/**
+ * Changes not yet checkpointed: the set of key ids (`all`, window ids) with changes, and per
+ * key id a hash post -> its count after the last change (-1: no longer kept there).
+ */
 export const regionDirtyKey = (region: string): string => `${regionPrefix(region)}dirty`;
-export const regionInflightKey = (region: string): string => `${regionPrefix(region)}dirty:inflight`;
+export const regionDirtyEntriesKey = (region: string, keyId: string): string => `${regionPrefix(region)}dirty:${keyId}`;
+/** The same while a checkpoint writes them (its cut), and the token naming that cut. */
+export const regionInflightKey = (region: string): string => `${regionPrefix(region)}inflight`;
+export const regionInflightEntriesKey = (region: string, keyId: string): string => `${regionPrefix(region)}inflight:${keyId}`;
+export const regionCutKey = (region: string): string => `${regionPrefix(region)}inflight-cut`;
 /** Held by whichever process is checkpointing the region. */
 export const regionCheckpointLockKey = (region: string): string => `${regionPrefix(region)}checkpoint-lock`;
 /** The current epoch of the whole Redis state; absent after Redis lost its data. */

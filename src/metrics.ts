@@ -41,6 +41,16 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    flushRetries: new Counter({
+      name: 'hh_flush_retries_total',
+      help: 'Flush scripts called again without the events they found fenced or already seen (redeliveries, re-sends)',
+      registers: [registry],
+    }),
+    backpressureSeconds: new Counter({
+      name: 'hh_backpressure_seconds_total',
+      help: 'Time region actors waited for a checkpoint to take their pending changes (the record fell behind)',
+      registers: [registry],
+    }),
     checkpointed: new Counter({ name: 'hh_checkpoint_entries_total', help: 'Counts written to the Cassandra record by checkpoints', registers: [registry] }),
     checkpointFailures: new Counter({
       name: 'hh_checkpoint_failures_total',

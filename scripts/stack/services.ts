@@ -140,7 +140,9 @@ const kafka: ServiceDef = {
         'offsets.topic.num.partitions=8',
         'transaction.state.log.replication.factor=1',
         'transaction.state.log.min.isr=1',
-        'group.initial.rebalance.delay.ms=0',
+        // A new group waits this long for its first members: the runtime's workers, started
+        // together, then join in one generation instead of forcing a rebalance right away.
+        'group.initial.rebalance.delay.ms=1500',
         'num.partitions=1',
         'auto.create.topics.enable=false',
         `log.dirs=${logDir}`,

@@ -1,9 +1,13 @@
 /**
- * Region actors: one per region in each worker process. An actor's mailbox runs one
- * flush at a time, so a region's state in Redis is only ever changed by one step at a
- * time from this process; each flush is ONE atomic Redis script call (region-flush.lua)
- * that applies a partition batch's events for the region: offset fence, dedup by
- * event_id, exact and bounded Top-K, tumbling windows.
+ * Region actors: one per region in each worker process. An actor's mailbox runs one flush
+ * at a time, so a region's state in Redis is only ever changed by one step at a time from
+ * this process; each flush is ONE atomic Redis script call (region-flush.lua): offset
+ * fences, dedup by event_id, exact and bounded Top-K, windows, panes, session buckets.
+ *
+ * Batches queue up while a flush runs, and the next flush takes all of them (several
+ * partitions' batches at once): under load a hot post is written once per flush, not once
+ * per batch, at no added latency when idle. A flush is bounded (FLUSH_LIMITS), so no script
+ * holds Redis for long; a batch larger than that is applied in several flushes, in order.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -45,7 +49,7 @@ export interface FlushResult {
   applied: number;
   duplicates: number;
   fenced: number;
-  /** The partition's fence after the flush. */
+  /** The partition's fence after the batch: its last offset, once applied. */
   fence: string;
   /** Events not added to a session because it was sealed meanwhile (still counted everywhere else). */
   sessionRefused: number;
@@ -57,10 +61,29 @@ export interface ActorOptions {
   /** `bounded`: Space-Saving leaderboards of boundedK posts, no panes or session buckets (config HH_TOPK_MODE). */
   mode?: TopKMode;
   boundedK: number;
+  /** Event ids are remembered (by processing time) for at least this long: a re-send within it is not counted again. */
   dedupHorizonMs: number;
 }
 
-type FlushReply = ['OK', number, number, number, string, number, ...string[]] | ['NOMETA'] | ['EPOCH', string];
+/** The most one flush takes. */
+export const FLUSH_LIMITS = {
+  /** Events per flush: bounds the ids the script checks and records. */
+  maxEvents: 20_000,
+  /**
+   * Distinct posts per flush: bounds the leaderboard entries one script writes (about ten
+   * per post: all-time, windows, panes, checkpoint entries), so a burst of new posts never
+   * holds Redis for long (every other client waits meanwhile).
+   */
+  maxPosts: 2_000,
+  /**
+   * Entries waiting for a checkpoint above which the actor waits (until a checkpoint has
+   * taken them): the record never falls further behind than one Cassandra batch can carry,
+   * and Redis's pending changes stay bounded. Ingest slows to what the record absorbs.
+   */
+  maxWaitingEntries: 200_000,
+} as const;
+
+type FlushReply = ['OK', number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
 };
@@ -87,8 +110,39 @@ export function withFlushScript(redis: Redis): FlushRedis {
   return redis as FlushRedis;
 }
 
+/** One event waiting in an actor, with its batch's partition and its fate. */
+interface Pending {
+  partition: number;
+  offset: number;
+  event: ViewEvent;
+  lateMask: number;
+  item: Item;
+}
+
+/** One submitted batch's events of this region. */
+interface Item {
+  partition: number;
+  epoch: string;
+  events: Pending[];
+  /** Events not yet taken into a flush. */
+  cursor: number;
+  /** Events whose flush finished. */
+  done: number;
+  result: FlushResult;
+  resolve: (r: FlushResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
 export class RegionActor {
-  private mailbox: Promise<unknown> = Promise.resolve();
+  private readonly queue: Item[] = [];
+  private running = false;
+  private idleWaiters: (() => void)[] = [];
+  /** The header's constant part (JSON), built once. */
+  private readonly headerTail: string;
+  /** Event-time granularity at which events are first aggregated: every window, pane and bucket is a multiple of it. */
+  private readonly grain: number;
 
   constructor(
     readonly region: string,
@@ -96,33 +150,123 @@ export class RegionActor {
     private readonly opts: ActorOptions,
     private readonly metrics?: Metrics,
     private readonly log?: (s: string) => void,
-  ) {}
+    /** Told when this region waits for a checkpoint (so one can run at once). */
+    private readonly onPressure?: (region: string) => void,
+  ) {
+    const { windows, sessions = [] } = opts;
+    this.headerTail = JSON.stringify({
+      prefix: regionPrefix(region),
+      k: opts.boundedK,
+      mode: opts.mode ?? 'exact',
+      // Two generations are checked: an id is remembered for at least one whole generation.
+      dedup_ms: opts.dedupHorizonMs,
+      w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
+      s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
+    }).slice(1);
+    this.grain = [...windows.flatMap((w) => [w.sizeMs, trailingPaneMs(w.sizeMs)]), ...sessions.map((s) => s.bucketMs)].reduce(gcd, 0) || 1000;
+  }
 
   /**
    * Queues one partition batch's events of this region; resolves once Redis applied them
    * under `epoch`. Rejects with RedisStateLost or EpochChanged (nothing applied) when the
-   * Redis state is not that epoch's.
+   * Redis state is not that epoch's; after any failure every batch queued behind it is
+   * rejected too (a later batch must never pass an earlier one's fence).
    */
   apply(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
-    const run = this.mailbox.then(() => this.flush(partition, events, epoch));
-    this.mailbox = run.catch(() => undefined); // the caller gets the failure through `run`; the next flush still runs
-    return run;
+    return new Promise<FlushResult>((resolve, reject) => {
+      const item: Item = {
+        partition,
+        epoch,
+        events: [],
+        cursor: 0,
+        done: 0,
+        result: { applied: 0, duplicates: 0, fenced: 0, fence: events.length ? events[events.length - 1].offset : '-1', sessionRefused: 0 },
+        resolve,
+        reject,
+      };
+      item.events = events.map((e) => ({ partition, offset: Number(e.offset), event: e.event, lateMask: e.lateMask ?? 0, item }));
+      if (item.events.length === 0) return resolve(item.result);
+      this.queue.push(item);
+      void this.pump();
+    });
   }
 
-  /** The window and session specs as the script reads them (JSON, built once per actor). */
-  private specsJson(): string {
-    const { windows, sessions = [] } = this.opts;
-    return (this.specs ??= JSON.stringify({
-      w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
-      s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
-    }));
+  /** Resolves when nothing is queued or flushing. */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
   }
-  private specs?: string;
 
-  private async flush(partition: number, events: OffsetEvent[], epoch: string): Promise<FlushResult> {
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.queue.length) {
+        if (this.waiting > FLUSH_LIMITS.maxWaitingEntries) await this.waitForCheckpoint();
+        const taken = this.take();
+        const epoch = taken[0].item.epoch;
+        try {
+          await this.flush(taken, epoch);
+        } catch (e) {
+          // Nothing after a failed flush may be applied: fail it and everything queued.
+          const failed = new Set([...taken.map((p) => p.item), ...this.queue]);
+          this.queue.length = 0;
+          for (const item of failed) item.reject(e);
+          continue;
+        }
+        for (const p of taken) p.item.done++;
+        // Batches are taken in order, so they finish in order.
+        while (this.queue.length && this.queue[0].done === this.queue[0].events.length) {
+          const item = this.queue.shift()!;
+          item.resolve(item.result);
+        }
+      }
+    } finally {
+      this.running = false;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Entries of this region waiting for a checkpoint, as the last flush reported. */
+  private waiting = 0;
+
+  /** Backpressure: waits until a checkpoint took the region's waiting entries (or they fell below half). */
+  private async waitForCheckpoint(): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    this.onPressure?.(this.region);
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 100));
+      const n = Number((await this.redis.hget(regionMetaKey(this.region), 'dirty_entries')) ?? 0);
+      if (n <= FLUSH_LIMITS.maxWaitingEntries / 2) {
+        this.waiting = n;
+        break;
+      }
+    }
+    this.metrics?.backpressureSeconds.inc(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+
+  /** The next flush's events: from the queue's head, one epoch, within FLUSH_LIMITS. */
+  private take(): Pending[] {
+    const out: Pending[] = [];
+    const posts = new Set<string>();
+    const epoch = this.queue[0].epoch;
+    for (const item of this.queue) {
+      if (item.epoch !== epoch) break;
+      while (item.cursor < item.events.length) {
+        const p = item.events[item.cursor];
+        if (out.length >= FLUSH_LIMITS.maxEvents || (!posts.has(p.event.post_id) && posts.size >= FLUSH_LIMITS.maxPosts)) return out;
+        posts.add(p.event.post_id);
+        out.push(p);
+        item.cursor++;
+      }
+    }
+    return out;
+  }
+
+  /** One atomic step for `events` (retried without the ones the script found fenced or already seen). */
+  private async flush(events: Pending[], epoch: string): Promise<void> {
     const t0 = process.hrtime.bigint();
     const r = this.region;
-    const packed = this.pack(events);
     const keys = [
       regionOffsetsKey(r),
       regionTopKey(r),
@@ -132,91 +276,143 @@ export class RegionActor {
       regionTrailingStateKey(r),
       regionSealedKey(r),
     ];
-    const args = [
-      String(partition),
-      String(this.opts.boundedK),
-      epoch,
-      regionPrefix(r),
-      String(this.opts.dedupHorizonMs),
-      this.specsJson(),
-      packed,
-      this.opts.mode ?? 'exact',
-    ];
-    let reply = await this.call(keys, args);
-    if (reply[0] === 'NOMETA') {
-      // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
-      const current = await this.redis.get(EPOCH_KEY);
-      if (current === null) throw new RedisStateLost(r);
-      if (current !== epoch) throw new EpochChanged(current);
-      await this.redis.hsetnx(regionMetaKey(r), 'epoch', epoch);
-      reply = await this.call(keys, args);
-    }
-    if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
-    if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
-    const [, applied, duplicates, fenced, fence, sessionRefused, ...windowIds] = reply;
-    // The global merge re-merges what this flush changed: all-time and its windows (trailing
-    // keys change when the watermark moves them: advanceTrailing marks those).
-    if (applied > 0) {
-      try {
-        await this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds);
-      } catch (e) {
-        // The counts are in; only the global merge of these families waits for their next change.
-        this.metrics?.failures.inc({ operation: 'mark_global_dirty' });
-        this.log?.(`cannot mark ${this.region}'s changed families for the global merge: ${(e as Error).message}`);
+    const header = `{"epoch":${JSON.stringify(epoch)},${this.headerTail}`;
+    // Every event here moves its partition's fence, the ones dropped as duplicates too.
+    let fenceOver = events;
+    let live = events;
+    for (let attempt = 0; ; attempt++) {
+      const { unique, repeats } = uniqueIds(live);
+      for (const p of repeats) p.item.result.duplicates++;
+      this.metrics?.deduplicated.inc(repeats.length);
+      const parts = partitionRanges(fenceOver);
+      let reply = await this.call(keys, [header, JSON.stringify(parts), JSON.stringify(unique.map((p) => p.event.event_id)), this.pack(unique)]);
+      if (reply[0] === 'NOMETA') {
+        // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
+        const current = await this.redis.get(EPOCH_KEY);
+        if (current === null) throw new RedisStateLost(r);
+        if (current !== epoch) throw new EpochChanged(current);
+        await this.redis.hsetnx(regionMetaKey(r), 'epoch', epoch);
+        reply = await this.call(keys, [header, JSON.stringify(parts), JSON.stringify(unique.map((p) => p.event.event_id)), this.pack(unique)]);
       }
+      if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
+      if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
+      if (reply[0] === 'FENCED') {
+        // A redelivery: events at or below a partition's fence were applied before.
+        const fences = new Map<number, number>();
+        for (let i = 1; i < reply.length; i += 2) fences.set(Number(reply[i]), Number(reply[i + 1]));
+        const keep = (p: Pending) => !(fences.has(p.partition) && p.offset <= fences.get(p.partition)!);
+        for (const p of fenceOver) if (!keep(p)) p.item.result.fenced++;
+        this.metrics?.fenced.inc(fenceOver.length - fenceOver.filter(keep).length);
+        fenceOver = fenceOver.filter(keep);
+        live = unique.filter(keep);
+        if (fenceOver.length === 0) return;
+        continue;
+      }
+      if (reply[0] === 'DUPS') {
+        // Re-sent events: their ids were counted within the dedup horizon.
+        const dups = new Set((JSON.parse(reply[1]) as number[]).map((i) => i - 1));
+        live = unique.filter((p, i) => {
+          if (dups.has(i)) p.item.result.duplicates++;
+          return !dups.has(i);
+        });
+        this.metrics?.deduplicated.inc(dups.size);
+        continue;
+      }
+      const [, applied, refused, waiting, ...windowIds] = reply;
+      this.waiting = waiting;
+      for (const p of unique) p.item.result.applied++;
+      this.metrics?.applied.inc(applied);
+      this.metrics?.sessionRefused.inc(refused);
+      // Refused session events are counted per flush; the first batch of the flush reports them.
+      if (refused && unique.length) unique[0].item.result.sessionRefused += refused;
+      if (applied > 0) {
+        try {
+          // The global merge re-merges what this flush changed: all-time and its windows
+          // (trailing keys change when the watermark moves them: advanceTrailing marks those).
+          await this.redis.sadd(GLOBAL_DIRTY_KEY, 'all', ...windowIds);
+        } catch (e) {
+          // The counts are in; only the global merge of these families waits for their next change.
+          this.metrics?.failures.inc({ operation: 'mark_global_dirty' });
+          this.log?.(`cannot mark ${this.region}'s changed families for the global merge: ${(e as Error).message}`);
+        }
+      }
+      this.metrics?.flushSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+      if (attempt > 0) this.metrics?.flushRetries.inc(attempt);
+      return;
     }
-    const result = { applied, duplicates, fenced, fence, sessionRefused };
-    if (this.metrics) {
-      this.metrics.applied.inc(applied);
-      this.metrics.deduplicated.inc(duplicates);
-      this.metrics.fenced.inc(fenced);
-      this.metrics.sessionRefused.inc(sessionRefused);
-      this.metrics.flushSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    }
-    return result;
   }
 
   /**
-   * The batch as the script reads it (one JSON argument): its events, and the counts they add
-   * to each key, aggregated here (V8 is much faster at it than Lua); the script takes back
-   * what a fenced or duplicate event contributed.
+   * What the events add to each key, aggregated here (V8 is much faster at it than Lua):
+   * first per (event-time grain, post), then per window, pane and bucket. Events late for a
+   * spec (a late-mask bit) skip that spec's window or session.
    */
-  private pack(events: OffsetEvent[]): string {
+  private pack(events: Pending[]): string {
     const { windows, sessions = [] } = this.opts;
-    const panes = windows.map((w) => trailingPaneMs(w.sizeMs));
     const withPanes = this.opts.mode !== 'bounded';
+    const g = this.grain;
     const all = new Map<string, number>();
+    const byGrain = new Map<number, Map<string, number>>();
+    const late: Pending[] = [];
+    let lastGrain = NaN;
+    let grainMap: Map<string, number> | undefined;
+    for (const p of events) {
+      const post = p.event.post_id;
+      all.set(post, (all.get(post) ?? 0) + 1);
+      if (p.lateMask !== 0) {
+        late.push(p);
+        continue;
+      }
+      const ts = p.event.timestamp;
+      const gr = ts - (ts % g);
+      if (gr !== lastGrain) {
+        lastGrain = gr;
+        grainMap = byGrain.get(gr);
+        if (!grainMap) byGrain.set(gr, (grainMap = new Map()));
+      }
+      grainMap!.set(post, (grainMap!.get(post) ?? 0) + 1);
+    }
     const win = new Map<string, Map<string, number>>();
     const pane = windows.map(() => new Map<number, Map<string, number>>());
     const bucket = sessions.map(() => new Map<number, Map<string, number>>());
-    const add = <K>(m: Map<K, Map<string, number>>, key: K, post: string) => {
+    const addTo = <K>(m: Map<K, Map<string, number>>, key: K, post: string, n: number) => {
       let t = m.get(key);
       if (!t) m.set(key, (t = new Map()));
-      t.set(post, (t.get(post) ?? 0) + 1);
+      t.set(post, (t.get(post) ?? 0) + n);
     };
-    // A batch's events mostly share their windows: an id is built when the window changes.
-    const lastStart = windows.map(() => NaN);
-    const lastId = windows.map(() => '');
-    const rows: (string | number)[][] = new Array(events.length);
-    let i = 0;
-    for (const { offset, event, lateMask = 0 } of events) {
-      const { post_id: post, timestamp: ts } = event;
-      rows[i++] = [Number(offset), event.event_id, post, ts, lateMask];
-      all.set(post, (all.get(post) ?? 0) + 1);
+    for (const [gr, posts] of byGrain) {
       for (let k = 0; k < windows.length; k++) {
-        if ((lateMask & lateMaskBit(k)) === 0) {
-          const start = ts - (ts % windows[k].sizeMs);
-          if (start !== lastStart[k]) [lastStart[k], lastId[k]] = [start, windowId(windows[k].name, start)];
-          add(win, lastId[k], post);
+        const w = windows[k];
+        const id = windowId(w.name, gr - (gr % w.sizeMs));
+        const paneStart = gr - (gr % trailingPaneMs(w.sizeMs));
+        for (const [post, n] of posts) {
+          addTo(win, id, post, n);
+          if (withPanes) addTo(pane[k], paneStart, post, n);
         }
-        if (withPanes) add(pane[k], ts - (ts % panes[k]), post);
       }
       for (let q = 0; q < sessions.length; q++) {
-        if ((lateMask & sessionLateBit(q)) === 0) add(bucket[q], ts - (ts % sessions[q].bucketMs), post);
+        const start = gr - (gr % sessions[q].bucketMs);
+        for (const [post, n] of posts) addTo(bucket[q], start, post, n);
       }
     }
-    const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), Object.fromEntries(t)]));
-    return JSON.stringify({ e: rows, a: Object.fromEntries(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) });
+    for (const p of late) {
+      const { post_id: post, timestamp: ts } = p.event;
+      for (let k = 0; k < windows.length; k++) {
+        const w = windows[k];
+        if ((p.lateMask & lateMaskBit(k)) === 0) addTo(win, windowId(w.name, ts - (ts % w.sizeMs)), post, 1);
+        if (withPanes) addTo(pane[k], ts - (ts % trailingPaneMs(w.sizeMs)), post, 1);
+      }
+      for (let q = 0; q < sessions.length; q++) {
+        if ((p.lateMask & sessionLateBit(q)) === 0) addTo(bucket[q], ts - (ts % sessions[q].bucketMs), post, 1);
+      }
+    }
+    const flat = (m: Map<string, number>) => {
+      const out: (string | number)[] = [];
+      for (const [post, n] of m) out.push(n, post);
+      return out;
+    };
+    const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), flat(t)]));
+    return JSON.stringify({ a: flat(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) });
   }
 
   /** The flush script call, with the region registered in the same round trip. */
@@ -229,11 +425,32 @@ export class RegionActor {
     if (err) throw err;
     return reply as FlushReply;
   }
+}
 
-  /** Resolves when every queued flush has finished. */
-  async idle(): Promise<void> {
-    await this.mailbox;
+/** The events with their first id once, and the later repeats (the same event sent twice in one flush). */
+function uniqueIds(events: Pending[]): { unique: Pending[]; repeats: Pending[] } {
+  const seen = new Set<string>();
+  const unique: Pending[] = [];
+  const repeats: Pending[] = [];
+  for (const p of events) {
+    if (seen.has(p.event.event_id)) repeats.push(p);
+    else {
+      seen.add(p.event.event_id);
+      unique.push(p);
+    }
   }
+  return { unique, repeats };
+}
+
+/** [partition, first offset, last offset] of the events of each partition (in offset order). */
+function partitionRanges(events: Pending[]): [number, number, number][] {
+  const ranges = new Map<number, [number, number, number]>();
+  for (const p of events) {
+    const r = ranges.get(p.partition);
+    if (!r) ranges.set(p.partition, [p.partition, p.offset, p.offset]);
+    else if (p.offset > r[2]) r[2] = p.offset;
+  }
+  return [...ranges.values()];
 }
 
 /** The actors of one process, created on first use. */
@@ -246,6 +463,8 @@ export class ActorSystem {
     private readonly opts: ActorOptions,
     private readonly metrics?: Metrics,
     private readonly log?: (s: string) => void,
+    /** Told when a region waits for a checkpoint. */
+    readonly onPressure?: (region: string) => void,
   ) {
     this.redis = withFlushScript(redis);
   }
@@ -253,7 +472,7 @@ export class ActorSystem {
   actor(region: string): RegionActor {
     let a = this.actors.get(region);
     if (!a) {
-      a = new RegionActor(region, this.redis, this.opts, this.metrics, this.log);
+      a = new RegionActor(region, this.redis, this.opts, this.metrics, this.log, this.onPressure);
       this.actors.set(region, a);
     }
     return a;

@@ -1,199 +1,195 @@
--- One region's part of one Kafka partition batch, applied as ONE atomic step.
+-- One region's events of one or more partition batches, applied as ONE atomic step.
 --
--- KEYS[1]  hash   region:{r}:offsets      partition -> last applied offset (the fence)
--- KEYS[2]  zset   region:{r}:top_k        exact all-time leaderboard
+-- KEYS[1]  hash   region:{r}:offsets        partition -> last applied offset (the fence)
+-- KEYS[2]  zset   region:{r}:top_k          exact all-time leaderboard
 -- KEYS[3]  zset   region:{r}:top_k_bounded  at most K members, scored by their true totals
--- KEYS[4]  hash   region:{r}:meta         epoch: which incarnation of Redis state this is
--- KEYS[5]  hash   region:{r}:dirty        "<key id>|<post>" -> its count after the last change
---                                          since the last checkpoint (-1: no longer kept)
--- KEYS[6]  hash   region:{r}:trailing     spec -> "<lo>:<hi>", the pane starts its trailing key sums
--- KEYS[7]  hash   region:{r}:sealed       session spec -> bucket start below which sessions are sealed
--- The other keys the events need share the region's hash tag (same slot) and are named
--- here from ARGV[4]: seen:<hour>, top_k:<spec>:<start>, pane:<spec>:<start>,
--- trailing:<spec>, buckets:<spec>, bucket:<spec>:<start>.
+-- KEYS[4]  hash   region:{r}:meta           epoch: which incarnation of Redis state this is
+-- KEYS[5]  set    region:{r}:dirty          key ids changed since the last checkpoint; per key id the
+--                                           hash region:{r}:dirty:<id> post -> its count after the
+--                                           last change (-1: no longer kept)
+-- KEYS[6]  hash   region:{r}:trailing       spec -> "<lo>:<hi>", the pane starts its trailing key sums
+-- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed
+-- The other keys share the region's hash tag (one Redis Cluster slot) and are named from
+-- the prefix: seen:<generation>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>,
+-- buckets:<spec>, bucket:<spec>:<start>.
 --
--- ARGV[1] partition  ARGV[2] K  ARGV[3] epoch  ARGV[4] key prefix "region:{r}:"
--- ARGV[5] dedup horizon ms
--- ARGV[6] specs, JSON {"w": [[name, size, ttl, pane], ...], "s": [[name, bucket, ttl], ...]}
--- ARGV[7] the batch, JSON {"e": events, "a": {post: n}, "w": {window id: {post: n}},
---         "p": [{pane start: {post: n}} per window spec], "b": [{bucket start: {post: n}} per
---         session spec]}: events = [[offset, event_id, post_id, timestamp, late mask], ...]
---         in offset order (late mask bit k-1: beyond window spec k's lateness; bit 15+q:
---         beyond session spec q's), and the counts the caller aggregated from ALL of them;
---         the script takes back what a fenced or duplicate event contributed.
--- ARGV[8] mode: "exact", or "bounded": the all-time key (KEYS[2]) and each window key keep
---         at most K posts with Space-Saving counts (a new post replaces the lowest and
---         starts from its count), no panes or session buckets are written.
+-- ARGV[1] header, JSON (named fields): epoch, prefix "region:{r}:", k (bounded size), mode
+--         ("exact" | "bounded"), dedup_ms (ids are remembered for at least this, by
+--         processing time), w [[name, size ms, ttl ms, pane ms], ...] tumbling specs,
+--         s [[name, bucket ms, ttl ms], ...] session specs
+-- ARGV[2] partitions, JSON [[partition, first offset, last offset], ...] of the events here
+-- ARGV[3] event ids, JSON ["id", ...] (no id twice: the caller removes repeats first)
+-- ARGV[4] the counts the events add, aggregated by the caller, JSON
+--         {a: [n, post, ...], w: {window id: [n, post, ...]}, p: [{pane start: [n, post, ...]}
+--         per tumbling spec], b: [{bucket start: [n, post, ...]} per session spec]}
 --
--- Refuses to write (returns {'NOMETA'} or {'EPOCH', <epoch>}) unless the region's state
--- belongs to the caller's epoch: after Redis lost state or was rebuilt, the caller must
--- first rewind Kafka to the checkpointed offsets.
--- Events at or below the fence were applied before (a redelivered batch): skipped.
--- Events whose event_id is already in its hour's seen set (a re-sent event): skipped.
+-- Nothing is written unless every event is new:
+--   {'NOMETA'} / {'EPOCH', epoch}  Redis lost its state or was rebuilt: the caller rewinds;
+--   {'FENCED', partition, fence, ...}  events at or below a partition's fence were applied
+--                                      before (a redelivery): the caller drops them, retries;
+--   {'DUPS', json [index, ...]}        event ids seen within the dedup horizon (a re-send):
+--                                      the caller drops them (1-based), retries.
+-- Else applies everything and returns {'OK', events applied, session events refused, entries
+-- waiting for a checkpoint, window ids written...}.
+--
+-- Counts are applied per key in bulk: ZMSCORE the posts, ZADD their new totals (one call per
+-- thousand posts), and the same totals into the key's dirty hash (HSET) for windows and all-time.
 -- Ties rank by count, then post_id (Redis orders equal scores by member bytes).
--- Trailing keys: an event's pane inside the trailing range [lo, hi] also adds to the
--- trailing key; a later pane is added by trailing-advance.lua when the watermark has
--- passed it; a pane below lo fell out of the range and is not written.
--- Session buckets below the spec's sealed mark belong to sessions already sealed: not
--- written (counted in the reply; the hot path's lateness rule makes this rare).
--- Returns {'OK', applied, duplicates, fenced, fence, session events refused, window ids
--- written...}.
 
+local H = cjson.decode(ARGV[1])
 local epoch = redis.call('HGET', KEYS[4], 'epoch')
 if not epoch then return {'NOMETA'} end
-if epoch ~= ARGV[3] then return {'EPOCH', epoch} end
+if epoch ~= H.epoch then return {'EPOCH', epoch} end
 
-local partition = ARGV[1]
-local K = tonumber(ARGV[2])
-local prefix = ARGV[4]
-local horizon = tonumber(ARGV[5])
-local specs = cjson.decode(ARGV[6])
-local batch = cjson.decode(ARGV[7])
-local W, Q = specs.w, specs.s
-local events = batch.e
-local bounded = ARGV[8] == 'bounded'
+local prefix = H.prefix
+local K = H.k
+local bounded = H.mode == 'bounded'
+local W, Q = H.w, H.s
+local fmt = function(n) return string.format('%d', n) end
+local CHUNK = 1000 -- posts per bulk call (Lua's unpack stays far below its stack limit)
 
--- Space-Saving: adds d to post in a key of at most K members; returns the post it evicted.
-local function spaceSaving(key, post, d)
+-- Fences: a partition's events here are in offset order, so the fenced ones are a prefix.
+local parts = cjson.decode(ARGV[2])
+local fenced = {}
+local fences = {}
+for i, p in ipairs(parts) do
+  local fence = tonumber(redis.call('HGET', KEYS[1], p[1]) or '-1')
+  fences[i] = fence
+  if fence >= p[2] then
+    fenced[#fenced + 1] = p[1]
+    fenced[#fenced + 1] = fmt(fence)
+  end
+end
+if #fenced > 0 then return {'FENCED', unpack(fenced)} end
+
+-- Dedup by processing time: ids go into the current generation's set; the current and the
+-- previous generation are checked, so an id is remembered for at least one generation.
+local t = redis.call('TIME')
+local gen = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / H.dedup_ms)
+local seen = prefix .. 'seen:' .. fmt(gen)
+local before = prefix .. 'seen:' .. fmt(gen - 1)
+local ids = cjson.decode(ARGV[3])
+local dups = {}
+for base = 1, #ids, CHUNK do
+  local chunk = {}
+  for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
+  local a = redis.call('SMISMEMBER', seen, unpack(chunk))
+  local b = redis.call('SMISMEMBER', before, unpack(chunk))
+  for j = 1, #chunk do
+    if a[j] == 1 or b[j] == 1 then dups[#dups + 1] = base + j - 1 end
+  end
+end
+if #dups > 0 then return {'DUPS', cjson.encode(dups)} end
+for base = 1, #ids, CHUNK do
+  local chunk = {}
+  for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
+  redis.call('SADD', seen, unpack(chunk))
+end
+if #ids > 0 then redis.call('PEXPIREAT', seen, fmt((gen + 2) * H.dedup_ms)) end
+
+for i, p in ipairs(parts) do
+  if p[3] > fences[i] then redis.call('HSET', KEYS[1], p[1], fmt(p[3])) end
+end
+
+local D = cjson.decode(ARGV[4])
+-- Entries newly waiting for a checkpoint (HSET counts the fields it adds).
+local pending = 0
+
+-- Adds [n, post, ...] to `key` (rewriting the list in place to [total, post, ...]) and, when
+-- `dirtyId` is given, records the totals in that key id's dirty hash. One ZMSCORE, one ZADD
+-- and one HSET per CHUNK posts.
+local function bulk(key, list, dirtyId)
+  local dirty = dirtyId and (prefix .. 'dirty:' .. dirtyId)
+  for base = 1, #list, 2 * CHUNK do
+    local last = math.min(#list, base + 2 * CHUNK - 1)
+    local posts = {}
+    for j = base + 1, last, 2 do posts[#posts + 1] = list[j] end
+    local old = redis.call('ZMSCORE', key, unpack(posts))
+    local hargs = {}
+    local i = 0
+    for j = base, last, 2 do
+      i = i + 1
+      local total = (tonumber(old[i]) or 0) + list[j]
+      list[j] = total
+      if dirty then
+        hargs[2 * i - 1] = list[j + 1]
+        hargs[2 * i] = total
+      end
+    end
+    redis.call('ZADD', key, unpack(list, base, last))
+    if dirty then pending = pending + redis.call('HSET', dirty, unpack(hargs)) end
+  end
+  if dirty and #list > 0 then redis.call('SADD', KEYS[5], dirtyId) end
+end
+
+-- Space-Saving (bounded mode): adds n to post in a key of at most K members; a new post
+-- replaces the lowest and starts from its count. Returns the post it evicted.
+local function spaceSaving(key, post, n)
   if redis.call('ZSCORE', key, post) then
-    redis.call('ZINCRBY', key, d, post)
+    redis.call('ZINCRBY', key, n, post)
     return nil
   end
   if redis.call('ZCARD', key) < K then
-    redis.call('ZADD', key, d, post)
+    redis.call('ZADD', key, n, post)
     return nil
   end
   local low = redis.call('ZPOPMIN', key, 1)
-  redis.call('ZADD', key, tonumber(low[2]) + d, post)
+  redis.call('ZADD', key, tonumber(low[2]) + n, post)
   return low[1]
 end
-local HOUR = 3600000
-local fmt = function(n) return string.format('%d', n) end
-local band = bit.band
 
-local fence = tonumber(redis.call('HGET', KEYS[1], partition) or '-1')
-local maxOff = fence
-local applied, dups, fenced = 0, 0, 0
-local deltas = batch.a
-local wdeltas = batch.w
-local pdeltas = batch.p
-local bdeltas = batch.b
-local seenKeys = {}   -- hour -> key
-local touched = {}    -- key -> hour
-
--- An event not applied (fenced or duplicate): take its contribution out of the aggregates.
-local function takeBack(e)
-  local post, ts, mask = e[3], e[4], e[5]
-  deltas[post] = deltas[post] - 1
-  for k = 1, #W do
-    local w = W[k]
-    if band(mask, 2 ^ (k - 1)) == 0 then
-      local id = w[1] .. ':' .. fmt(ts - ts % w[2])
-      wdeltas[id][post] = wdeltas[id][post] - 1
-    end
-    if not bounded then -- bounded mode writes no panes
-      local p = pdeltas[k][fmt(ts - ts % w[4])]
-      p[post] = p[post] - 1
-    end
+local function spaceSavingAll(key, list, dirtyId)
+  local dirty = prefix .. 'dirty:' .. dirtyId
+  for j = 1, #list, 2 do
+    local evicted = spaceSaving(key, list[j + 1], list[j])
+    if evicted then pending = pending + redis.call('HSET', dirty, evicted, '-1') end
+    pending = pending + redis.call('HSET', dirty, list[j + 1], redis.call('ZSCORE', key, list[j + 1]))
   end
-  for q = 1, #Q do
-    if band(mask, 2 ^ (15 + q)) == 0 then
-      local b = bdeltas[q][fmt(ts - ts % Q[q][2])]
-      b[post] = b[post] - 1
-    end
-  end
+  if #list > 0 then redis.call('SADD', KEYS[5], dirtyId) end
 end
-
-for _, e in ipairs(events) do
-  local off = e[1]
-  if off <= fence then
-    fenced = fenced + 1
-    takeBack(e)
-  else
-    if off > maxOff then maxOff = off end
-    local ts = e[4]
-    local hour = ts - ts % HOUR
-    local seenKey = seenKeys[hour]
-    if seenKey == nil then seenKey = prefix .. 'seen:' .. fmt(hour); seenKeys[hour] = seenKey end
-    if redis.call('SADD', seenKey, e[2]) == 0 then
-      dups = dups + 1
-      takeBack(e)
-    else
-      applied = applied + 1
-      touched[seenKey] = hour
-    end
-  end
-end
-
--- Dedup sets expire at the end of the horizon after their hour.
-for key, hour in pairs(touched) do redis.call('PEXPIREAT', key, fmt(hour + HOUR + horizon)) end
 
 if bounded then
   -- The all-time key itself is the Space-Saving leaderboard.
-  for post, d in pairs(deltas) do
-    if d > 0 then
-      local evicted = spaceSaving(KEYS[2], post, d)
-      redis.call('HSET', KEYS[5], 'all|' .. post, redis.call('ZSCORE', KEYS[2], post))
-      if evicted then redis.call('HSET', KEYS[5], 'all|' .. evicted, '-1') end
-    end
-  end
+  spaceSavingAll(KEYS[2], D.a, 'all')
 else
-  -- Bounded Top-K beside the exact key: the Kth (lowest) member is read once and refreshed
-  -- only after a change.
-  local card = redis.call('ZCARD', KEYS[3])
-  local kthScore, kthMember = -1, ''
-  local function refreshKth()
+  -- The bounded Top-K beside the exact key: every changed post whose total reaches the Kth
+  -- (lowest) member's score takes its new total there (a member always does: totals only
+  -- grow), then the set is cut back to its K highest (equal scores: the larger post_id stays,
+  -- the documented rank order). A post below the Kth cannot be in it, nor enter it.
+  local kth = -1
+  if redis.call('ZCARD', KEYS[3]) >= K then
     local low = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-    if low[1] then kthMember = low[1]; kthScore = tonumber(low[2]) else kthMember = ''; kthScore = -1 end
+    kth = tonumber(low[2])
   end
-  refreshKth()
-  for post, d in pairs(deltas) do
-    if d > 0 then
-      local total = tonumber(redis.call('ZINCRBY', KEYS[2], d, post))
-      redis.call('HSET', KEYS[5], 'all|' .. post, fmt(total))
-      if card < K then
-        if redis.call('ZADD', KEYS[3], total, post) == 1 then card = card + 1 end
-        refreshKth()
-      elseif total > kthScore or (total == kthScore and post > kthMember) then
-        -- Skip-write rule: only posts that beat the Kth (or are members already) touch the set.
-        if redis.call('ZADD', KEYS[3], total, post) == 1 then
-          redis.call('ZPOPMIN', KEYS[3], 1)
-        end
-        refreshKth()
-      elseif redis.call('ZSCORE', KEYS[3], post) then
-        redis.call('ZADD', KEYS[3], total, post)
-        refreshKth()
-      end
+  local enter = {}
+  bulk(KEYS[2], D.a, 'all')
+  for j = 1, #D.a, 2 do
+    if D.a[j] >= kth then
+      enter[#enter + 1] = D.a[j]
+      enter[#enter + 1] = D.a[j + 1]
     end
   end
+  for base = 1, #enter, 2 * CHUNK do
+    redis.call('ZADD', KEYS[3], unpack(enter, base, math.min(#enter, base + 2 * CHUNK - 1)))
+  end
+  if #enter > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(K + 1)) end
 end
 
 local written = {}
-local wsize = {}
-for k = 1, #W do wsize[W[k][1]] = W[k] end
-for id, t in pairs(wdeltas) do
+local spec = {}
+for k = 1, #W do spec[W[k][1]] = W[k] end
+for id, list in pairs(D.w) do
   local key = prefix .. 'top_k:' .. id
-  local any = false
-  for post, d in pairs(t) do
-    if d > 0 then
-      if bounded then
-        local evicted = spaceSaving(key, post, d)
-        if evicted then redis.call('HSET', KEYS[5], id .. '|' .. evicted, '-1') end
-        redis.call('HSET', KEYS[5], id .. '|' .. post, redis.call('ZSCORE', key, post))
-      else
-        redis.call('HSET', KEYS[5], id .. '|' .. post, redis.call('ZINCRBY', key, d, post))
-      end
-      any = true
-    end
-  end
-  if any then
-    local sep = string.find(id, ':', 1, true)
-    local w = wsize[string.sub(id, 1, sep - 1)]
-    redis.call('PEXPIREAT', key, fmt(tonumber(string.sub(id, sep + 1)) + w[2] + w[3]))
-    written[#written + 1] = id
-  end
+  if bounded then spaceSavingAll(key, list, id) else bulk(key, list, id) end
+  local sep = string.find(id, ':', 1, true)
+  local w = spec[string.sub(id, 1, sep - 1)]
+  redis.call('PEXPIREAT', key, fmt(tonumber(string.sub(id, sep + 1)) + w[2] + w[3]))
+  written[#written + 1] = id
 end
 
+-- Trailing panes (exact mode): a pane inside the trailing range [lo, hi] also adds to the
+-- trailing key; a later pane is added by trailing-advance.lua when the watermark passes it;
+-- a pane below lo fell out of the range and is not written.
 for k = 1, #W do
   local w = W[k]
   local range
@@ -202,18 +198,17 @@ for k = 1, #W do
     local sep = string.find(cur, ':', 1, true)
     range = { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
   end
-  for startKey, t in pairs(pdeltas[k]) do
+  for startKey, list in pairs((D.p or {})[k] or {}) do
     local start = tonumber(startKey)
     if range == nil or start >= range[1] then
       local key = prefix .. 'pane:' .. w[1] .. ':' .. startKey
-      local inRange = range ~= nil and start <= range[2]
-      local trailing = prefix .. 'trailing:' .. w[1]
-      for post, d in pairs(t) do
-        if d > 0 then
-          redis.call('ZINCRBY', key, d, post)
-          if inRange then redis.call('ZINCRBY', trailing, d, post) end
-        end
+      local copy = nil
+      if range ~= nil and start <= range[2] then
+        copy = {}
+        for j = 1, #list do copy[j] = list[j] end
       end
+      bulk(key, list, nil)
+      if copy then bulk(prefix .. 'trailing:' .. w[1], copy, nil) end
       -- Subtracted and deleted once the watermark passes start + size; a pane never reached
       -- that way (a region gone quiet) expires after twice the size of wall-clock time.
       redis.call('PEXPIRE', key, fmt(2 * w[2] + w[4]))
@@ -225,26 +220,23 @@ local refused = 0
 for q = 1, #Q do
   local s = Q[q]
   local sealed = tonumber(redis.call('HGET', KEYS[7], s[1]) or '-1')
-  for startKey, t in pairs(bdeltas[q]) do
+  for startKey, list in pairs((D.b or {})[q] or {}) do
     local start = tonumber(startKey)
     if start >= sealed then
       local key = prefix .. 'bucket:' .. s[1] .. ':' .. startKey
-      local any = false
-      for post, d in pairs(t) do
-        if d > 0 then redis.call('ZINCRBY', key, d, post); any = true end
-      end
-      if any then
-        -- Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
-        redis.call('PEXPIRE', key, fmt(s[3]))
-        redis.call('ZADD', prefix .. 'buckets:' .. s[1], start, startKey)
-      end
+      bulk(key, list, nil)
+      -- Sealed (and deleted) once the session ends; a session longer than its ttl loses its oldest buckets.
+      redis.call('PEXPIRE', key, fmt(s[3]))
+      redis.call('ZADD', prefix .. 'buckets:' .. s[1], start, startKey)
     else
-      for _, d in pairs(t) do refused = refused + d end
+      for j = 1, #list, 2 do refused = refused + list[j] end
     end
   end
 end
 
-if maxOff > fence then redis.call('HSET', KEYS[1], partition, fmt(maxOff)) end
-local reply = {'OK', applied, dups, fenced, fmt(maxOff), refused}
+-- How many entries wait for a checkpoint (the cut resets it): the caller slows down when the
+-- record falls too far behind, so a checkpoint stays within one Cassandra batch.
+local waiting = redis.call('HINCRBY', KEYS[4], 'dirty_entries', pending)
+local reply = {'OK', #ids, refused, waiting}
 for _, id in ipairs(written) do reply[#reply + 1] = id end
 return reply

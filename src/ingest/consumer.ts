@@ -21,7 +21,7 @@ import type { Config } from '../config';
 import type { Metrics } from '../metrics';
 import { advancePosition, readPositions } from '../store/positions';
 import { sendChunked } from '../produce-chunked';
-import { DLQ_REASON_HEADER, reasonKind, triage } from './triage';
+import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
 import { Watermarks } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
 
@@ -29,14 +29,31 @@ import { WatermarkReporter } from './watermark-reporter';
 export const CONSUMER_SETTINGS = {
   /** A member silent this long leaves the group; its partitions go to the others. */
   sessionTimeout: 15_000, // 15 s
-  heartbeatInterval: 3_000, // 3 s
+  /** A rebalance reaches a member with its next heartbeat: the sooner, the shorter the pause. */
+  heartbeatInterval: 1_000, // 1 s
   /** Bytes fetched per partition per request: one batch, one flush per region. */
   maxBytesPerPartition: 2 * 1024 * 1024, // 2 MiB
   /** An idle fetch returns after this long: bounds how stale an idle partition's counts get. */
   maxWaitTimeInMs: 200, // 200 ms
   /** How often the member checks Redis's epoch when no batch is flowing (a loss or a rebuild). */
   epochCheckMs: 1_000, // 1 s
+  /** Batches of one partition handed to the actors and not yet marked applied: the next is fetched meanwhile. */
+  maxBatchesInFlight: 4,
+  /** Failed flushes in a row (not a Redis loss) after which the member gives up: the activity's retry starts a fresh one. */
+  failuresBeforeRestart: 8,
 } as const;
+
+/** A batch handed to the actors, waiting to be marked applied. */
+interface InFlight {
+  partition: number;
+  last: string;
+  highWatermark: string;
+  records: number;
+  triaged: Triaged;
+  epoch: string;
+  generation: number;
+  done: Promise<unknown>;
+}
 
 export interface IngestDeps {
   cfg: Config;
@@ -115,23 +132,50 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   const reporter = new WatermarkReporter({ cfg, redis, watermarks, held: () => assigned, temporal: deps.temporal, log, metrics });
 
   /**
+   * Batches handed to the actors and not yet marked applied, per partition, in order. A
+   * resume (a failure, a new epoch) starts a new generation: the older ones are forgotten
+   * (their partitions are read again from the marks; what they did apply, the fences skip).
+   */
+  let generation = 0;
+  const inflight = new Map<number, InFlight[]>();
+  const chains = new Map<number, Promise<void>>();
+  let failures = 0;
+  let fatal: (e: Error) => void = () => undefined;
+  const failedForGood = new Promise<never>((_, reject) => (fatal = reject));
+  failedForGood.catch(() => undefined); // raced below
+
+  /**
    * Reads where every held partition resumes (Redis's applied marks, under its current
-   * epoch; rebuilding Redis first when it lost its state) and seeks there. Runs after each
-   * assignment and whenever a flush finds another epoch; batches wait for it.
+   * epoch; rebuilding Redis first when it lost its state) and seeks there. Runs after a
+   * failure, whenever Redis changes epoch, and (for the new partitions) after an assignment;
+   * batches wait for it.
    */
   let resuming: Promise<void> = Promise.resolve();
-  const resume = (why: string): Promise<void> =>
+  const resume = (why: string, only?: number[]): Promise<void> =>
     (resuming = resuming.then(async () => {
+      if (!only) {
+        generation++;
+        inflight.clear();
+      }
       for (;;) {
         try {
           const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, signal));
-          const parts = [...assigned];
+          const parts = (only ?? [...assigned]).filter((p) => assigned.has(p));
           const read = await readPositions(redis, topic, parts);
           if (read.epoch !== current) continue; // changed again meanwhile
-          if (current !== epoch) log(`epoch ${epoch} -> ${current}: partitions ${parts.join(',') || '(none)'} resume from what Redis has applied`);
+          if (current !== epoch) {
+            log(`epoch ${epoch} -> ${current}: partitions ${parts.join(',') || '(none)'} resume from what Redis has applied`);
+            if (only) {
+              // A new epoch concerns every partition, not only the new ones.
+              only = undefined;
+              generation++;
+              inflight.clear();
+              continue;
+            }
+          }
           epoch = current;
           state.epoch = epoch;
-          positions.clear();
+          if (!only) positions.clear();
           const commits: { topic: string; partition: number; offset: string }[] = [];
           for (const [p, next] of read.next) {
             if (!assigned.has(p)) continue;
@@ -152,29 +196,79 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     }));
 
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    const before = new Set(assigned);
     assigned.clear();
     for (const p of e.payload.memberAssignment[topic] ?? []) assigned.add(p);
     watermarks.retain(assigned);
+    for (const p of before) if (!assigned.has(p)) positions.delete(p);
     tell();
-    void resume('assignment');
+    // Partitions held before keep their place (their batches in flight go on); new ones start from their marks.
+    const fresh = [...assigned].filter((p) => !before.has(p) || !positions.has(p));
+    void resume('assignment', fresh);
+    if (fresh.length === 0) return;
     // Partitions taken over from another member carry on from its last watermark state.
-    const parts = [...assigned];
-    if (parts.length === 0) return;
-    redis.hmget(watermarksKey(topic), ...parts.map(String)).then(
-      (snaps) => snaps.forEach((s, i) => s && assigned.has(parts[i]) && watermarks.seed(parts[i], JSON.parse(s) as { max: number; regions: string[] })),
+    redis.hmget(watermarksKey(topic), ...fresh.map(String)).then(
+      (snaps) => snaps.forEach((s, i) => s && assigned.has(fresh[i]) && watermarks.seed(fresh[i], JSON.parse(s) as { max: number; regions: string[] })),
       (err: Error) => log(`cannot read the partitions' watermark state: ${err.message}`),
     );
   });
 
+  /** A batch's flushes finished: mark it applied (in order), move the watermark, commit; or resume after a failure. */
+  const complete = async (b: InFlight): Promise<void> => {
+    try {
+      await b.done;
+    } catch (e) {
+      if (b.generation !== generation) return;
+      const err = e as Error;
+      if (!(err instanceof EpochChanged || err instanceof RedisStateLost)) {
+        failures++;
+        metrics?.failures.inc({ operation: 'flush' });
+        log(`a batch of partition ${b.partition} failed (${err.message}); resuming from what Redis has applied`);
+        if (failures >= CONSUMER_SETTINGS.failuresBeforeRestart) fatal(err);
+        else await sleep(Math.min(5000, 250 * 2 ** failures));
+      }
+      void resume(err.message);
+      return;
+    }
+    if (b.generation !== generation) return;
+    if (!(await advancePosition(redis, topic, b.epoch, b.partition, b.last))) {
+      void resume('Redis changed epoch after the flushes');
+      return;
+    }
+    failures = 0;
+    const q = inflight.get(b.partition);
+    if (q?.[0] === b) q.shift();
+    const lagAfter = BigInt(b.highWatermark) - BigInt(b.last) - 1n;
+    if (Number.isFinite(b.triaged.maxEventTime)) watermarks.observe(b.partition, b.triaged.maxEventTime, b.triaged.earliest, lagAfter <= 0n);
+    // For lag monitoring and tools; where a partition resumes is the applied mark above.
+    await consumer.commitOffsets([{ topic, partition: b.partition, offset: (BigInt(b.last) + 1n).toString() }]).catch((e: Error) => {
+      metrics?.failures.inc({ operation: 'commit_offsets' });
+      log(`cannot commit the offset of partition ${b.partition} (the applied mark holds it): ${e.message}`);
+    });
+    progress.batches++;
+    progress.consumed += b.records;
+    progress.deadLettered += b.triaged.dead.length;
+    state.lastBatchAt = now();
+    if (metrics) {
+      for (const d of b.triaged.dead) metrics.deadLettered.inc({ kind: reasonKind(String(d.headers[DLQ_REASON_HEADER])) });
+      metrics.late.inc(b.triaged.late.length);
+      metrics.keyMismatch.inc(b.triaged.keyMismatch);
+      metrics.lag.set({ topic, partition: String(b.partition) }, Math.max(0, Number(lagAfter)));
+    }
+    onProgress?.(progress);
+  };
+
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
-    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    if (!isRunning() || isStale() || signal.aborted || batch.messages.length === 0) return;
     await resuming;
     const ep = epoch;
+    const gen = generation;
     const { partition } = batch;
     let next = positions.get(partition);
     if (next === undefined) {
       const read = await readPositions(redis, topic, [partition]);
       if (read.epoch !== ep) return resume('epoch changed');
+      if (gen !== generation) return; // a resume ran meanwhile: it positioned the partition
       next = read.next.get(partition)!;
       positions.set(partition, next);
     }
@@ -188,47 +282,34 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     const from = next;
     const messages = from === null ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
     metrics?.fenced.inc(batch.messages.length - messages.length);
+    metrics?.consumed.inc(batch.messages.length);
     const last = batch.lastOffset();
-    const t = triage(topic, partition, messages, {
-      dedupHorizonMs: cfg.ingest.dedupHorizonMs,
+    const triaged = triage(topic, partition, messages, {
+      maxAgeMs: cfg.ingest.maxAgeMs,
       maxAheadMs: cfg.ingest.maxAheadMs,
       now: now(),
       windows: cfg.ingest.windows,
       sessions: cfg.ingest.sessions,
       watermark: watermarks.of(partition),
     });
-    const flushes = [...t.byRegion].map(([region, events]) => actors.actor(region).apply(partition, events, ep));
+    const flushes = [...triaged.byRegion].map(([region, events]) => actors.actor(region).apply(partition, events, ep));
     const side = [
-      ...(t.dead.length ? [{ topic: cfg.kafka.deadLetterTopic, messages: t.dead }] : []),
-      ...(t.late.length ? [{ topic: cfg.kafka.lateTopic, messages: t.late }] : []),
+      ...(triaged.dead.length ? [{ topic: cfg.kafka.deadLetterTopic, messages: triaged.dead }] : []),
+      ...(triaged.late.length ? [{ topic: cfg.kafka.lateTopic, messages: triaged.late }] : []),
     ];
-    const results = await Promise.allSettled([...flushes, side.length ? sendChunked(producer, side) : undefined]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) {
-      const e = failed.reason as Error;
-      // Nothing of this batch is marked applied; the resume replays it.
-      if (e instanceof EpochChanged || e instanceof RedisStateLost) return resume(e.message);
-      throw e;
-    }
-    if (!(await advancePosition(redis, topic, ep, partition, last))) return resume('Redis changed epoch after the flushes');
+    const done = Promise.all([...flushes, side.length ? sendChunked(producer, side) : undefined]);
+    done.catch(() => undefined); // reported in order by complete()
+    const b: InFlight = { partition, last, highWatermark: batch.highWatermark, records: batch.messages.length, triaged, epoch: ep, generation: gen, done };
+    let q = inflight.get(partition);
+    if (!q) inflight.set(partition, (q = []));
+    q.push(b);
+    // The next batch of the partition is fetched while these flush; they complete in order.
     positions.set(partition, BigInt(last) + 1n);
-    const lagAfter = BigInt(batch.highWatermark) - BigInt(last) - 1n;
-    if (Number.isFinite(t.maxEventTime)) watermarks.observe(partition, t.maxEventTime, t.earliest, lagAfter <= 0n);
     resolveOffset(last);
-    // For lag monitoring and tools; where a partition resumes is the applied mark above.
-    await consumer.commitOffsets([{ topic, partition, offset: (BigInt(last) + 1n).toString() }]);
-    progress.batches++;
-    progress.consumed += batch.messages.length;
-    progress.deadLettered += t.dead.length;
-    state.lastBatchAt = now();
-    if (metrics) {
-      metrics.consumed.inc(batch.messages.length);
-      for (const d of t.dead) metrics.deadLettered.inc({ kind: reasonKind(String(d.headers[DLQ_REASON_HEADER])) });
-      metrics.late.inc(t.late.length);
-      metrics.keyMismatch.inc(t.keyMismatch);
-      metrics.lag.set({ topic, partition: String(partition) }, Math.max(0, Number(lagAfter)));
-    }
-    onProgress?.(progress);
+    const chain = (chains.get(partition) ?? Promise.resolve()).then(() => complete(b));
+    chains.set(partition, chain);
+    // Bounded: at most this many batches of a partition in flight.
+    if (q.length > CONSUMER_SETTINGS.maxBatchesInFlight) await q[0].done.catch(() => undefined);
     await heartbeat();
   };
 
@@ -256,15 +337,16 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       if (signal.aborted) resolve();
       else signal.addEventListener('abort', () => resolve(), { once: true });
     });
-    await Promise.race([aborted, crashed]);
+    await Promise.race([aborted, crashed, failedForGood]);
   } finally {
     clearInterval(watcher);
     reporter.stop();
+    // The batches in flight finish (flushed, marked applied, committed) before the member
+    // leaves the group; new batches are not taken (the signal is aborted).
+    await Promise.race([Promise.all(chains.values()), sleep(30_000)]);
     state.state = 'stopped';
     assigned.clear();
     tell();
-    // Leaving the group waits for the in-flight batch (kafkajs stops after it), so its
-    // flush and commit complete; then the actors are drained.
     await consumer.disconnect();
     await actors.drain();
   }

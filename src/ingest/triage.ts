@@ -42,14 +42,14 @@ export function reasonKind(reason: string): string {
   if (reason.startsWith('unknown schema-version')) return 'schema_version';
   if (reason.includes('UTF-8') || reason.includes('JSON') || reason === 'empty value') return 'malformed';
   if (reason.includes('bytes, more than')) return 'too_large';
-  if (reason.includes('dedup horizon')) return 'too_old';
+  if (reason.includes('before the clock')) return 'too_old';
   if (reason.includes('ahead of the clock')) return 'future';
   return 'invalid_field';
 }
 
 export interface TriageOptions {
-  /** Oldest accepted event time: now minus this (older ones could not be deduplicated). */
-  dedupHorizonMs: number;
+  /** Oldest accepted event time: now minus this. */
+  maxAgeMs: number;
   /** Newest accepted event time: now plus this. */
   maxAheadMs: number;
   now: number;
@@ -80,7 +80,7 @@ export function triage(topic: string, partition: number, messages: KafkaMessage[
   const late: OutRecord[] = [];
   let maxEventTime = -Infinity;
   let keyMismatch = 0;
-  const limits = { maxAheadMs: opts.maxAheadMs, maxAgeMs: opts.dedupHorizonMs };
+  const limits = { maxAheadMs: opts.maxAheadMs, maxAgeMs: opts.maxAgeMs };
   for (const m of messages) {
     const v = validateEvent(m.value, header(m.headers, SCHEMA_VERSION_HEADER));
     const reason = v.ok ? eventTimeError(v.event.timestamp, opts.now, limits) : v.reason;

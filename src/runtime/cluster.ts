@@ -11,12 +11,17 @@ const log = (s: string) => process.stdout.write(`[cluster] ${s}\n`);
 
 export interface ClusterOptions {
   workers: number;
+  /** Each worker writes a V8 CPU profile here when it exits. */
+  profileDir?: string;
   /** Extra environment for the workers. */
   env?: NodeJS.ProcessEnv;
 }
 
 export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
-  cluster.setupPrimary({ exec: path.join(__dirname, 'worker-process') + path.extname(__filename) });
+  cluster.setupPrimary({
+    exec: path.join(__dirname, 'worker-process') + path.extname(__filename),
+    execArgv: [...process.execArgv, ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [])],
+  });
   const bySlot = new Map<number, ClusterWorker>();
   servePrimary(() =>
     Array.from({ length: opts.workers }, (_, i) => {

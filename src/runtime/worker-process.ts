@@ -46,7 +46,9 @@ async function main(): Promise<void> {
   // Constructing one installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([metrics.registry]);
-  const actors = new ActorSystem(redis, cfg.ingest, metrics, log);
+  // An actor waiting for a checkpoint (the record fell behind) asks for one at once.
+  let requestCheckpoint: () => void = () => undefined;
+  const actors = new ActorSystem(redis, cfg.ingest, metrics, log, () => requestCheckpoint());
   const shutdown = new AbortController();
   const cassandra = cassandraClient(cfg);
   const logEnds = async () => new Map((await admin.fetchTopicOffsets(cfg.kafka.topic)).map((o) => [o.partition, BigInt(o.high)] as const));
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
       topic: cfg.kafka.topic,
       maxEvents: cfg.api.maxPostEvents,
       maxBodyBytes: cfg.api.maxBodyBytes,
-      time: { maxAheadMs: cfg.ingest.maxAheadMs, maxAgeMs: cfg.ingest.dedupHorizonMs },
+      time: { maxAheadMs: cfg.ingest.maxAheadMs, maxAgeMs: cfg.ingest.maxAgeMs },
     },
     admin: {
       token: cfg.api.adminToken,
@@ -141,12 +143,17 @@ async function main(): Promise<void> {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  // Checkpoints: every interval, each changed region's counts and offsets go to the record.
-  // While Cassandra is down they fail and are retried; nothing is lost (the changes stay marked).
+  // Checkpoints: every interval, each changed region's counts and offsets go to the record
+  // (at once, and again, while an actor waits for one). While Cassandra is down they fail and
+  // are retried; nothing is lost (the changes stay marked).
   let checkpointing = false;
+  let again = false;
   let checkpointFailing = false;
-  const checkpointTimer = setInterval(() => {
-    if (checkpointing) return;
+  const checkpointNow = (): void => {
+    if (checkpointing) {
+      again = true;
+      return;
+    }
     checkpointing = true;
     const t0 = process.hrtime.bigint();
     record
@@ -164,8 +171,16 @@ async function main(): Promise<void> {
           checkpointFailing = true;
         },
       )
-      .finally(() => (checkpointing = false));
-  }, cfg.ingest.checkpointIntervalMs);
+      .finally(() => {
+        checkpointing = false;
+        if (again && !checkpointFailing) {
+          again = false;
+          checkpointNow();
+        }
+      });
+  };
+  requestCheckpoint = checkpointNow;
+  const checkpointTimer = setInterval(checkpointNow, cfg.ingest.checkpointIntervalMs);
 
   log(`ready: API on ${cfg.host}:${cfg.api.port}, ingest on task queue ${slotQueue}`);
 

@@ -25,6 +25,9 @@ import {
   regionCheckpointLockKey,
   regionDirtyKey,
   regionInflightKey,
+  regionInflightEntriesKey,
+  regionCutKey,
+  regionPrefix,
   regionMetaKey,
   regionOffsetsKey,
   regionTopKey,
@@ -35,9 +38,6 @@ import { writeRebuildPositions } from './positions';
 import { scripted, type ScriptedRedis } from './scripts';
 import { deleteRegion } from './region-keys';
 import { byRank, type RankedCount } from '../ranking';
-
-/** The inflight hash's field naming its cut (not an entry: entries are "<key id>|<post>"). */
-const CUT_FIELD = '\u0000cut';
 
 export interface RecordOptions {
   keyspace: string;
@@ -87,23 +87,16 @@ export class RegionRecord {
     const lock = regionCheckpointLockKey(region);
     if ((await this.redis.set(lock, token, 'PX', 60_000, 'NX')) === null) return 'busy';
     try {
-      const [ms, flatOffsets, size] = await this.scripts.hhCheckpoint(regionDirtyKey(region), regionInflightKey(region), regionOffsetsKey(region), token);
-      if (size === 0) return 0;
-      // The cut is taken: its entries are read in steps, Redis serves flushes in between.
-      const cut = new Map<string, string>();
-      let cursor = '0';
-      do {
-        const [next, part] = await this.redis.hscan(regionInflightKey(region), cursor, 'COUNT', 5000);
-        for (let i = 0; i < part.length; i += 2) cut.set(part[i], part[i + 1]);
-        cursor = next;
-      } while (cursor !== '0');
-      // Whole, or not at all: a cut lost mid-read (FLUSHDB, a restart) must not reach the
-      // record with its offsets and only part of its counts.
-      if (cut.get(CUT_FIELD) !== token || cut.size !== size) {
-        throw new Error(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
-      }
-      cut.delete(CUT_FIELD);
-      const flat = [...cut].flat();
+      const [ms, flatOffsets, sizes] = await this.scripts.hhCheckpoint(
+        regionDirtyKey(region),
+        regionInflightKey(region),
+        regionOffsetsKey(region),
+        regionCutKey(region),
+        regionMetaKey(region),
+        token,
+        regionPrefix(region),
+      );
+      if (sizes.length === 0) return 0;
       const at = Number(ms);
       const stamp = types.Long.fromNumber(at * 1000);
       const offsets: Record<number, types.Long> = {};
@@ -114,34 +107,47 @@ export class RegionRecord {
           params: [stamp, offsets, new Date(at), region],
         },
       ];
-      let entries = 0;
-      for (let i = 0; i < flat.length; i += 2) {
-        const sep = flat[i].indexOf('|');
-        const keyId = flat[i].slice(0, sep);
-        const post = flat[i].slice(sep + 1);
-        const count = Number(flat[i + 1]);
-        if (count < 0) continue; // no longer kept there (evicted in bounded mode)
+      const insert = `INSERT INTO ${this.ks}.region_state (region_id, key_id, post_id, count) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`;
+      // The cut is taken: its entries are read in steps (Redis serves flushes in between),
+      // straight into the batch's statements.
+      for (let k = 0; k < sizes.length; k += 2) {
+        const keyId = String(sizes[k]);
         let ttl = 0;
         if (keyId !== ALL_TIME) {
           const w = this.windowOf(keyId);
-          if (!w) continue;
-          ttl = cassandraTtl(w.start + w.spec.sizeMs + w.spec.ttlMs, at);
-          if (ttl <= 0) continue;
+          ttl = w ? cassandraTtl(w.start + w.spec.sizeMs + w.spec.ttlMs, at) : 0;
+          if (ttl <= 0) continue; // expired (or no longer configured): nothing to keep
         }
-        queries.push({
-          query: `INSERT INTO ${this.ks}.region_state (region_id, key_id, post_id, count) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`,
-          params: [region, keyId, post, types.Long.fromNumber(count), stamp, ttl],
-        });
-        entries++;
+        let read = 0;
+        let cursor = '0';
+        do {
+          const [next, part] = await this.redis.hscan(regionInflightEntriesKey(region, keyId), cursor, 'COUNT', 5000);
+          for (let i = 0; i < part.length; i += 2) {
+            read++;
+            const count = Number(part[i + 1]);
+            if (count < 0) continue; // no longer kept there (evicted in bounded mode)
+            queries.push({ query: insert, params: [region, keyId, part[i], types.Long.fromNumber(count), stamp, ttl] });
+          }
+          cursor = next;
+        } while (cursor !== '0');
+        // Whole, or not at all: a cut lost mid-read (FLUSHDB, a restart) must not reach the
+        // record with its offsets and only part of its counts.
+        if (read !== Number(sizes[k + 1]))
+          throw new Error(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
+      }
+      if ((await this.redis.get(regionCutKey(region))) !== token) {
+        throw new Error(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
       }
       await this.cassandra.execute(`INSERT INTO ${this.ks}.regions (region_id, first_checkpoint_at) VALUES (?, ?) USING TIMESTAMP 1`, [region, new Date(at)], {
         prepare: true,
       });
       await this.cassandra.batch(queries, { prepare: true, logged: false });
-      // Committed: the inflight entries are in the record. (A crash before this line only
-      // makes the next checkpoint write them again, with fresher absolute values.)
-      await this.redis.del(regionInflightKey(region));
-      return entries;
+      // Committed: the inflight entries are in the record. (A crash before this only makes
+      // the next checkpoint write them again, with fresher absolute values.)
+      const done = this.redis.multi().del(regionInflightKey(region), regionCutKey(region));
+      for (let k = 0; k < sizes.length; k += 2) done.del(regionInflightEntriesKey(region, String(sizes[k])));
+      await done.exec();
+      return queries.length - 1;
     } finally {
       await this.scripts.hhRelease(lock, token);
     }

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 const lua = (name: string) => fs.readFileSync(path.join(__dirname, name), 'utf8');
 
 const SCRIPTS = {
-  hhCheckpoint: { lua: lua('checkpoint.lua'), numberOfKeys: 3 },
+  hhCheckpoint: { lua: lua('checkpoint.lua'), numberOfKeys: 5 },
   hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
   hhTrailingAdvance: { lua: lua('trailing-advance.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
@@ -20,8 +20,16 @@ const SCRIPTS = {
 type Arg = string | number;
 
 export interface StoreScripts {
-  /** checkpoint.lua: dirty, inflight, offsets; token → [cut time ms, [partition, offset, ...], entries]. */
-  hhCheckpoint(dirty: string, inflight: string, offsets: string, token: string): Promise<[string, string[], number]>;
+  /** checkpoint.lua: dirty, inflight, offsets, cut, meta; token, prefix → [cut time ms, [partition, offset, ...], [key id, entries, ...]]. */
+  hhCheckpoint(
+    dirty: string,
+    inflight: string,
+    offsets: string,
+    cut: string,
+    meta: string,
+    token: string,
+    prefix: string,
+  ): Promise<[string, string[], (string | number)[]]>;
   /** advance-position.lua: epoch, applied, recovery; epoch, partition, offset → 1, or 0 under another epoch. */
   hhAdvancePosition(epochKey: string, applied: string, recovery: string, epoch: string, partition: string, offset: string): Promise<number>;
   /** trailing-advance.lua: the region's trailing state; watermark, prefix, then name, size, pane per spec → changed spec names. */

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import type { Client } from 'cassandra-driver';
 import { RegionRecord } from '../../src/store/record';
 import { loadConfig } from '../../src/config';
-import { regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
+import { regionDirtyEntriesKey, regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
 import { freeRedisDb } from '../support/redis';
 import { cfg, unique } from '../helpers';
 
@@ -24,8 +24,9 @@ describe('checkpoint cut (real Redis)', () => {
   beforeEach(async () => {
     await redis.flushdb();
     const fields: string[] = [];
-    for (let i = 0; i < ENTRIES; i++) fields.push(`all|p${i}`, String(i + 1));
-    await redis.hset(regionDirtyKey(region), ...fields);
+    for (let i = 0; i < ENTRIES; i++) fields.push(`p${i}`, String(i + 1));
+    await redis.hset(regionDirtyEntriesKey(region, 'all'), ...fields);
+    await redis.sadd(regionDirtyKey(region), 'all');
     await redis.hset(regionOffsetsKey(region), '3', '41');
   });
   after(async () => {

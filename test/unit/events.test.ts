@@ -83,7 +83,7 @@ describe('ingest triage of a partition batch', () => {
         msg(14, buf(ok), { 'schema-version': '7' }),
         msg(15, buf({ ...ok, event_id: 'old', timestamp: now - 49 * 3_600_000 })),
       ],
-      { dedupHorizonMs: 48 * 3_600_000, maxAheadMs: 300_000, now, windows: [] },
+      { maxAgeMs: 48 * 3_600_000, maxAheadMs: 300_000, now, windows: [] },
     );
     expect([...byRegion.keys()]).to.deep.equal(['NA', 'EU']);
     expect(byRegion.get('NA')!.map((e) => e.offset)).to.deep.equal(['10', '13']);
@@ -91,7 +91,7 @@ describe('ingest triage of a partition batch', () => {
     expect(dead.map((d) => d.headers['dlq-source'])).to.deep.equal(['views/3/11', 'views/3/14', 'views/3/15']);
     expect(String(dead[0].headers[DLQ_REASON_HEADER])).to.match(/not valid JSON/);
     expect(String(dead[1].headers[DLQ_REASON_HEADER])).to.match(/schema-version/);
-    expect(String(dead[2].headers[DLQ_REASON_HEADER])).to.match(/older than the dedup horizon/);
+    expect(String(dead[2].headers[DLQ_REASON_HEADER])).to.match(/more than 172800000 ms before the clock/);
     expect(dead[0].value!.toString()).to.equal('garbage');
   });
 });
@@ -99,7 +99,7 @@ describe('ingest triage of a partition batch', () => {
 describe('event times, reserved regions and sizes at the door', () => {
   const now = 1_764_000_000_000;
   const limits = { maxAheadMs: 300_000, maxAgeMs: 48 * 3_600_000 };
-  const opts = { dedupHorizonMs: limits.maxAgeMs, maxAheadMs: limits.maxAheadMs, now, windows: [] };
+  const opts = { maxAgeMs: limits.maxAgeMs, maxAheadMs: limits.maxAheadMs, now, windows: [] };
   const rec = (offset: number, value: object | string, key = 'NA'): KafkaMessage => ({
     offset: String(offset),
     key: Buffer.from(key),
@@ -109,11 +109,11 @@ describe('event times, reserved regions and sizes at the door', () => {
     attributes: 0,
   });
 
-  it('accepts event times from the dedup horizon to the allowed skew ahead of the clock', () => {
+  it('accepts event times from the oldest allowed age to the allowed skew ahead of the clock', () => {
     expect(eventTimeError(now, now, limits)).to.equal(undefined);
     expect(eventTimeError(now + 300_000, now, limits)).to.equal(undefined);
     expect(eventTimeError(now + 300_001, now, limits)).to.match(/more than 300000 ms ahead of the clock/);
-    expect(eventTimeError(now - 48 * 3_600_000 - 1, now, limits)).to.match(/older than the dedup horizon/);
+    expect(eventTimeError(now - 48 * 3_600_000 - 1, now, limits)).to.match(/more than 172800000 ms before the clock/);
   });
 
   it('dead-letters a far-future event (year 2100) with its reason; it moves nothing, the events after it count', () => {
