@@ -5,7 +5,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', '.stack/', 'scripts/*.cjs', 'eslint.config.mjs', '.dependency-cruiser.cjs'] },
+  { ignores: ['node_modules/', 'dist/', '.stack/', '.scratch/', 'scripts/*.cjs', 'eslint.config.mjs', '.dependency-cruiser.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
