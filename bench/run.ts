@@ -19,6 +19,7 @@ import type { Admin, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { produceLoad } from '../src/load/produce';
 import { ensureTopics } from '../src/bootstrap/kafka';
+import { migrate } from '../src/bootstrap/cassandra';
 import { regionNames, truthTopK, type Truth } from '../src/load/generator';
 import { regionDirtyKey, regionInflightKey, regionTopKey } from '../src/keys';
 import { Isolated } from '../scripts/harness/isolated';
@@ -27,9 +28,14 @@ import { loadConfig } from '../src/config';
 const cfg = loadConfig();
 import { startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../scripts/harness/runtime';
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
+import { buildKStreams, runKStreams } from './peers/kstreams';
+import { soak } from './soak';
 import { writeReport, type BenchResults } from './report';
 
 const smoke = process.argv.includes('--smoke');
+/** `--soak [--soak-minutes N]`: also the soak of both modes (N minutes each, default 20). */
+const soakOn = process.argv.includes('--soak');
+const soakMinutes = Number(process.argv[process.argv.indexOf('--soak-minutes') + 1] ?? 20) || 20;
 const N = smoke ? 20_000 : 500_000; // pre-loaded events
 const NAIVE_EVENTS = smoke ? 5_000 : 100_000; // one round trip per event: a prefix is enough for its rate
 const POSTS = 50_000;
@@ -69,8 +75,21 @@ async function measureRuntime(
   env: Record<string, string> = {},
 ): Promise<{ rt: Runtime; eps: number; ms: number; cpu_s_per_100k: Record<string, number>; redis_us_per_event: Record<string, number> }> {
   const end = await topicEnd(iso.admin, topic);
+  // A keyspace of its own (created now): no earlier run's record, and no TRUNCATE (which
+  // makes Cassandra snapshot and compact while the next run is measured).
+  const keyspace = `${iso.keyspace}_${group.replace(/[^a-z0-9]/gi, '_').toLowerCase()}`.slice(0, 48);
+  await migrate(cfg, keyspace);
+  keyspaces.push(keyspace);
+  await settle();
   await iso.redis.config('RESETSTAT');
-  const rt = await startRuntime({ ...iso.env, HH_WORKERS: String(workers), HH_KAFKA_GROUP: group, HH_KAFKA_TOPIC: topic, ...env });
+  const rt = await startRuntime({
+    ...iso.env,
+    HH_WORKERS: String(workers),
+    HH_KAFKA_GROUP: group,
+    HH_KAFKA_TOPIC: topic,
+    HH_CASSANDRA_KEYSPACE: keyspace,
+    ...env,
+  });
   let t0 = 0;
   let c0 = 0;
   let cpu0: Record<string, number> = {};
@@ -131,11 +150,26 @@ async function redisCommandCost(redis: Redis, events: number): Promise<Record<st
   );
 }
 
-/** Redis, Cassandra record and region workflows back to empty: the next runtime counts from zero. */
+/** Keyspaces and topics the runs created (dropped at the end). */
+const keyspaces: string[] = [];
+const soakTopics: string[] = [];
+
+/** Redis and the region workflows back to empty: the next runtime counts from zero (in a keyspace of its own). */
 async function resetState(iso: Isolated, regions: string[]): Promise<void> {
   await iso.redis.flushdb();
-  for (const t of ['region_state', 'regions', 'views_by_region_and_window']) await iso.cassandra.execute(`TRUNCATE ${iso.keyspace}.${t}`);
   await terminateRegionWorkflows(cfg, regions);
+}
+
+/** Waits until the servers are quiet (the previous phase's tail: terminations, compactions), at most 20 s. */
+async function settle(): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < 20_000) {
+    const a = cpuSample([]);
+    await sleep(1000);
+    const b = cpuSample([]);
+    const busy = Object.keys(b).reduce((sum, k) => sum + (b[k] - (a[k] ?? 0)), 0);
+    if (busy < 0.15) return; // under 15 % of a core in all the servers together
+  }
 }
 
 async function checkExact(redis: Redis, truth: Truth): Promise<boolean> {
@@ -384,6 +418,39 @@ async function main(): Promise<void> {
     log(`(c2) naive ZINCRBY pipelined:       ${round(piped.eps).toLocaleString()} events/s`);
     await iso.redis.flushdb();
 
+    // (k) the Kafka Streams peer: the same job (all-time + the default tumbling windows with their grace).
+    const kstreams: NonNullable<BenchResults['ingest']['kstreams']> = { at_least_once: null, exactly_once_v2: null };
+    if (!want('compare') || smoke) kstreams.skipped = smoke ? 'not in the smoke run' : 'not in this partial run';
+    else {
+      const built = await buildKStreams(cfg);
+      if ('skipped' in built) kstreams.skipped = built.skipped;
+      else {
+        for (const guarantee of ['at_least_once', 'exactly_once_v2'] as const) {
+          await settle();
+          const run = await runKStreams(built, {
+            cfg,
+            admin: iso.admin,
+            topic,
+            appId: `${id}-ks-${guarantee}`,
+            windows: cfg.ingest.windows,
+            guarantee,
+            threads: 2,
+            commitMs: 1000,
+          });
+          kstreams[guarantee] = {
+            eps: round(run.eps),
+            ms: round(run.ms),
+            cpu_s_per_100k: round(run.cpu_s_per_100k, 2),
+            commit_ms: run.commit_ms,
+            windows: run.windows,
+          };
+        }
+      }
+    }
+    log(
+      `(k) Kafka Streams (same job):       ${kstreams.at_least_once ? `${kstreams.at_least_once.eps.toLocaleString()} events/s at least once, ${kstreams.exactly_once_v2?.eps.toLocaleString()} exactly_once_v2` : `skipped: ${kstreams.skipped}`}`,
+    );
+
     let one = { eps: NaN, cpu_s_per_100k: {}, redis_us_per_event: {} };
     let exact1 = true;
     if (want('compare')) {
@@ -441,6 +508,41 @@ async function main(): Promise<void> {
       );
     }
 
+    let soakResult: BenchResults['soak'];
+    if (soakOn) {
+      const runs = [];
+      for (const mode of ['exact', 'bounded'] as const) {
+        const soakTopic = `${iso.id}.soak-${mode}`;
+        await ensureTopics(cfg, [{ topic: soakTopic, numPartitions: REGIONS }]);
+        const keyspace = `${iso.keyspace}_soak_${mode}`;
+        await migrate(cfg, keyspace);
+        keyspaces.push(keyspace);
+        await iso.redis.flushdb();
+        await settle();
+        log(`(s) soak, ${mode} mode: 5,000 events/s for ${soakMinutes} min, new posts throughout`);
+        const r = await soak(iso, iso.producer, {
+          mode,
+          minutes: soakMinutes,
+          rate: 5000,
+          regions: regionNames(REGIONS, `${prefix}soak_${mode}_`),
+          topic: soakTopic,
+          group: `${id}.soak-${mode}`,
+          keyspace,
+          log,
+        });
+        log(`(s) soak, ${mode}: Redis max/min ${r.redis_used_bytes_ratio}, worker heap max/min ${r.worker_heap_ratio} over the second half`);
+        runs.push(r);
+        soakTopics.push(soakTopic);
+      }
+      const [exact, bounded] = runs;
+      soakResult = {
+        redis_used_bytes_ratio: Math.max(exact.redis_used_bytes_ratio, bounded.redis_used_bytes_ratio),
+        worker_heap_ratio: Math.max(exact.worker_heap_ratio, bounded.worker_heap_ratio),
+        exact,
+        bounded,
+      };
+    }
+
     const results: BenchResults = {
       when: new Date().toISOString(),
       smoke,
@@ -453,6 +555,8 @@ async function main(): Promise<void> {
         naive_pipelined_eps: round(piped.eps),
         naive_events: NAIVE_EVENTS,
         exact: exact1 && exact2,
+        kstreams_eps: kstreams.at_least_once?.eps ?? NaN,
+        kstreams,
       },
       freshness_ms: { ...fresh, at_quarter_rate: quarter },
       api: {
@@ -467,6 +571,7 @@ async function main(): Promise<void> {
         body_bytes: a.body_bytes,
       },
       memory: Object.fromEntries(mem.map((m) => [`${m.mode}_${m.distinct}`, m])),
+      ...(soakResult ? { soak: soakResult } : {}),
       scaling: {
         workers_1_eps: round(one.eps),
         workers_2_eps: round(two.eps),
@@ -489,11 +594,12 @@ async function main(): Promise<void> {
       await terminateSupervisors(rt.cfg);
     }
     await terminateRegionWorkflows(cfg, [...regions, ...[1, 2, 3, 4].flatMap((n) => [`${prefix}probe${n}`, `${prefix}qprobe${n}`])]);
+    for (const ks of keyspaces) await iso.cassandra.execute(`DROP KEYSPACE IF EXISTS ${ks}`).catch(() => undefined);
     await iso.tearDown(undefined, []);
     // Deleted last: a producer that has sent to a topic fails its next send once that topic is gone.
     const admin = iso.kafka.admin();
     await admin.connect();
-    await admin.deleteTopics({ topics: MEM_DISTINCT.map((d) => memTopic(iso, d)) }).catch(() => undefined);
+    await admin.deleteTopics({ topics: [...MEM_DISTINCT.map((d) => memTopic(iso, d)), ...soakTopics] }).catch(() => undefined);
     await admin.disconnect();
   }
 }

@@ -6,6 +6,8 @@
  * reason it was rejected, which goes into the dead-letter record.
  */
 
+import { isUtf8 } from 'node:buffer';
+
 export interface ViewEvent {
   event_id: string;
   post_id: string;
@@ -37,7 +39,6 @@ export const SCHEMA_VERSION_HEADER = 'schema-version';
 export type Validation = { ok: true; event: ViewEvent } | { ok: false; reason: string };
 
 const reject = (reason: string): Validation => ({ ok: false, reason });
-const decoder = new TextDecoder('utf-8', { fatal: true });
 
 function idError(obj: Record<string, unknown>, field: string, required: boolean): string | undefined {
   const v = obj[field];
@@ -58,12 +59,9 @@ export function validateEvent(value: Buffer | null, schemaVersion?: string): Val
   }
   if (value === null || value.length === 0) return reject('empty value');
   if (value.length > MAX_EVENT_BYTES) return reject(`value is ${value.length} bytes, more than the ${MAX_EVENT_BYTES} an event may have`);
-  let text: string;
-  try {
-    text = decoder.decode(value);
-  } catch {
-    return reject('value is not valid UTF-8');
-  }
+  // A native check, then a plain decode (a fatal TextDecoder is several times slower).
+  if (!isUtf8(value)) return reject('value is not valid UTF-8');
+  const text = value.toString('utf8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

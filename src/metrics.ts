@@ -1,10 +1,21 @@
 /** Prometheus metrics of one worker process (the cluster primary aggregates them for GET /metrics). */
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // The heap right after each full collection: what is really live (heap in use between
+  // collections is mostly garbage waiting, a sawtooth).
+  const heapLive = new Gauge({ name: 'hh_heap_live_bytes', help: 'V8 heap in use right after the last full garbage collection', registers: [registry] });
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      // kind 4: NODE_PERFORMANCE_GC_MAJOR (mark-sweep-compact)
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === 4) heapLive.set(process.memoryUsage().heapUsed);
+    }
+  }).observe({ entryTypes: ['gc'] });
   return {
+    heapLive,
     registry,
     consumed: new Counter({ name: 'hh_events_consumed_total', help: 'Kafka records read by the ingest activity', registers: [registry] }),
     applied: new Counter({ name: 'hh_events_applied_total', help: 'Events counted into Redis', registers: [registry] }),

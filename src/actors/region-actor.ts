@@ -63,6 +63,8 @@ export interface ActorOptions {
   boundedK: number;
   /** Event ids are remembered (by processing time) for at least this long: a re-send within it is not counted again. */
   dedupHorizonMs: number;
+  /** Entries waiting for a checkpoint above which flushes wait. @default FLUSH_LIMITS.maxWaitingEntries */
+  maxWaitingEntries?: number;
 }
 
 /** The most one flush takes. */
@@ -202,7 +204,7 @@ export class RegionActor {
     this.running = true;
     try {
       while (this.queue.length) {
-        if (this.waiting > FLUSH_LIMITS.maxWaitingEntries) await this.waitForCheckpoint();
+        if (this.waiting > (this.opts.maxWaitingEntries ?? FLUSH_LIMITS.maxWaitingEntries)) await this.waitForCheckpoint();
         const taken = this.take();
         const epoch = taken[0].item.epoch;
         try {
@@ -237,7 +239,7 @@ export class RegionActor {
     for (;;) {
       await new Promise((r) => setTimeout(r, 100));
       const n = Number((await this.redis.hget(regionMetaKey(this.region), 'dirty_entries')) ?? 0);
-      if (n <= FLUSH_LIMITS.maxWaitingEntries / 2) {
+      if (n <= (this.opts.maxWaitingEntries ?? FLUSH_LIMITS.maxWaitingEntries) / 2) {
         this.waiting = n;
         break;
       }

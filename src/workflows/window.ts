@@ -5,7 +5,7 @@
  * (TTL after the end passed: Redis key gone, workflow completes). Watermarks arrive as
  * signals from the region's coordinator; counts never pass through here.
  */
-import { condition, proxyActivities, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, patched, proxyActivities, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
   recomputeSignal,
@@ -72,7 +72,10 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
   };
 
   await condition(() => status.watermark !== null && status.watermark >= end);
-  await persist();
+  // Past the lateness as well (a catch-up, a replay): the final snapshot is the one that
+  // counts, so the closing one is skipped (each is a full copy of the window).
+  const finalAlready = status.watermark! >= end + spec.latenessMs;
+  if (!(finalAlready && patched('window-one-persist-when-final'))) await persist();
   setState('CLOSED');
 
   await condition(() => status.watermark !== null && status.watermark >= end + spec.latenessMs);

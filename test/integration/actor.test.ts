@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { ActorSystem, type OffsetEvent } from '../../src/actors/region-actor';
+import * as sinon from 'sinon';
+import type { Client } from 'cassandra-driver';
+import { ActorSystem, FLUSH_LIMITS, type OffsetEvent } from '../../src/actors/region-actor';
+import { createMetrics } from '../../src/metrics';
+import { RegionRecord } from '../../src/store/record';
 import { advanceTrailing } from '../../src/store/trailing';
 import { sealSessions } from '../../src/store/sessions';
 import { loadConfig, trailingPaneMs } from '../../src/config';
@@ -133,7 +137,7 @@ function ownRegion(tag: string): { redis: Redis; region: string; epoch: string }
 describe('region actor flush of a large batch (real Redis)', () => {
   const own = ownRegion('big');
 
-  it('applies 30,000 events of one partition batch in one script call (more values than a JS call takes as arguments)', async () => {
+  it('applies 30,000 events of one partition batch (in bounded flushes; more values than a JS call takes as arguments)', async () => {
     const specs = loadConfig({}).ingest;
     const actor = new ActorSystem(own.redis, {
       windows: specs.windows,
@@ -308,5 +312,52 @@ describe('session windows (bucket runs sealed in Redis, real Redis)', () => {
     expect(res.sessionRefused).to.equal(1);
     const rest = await sealSessions(redis, r, spec, Number.MAX_SAFE_INTEGER / 2, mid.start);
     expect(rest[0].start).to.equal(mid.end + spec.gapMs);
+  });
+});
+
+describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
+  const own = ownRegion('bounds');
+
+  it('splits a batch of 5,000 new posts into flushes of at most 2,000 posts, applied in order and exactly', async () => {
+    const metrics = createMetrics();
+    const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000 }, metrics).actor(own.region);
+    const batch = Array.from({ length: 5_000 }, (_, i) => ev(1_000 + i, `n${i}`, own.region, T0, `n${i}`));
+    expect(await actor.apply(1, batch, own.epoch)).to.include({ applied: 5_000, fence: '5999' });
+    const flushes = (await metrics.flushSeconds.get()).values.find((v) => v.metricName === 'hh_flush_duration_seconds_count')!.value;
+    expect(flushes).to.equal(Math.ceil(5_000 / FLUSH_LIMITS.maxPosts));
+    expect(await own.redis.zcard(regionTopKey(own.region))).to.be.at.least(5_000);
+    expect(await own.redis.hget(regionOffsetsKey(own.region), '1')).to.equal('5999');
+  });
+
+  it('remembers event ids for at least the dedup horizon (processing time); a re-send after twice the horizon counts again', async () => {
+    const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 300 }).actor(own.region);
+    expect(await actor.apply(2, [ev(1, 'h', own.region, T0, 'h1')], own.epoch)).to.include({ applied: 1 });
+    expect(await actor.apply(2, [ev(2, 'h', own.region, T0, 'h1')], own.epoch)).to.include({ applied: 0, duplicates: 1 });
+    await new Promise((r) => setTimeout(r, 700)); // two generations later: forgotten
+    expect(await actor.apply(2, [ev(3, 'h', own.region, T0, 'h1')], own.epoch)).to.include({ applied: 1 });
+    expect(await own.redis.zscore(regionTopKey(own.region), 'h')).to.equal('2');
+  });
+
+  it('waits for a checkpoint while too many entries wait for one (backpressure), then goes on exactly', async () => {
+    const metrics = createMetrics();
+    const actor = new ActorSystem(own.redis, { windows: [], boundedK: 10, dedupHorizonMs: 600_000, maxWaitingEntries: 100 }, metrics).actor(own.region);
+    const cassandra = { execute: sinon.stub().resolves(), batch: sinon.stub().resolves() };
+    const record = new RegionRecord(own.redis, cassandra as unknown as Client, { keyspace: 'ks', windows: [], boundedK: 10 });
+    const batches = [0, 1, 2].map((b) => Array.from({ length: 150 }, (_, i) => ev(10_000 + b * 150 + i, `bp${b}_${i}`, own.region, T0, `bp${b}_${i}`)));
+    const applying = Promise.all(batches.map((b) => actor.apply(3, b, own.epoch)));
+    // A checkpointer, as the runtime runs one: the waiting entries go to the record.
+    let done = false;
+    const checkpointer = (async () => {
+      while (!done) {
+        await record.checkpoint(own.region);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const results = await applying;
+    done = true;
+    await checkpointer;
+    expect(results.map((r) => r.applied)).to.deep.equal([150, 150, 150]);
+    expect((await metrics.backpressureSeconds.get()).values[0].value).to.be.greaterThan(0);
+    expect(cassandra.batch.callCount).to.be.at.least(1);
   });
 });
