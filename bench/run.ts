@@ -353,7 +353,7 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
     const exactKeys = await bytes('top_k');
     const boundedKeys = await bytes('top_k_bounded');
     const windowKeys = (await bytes('top_k:*')) + (await bytes('pane:*')) + (await bytes('trailing:*'));
-    const dedupKeys = await bytes('seen:*');
+    const dedupKeys = await bytes('seen*');
     const rss = [...rt.workers.values()].reduce((a, pid) => a + rssOf(pid), 0);
     // The longest script run while the stream was counted (Redis answers nobody else meanwhile).
     const slow = (await iso.redis.slowlog('GET', 1000)) as [number, number, number, string[]][];

@@ -14,8 +14,8 @@ import type { SoakFigures } from './report';
 
 /** Short horizons so the soak passes all of them: windows end and expire within minutes. */
 export const SOAK_ENV = {
-  HH_WINDOWS: '1m/10s/6m,5m/30s/6m,5m@1m/30s/6m',
-  HH_DEDUP_HORIZON: '2m',
+  HH_WINDOWS: '1m/10s/3m,2m/20s/2m,2m@1m/20s/2m',
+  HH_DEDUP_HORIZON: '1m',
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

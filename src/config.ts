@@ -285,11 +285,17 @@ export interface Config {
     readonly mode: TopKMode;
     /**
      * HH_DEDUP_HORIZON: event_ids are remembered, by processing time, for at least this long
-     * (at most twice it): a re-send within it is not counted again; one after it is.
+     * (and at most one slice longer): a re-send within it is not counted again; one after it is.
      * @default 10m — producers re-send within seconds (a retry, a restart); the memory of the
-     * ids is bounded by the events of at most twice this, never by the stream's whole life.
+     * ids is bounded by the events of one horizon and a slice, never by the stream's whole life.
      */
     readonly dedupHorizonMs: number;
+    /**
+     * HH_DEDUP_SLICES: the horizon is evicted in this many time slices (each a list of its ids),
+     * so remembered ids stay within (slices + 1) / slices of one horizon's worth.
+     * @default 20
+     */
+    readonly dedupSlices: number;
     /**
      * HH_EVENT_MAX_AGE: an event stamped earlier than the clock minus this is dead-lettered.
      * @default 7d — the longest default window (24h) with its ttl; older data is a replay of
@@ -389,6 +395,7 @@ export function loadConfig(env: Env = process.env): Config {
       boundedK: int(env, 'HH_TOPK_BOUNDED_K', 1000, 1, 1_000_000),
       mode: topkMode(env, specs.sessions),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '10m'),
+      dedupSlices: int(env, 'HH_DEDUP_SLICES', 20, 1, 1000),
       maxAgeMs: duration(env, 'HH_EVENT_MAX_AGE', '7d'),
       maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', '5m'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),

@@ -17,8 +17,8 @@ export const regionBoundedKey = (region: string): string => `${regionPrefix(regi
 export const regionWindowKey = (region: string, windowId: string): string => `${regionPrefix(region)}top_k:${windowId}`;
 /** Hash partition -> last applied Kafka offset (the offset fence). */
 export const regionOffsetsKey = (region: string): string => `${regionPrefix(region)}offsets`;
-/** Set of event_ids seen in one event-time hour (dedup), expiring after the horizon. */
-export const regionSeenKey = (region: string, hourStartMs: number): string => `${regionPrefix(region)}seen:${hourStartMs}`;
+/** Set of the event_ids remembered for dedup (within the horizon); `seen:<slice>` lists them by arrival slice for eviction. */
+export const regionSeenKey = (region: string): string => `${regionPrefix(region)}seen`;
 /** Hash with the region state's `epoch` (the flush refuses to write under another epoch). */
 export const regionMetaKey = (region: string): string => `${regionPrefix(region)}meta`;
 /**

@@ -63,6 +63,8 @@ export interface ActorOptions {
   boundedK: number;
   /** Event ids are remembered (by processing time) for at least this long: a re-send within it is not counted again. */
   dedupHorizonMs: number;
+  /** The horizon is evicted in this many time slices (memory within (slices + 1) / slices of a horizon's ids). @default 20 */
+  dedupSlices?: number;
   /** Entries waiting for a checkpoint above which flushes wait. @default FLUSH_LIMITS.maxWaitingEntries */
   maxWaitingEntries?: number;
 }
@@ -160,8 +162,8 @@ export class RegionActor {
       prefix: regionPrefix(region),
       k: opts.boundedK,
       mode: opts.mode ?? 'exact',
-      // Two generations are checked: an id is remembered for at least one whole generation.
       dedup_ms: opts.dedupHorizonMs,
+      dedup_slices: opts.dedupSlices ?? 20,
       w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
       s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
     }).slice(1);

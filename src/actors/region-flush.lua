@@ -10,12 +10,12 @@
 -- KEYS[6]  hash   region:{r}:trailing       spec -> "<lo>:<hi>", the pane starts its trailing key sums
 -- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed
 -- The other keys share the region's hash tag (one Redis Cluster slot) and are named from
--- the prefix: seen:<generation>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>,
+-- the prefix: seen, seen:slices, seen:<slice start>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>,
 -- buckets:<spec>, bucket:<spec>:<start>.
 --
 -- ARGV[1] header, JSON (named fields): epoch, prefix "region:{r}:", k (bounded size), mode
 --         ("exact" | "bounded"), dedup_ms (ids are remembered for at least this, by
---         processing time), w [[name, size ms, ttl ms, pane ms], ...] tumbling specs,
+--         processing time), dedup_slices (eviction granularity), w [[name, size ms, ttl ms, pane ms], ...] tumbling specs,
 --         s [[name, bucket ms, ttl ms], ...] session specs
 -- ARGV[2] partitions, JSON [[partition, first offset, last offset], ...] of the events here
 -- ARGV[3] event ids, JSON ["id", ...] (no id twice: the caller removes repeats first)
@@ -62,30 +62,58 @@ for i, p in ipairs(parts) do
 end
 if #fenced > 0 then return {'FENCED', unpack(fenced)} end
 
--- Dedup by processing time: ids go into the current generation's set; the current and the
--- previous generation are checked, so an id is remembered for at least one generation.
+-- Dedup by processing time. `seen` holds every remembered id; the ids also go, in arrival
+-- order, into the list of their time slice (seen:<slice start ms>; slices of dedup_ms /
+-- dedup_slices), indexed by slice end in the zset seen:slices. A slice whose end is a horizon
+-- behind the clock is evicted (its ids removed from `seen`, a bounded number per flush), so
+-- an id is remembered for at least dedup_ms and the ids stay within (slices + 1) / slices of
+-- one horizon's worth. A changed horizon or an idle gap costs nothing: the index names the
+-- lists that exist. Eviction runs before the check (housekeeping, written even when the flush
+-- then returns DUPS).
 local t = redis.call('TIME')
-local gen = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / H.dedup_ms)
-local seen = prefix .. 'seen:' .. fmt(gen)
-local before = prefix .. 'seen:' .. fmt(gen - 1)
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local L = math.ceil(H.dedup_ms / H.dedup_slices)
+local sliceStart = math.floor(now / L) * L
+local seen = prefix .. 'seen'
+local index = prefix .. 'seen:slices'
 local ids = cjson.decode(ARGV[3])
+local budget = 2 * #ids + CHUNK
+while budget > 0 do
+  local first = redis.call('ZRANGE', index, 0, 0, 'WITHSCORES')
+  if #first == 0 or tonumber(first[2]) > now - H.dedup_ms then break end
+  local gone = redis.call('LPOP', prefix .. 'seen:' .. first[1], math.min(budget, CHUNK))
+  if gone then
+    redis.call('SREM', seen, unpack(gone))
+    budget = budget - #gone
+  else
+    redis.call('ZREM', index, first[1])
+  end
+end
 local dups = {}
 for base = 1, #ids, CHUNK do
   local chunk = {}
   for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
   local a = redis.call('SMISMEMBER', seen, unpack(chunk))
-  local b = redis.call('SMISMEMBER', before, unpack(chunk))
   for j = 1, #chunk do
-    if a[j] == 1 or b[j] == 1 then dups[#dups + 1] = base + j - 1 end
+    if a[j] == 1 then dups[#dups + 1] = base + j - 1 end
   end
 end
 if #dups > 0 then return {'DUPS', cjson.encode(dups)} end
-for base = 1, #ids, CHUNK do
-  local chunk = {}
-  for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
-  redis.call('SADD', seen, unpack(chunk))
+if #ids > 0 then
+  local list = prefix .. 'seen:' .. fmt(sliceStart)
+  for base = 1, #ids, CHUNK do
+    local chunk = {}
+    for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
+    redis.call('SADD', seen, unpack(chunk))
+    redis.call('RPUSH', list, unpack(chunk))
+  end
+  redis.call('ZADD', index, fmt(sliceStart + L), fmt(sliceStart))
+  -- An idle region's ids go whole: the set outlives its last write by one horizon and a
+  -- slice, the lists and their index by one more slice (none expires before it is evicted).
+  redis.call('PEXPIRE', seen, fmt(H.dedup_ms + L))
+  redis.call('PEXPIRE', list, fmt(H.dedup_ms + 2 * L))
+  redis.call('PEXPIRE', index, fmt(H.dedup_ms + 2 * L))
 end
-if #ids > 0 then redis.call('PEXPIREAT', seen, fmt((gen + 2) * H.dedup_ms)) end
 
 for i, p in ipairs(parts) do
   if p[3] > fences[i] then redis.call('HSET', KEYS[1], p[1], fmt(p[3])) end

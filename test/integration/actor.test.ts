@@ -12,6 +12,7 @@ import {
   regionBoundedKey,
   regionMetaKey,
   regionOffsetsKey,
+  regionSeenKey,
   regionTopKey,
   regionTrailingKey,
   regionTrailingStateKey,
@@ -336,6 +337,47 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
     await new Promise((r) => setTimeout(r, 700)); // two generations later: forgotten
     expect(await actor.apply(2, [ev(3, 'h', own.region, T0, 'h1')], own.epoch)).to.include({ applied: 1 });
     expect(await own.redis.zscore(regionTopKey(own.region), 'h')).to.equal('2');
+  });
+
+  it('keeps remembered ids within one horizon and a slice (slices evicted as time passes), never forgetting one younger than the horizon', async () => {
+    const H = 400;
+    const slices = 4;
+    const L = H / slices;
+    const actor = new ActorSystem(own.redis, { windows: [], boundedK: 10, dedupHorizonMs: H, dedupSlices: slices }).actor(own.region);
+    const seenKey = regionSeenKey(own.region);
+    const batches: { ids: string[]; before: number; after: number }[] = [];
+    let n = 0;
+    let evictedSome = false;
+    for (let b = 0; b < 60; b++) {
+      const ids = Array.from({ length: 50 }, () => `s${n++}`);
+      const before = Date.now();
+      const res = await actor.apply(
+        3,
+        ids.map((id, j) => ev(b * 50 + j, `p${j % 7}`, own.region, T0, id)),
+        own.epoch,
+      );
+      const after = Date.now();
+      expect(res.applied).to.equal(50);
+      batches.push({ ids, before, after });
+      const checkAt = Date.now();
+      const all = batches.flatMap((x) => x.ids);
+      const member = await own.redis.smismember(seenKey, ...all);
+      const isMember = new Map(all.map((id, i) => [id, member[i] === 1]));
+      for (const x of batches) {
+        // Applied within the horizon: still remembered.
+        if (x.before >= checkAt - H) for (const id of x.ids) expect(isMember.get(id), `${id} forgotten too early`).to.equal(true);
+        // Applied more than a horizon and a slice before this flush: evicted.
+        if (x.after <= before - H - L) {
+          for (const id of x.ids) expect(isMember.get(id), `${id} kept too long`).to.equal(false);
+          evictedSome = true;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(evictedSome).to.equal(true);
+    // What is left: at most a horizon and two slices of batches (the lists hold the same ids).
+    const kept = await own.redis.scard(seenKey);
+    expect(kept).to.be.at.most(batches.filter((x) => x.after > batches[batches.length - 1].before - H - 2 * L).length * 50);
   });
 
   it('waits for a checkpoint while too many entries wait for one (backpressure), then goes on exactly', async () => {
