@@ -17,6 +17,8 @@ export interface MemoryFigures {
   worker_rss_bytes: number;
   /** The longest Lua script while the stream was counted (SLOWLOG): Redis serves nobody else meanwhile. */
   longest_script_ms: number;
+  /** Which script that was (file name). */
+  longest_script?: string;
 }
 
 export interface KStreamsFigures {
@@ -187,7 +189,7 @@ function markdown(r: BenchResults, rs: Record<string, string>): string {
     ...Object.values(r.memory).map((m): [string, string, string] => [
       `(f) memory, ${m.mode} mode, ${fmt(m.distinct)} distinct posts, ${fmt(m.events)} events`,
       `Redis +${mib(m.redis_used_bytes)}; worker RSS ${mib(m.worker_rss_bytes)}`,
-      `exact top-k ${mib(m.exact_topk_bytes)}, bounded top-k ${(m.bounded_topk_bytes / 1024).toFixed(1)} KiB, windows ${mib(m.window_bytes)}, dedup ${mib(m.dedup_bytes)}; longest script ${fmt(m.longest_script_ms)} ms`,
+      `exact top-k ${mib(m.exact_topk_bytes)}, bounded top-k ${(m.bounded_topk_bytes / 1024).toFixed(1)} KiB, windows ${mib(m.window_bytes)}, dedup ${mib(m.dedup_bytes)}; longest script ${fmt(m.longest_script_ms)} ms${m.longest_script ? ` (${m.longest_script})` : ''}`,
     ]),
     ['(g) scaling', `1 worker ${fmt(r.scaling.workers_1_eps)}, 2 workers ${fmt(r.scaling.workers_2_eps)} events/s`, `×${r.scaling.speedup}`],
     ...(r.soak
