@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MAX_SESSION_SPECS, MAX_TUMBLING_SPECS } from './keys';
+import { readSecrets, type StackSecrets } from './secrets';
 
 export class ConfigError extends Error {
   constructor(
@@ -71,11 +72,39 @@ function topkMode(env: Env, sessions: readonly SessionSpec[]): TopKMode {
   return v;
 }
 
-function adminToken(env: Env): string | undefined {
-  const v = env.HH_ADMIN_TOKEN;
+function adminToken(env: Env, secrets: Partial<StackSecrets>): string | undefined {
+  const v = env.HH_ADMIN_TOKEN ?? secrets.admin_token;
   if (v === undefined || v === '') return undefined;
   if (v.length < 16) throw new ConfigError('HH_ADMIN_TOKEN', 'must be at least 16 characters');
   return v;
+}
+
+function producerKeys(env: Env, secrets: Partial<StackSecrets>): readonly string[] {
+  const v = env.HH_PRODUCER_KEYS ?? secrets.producer_key ?? '';
+  const keys = v
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  for (const k of keys) if (k.length < 16) throw new ConfigError('HH_PRODUCER_KEYS', 'each key must be at least 16 characters');
+  return keys;
+}
+
+export type RateLimitAlgorithm = 'token-bucket' | 'fixed-window' | 'sliding-window';
+export type RateLimitSettings =
+  | { readonly algorithm: 'off' }
+  | { readonly algorithm: 'token-bucket'; readonly ratePerSecond: number; readonly burst: number }
+  | { readonly algorithm: 'fixed-window' | 'sliding-window'; readonly perWindow: number; readonly windowMs: number };
+
+function rateLimit(env: Env): RateLimitSettings {
+  const algorithm = str(env, 'HH_RATE_LIMIT', 'token-bucket');
+  if (algorithm === 'off') return { algorithm };
+  const rps = int(env, 'HH_RATE_LIMIT_RPS', 500, 1, 100_000_000);
+  if (algorithm === 'token-bucket') return { algorithm, ratePerSecond: rps, burst: int(env, 'HH_RATE_LIMIT_BURST', 2 * rps, 1, 1_000_000_000) };
+  if (algorithm === 'fixed-window' || algorithm === 'sliding-window') {
+    const windowMs = duration(env, 'HH_RATE_LIMIT_WINDOW', '1s');
+    return { algorithm, windowMs, perWindow: Math.max(1, Math.round((rps * windowMs) / 1000)) };
+  }
+  throw new ConfigError('HH_RATE_LIMIT', `must be token-bucket, fixed-window, sliding-window or off, got "${algorithm}"`);
 }
 
 export interface WindowSpec {
@@ -256,8 +285,21 @@ export interface Config {
     readonly maxPostEvents: number;
     /** HH_API_MAX_BODY_BYTES: the largest request body. @default 1048576 (1 MiB) — a body is parsed whole, in one worker. */
     readonly maxBodyBytes: number;
-    /** HH_ADMIN_TOKEN: bearer token of the /admin endpoints; unset = admin endpoints refuse. @default unset */
+    /** HH_ADMIN_TOKEN: bearer token of the /admin endpoints; unset = admin endpoints refuse. @default the stack's secrets file (admin_token), else unset */
     readonly adminToken: string | undefined;
+    /**
+     * HH_PRODUCER_KEYS: bearer keys (comma-separated, 16+ characters) that may POST /events;
+     * none = the endpoint refuses. @default the stack's secrets file (producer_key)
+     */
+    readonly producerKeys: readonly string[];
+    /**
+     * HH_RATE_LIMIT (token-bucket | fixed-window | sliding-window | off), HH_RATE_LIMIT_RPS
+     * (sustained requests/s per client), HH_RATE_LIMIT_BURST (bucket size), HH_RATE_LIMIT_WINDOW
+     * (the windows' length; each allows RPS × window requests). Per client: a valid producer
+     * key or admin token, else the peer address. Kept in Redis; /healthz and /metrics are not limited.
+     * @default token-bucket, 500/s, burst 1000, window 1s
+     */
+    readonly rateLimit: RateLimitSettings;
     /**
      * HH_API_CACHE_MS: a GET /top-posts answer is reused this long (identical requests in
      * flight always share one read). @default 50 — adds at most 50 ms to freshness.
@@ -336,6 +378,12 @@ export interface Config {
     readonly demoRate: number;
     /** HH_PROFILE_DIR: when set, every worker process writes a V8 CPU profile there when it exits (`--cpu-prof`). @default unset */
     readonly profileDir: string | undefined;
+    /**
+     * HH_WORKER_HEAP_MB: each worker's V8 old-space limit (`--max-old-space-size`): V8 collects
+     * before its heap grows past it, so a worker's RSS stays near it instead of growing with
+     * the garbage of a fast stream. 0 = V8's own limit. @default 384 — the live heap is ~60 MB.
+     */
+    readonly workerHeapMb: number;
   };
   readonly stack: {
     /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
@@ -353,6 +401,8 @@ export function loadConfig(env: Env = process.env): Config {
   const kafkaPort = port(env, 'HH_KAFKA_PORT', 9092);
   const temporalPort = port(env, 'HH_TEMPORAL_PORT', 7233);
   const specs = windows(env);
+  const stackDir = path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack')));
+  const secrets = readSecrets(stackDir);
   const cfg: Config = {
     host,
     redis: { port: port(env, 'HH_REDIS_PORT', 6379), db: int(env, 'HH_REDIS_DB', 0, 0, 15) },
@@ -384,7 +434,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
       maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 5_000, 1, 1_000_000),
       maxBodyBytes: int(env, 'HH_API_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
-      adminToken: adminToken(env),
+      adminToken: adminToken(env, secrets),
+      producerKeys: producerKeys(env, secrets),
+      rateLimit: rateLimit(env),
       cacheMs: int(env, 'HH_API_CACHE_MS', 50, 0, 60_000),
     },
     ingest: {
@@ -409,9 +461,10 @@ export function loadConfig(env: Env = process.env): Config {
       workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64),
       demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000),
       profileDir: env.HH_PROFILE_DIR ? path.resolve(env.HH_PROFILE_DIR) : undefined,
+      workerHeapMb: int(env, 'HH_WORKER_HEAP_MB', 384, 0, 65_536),
     },
     stack: {
-      dir: path.resolve(str(env, 'HH_STACK_DIR', path.join(PROJECT_ROOT, '.stack'))),
+      dir: stackDir,
       cacheDir: path.resolve(str(env, 'HH_CACHE_DIR', path.join(os.homedir(), '.cache', 'heavy-hitters'))),
     },
   };

@@ -55,6 +55,9 @@ export const REBUILD_LOCK_KEY = 'hh:rebuild-lock';
 export const ALL_TIME = 'all';
 /** Set of every region that has counted events (unknown region -> 404). */
 export const REGIONS_KEY = 'regions';
+
+/** One API client's rate-limit state (client = `key:<hash>` or `ip:<address>`); its own hash tag. */
+export const rateLimitKey = (client: string): string => `ratelimit:{${client}}`;
 /**
  * Trailing timeframe `<spec>`: the sum of the panes (pane = spec size / 60) the watermark
  * has passed, back over the spec's size, kept by adding the newest pane and subtracting the

@@ -27,7 +27,7 @@ async function waitForApi(url: string, timeoutMs: number): Promise<void> {
 async function main(): Promise<void> {
   const cfg = config();
   const demo = !process.argv.includes('--no-demo');
-  const primary = runPrimary({ workers: cfg.runtime.workers, profileDir: cfg.runtime.profileDir });
+  const primary = runPrimary({ workers: cfg.runtime.workers, profileDir: cfg.runtime.profileDir, heapMb: cfg.runtime.workerHeapMb });
   const api = `http://${cfg.host}:${cfg.api.port}`;
   await waitForApi(`${api}/healthz`, 120_000);
 

@@ -86,6 +86,11 @@ export function createMetrics() {
       labelNames: ['workflow'],
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'hh_api_rate_limited_total',
+      help: 'API requests refused with 429 (a client over its rate limit)',
+      registers: [registry],
+    }),
     lag: new Gauge({
       name: 'hh_consumer_lag',
       help: 'Records behind the high watermark, per partition, after the last batch',

@@ -3,6 +3,7 @@
  * group, task queue, API port, Cassandra keyspace and Redis database, so the runtime
  * under test shares nothing with another run or with `npm start`.
  */
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { SIDE_TOPIC_CONFIGS, ensureTopics } from '../../src/bootstrap/kafka';
@@ -41,8 +42,16 @@ export class Isolated {
       HH_KAFKA_GROUP: `${id}.ingest`,
       HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
       HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
+      // This run's own producer key and admin token (the stack's secrets file is not theirs).
+      HH_PRODUCER_KEYS: `producer-${randomBytes(12).toString('hex')}`,
+      HH_ADMIN_TOKEN: `admin-${randomBytes(12).toString('hex')}`,
       ...extra,
     };
+  }
+
+  /** Headers of a producer's POST /events in this run. */
+  get producerHeaders(): Record<string, string> {
+    return { 'content-type': 'application/json', authorization: `Bearer ${this.env.HH_PRODUCER_KEYS.split(',')[0]}` };
   }
 
   private get topics(): string[] {

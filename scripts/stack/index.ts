@@ -6,9 +6,11 @@
  * topics, keyspace migrations and the Temporal namespace. Idempotent: with everything
  * running it only checks and returns.
  */
+import * as path from 'node:path';
 import { config, type Config } from '../../src/config';
 import { PROBES, SERVICES, type Probe, type ServiceName } from '../../src/health';
 import { bootstrap } from '../../src/bootstrap';
+import { ensureSecrets, secretsPath } from '../../src/secrets';
 import { logFile, runningPid, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
 import { installTestServer, SERVICE_DEFS, VERSIONS } from './services';
 
@@ -58,6 +60,8 @@ async function upOne(cfg: Config, p: Paths, name: ServiceName): Promise<Probe> {
 async function up(cfg: Config): Promise<void> {
   const t0 = Date.now();
   const p = stackPaths(cfg.stack.dir);
+  // Per-checkout credentials (producer key, admin token), created once, mode 0600.
+  ensureSecrets(cfg.stack.dir);
   // Installs first, in parallel (apt, two Maven resolutions, one Go build), then starts.
   await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg)]);
   const results = await Promise.allSettled(SERVICES.map((s) => upOne(cfg, p, s)));
@@ -68,6 +72,9 @@ async function up(cfg: Config): Promise<void> {
     return;
   }
   for (const note of await bootstrap(cfg)) say(`[bootstrap] ${note}`);
+  say(
+    `credentials: ${path.relative(process.cwd(), secretsPath(cfg.stack.dir)) || secretsPath(cfg.stack.dir)} (mode 0600; producer_key for POST /events, admin_token for /admin)`,
+  );
   await status(cfg);
   say(`stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

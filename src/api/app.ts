@@ -2,11 +2,15 @@
  * The Express API: the app only wires one router per resource (routes/). Queries read
  * through the ReadService (which says what each answer is: live, recovering, from the
  * record); `POST /events` only validates and produces to Kafka (counting is the hot
- * path's job). Every bad parameter is a 400 naming it; an unknown region is a 404.
+ * path's job) and needs a producer key. Every route but the health ones is rate-limited
+ * per client. Every bad parameter is a 400 naming it; an unknown region is a 404.
  */
 import express from 'express';
 import type { HealthReport } from '../runtime/health';
+import type { RateLimiter } from '../store/rate-limit';
 import { AnswerCache } from './cache';
+import type { Credentials } from './auth';
+import { rateLimit } from './rate-limit';
 import { HttpError, errorHandler } from './errors';
 import type { ReadService } from './read-service';
 import { adminRouter, type AdminOptions } from './routes/admin';
@@ -29,6 +33,11 @@ export interface ApiDeps {
   /** POST /events; without it the endpoint answers 503. */
   events?: EventsOptions;
   admin: AdminOptions;
+  credentials: Credentials;
+  /** Per-client limits of every route but /healthz and /metrics; none = unlimited. */
+  rateLimiter?: RateLimiter;
+  onRateLimited?: (client: string) => void;
+  onRateLimitUnavailable?: (e: Error) => void;
   log: (s: string) => void;
 }
 
@@ -37,6 +46,8 @@ export function createApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   app.disable('etag');
   app.use(healthRouter(deps.health, deps.metrics));
+  if (deps.rateLimiter)
+    app.use(rateLimit({ limiter: deps.rateLimiter, credentials: deps.credentials, onRefused: deps.onRateLimited, onUnavailable: deps.onRateLimitUnavailable }));
   app.use(topPostsRouter(deps.read, new AnswerCache(deps.cacheMs), deps.limits));
   app.use(rankRouter(deps.read));
   if (deps.events) app.use(eventsRouter(deps.events));
@@ -45,7 +56,7 @@ export function createApp(deps: ApiDeps): express.Express {
       throw new HttpError(503, 'ingest through the API is not enabled on this process');
     });
   app.use(adminRouter(deps.admin));
-  app.use((_req, _res, next) => next(new HttpError(404, 'no such endpoint')));
+  app.use((_req, _res, next) => next(new HttpError(404, 'no such endpoint', 'path')));
   app.use(errorHandler(deps.log));
   return app;
 }

@@ -151,7 +151,7 @@ export class ReadService {
     if (meta[0] !== epoch) {
       // While a replay runs, a region the record did not hold may not have been seen again yet.
       if (recovery) throw new HttpError(503, `region "${region}" is not in Redis yet: it is being rebuilt and replayed`, undefined, { 'retry-after': '2' });
-      throw new HttpError(404, `unknown region "${region}": no events counted for it`);
+      throw new HttpError(404, `unknown region "${region}": no events counted for it`, 'region');
     }
     let prov: Provenance = this.redisProvenance(recovery);
     let range: TopPostsAnswer['range'];
@@ -177,7 +177,8 @@ export class ReadService {
       this.startRebuild();
       throw new HttpError(503, 'Redis lost its state; the global merge is answered again once it is rebuilt', undefined, { 'retry-after': '2' });
     }
-    if (meta === null) throw new HttpError(404, `no global merge of timeframe ${timeframe} yet (no events counted, or the merge workflow is not running)`);
+    if (meta === null)
+      throw new HttpError(404, `no global merge of timeframe ${timeframe} yet (no events counted, or the merge workflow is not running)`, 'timeframe');
     const m = JSON.parse(meta) as { at: number; regions: number; plan: string; moved: number; naive: number };
     return {
       region: GLOBAL,
@@ -203,11 +204,12 @@ export class ReadService {
     if (epoch !== null && exists) return { ...head, ...this.redisProvenance(await this.recovery()), ...(await this.joinMeta(fromWithScores(flat))) };
     if (epoch === null) this.startRebuild();
     const read = this.deps.readWindow;
-    if (!read) throw new HttpError(404, `window ${w.id} has no live key in region "${region}" and no snapshot store is configured`);
+    if (!read) throw new HttpError(404, `window ${w.id} has no live key in region "${region}" and no snapshot store is configured`, 'window');
     const regions = region === GLOBAL ? await this.redisRead((m) => m.smembers(REGIONS_KEY)).then(([r]) => r as string[]) : [region];
     const snapshots = await withTimeout(Promise.all(regions.map((r) => read(r, w.id))), 5000, 'the window snapshots');
     const { top, posts } = sumTop(snapshots, k);
-    if (posts === 0) throw new HttpError(404, `window ${w.id} of region "${region}" has no live key and no persisted snapshot (no events, or not closed yet)`);
+    if (posts === 0)
+      throw new HttpError(404, `window ${w.id} of region "${region}" has no live key and no persisted snapshot (no events, or not closed yet)`, 'window');
     return { ...head, source: 'record', status: 'record', ...(await this.joinMeta(top)) };
   }
 
@@ -232,7 +234,7 @@ export class ReadService {
     if (region !== GLOBAL && metaEpoch !== epoch) {
       if (await this.recovery())
         throw new HttpError(503, `region "${region}" is not in Redis yet: it is being rebuilt and replayed`, undefined, { 'retry-after': '2' });
-      throw new HttpError(404, `unknown region "${region}": no events counted for it`);
+      throw new HttpError(404, `unknown region "${region}": no events counted for it`, 'region');
     }
     if (rank === null || score === null) {
       throw new HttpError(
@@ -240,6 +242,7 @@ export class ReadService {
         region === GLOBAL
           ? `post "${postId}" is not in the global top of timeframe ${timeframe}`
           : `post "${postId}" has no counted views in region "${region}" (timeframe ${timeframe})`,
+        'post_id',
       );
     }
     const from = Math.max(0, rank - around);
@@ -294,7 +297,7 @@ export class ReadService {
   private async rankFromRecord(region: string, postId: string, around: number, why: string): Promise<RankAnswer> {
     const rec = await this.recorded(region, why);
     const i = rec.top.findIndex((p) => p.post_id === postId);
-    if (i < 0) throw new HttpError(404, `post "${postId}" has no counted views in region "${region}"`);
+    if (i < 0) throw new HttpError(404, `post "${postId}" has no counted views in region "${region}"`, 'post_id');
     const from = Math.max(0, i - around);
     return {
       region,

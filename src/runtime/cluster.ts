@@ -13,6 +13,8 @@ export interface ClusterOptions {
   workers: number;
   /** Each worker writes a V8 CPU profile here when it exits. */
   profileDir?: string;
+  /** Each worker's V8 old-space limit in MB (0 = V8's default). */
+  heapMb?: number;
   /** Extra environment for the workers. */
   env?: NodeJS.ProcessEnv;
 }
@@ -20,7 +22,11 @@ export interface ClusterOptions {
 export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
   cluster.setupPrimary({
     exec: path.join(__dirname, 'worker-process') + path.extname(__filename),
-    execArgv: [...process.execArgv, ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [])],
+    execArgv: [
+      ...process.execArgv,
+      ...(opts.heapMb ? [`--max-old-space-size=${opts.heapMb}`] : []),
+      ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []),
+    ],
   });
   const bySlot = new Map<number, ClusterWorker>();
   servePrimary(() =>

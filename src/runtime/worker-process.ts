@@ -15,6 +15,9 @@ import { windowStore } from '../store/window-snapshots';
 import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
 import { createApp } from '../api/app';
+import { Credentials } from '../api/auth';
+import { AuditLog } from '../store/audit';
+import { redisRateLimiter } from '../store/rate-limit';
 import { ReadService } from '../api/read-service';
 import { createMetrics } from '../metrics';
 import { createWorker } from '../worker';
@@ -118,13 +121,20 @@ async function main(): Promise<void> {
     mode: cfg.ingest.mode,
     log,
   });
+  const credentials = new Credentials({ producerKeys: cfg.api.producerKeys, adminToken: cfg.api.adminToken });
+  const audit = new AuditLog(cassandra, cfg.cassandra.keyspace, log, () => metrics.failures.inc({ operation: 'audit' }));
   const app = createApp({
     read,
+    credentials,
+    rateLimiter: cfg.api.rateLimit.algorithm === 'off' ? undefined : redisRateLimiter(apiRedis, cfg.api.rateLimit),
+    onRateLimited: () => metrics.rateLimited.inc(),
+    onRateLimitUnavailable: () => metrics.failures.inc({ operation: 'rate-limit' }),
     limits: { maxK: cfg.api.maxK, globalK: cfg.global.k, boundedK: cfg.ingest.boundedK, mode: cfg.ingest.mode },
     cacheMs: cfg.api.cacheMs,
     health: () => health.report(),
     metrics: requestClusterMetrics,
     events: {
+      credentials,
       producer,
       topic: cfg.kafka.topic,
       maxEvents: cfg.api.maxPostEvents,
@@ -132,7 +142,8 @@ async function main(): Promise<void> {
       time: { maxAheadMs: cfg.ingest.maxAheadMs, maxAgeMs: cfg.ingest.maxAgeMs },
     },
     admin: {
-      token: cfg.api.adminToken,
+      credentials,
+      audit: (e) => audit.record(e),
       forceRebuild: () => forceRebuild(redis, record, log),
       recomputeWindow: (id) => client.workflow.getHandle(id).executeUpdate(recomputeUpdate),
     },

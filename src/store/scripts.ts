@@ -13,6 +13,7 @@ const SCRIPTS = {
   hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
   hhTrailingAdvance: { lua: lua('trailing-advance.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
+  hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
   /** Deletes a lock only while it still holds the caller's token. */
   hhRelease: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", numberOfKeys: 1 },
 } as const;
@@ -36,6 +37,8 @@ export interface StoreScripts {
   hhTrailingAdvance(state: string, ...args: Arg[]): Promise<string[]>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
   hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
+  /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id → [allowed, remaining, reset ms, retry ms]. */
+  hhRateLimit(state: string, algorithm: string, rate: number, burstOrWindow: number, requestId: string): Promise<[number, number, number, number]>;
   hhRelease(lock: string, token: string): Promise<number>;
 }
 

@@ -230,13 +230,13 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     it('POST /events: 202 for a valid array; 400 listing each rejected index and reason while the valid ones are produced', async () => {
       const ok = await fetch(`${rt.api}/events`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: iso.producerHeaders,
         body: JSON.stringify([good(20), good(21)]),
       });
       expect(ok.status).to.equal(202);
       expect(await ok.json()).to.deep.equal({ accepted: 2, rejected: [] });
       const mixed = [good(22), { ...good(23), timestamp: -5 }, 'text', { ...good(24), event_id: '' }, { ...good(25), region_id: 7 }];
-      const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(mixed) });
+      const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: iso.producerHeaders, body: JSON.stringify(mixed) });
       expect(res.status).to.equal(400);
       const body = (await res.json()) as { accepted: number; rejected: { index: number; reason: string }[] };
       expect(body.accepted).to.equal(1);
@@ -250,7 +250,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         ['{"a":1}', /JSON array/],
         ['[]', /at least one/],
       ] as const) {
-        const r = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: b });
+        const r = await fetch(`${rt.api}/events`, { method: 'POST', headers: iso.producerHeaders, body: b });
         expect(r.status, b).to.equal(400);
         expect(((await r.json()) as { error: string }).error).to.match(why);
       }
@@ -266,7 +266,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         region_id: region,
         timestamp: Date.now(),
       }));
-      const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) });
+      const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: iso.producerHeaders, body: JSON.stringify(events) });
       expect(res.status).to.equal(202);
       expect(await res.json()).to.deep.equal({ accepted: 9_000, rejected: [] });
       await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
@@ -275,7 +275,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     });
 
     it('POST /events refuses hostile bodies quickly and clearly: deeply nested, too large, not JSON', async () => {
-      const post = (body: string) => fetch(`${rt.api}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const post = (body: string) => fetch(`${rt.api}/events`, { method: 'POST', headers: iso.producerHeaders, body });
       const nested = await post('['.repeat(500_000));
       expect(nested.status).to.equal(400);
       expect(await nested.json()).to.deep.equal({ error: 'body nests arrays and objects deeper than 8 levels', param: 'body' });

@@ -6,6 +6,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import { createApp } from '../../src/api/app';
 import { ReadService } from '../../src/api/read-service';
+import { Credentials } from '../../src/api/auth';
 import { cassandraClient } from '../../src/clients';
 import { kafkaClient } from '../../src/clients';
 import { EPOCH_KEY, REGIONS_KEY, regionMetaKey, regionTopKey } from '../../src/keys';
@@ -37,7 +38,8 @@ describe('api (against the real stack)', function () {
       limits: { maxK: 1000, globalK: 50, boundedK: 100, mode: 'exact' },
       cacheMs: 0,
       health: () => health.report(),
-      admin: {},
+      admin: { credentials: new Credentials({ producerKeys: [] }) },
+      credentials: new Credentials({ producerKeys: [] }),
       log: () => undefined,
     }).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));

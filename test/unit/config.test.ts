@@ -1,4 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { expect } from 'chai';
+import { ensureSecrets, secretsPath } from '../../src/secrets';
 import { ConfigError, loadConfig } from '../../src/config';
 
 describe('config', () => {
@@ -49,6 +53,10 @@ describe('config', () => {
     [{ HH_API_CACHE_MS: '-1' }, 'HH_API_CACHE_MS', /0\.\.60000/],
     [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
     [{ HH_WORKERS: '0' }, 'HH_WORKERS', /1\.\.64/],
+    [{ HH_RATE_LIMIT: 'leaky-bucket' }, 'HH_RATE_LIMIT', /token-bucket, fixed-window, sliding-window or off/],
+    [{ HH_RATE_LIMIT_RPS: '0' }, 'HH_RATE_LIMIT_RPS', /1\.\./],
+    [{ HH_PRODUCER_KEYS: 'a-long-enough-key-0001,short' }, 'HH_PRODUCER_KEYS', /16 characters/],
+    [{ HH_DEDUP_SLICES: '0' }, 'HH_DEDUP_SLICES', /1\.\.1000/],
   ];
   for (const [env, variable, msg] of bad) {
     it(`rejects ${JSON.stringify(env)} naming ${variable}`, () => {
@@ -65,6 +73,30 @@ describe('config', () => {
         .and.match(msg);
     });
   }
+
+  it('reads credentials from the stack secrets file, overridden by HH_* variables; rate limits by algorithm', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hh-secrets-'));
+    try {
+      expect(loadConfig({ HH_STACK_DIR: dir }).api)
+        .to.include({ adminToken: undefined })
+        .and.deep.include({ producerKeys: [] });
+      const made = ensureSecrets(dir);
+      expect(fs.statSync(secretsPath(dir)).mode & 0o777).to.equal(0o600);
+      expect(ensureSecrets(dir)).to.deep.equal(made); // created once
+      expect(loadConfig({ HH_STACK_DIR: dir }).api).to.deep.include({ adminToken: made.admin_token, producerKeys: [made.producer_key] });
+      const over = loadConfig({ HH_STACK_DIR: dir, HH_ADMIN_TOKEN: 'x'.repeat(16), HH_PRODUCER_KEYS: `${'a'.repeat(16)}, ${'b'.repeat(20)}` }).api;
+      expect(over).to.deep.include({ adminToken: 'x'.repeat(16), producerKeys: ['a'.repeat(16), 'b'.repeat(20)] });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(loadConfig({}).api.rateLimit).to.deep.equal({ algorithm: 'token-bucket', ratePerSecond: 500, burst: 1000 });
+    expect(loadConfig({ HH_RATE_LIMIT: 'sliding-window', HH_RATE_LIMIT_RPS: '20', HH_RATE_LIMIT_WINDOW: '1m' }).api.rateLimit).to.deep.equal({
+      algorithm: 'sliding-window',
+      perWindow: 1200,
+      windowMs: 60_000,
+    });
+    expect(loadConfig({ HH_RATE_LIMIT: 'off' }).api.rateLimit).to.deep.equal({ algorithm: 'off' });
+  });
 
   it('parses window specs and durations', () => {
     const c = loadConfig({ HH_WINDOWS: '30s, 5m,1h,1d', HH_DEDUP_HORIZON: '36h' });

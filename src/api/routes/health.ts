@@ -11,7 +11,7 @@ export function healthRouter(health: () => Promise<HealthReport>, metrics?: () =
     res.status(report.status === 'down' ? 503 : 200).json(report);
   });
   router.get('/metrics', async (_req, res) => {
-    if (!metrics) throw new HttpError(404, 'metrics are not enabled on this process');
+    if (!metrics) throw new HttpError(404, 'metrics are not enabled on this process', 'path');
     const m = await metrics();
     res.type(m.contentType).send(m.body);
   });
