@@ -238,7 +238,8 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       const mixed = [good(22), { ...good(23), timestamp: -5 }, 'text', { ...good(24), event_id: '' }, { ...good(25), region_id: 7 }];
       const res = await fetch(`${rt.api}/events`, { method: 'POST', headers: iso.producerHeaders, body: JSON.stringify(mixed) });
       expect(res.status).to.equal(400);
-      const body = (await res.json()) as { accepted: number; rejected: { index: number; reason: string }[] };
+      const body = (await res.json()) as { error: string; param: string; accepted: number; rejected: { index: number; reason: string }[] };
+      expect(body).to.include({ param: 'body', error: '4 of 5 events rejected (the other 1 were accepted)' });
       expect(body.accepted).to.equal(1);
       expect(body.rejected.map((r) => r.index)).to.deep.equal([1, 2, 3, 4]);
       expect(body.rejected[0].reason).to.match(/timestamp/);

@@ -85,7 +85,14 @@ export function eventsRouter(opts: EventsOptions): Router {
           throw new HttpError(503, `Kafka did not acknowledge the events (${(e as Error).message}); send them again`, undefined, { 'retry-after': '1' });
         }
       }
-      res.status(rejected.length ? 400 : 202).json({ accepted: messages.length, rejected });
+      if (rejected.length === 0) return void res.status(202).json({ accepted: messages.length, rejected });
+      // Partly (or wholly) refused: a 400 like any other (error, param), with each refused index.
+      res.status(400).json({
+        error: `${rejected.length} of ${body.length} events rejected (the other ${messages.length} were accepted)`,
+        param: 'body',
+        accepted: messages.length,
+        rejected,
+      });
     },
   );
   return router;
