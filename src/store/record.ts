@@ -18,6 +18,7 @@ import type { Redis } from 'ioredis';
 import type { WindowSpec, TopKMode } from '../config';
 import {
   ALL_TIME,
+  appliedKey,
   GLOBAL_DIRTY_KEY,
   EPOCH_KEY,
   REGIONS_KEY,
@@ -155,21 +156,55 @@ export class RegionRecord {
 
   /** Checkpoints every region with changes; returns entries written (failures are thrown after trying all). */
   async checkpointAll(): Promise<number> {
+    // What every region had applied before this round (Redis's applied marks): once every
+    // changed region is checkpointed below, the record holds every event at or below them,
+    // whatever its region — the replay mark a rebuild may trust (see restoreAll).
+    const before = this.opts.resume ? await this.appliedMarks(this.opts.resume.topic) : null;
     const regions = await this.redis.smembers(REGIONS_KEY);
     let total = 0;
+    let complete = true;
     let firstError: unknown;
     for (const r of regions) {
       const dirty = await this.redis.exists(regionDirtyKey(r), regionInflightKey(r));
       if (!dirty) continue;
       try {
         const n = await this.checkpoint(r);
-        if (n !== 'busy') total += n;
+        if (n === 'busy') complete = false;
+        else total += n;
       } catch (e) {
         firstError ??= e;
       }
     }
     if (firstError) throw firstError;
+    if (this.opts.resume && before && complete && before.marks.size > 0 && (await this.redis.get(EPOCH_KEY)) === before.epoch) {
+      const offsets: Record<number, types.Long> = {};
+      for (const [p, o] of before.marks) offsets[p] = types.Long.fromString(o.toString());
+      await this.cassandra.execute(`INSERT INTO ${this.ks}.replay_marks (topic, offsets, at) VALUES (?, ?, ?)`, [this.opts.resume.topic, offsets, new Date()], {
+        prepare: true,
+      });
+    }
     return total;
+  }
+
+  /** Redis's applied marks (partition → last offset applied in every region) under its epoch. */
+  private async appliedMarks(topic: string): Promise<{ epoch: string; marks: Map<number, bigint> } | null> {
+    const [[e1, epoch], [e2, all]] = (await this.redis.multi().get(EPOCH_KEY).hgetall(appliedKey(topic)).exec())! as [
+      [Error | null, string | null],
+      [Error | null, Record<string, string>],
+    ];
+    if (e1 || e2 || epoch === null) return null;
+    const marks = new Map<number, bigint>();
+    for (const [f, v] of Object.entries(all)) if (/^\d+$/.test(f)) marks.set(Number(f), BigInt(v));
+    return { epoch, marks };
+  }
+
+  /** The last complete checkpoint round's replay marks of `topic` (empty when none). */
+  async replayMarks(topic: string): Promise<Map<number, bigint>> {
+    const rs = await this.cassandra.execute(`SELECT offsets FROM ${this.ks}.replay_marks WHERE topic = ?`, [topic], { prepare: true });
+    const marks = new Map<number, bigint>();
+    const offsets = (rs.rows[0]?.get('offsets') as Record<string, types.Long> | null) ?? {};
+    for (const [p, o] of Object.entries(offsets)) marks.set(Number(p), BigInt(o.toString()));
+    return marks;
   }
 
   private windowOf(keyId: string): { spec: WindowSpec; start: number } | undefined {
@@ -237,7 +272,20 @@ export class RegionRecord {
       for (const [p, o] of offsets) if (o < (applied.get(p) ?? o + 1n)) applied.set(p, o);
       if (checkpointAt !== null && (asOf === null || checkpointAt < asOf)) asOf = checkpointAt;
     }
-    if (this.opts.resume && logEnds) await writeRebuildPositions(this.redis, this.opts.resume.topic, { epoch, at, as_of: asOf }, applied, logEnds);
+    if (this.opts.resume && logEnds) {
+      // A region with events on a partition but no checkpoint yet is in no row above: its
+      // events are safe only below the last complete round's mark. So each partition resumes
+      // from the lower of the two (from its beginning where no round completed); the restored
+      // fences drop whatever the record already holds.
+      const round = await this.replayMarks(this.opts.resume.topic);
+      const resumeAt = new Map<number, bigint>();
+      for (const p of new Set([...applied.keys(), ...round.keys()])) {
+        const r = round.get(p) ?? -1n;
+        const a = applied.get(p);
+        resumeAt.set(p, a !== undefined && a < r ? a : r);
+      }
+      await writeRebuildPositions(this.redis, this.opts.resume.topic, { epoch, at, as_of: asOf }, resumeAt, logEnds);
+    }
     await this.redis.set(EPOCH_KEY, epoch);
     return { epoch, regions };
   }
