@@ -2,7 +2,7 @@
  * Per-client rate limiting of every route but /healthz and /metrics: the limiter (kept in
  * Redis, one atomic step) decides; a refused request gets 429 with Retry-After, and every
  * answer carries RateLimit-Limit / -Remaining / -Reset. While Redis cannot decide (down,
- * slow), requests pass and are counted (`hh_rate_limit_unavailable_total`): the record
+ * slow), requests pass and are counted (`hh_background_failures_total{operation="rate-limit"}`): the record
  * answers must stay reachable when the rank index is not.
  */
 import type { RequestHandler } from 'express';
