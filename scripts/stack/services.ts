@@ -167,8 +167,11 @@ const kafka: ServiceDef = {
     const cp = `${kafkaLib(cfg)}/*`;
     const common = [`-Dlog4j.configuration=file:${log4j}`, `-Dkafka.logs.dir=${appLogs}`, '-cp', cp];
     if (!fs.existsSync(path.join(logDir, 'meta.properties'))) {
-      // A KRaft log dir is formatted once with a cluster id (a base64url UUID, as Kafka's own Uuid).
-      const clusterId = crypto.randomBytes(16).toString('base64url');
+      // A KRaft log dir is formatted once with a cluster id (a base64url UUID, as Kafka's own
+      // Uuid). Never one starting with "-": the tool's argument parser takes it for an option
+      // ("--cluster-id: expected one argument"; happened in a clean-clone CI run).
+      let clusterId = crypto.randomBytes(16).toString('base64url');
+      while (clusterId.startsWith('-')) clusterId = crypto.randomBytes(16).toString('base64url');
       await runStep('kafka', 'format KRaft log dir', java, [
         ...common,
         'kafka.tools.StorageTool',
