@@ -21,9 +21,9 @@
  * Writes chaos/results/latest.{json,md} (`--short`: chaos/results/smoke.*); exits 1 unless
  * every round is exact with no wrong answer.
  */
+import { temporalClient } from '../src/clients';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../src/config';
 import { ALL_TIME, appliedKey, regionDirtyKey, regionInflightKey, regionTopKey, REGIONS_KEY } from '../src/keys';
 import { prng, regionNames, truthTopK, type Truth } from '../src/load/generator';
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
   const schedule = scheduleOf(ROUNDS);
   log(`chaos: ${ROUNDS} round(s), seed ${SEED}, ${REGIONS} regions, ${RATE} events/s for ${STREAM_S} s a round; faults: ${schedule.join(', ')}`);
   await iso.setUp();
-  const temporal = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }) });
+  const temporal = await temporalClient(cfg);
   const record = new RegionRecord(iso.redis, iso.cassandra, {
     keyspace: iso.keyspace,
     windows: loadConfig({ HH_WINDOWS: `${WINDOW}/20s/3m` }).ingest.windows,

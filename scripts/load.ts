@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   };
   if ((args.metadata ?? 'yes') !== 'no') {
     // Every post the stream can name gets its metadata first, so answers show real authors.
-    const client = cassandraClient(cfg, cfg.cassandra.keyspace);
+    const client = cassandraClient(cfg, 'writer', cfg.cassandra.keyspace);
     const t0 = Date.now();
     const n = await writePosts(
       client,
@@ -63,7 +63,10 @@ async function main(): Promise<void> {
     await client.shutdown();
     process.stdout.write(`[load] wrote metadata of ${n} posts in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   }
-  const producer = kafkaClient(cfg, 'heavy-hitters-load').producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = kafkaClient(cfg, 'heavy-hitters-load', 'producer').producer({
+    allowAutoTopicCreation: false,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());

@@ -6,13 +6,12 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Redis } from 'ioredis';
-import { Client, Connection } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import { config, type Config } from '../src/config';
 import { regionTopKey } from '../src/keys';
 import { supervisorId } from '../src/runtime/ids';
 import { createWorker } from '../src/worker';
-import { temporalWorkerConnection } from '../src/clients';
+import { temporalWorkerConnection, temporalClient, opsRedis } from '../src/clients';
 import { smokeWorkflow } from '../test/fixtures/workflows';
 import { SMOKE_WORKFLOWS_PATH, smokeActivities } from '../test/fixtures/smoke-activities';
 import { startRuntime } from './harness/runtime';
@@ -42,7 +41,7 @@ function saveHistory(cfg: Config, workflowId: string, name: string): void {
 }
 
 async function recordSmoke(cfg: Config, client: Client): Promise<void> {
-  const redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+  const redis = opsRedis(cfg);
   const region = `record-${Date.now()}`;
   await redis.zadd(regionTopKey(region), 5, 'p1', 3, 'p2');
   const taskQueue = `record-${Date.now()}`;
@@ -134,7 +133,7 @@ async function recordGlobalMerge(cfg: Config): Promise<void> {
 async function main(): Promise<void> {
   const which = process.argv[2];
   const cfg = config();
-  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  const client = await temporalClient(cfg);
   try {
     if (which === 'smoke') await recordSmoke(cfg, client);
     else if (which === 'ingest-supervisor') await recordSupervisor(cfg, client);

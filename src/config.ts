@@ -5,7 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MAX_SESSION_SPECS, MAX_TUMBLING_SPECS } from './keys';
-import { readSecrets, type StackSecrets } from './secrets';
+import { readSecrets, SERVER_USERS, type CassandraRole, type KafkaRole, type PartialSecrets, type RedisRole } from './secrets';
 
 export class ConfigError extends Error {
   constructor(
@@ -72,14 +72,14 @@ function topkMode(env: Env, sessions: readonly SessionSpec[]): TopKMode {
   return v;
 }
 
-function adminToken(env: Env, secrets: Partial<StackSecrets>): string | undefined {
+function adminToken(env: Env, secrets: PartialSecrets): string | undefined {
   const v = env.HH_ADMIN_TOKEN ?? secrets.admin_token;
   if (v === undefined || v === '') return undefined;
   if (v.length < 16) throw new ConfigError('HH_ADMIN_TOKEN', 'must be at least 16 characters');
   return v;
 }
 
-function producerKeys(env: Env, secrets: Partial<StackSecrets>): readonly string[] {
+function producerKeys(env: Env, secrets: PartialSecrets): readonly string[] {
   const v = env.HH_PRODUCER_KEYS ?? secrets.producer_key ?? '';
   const keys = v
     .split(',')
@@ -87,6 +87,34 @@ function producerKeys(env: Env, secrets: Partial<StackSecrets>): readonly string
     .filter(Boolean);
   for (const k of keys) if (k.length < 16) throw new ConfigError('HH_PRODUCER_KEYS', 'each key must be at least 16 characters');
   return keys;
+}
+
+/** A server user: its name and password (undefined before `stack:up` made the secrets file). */
+export interface ServerLogin {
+  readonly user: string;
+  readonly password: string | undefined;
+}
+
+/**
+ * Each server's users by role: the name from SERVER_USERS, the password from
+ * HH_<SERVER>_PASSWORD_<ROLE> (e.g. HH_REDIS_PASSWORD_API), else the stack's secrets file.
+ */
+function logins<R extends string>(env: Env, server: 'redis' | 'kafka' | 'cassandra', users: Record<R, string>, have: Partial<Record<R, string>> | undefined) {
+  return Object.fromEntries(
+    (Object.keys(users) as R[]).map((role) => {
+      const v = env[`HH_${server.toUpperCase()}_PASSWORD_${role.toUpperCase()}`] ?? have?.[role];
+      return [role, { user: users[role], password: v === '' ? undefined : v }];
+    }),
+  ) as Record<R, ServerLogin>;
+}
+
+function temporalTls(env: Env): Config['temporal']['tls'] {
+  const [certPath, keyPath, caPath, serverName] = ['HH_TEMPORAL_TLS_CERT', 'HH_TEMPORAL_TLS_KEY', 'HH_TEMPORAL_TLS_CA', 'HH_TEMPORAL_TLS_SERVER_NAME'].map(
+    (n) => env[n] || undefined,
+  );
+  if (!certPath && !keyPath && !caPath && !serverName) return undefined;
+  if (!certPath !== !keyPath) throw new ConfigError(certPath ? 'HH_TEMPORAL_TLS_KEY' : 'HH_TEMPORAL_TLS_CERT', 'mTLS needs both the certificate and its key');
+  return { certPath, keyPath, caPath, serverName };
 }
 
 export type RateLimitAlgorithm = 'token-bucket' | 'fixed-window' | 'sliding-window';
@@ -265,6 +293,12 @@ export interface Config {
     readonly heapMb: number;
     readonly localDataCenter: string;
   };
+  /** The server users by role (see src/secrets.ts); never logged. */
+  readonly credentials: {
+    readonly redis: Readonly<Record<RedisRole, ServerLogin>>;
+    readonly kafka: Readonly<Record<KafkaRole, ServerLogin>>;
+    readonly cassandra: Readonly<Record<CassandraRole, ServerLogin>>;
+  };
   readonly temporal: {
     /** HH_TEMPORAL_PORT (frontend gRPC). @default 7233 */
     readonly port: number;
@@ -275,6 +309,22 @@ export interface Config {
     /** HH_TEMPORAL_TASK_QUEUE. @default heavy-hitters */
     readonly taskQueue: string;
     readonly address: string;
+    /**
+     * The dev server the stack runs has no authorization; against a secured server set
+     * HH_TEMPORAL_API_KEY (Temporal Cloud style) and/or mTLS: HH_TEMPORAL_TLS_CERT and
+     * HH_TEMPORAL_TLS_KEY (the client's PEM pair), HH_TEMPORAL_TLS_CA (the server's root
+     * CA), HH_TEMPORAL_TLS_SERVER_NAME; HH_TEMPORAL_ADDRESS points at it. All clients of the
+     * project connect through src/clients.ts with these. @default none (plain gRPC on loopback)
+     */
+    readonly apiKey: string | undefined;
+    readonly tls:
+      | {
+          readonly certPath: string | undefined;
+          readonly keyPath: string | undefined;
+          readonly caPath: string | undefined;
+          readonly serverName: string | undefined;
+        }
+      | undefined;
   };
   readonly api: {
     /** HH_API_PORT. @default 3000 */
@@ -422,12 +472,19 @@ export function loadConfig(env: Env = process.env): Config {
       heapMb: int(env, 'HH_CASSANDRA_HEAP_MB', 1024, 256, 16384),
       localDataCenter: 'datacenter1',
     },
+    credentials: {
+      redis: logins(env, 'redis', SERVER_USERS.redis, secrets.redis),
+      kafka: logins(env, 'kafka', SERVER_USERS.kafka, secrets.kafka),
+      cassandra: logins(env, 'cassandra', SERVER_USERS.cassandra, secrets.cassandra),
+    },
     temporal: {
       port: temporalPort,
       uiPort: port(env, 'HH_TEMPORAL_UI_PORT', 8233),
       namespace: identifier(env, 'HH_TEMPORAL_NAMESPACE', 'default', /^[A-Za-z0-9._-]{2,200}$/, 'a Temporal namespace name'),
       taskQueue: identifier(env, 'HH_TEMPORAL_TASK_QUEUE', 'heavy-hitters', /^[A-Za-z0-9._:-]{1,200}$/, 'a task queue name'),
-      address: `${host}:${temporalPort}`,
+      address: str(env, 'HH_TEMPORAL_ADDRESS', `${host}:${temporalPort}`),
+      apiKey: env.HH_TEMPORAL_API_KEY || undefined,
+      tls: temporalTls(env),
     },
     api: {
       port: port(env, 'HH_API_PORT', 3000),

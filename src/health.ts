@@ -4,9 +4,21 @@
  */
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, ConfigResourceTypes } from 'kafkajs';
-import { Client as CassandraClient } from 'cassandra-driver';
+import { auth, Client as CassandraClient, errors as cassandraErrors } from 'cassandra-driver';
 import { Connection } from '@temporalio/client';
 import type { Config } from './config';
+import { cassandraAuth, kafkaSasl, redisLogin, temporalConnectionOptions } from './clients';
+
+/** The superuser a fresh Cassandra node with PasswordAuthenticator creates (the bootstrap drops it). */
+export const CASSANDRA_DEFAULT_SUPERUSER = 'cassandra';
+
+/** True where a server answered but refused the credentials (so it runs, and is not this checkout's, or predates them). */
+export function isAuthFailure(e: unknown): boolean {
+  if (e instanceof cassandraErrors.NoHostAvailableError) return Object.values(e.innerErrors as Record<string, unknown>).some(isAuthFailure);
+  if (e instanceof cassandraErrors.AuthenticationError) return true;
+  const m = String((e as Error)?.message ?? e);
+  return /WRONGPASS|NOAUTH|NOPERM|SASL|[Aa]uthentication failed|AuthenticationError|Provided username .* are incorrect/.test(m);
+}
 
 export type ServiceName = 'redis' | 'kafka' | 'cassandra' | 'temporal';
 export const SERVICES: readonly ServiceName[] = ['redis', 'kafka', 'cassandra', 'temporal'];
@@ -42,8 +54,7 @@ async function timed(service: ServiceName, timeoutMs: number, fn: () => Promise<
 export async function probeRedis(cfg: Config, timeoutMs = 2000): Promise<Probe> {
   return timed('redis', timeoutMs, async () => {
     const r = new Redis({
-      host: cfg.host,
-      port: cfg.redis.port,
+      ...redisLogin(cfg, 'ops'),
       lazyConnect: true,
       connectTimeout: timeoutMs,
       maxRetriesPerRequest: 0,
@@ -67,6 +78,7 @@ export async function probeKafka(cfg: Config, timeoutMs = 4000): Promise<Probe> 
     const kafka = new Kafka({
       clientId: 'heavy-hitters-probe',
       brokers: [...cfg.kafka.brokers],
+      sasl: kafkaSasl(cfg, 'admin'),
       connectionTimeout: Math.min(timeoutMs, 3000),
       requestTimeout: timeoutMs,
       retry: { retries: 0 },
@@ -93,24 +105,36 @@ export async function probeKafka(cfg: Config, timeoutMs = 4000): Promise<Probe> 
 
 export async function probeCassandra(cfg: Config, timeoutMs = 5000): Promise<Probe> {
   return timed('cassandra', timeoutMs, async () => {
-    const client = new CassandraClient({
-      contactPoints: [`${cfg.host}:${cfg.cassandra.port}`],
-      localDataCenter: cfg.cassandra.localDataCenter,
-      socketOptions: { connectTimeout: timeoutMs, readTimeout: timeoutMs },
-      pooling: { warmup: false },
-    });
+    const ask = async (authProvider: auth.AuthProvider) => {
+      const client = new CassandraClient({
+        contactPoints: [`${cfg.host}:${cfg.cassandra.port}`],
+        localDataCenter: cfg.cassandra.localDataCenter,
+        socketOptions: { connectTimeout: timeoutMs, readTimeout: timeoutMs },
+        pooling: { warmup: false },
+        authProvider,
+      });
+      try {
+        const rs = await client.execute('SELECT release_version FROM system.local');
+        return { version: String(rs.first()?.get('release_version') ?? 'unknown') };
+      } finally {
+        await client.shutdown();
+      }
+    };
     try {
-      const rs = await client.execute('SELECT release_version FROM system.local');
-      return { version: String(rs.first()?.get('release_version') ?? 'unknown') };
-    } finally {
-      await client.shutdown();
+      return await ask(cassandraAuth(cfg, 'admin'));
+    } catch (e) {
+      // A node started moments ago has only its default superuser until the bootstrap replaces it.
+      if (!isAuthFailure(e)) throw e;
+      return await ask(new auth.PlainTextAuthProvider(CASSANDRA_DEFAULT_SUPERUSER, CASSANDRA_DEFAULT_SUPERUSER)).catch(() => {
+        throw e;
+      });
     }
   });
 }
 
 export async function probeTemporal(cfg: Config, timeoutMs = 4000): Promise<Probe> {
   return timed('temporal', timeoutMs, async () => {
-    const conn = await Connection.connect({ address: cfg.temporal.address, connectTimeout: timeoutMs });
+    const conn = await Connection.connect({ ...temporalConnectionOptions(cfg), connectTimeout: timeoutMs });
     try {
       const info = await conn.workflowService.getSystemInfo({});
       const ui = await fetch(`http://${cfg.host}:${cfg.temporal.uiPort}/`, { signal: AbortSignal.timeout(timeoutMs) });

@@ -112,7 +112,15 @@ export async function runKStreams(
       String(opts.threads),
       ...opts.windows.map((w) => `${w.sizeMs}:${w.latenessMs}`),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      // It creates its internal topics: it logs in as the Kafka super user of the stack.
+      env: {
+        ...process.env,
+        HH_KAFKA_SASL_USERNAME: opts.cfg.credentials.kafka.admin.user,
+        HH_KAFKA_SASL_PASSWORD: opts.cfg.credentials.kafka.admin.password ?? '',
+      },
+    },
   );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));

@@ -4,11 +4,11 @@
  * under test shares nothing with another run or with `npm start`.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { SIDE_TOPIC_CONFIGS, ensureTopics } from '../../src/bootstrap/kafka';
+import { SIDE_TOPIC_CONFIGS, ensureTopics, grantPipelineAcls, revokePipelineAcls, type PipelineNames } from '../../src/bootstrap/kafka';
 import { migrate } from '../../src/bootstrap/cassandra';
-import { cassandraClient } from '../../src/clients';
+import { cassandraClient, kafkaSasl, opsRedis } from '../../src/clients';
 import { produceLoad } from '../../src/load/produce';
 import type { LoadOptions, Truth } from '../../src/load/generator';
 import { freeRedisDb } from './redis-db';
@@ -16,13 +16,15 @@ import { loadConfig } from '../../src/config';
 
 const cfg = loadConfig();
 import { LATE_REASON_HEADER } from '../../src/ingest/triage';
-import { terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
+import { revokeGrantedAcls, terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
 
 export class Isolated {
   readonly env: Record<string, string>;
   readonly keyspace: string;
   readonly kafka: Kafka;
-  readonly cassandra = cassandraClient(cfg);
+  private readonly producerKafka: Kafka;
+  /** As the Cassandra superuser hh_admin (drops the keyspace at the end). */
+  readonly cassandra = cassandraClient(cfg, 'admin');
   admin!: Admin;
   producer!: Producer;
   redis!: Redis;
@@ -33,7 +35,14 @@ export class Isolated {
     private readonly partitions = 8,
   ) {
     this.keyspace = id.toLowerCase();
-    this.kafka = new Kafka({ clientId: `hh-${id}`, brokers: [...cfg.kafka.brokers], logLevel: logLevel.NOTHING });
+    // The suite's own checks run as the Kafka super user; its events are produced as hh-producer.
+    this.kafka = new Kafka({ clientId: `hh-${id}`, brokers: [...cfg.kafka.brokers], sasl: kafkaSasl(cfg, 'admin'), logLevel: logLevel.NOTHING });
+    this.producerKafka = new Kafka({
+      clientId: `hh-${id}-producer`,
+      brokers: [...cfg.kafka.brokers],
+      sasl: kafkaSasl(cfg, 'producer'),
+      logLevel: logLevel.NOTHING,
+    });
     this.env = {
       HH_CASSANDRA_KEYSPACE: this.keyspace,
       HH_KAFKA_TOPIC: `${id}.views`,
@@ -54,21 +63,31 @@ export class Isolated {
     return { 'content-type': 'application/json', authorization: `Bearer ${this.env.HH_PRODUCER_KEYS.split(',')[0]}` };
   }
 
+  private get names(): PipelineNames {
+    return {
+      topic: this.env.HH_KAFKA_TOPIC,
+      deadLetterTopic: this.env.HH_KAFKA_DLQ_TOPIC,
+      lateTopic: this.env.HH_KAFKA_LATE_TOPIC,
+      groupId: this.env.HH_KAFKA_GROUP,
+    };
+  }
+
   private get topics(): string[] {
     return [this.env.HH_KAFKA_TOPIC, this.env.HH_KAFKA_DLQ_TOPIC, this.env.HH_KAFKA_LATE_TOPIC];
   }
 
   async setUp(): Promise<void> {
     this.env.HH_REDIS_DB = String(await freeRedisDb());
-    this.redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: Number(this.env.HH_REDIS_DB) });
+    this.redis = opsRedis(cfg, Number(this.env.HH_REDIS_DB));
     this.admin = this.kafka.admin();
     await this.admin.connect();
     await ensureTopics(
       cfg,
       this.topics.map((topic, i) => (i === 0 ? { topic, numPartitions: this.partitions } : { topic, numPartitions: 1, configs: SIDE_TOPIC_CONFIGS })),
     );
+    await grantPipelineAcls(cfg, this.names);
     await migrate(cfg, this.keyspace);
-    this.producer = this.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    this.producer = this.producerKafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await this.producer.connect();
   }
 
@@ -123,6 +142,8 @@ export class Isolated {
     this.redis?.disconnect();
     await this.admin?.deleteTopics({ topics: this.topics }).catch(() => undefined);
     await this.admin?.deleteGroups([this.env.HH_KAFKA_GROUP]).catch(() => undefined);
+    await revokePipelineAcls(cfg, this.names).catch(() => undefined);
+    await revokeGrantedAcls(cfg);
     await this.admin?.disconnect();
     await this.cassandra.execute(`DROP KEYSPACE IF EXISTS ${this.keyspace}`).catch(() => undefined);
     await this.cassandra.shutdown();

@@ -1,13 +1,14 @@
 /** Starts the real cluster runtime (src/main.ts --no-demo) as a child process with its own names. */
+import { temporalClient } from '../../src/clients';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { EPOCH_KEY, appliedKey } from '../../src/keys';
 import { loadConfig, type Config } from '../../src/config';
 import { supervisorId } from '../../src/runtime/ids';
+import { grantPipelineAcls, pipelineNames, revokePipelineAcls, type PipelineNames } from '../../src/bootstrap/kafka';
 import { coordinatorWorkflowId, globalMergeWorkflowId } from '../../src/workflows/definitions';
 
 export interface Runtime {
@@ -23,9 +24,26 @@ export interface Runtime {
 
 const ROOT = path.join(__dirname, '..', '..');
 
+/** The pipelines (topics, group) this process granted Kafka ACLs for, by their group. */
+const granted = new Map<string, PipelineNames>();
+
+/** Revokes the ACLs startRuntime granted (a suite's tearDown). */
+export async function revokeGrantedAcls(base: Config): Promise<void> {
+  for (const [group, names] of granted) {
+    await revokePipelineAcls(base, names).catch(() => undefined);
+    granted.delete(group);
+  }
+}
+
 export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
   const fullEnv = { ...process.env, ...env };
   const cfg = loadConfig(fullEnv);
+  // The workers may read only what an ACL grants them: this runtime's topics and group.
+  const names = pipelineNames(cfg);
+  if (!granted.has(names.groupId)) {
+    await grantPipelineAcls(cfg, names);
+    granted.set(names.groupId, names);
+  }
   const proc = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(ROOT, 'src', 'main.ts'), '--no-demo'], {
     env: fullEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -90,7 +108,7 @@ export async function waitDrained(admin: Admin, groupId: string, topic: string, 
 
 /** Terminates the ingest supervisor and global merge workflows a test runtime started. */
 export async function terminateSupervisors(cfg: Config): Promise<void> {
-  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  const client = await temporalClient(cfg);
   try {
     for (let slot = 1; slot <= cfg.runtime.workers; slot++) {
       await client.workflow
@@ -134,7 +152,7 @@ export async function waitGroupEmpty(admin: Admin, groupId: string, timeoutMs = 
 
 /** Terminates the coordinators and window workflows of the given regions (they outlive a test runtime otherwise). */
 export async function terminateRegionWorkflows(cfg: Config, regions: string[]): Promise<void> {
-  const client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+  const client = await temporalClient(cfg);
   try {
     for (const region of regions) {
       await client.workflow

@@ -7,8 +7,8 @@
  * running it only checks and returns.
  */
 import * as path from 'node:path';
-import { config, type Config } from '../../src/config';
-import { PROBES, SERVICES, type Probe, type ServiceName } from '../../src/health';
+import { loadConfig, type Config } from '../../src/config';
+import { PROBES, SERVICES, isAuthFailure, type Probe, type ServiceName } from '../../src/health';
 import { bootstrap } from '../../src/bootstrap';
 import { ensureSecrets, secretsPath } from '../../src/secrets';
 import { logFile, runningPid, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
@@ -50,6 +50,12 @@ async function upOne(cfg: Config, p: Paths, name: ServiceName): Promise<Probe> {
       say(`[${name}] already answering on its port (not started by this checkout); using it`);
       return existing;
     }
+    if (isAuthFailure(existing.error)) {
+      throw new Error(
+        `${name}: a server already answers on its port but refuses this checkout's credentials (${existing.error}): ` +
+          `another checkout's stack runs there; stop it with its own npm run stack:down, or give this one other ports (HH_*_PORT)`,
+      );
+    }
     const pid = await def.start(cfg, p);
     say(`[${name}] started, pid ${pid}`);
     return waitHealthy(cfg, p, name, pid);
@@ -60,8 +66,6 @@ async function upOne(cfg: Config, p: Paths, name: ServiceName): Promise<Probe> {
 async function up(cfg: Config): Promise<void> {
   const t0 = Date.now();
   const p = stackPaths(cfg.stack.dir);
-  // Per-checkout credentials (producer key, admin token), created once, mode 0600.
-  ensureSecrets(cfg.stack.dir);
   // Installs first, in parallel (apt, two Maven resolutions, one Go build), then starts.
   await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg)]);
   const results = await Promise.allSettled(SERVICES.map((s) => upOne(cfg, p, s)));
@@ -133,7 +137,13 @@ function logs(cfg: Config, which?: string, lines = 40): void {
 
 async function main(): Promise<void> {
   const [cmd, a, b] = process.argv.slice(2);
-  const cfg = config();
+  let cfg = loadConfig();
+  if (cmd === 'up') {
+    // Per-checkout credentials (API keys, every server user's password), created once, mode 0600,
+    // before anything starts: the servers are configured with them.
+    ensureSecrets(cfg.stack.dir);
+    cfg = loadConfig();
+  }
   switch (cmd) {
     case 'up':
       return up(cfg);

@@ -110,7 +110,16 @@ export function sleep(ms: number): Promise<void> {
  * elapsed time, the number of output lines so far and the latest one; on failure the
  * last 30 lines are in the error.
  */
-export function runStep(prefix: string, what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, cwd?: string): Promise<void> {
+/** Runs a step to completion; `hideArgs`: its arguments carry secrets and are left out of any message. */
+export function runStep(
+  prefix: string,
+  what: string,
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { cwd?: string; hideArgs?: boolean } = {},
+): Promise<void> {
+  const { cwd } = opts;
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const child = spawn(cmd, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -135,7 +144,10 @@ export function runStep(prefix: string, what: string, cmd: string, args: string[
       clearInterval(beat);
       process.stdout.write(`[${prefix}] ${what}: finished in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       if (code === 0) resolve();
-      else reject(new Error(`${prefix}: ${cmd} ${args.join(' ')} exited with ${code}\n${tail.join('\n')}`));
+      else
+        reject(
+          new Error(`${prefix}: ${cmd} ${opts.hideArgs ? '(arguments hidden: they hold secrets)' : args.join(' ')} exited with ${code}\n${tail.join('\n')}`),
+        );
     });
   });
 }

@@ -7,6 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from '../../src/config';
+import { SERVER_USERS, type KafkaRole, type RedisRole } from '../../src/secrets';
 import type { ServiceName } from '../../src/health';
 import { type Paths, runStep, startDetached } from './procs';
 import { dynamicConfigFlags } from './temporal-config';
@@ -100,17 +101,79 @@ const redis: ServiceDef = {
   async start(cfg, p) {
     const dir = path.join(p.data, 'redis');
     fs.mkdirSync(dir, { recursive: true });
+    // Run as Debian's unprivileged `redis` user where the stack is started as root.
+    const runAs = redisRunAs();
     const conf = path.join(p.conf, 'redis.conf');
+    const aclFile = path.join(p.conf, 'redis-users.acl');
+    fs.writeFileSync(aclFile, redisAcl(cfg), { mode: 0o600 });
+    fs.chmodSync(aclFile, 0o600);
     // No RDB/AOF: Redis is the rebuildable rank index, Cassandra and Kafka are the record.
     fs.writeFileSync(
       conf,
-      [`bind ${cfg.host}`, `port ${cfg.redis.port}`, 'protected-mode yes', 'daemonize no', `dir ${dir}`, 'save ""', 'appendonly no', 'logfile ""', ''].join(
-        '\n',
-      ),
+      [
+        `bind ${cfg.host}`,
+        `port ${cfg.redis.port}`,
+        'protected-mode yes',
+        'daemonize no',
+        `dir ${dir}`,
+        'save ""',
+        'appendonly no',
+        'logfile ""',
+        // Users (and their hashed passwords) live in the ACL file; the default user is off.
+        `aclfile ${aclFile}`,
+        'enable-debug-command no',
+        'enable-module-command no',
+        '',
+      ].join('\n'),
     );
+    if (runAs) {
+      for (const f of [dir, aclFile, conf]) fs.chownSync(f, runAs.uid, runAs.gid);
+      return startDetached(p, 'redis', 'setpriv', [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--init-groups', 'redis-server', conf]);
+    }
     return startDetached(p, 'redis', 'redis-server', [conf]);
   },
 };
+
+/** The uid/gid of the `redis` system user when this process is root (else undefined: Redis runs as the caller). */
+function redisRunAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = fs
+    .readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('redis:'));
+  if (!line) throw new Error('redis: running as root and there is no `redis` user to run redis-server as (the Debian package creates it)');
+  const f = line.split(':');
+  return { uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+const sha256 = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
+
+/**
+ * The ACL users (src/secrets.ts SERVER_USERS.redis), passwords stored as SHA-256 hashes.
+ * Application users never reach server administration: CONFIG, DEBUG, MODULE, SHUTDOWN,
+ * FLUSHALL/FLUSHDB, KEYS, CLIENT, ACL (all in @dangerous), FUNCTION, SCRIPT FLUSH/KILL.
+ */
+export function redisAcl(cfg: Config): string {
+  const pw = (role: RedisRole) => {
+    const v = cfg.credentials.redis[role].password;
+    if (!v) throw new Error(`redis: no password for user ${SERVER_USERS.redis[role]} (stack:up writes them to .stack/secrets.json)`);
+    return `#${sha256(v)}`;
+  };
+  const { ops, admin, ingest, api } = SERVER_USERS.redis;
+  const noAdmin = '+@all -@dangerous +info -function -script|flush -script|kill';
+  return [
+    'user default off resetkeys resetchannels -@all',
+    // The stack's own scripts, tests and benchmarks: everything (not an application user).
+    `user ${ops} on ${pw('ops')} ~* &* +@all`,
+    // Operators' hand tools: every key, no server administration.
+    `user ${admin} on ${pw('admin')} ~* resetchannels ${noAdmin}`,
+    // The ingest workers: their own keys (the regions and their index, the global merge, positions and epoch).
+    `user ${ingest} on ${pw('ingest')} ~region:* ~regions ~global:* ~hh:* resetchannels ${noAdmin}`,
+    // The API: reads any key, writes only its rate-limit buckets (also inside scripts; TIME is the limiter's clock).
+    `user ${api} on ${pw('api')} %R~* ~ratelimit:* resetchannels -@all +@read +@write +@connection +@transaction +@scripting -@dangerous +info +time -function -fcall -fcall_ro -script|flush -script|kill`,
+    '',
+  ].join('\n');
+}
 
 const kafka: ServiceDef = {
   name: 'kafka',
@@ -124,17 +187,34 @@ const kafka: ServiceDef = {
     fs.mkdirSync(logDir, { recursive: true });
     fs.mkdirSync(appLogs, { recursive: true });
     const props = path.join(p.conf, 'kafka-server.properties');
+    const admin = cfg.credentials.kafka.admin;
+    if (!admin.password) throw new Error('kafka: no password for hh-admin (stack:up writes them to .stack/secrets.json)');
+    const jaas = (module: string, extra = '') => `${module} required username="${admin.user}" password="${admin.password}"${extra};`;
     fs.writeFileSync(
       props,
       [
         'process.roles=broker,controller',
         'node.id=1',
         `controller.quorum.voters=1@${cfg.host}:${cfg.kafka.controllerPort}`,
-        `listeners=PLAINTEXT://${cfg.host}:${cfg.kafka.port},CONTROLLER://${cfg.host}:${cfg.kafka.controllerPort}`,
-        `advertised.listeners=PLAINTEXT://${cfg.host}:${cfg.kafka.port}`,
+        // Clients log in with SASL/SCRAM-SHA-512 (users created at format time, below); the
+        // controller listener takes SASL/PLAIN with the super user only (SCRAM credentials
+        // live in the metadata log the controller serves, so it cannot use them itself).
+        `listeners=CLIENT://${cfg.host}:${cfg.kafka.port},CONTROLLER://${cfg.host}:${cfg.kafka.controllerPort}`,
+        `advertised.listeners=CLIENT://${cfg.host}:${cfg.kafka.port}`,
         'controller.listener.names=CONTROLLER',
-        'inter.broker.listener.name=PLAINTEXT',
-        'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+        'inter.broker.listener.name=CLIENT',
+        'listener.security.protocol.map=CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT',
+        'sasl.enabled.mechanisms=SCRAM-SHA-512',
+        'sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512',
+        'listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512',
+        `listener.name.client.scram-sha-512.sasl.jaas.config=${jaas('org.apache.kafka.common.security.scram.ScramLoginModule')}`,
+        'sasl.mechanism.controller.protocol=PLAIN',
+        'listener.name.controller.sasl.enabled.mechanisms=PLAIN',
+        `listener.name.controller.plain.sasl.jaas.config=${jaas('org.apache.kafka.common.security.plain.PlainLoginModule', ` user_${admin.user}="${admin.password}"`)}`,
+        // Nothing is allowed without an ACL (src/bootstrap/kafka.ts grants them per pipeline).
+        'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+        'allow.everyone.if.no.acl.found=false',
+        `super.users=User:${admin.user}`,
         // One node: internal topics cannot have more replicas than brokers, or groups never find a coordinator.
         'offsets.topic.replication.factor=1',
         'offsets.topic.num.partitions=8',
@@ -149,7 +229,9 @@ const kafka: ServiceDef = {
         'log.retention.hours=168',
         '',
       ].join('\n'),
+      { mode: 0o600 },
     );
+    fs.chmodSync(props, 0o600);
     const log4j = path.join(p.conf, 'kafka-log4j.properties');
     fs.writeFileSync(
       log4j,
@@ -166,22 +248,34 @@ const kafka: ServiceDef = {
     const java = java17();
     const cp = `${kafkaLib(cfg)}/*`;
     const common = [`-Dlog4j.configuration=file:${log4j}`, `-Dkafka.logs.dir=${appLogs}`, '-cp', cp];
+    // SCRAM users are written into the metadata log when it is formatted: a log dir formatted
+    // before the stack had users (no marker) cannot be used by this stack's clients.
+    const scramMarker = path.join(logDir, '.hh-scram-users');
+    if (fs.existsSync(path.join(logDir, 'meta.properties')) && !fs.existsSync(scramMarker)) {
+      throw new Error(
+        `kafka: ${logDir} was formatted before the stack had Kafka users (SASL/SCRAM); stop the stack and remove ${p.data} (its data goes) to start afresh`,
+      );
+    }
     if (!fs.existsSync(path.join(logDir, 'meta.properties'))) {
       // A KRaft log dir is formatted once with a cluster id (a base64url UUID, as Kafka's own
       // Uuid). Never one starting with "-": the tool's argument parser takes it for an option
       // ("--cluster-id: expected one argument"; happened in a clean-clone CI run).
       let clusterId = crypto.randomBytes(16).toString('base64url');
       while (clusterId.startsWith('-')) clusterId = crypto.randomBytes(16).toString('base64url');
-      await runStep('kafka', 'format KRaft log dir', java, [
-        ...common,
-        'kafka.tools.StorageTool',
-        'format',
-        '-t',
-        clusterId,
-        '-c',
-        props,
-        '--ignore-formatted',
-      ]);
+      const scram = (Object.keys(SERVER_USERS.kafka) as KafkaRole[]).flatMap((role) => {
+        const login = cfg.credentials.kafka[role];
+        if (!login.password) throw new Error(`kafka: no password for ${login.user} (stack:up writes them to .stack/secrets.json)`);
+        return ['--add-scram', `SCRAM-SHA-512=[name=${login.user},password=${login.password}]`];
+      });
+      await runStep(
+        'kafka',
+        'format KRaft log dir',
+        java,
+        [...common, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props, '--ignore-formatted', ...scram],
+        process.env,
+        { hideArgs: true },
+      );
+      fs.writeFileSync(scramMarker, (Object.values(SERVER_USERS.kafka) as string[]).join('\n') + '\n');
     }
     return startDetached(p, 'kafka', java, [
       '-Xms512m',
@@ -275,6 +369,10 @@ const cassandra: ServiceDef = {
         'batch_size_warn_threshold: 4MiB',
         'batch_size_fail_threshold: 30MiB',
         'commitlog_segment_size: 64MiB',
+        // Logins and grants (src/bootstrap/cassandra.ts replaces the default superuser and makes the roles).
+        'authenticator: PasswordAuthenticator',
+        'authorizer: CassandraAuthorizer',
+        'role_manager: CassandraRoleManager',
         '',
       ].join('\n'),
     );
@@ -308,6 +406,8 @@ const cassandra: ServiceDef = {
       `-Dcassandra.logdir=${p.logs}`,
       `-Dlogback.configurationFile=${logback}`,
       '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+      // The default superuser is made at once (not 10 s later), for the bootstrap to replace it.
+      '-Dcassandra.superuser_setup_delay_ms=0',
       `-Djna.tmpdir=${p.tmp}`,
       `-Djava.io.tmpdir=${p.tmp}`,
       '-cp',

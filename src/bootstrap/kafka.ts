@@ -1,6 +1,8 @@
 /** Idempotent creation of the Kafka topics the pipeline uses. */
-import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ConfigResourceTypes, ResourcePatternTypes, type AclEntry, type Admin } from 'kafkajs';
+import { kafkaClient } from '../clients';
 import type { Config } from '../config';
+import { SERVER_USERS } from '../secrets';
 
 export interface TopicSpec {
   topic: string;
@@ -28,8 +30,7 @@ export function topicSpecs(cfg: Config): TopicSpec[] {
  * (Kafka cannot shrink one; more partitions than configured is reported, not changed).
  */
 export async function ensureTopics(cfg: Config, specs: TopicSpec[] = topicSpecs(cfg)): Promise<string[]> {
-  const kafka = new Kafka({ clientId: 'heavy-hitters-bootstrap', brokers: [...cfg.kafka.brokers], logLevel: logLevel.WARN });
-  const admin = kafka.admin();
+  const admin = kafkaClient(cfg, 'heavy-hitters-bootstrap', 'admin').admin();
   const notes: string[] = [];
   await admin.connect();
   try {
@@ -82,4 +83,73 @@ export async function ensureTopics(cfg: Config, specs: TopicSpec[] = topicSpecs(
     await admin.disconnect();
   }
   return notes;
+}
+
+/** The names one pipeline's ACLs are granted on. */
+export interface PipelineNames {
+  topic: string;
+  deadLetterTopic: string;
+  lateTopic: string;
+  groupId: string;
+}
+
+export const pipelineNames = (cfg: Config): PipelineNames => ({
+  topic: cfg.kafka.topic,
+  deadLetterTopic: cfg.kafka.deadLetterTopic,
+  lateTopic: cfg.kafka.lateTopic,
+  groupId: cfg.ingest.groupId,
+});
+
+/**
+ * Least privilege (StandardAuthorizer, nothing allowed without an ACL): the producer may
+ * only write the event topic; the API writes it and reads its log ends and the broker's
+ * version; the workers read it in their group and write the dead-letter and late topics.
+ */
+export function pipelineAcls(n: PipelineNames): AclEntry[] {
+  const { producer, api, worker } = SERVER_USERS.kafka;
+  const allow = (user: string, resourceType: AclResourceTypes, resourceName: string, operation: AclOperationTypes): AclEntry => ({
+    resourceType,
+    resourceName,
+    resourcePatternType: ResourcePatternTypes.LITERAL,
+    principal: `User:${user}`,
+    host: '*',
+    operation,
+    permissionType: AclPermissionTypes.ALLOW,
+  });
+  const { TOPIC, GROUP, CLUSTER } = AclResourceTypes;
+  const { READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS } = AclOperationTypes;
+  return [
+    allow(producer, TOPIC, n.topic, WRITE),
+    allow(producer, TOPIC, n.topic, DESCRIBE),
+    allow(api, TOPIC, n.topic, WRITE),
+    allow(api, TOPIC, n.topic, DESCRIBE),
+    allow(api, CLUSTER, 'kafka-cluster', DESCRIBE_CONFIGS),
+    allow(worker, TOPIC, n.topic, READ),
+    allow(worker, TOPIC, n.topic, DESCRIBE),
+    allow(worker, GROUP, n.groupId, READ),
+    allow(worker, GROUP, n.groupId, DESCRIBE),
+    ...[n.deadLetterTopic, n.lateTopic].flatMap((t) => [allow(worker, TOPIC, t, WRITE), allow(worker, TOPIC, t, DESCRIBE)]),
+  ];
+}
+
+async function withAdmin<T>(cfg: Config, fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafkaClient(cfg, 'heavy-hitters-bootstrap', 'admin').admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Grants a pipeline's ACLs (creating an existing ACL again is a no-op). */
+export async function grantPipelineAcls(cfg: Config, names: PipelineNames = pipelineNames(cfg)): Promise<string[]> {
+  const acl = pipelineAcls(names);
+  await withAdmin(cfg, (admin) => admin.createAcls({ acl }));
+  return [`granted ${acl.length} ACLs on topics ${names.topic}, ${names.deadLetterTopic}, ${names.lateTopic} and group ${names.groupId}`];
+}
+
+/** Removes a pipeline's ACLs (a test run's, when it removes its topics). */
+export async function revokePipelineAcls(cfg: Config, names: PipelineNames): Promise<void> {
+  await withAdmin(cfg, (admin) => admin.deleteAcls({ filters: pipelineAcls(names) }));
 }

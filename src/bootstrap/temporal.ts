@@ -8,6 +8,7 @@ import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import Long from 'long';
 import { PROJECT_ROOT, type Config } from '../config';
+import { temporalConnectionOptions } from '../clients';
 
 const DIR = path.join(PROJECT_ROOT, 'temporal');
 const read = <T>(file: string): T => JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as T;
@@ -34,7 +35,7 @@ export const RETENTION_DAYS = read<{ retentionDays: number }>('namespace.json').
 
 export async function ensureNamespaceAndSearchAttributes(cfg: Config): Promise<string[]> {
   const notes: string[] = [];
-  const conn = await Connection.connect({ address: cfg.temporal.address });
+  const conn = await Connection.connect(temporalConnectionOptions(cfg));
   try {
     const namespace = cfg.temporal.namespace;
     const retention = { seconds: Long.fromNumber(RETENTION_DAYS * 24 * 3600) };

@@ -39,11 +39,16 @@ async function main(): Promise<void> {
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
   const redis = redisClient(cfg, 'hotPath');
   const apiRedis = redisClient(cfg, 'api');
-  const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`);
+  // Each part logs in as its own role: the ingest as hh-worker (reads the event topic, writes
+  // the dead-letter and late topics), the API as hh-api (writes the event topic, reads log ends).
+  const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`, 'worker');
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
+  const apiKafka = kafkaClient(cfg, `heavy-hitters-api-${slot}`, 'api');
+  const apiProducer = apiKafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  await apiProducer.connect();
   // Probes and log ends must answer within their bounds: an admin client that does not retry.
-  const admin = kafkaClient(cfg, `heavy-hitters-admin-${slot}`, { retries: 0, requestTimeout: 1000 }).admin();
+  const admin = kafkaClient(cfg, `heavy-hitters-admin-${slot}`, 'api', { retries: 0, requestTimeout: 1000 }).admin();
   await admin.connect();
   const metrics = createMetrics();
   // Constructing one installs prom-client's worker-side listener for the primary's requests.
@@ -53,7 +58,9 @@ async function main(): Promise<void> {
   let requestCheckpoint: () => void = () => undefined;
   const actors = new ActorSystem(redis, cfg.ingest, metrics, log, () => requestCheckpoint());
   const shutdown = new AbortController();
-  const cassandra = cassandraClient(cfg);
+  const cassandra = cassandraClient(cfg, 'writer');
+  // The API's own reads (post metadata) and its audit log: a role that cannot change the record.
+  const apiCassandra = cassandraClient(cfg, 'reader');
   const logEnds = async () => new Map((await admin.fetchTopicOffsets(cfg.kafka.topic)).map((o) => [o.partition, BigInt(o.high)] as const));
   const record = new RegionRecord(redis, cassandra, {
     keyspace: cfg.cassandra.keyspace,
@@ -106,7 +113,7 @@ async function main(): Promise<void> {
   await watchdog.check();
   watchdog.start();
 
-  const health = new RuntimeHealth(cfg, { redis: apiRedis, kafkaAdmin: admin, cassandra, temporal: client }, requestSlots);
+  const health = new RuntimeHealth(cfg, { redis: apiRedis, kafkaAdmin: admin, cassandra: apiCassandra, temporal: client }, requestSlots);
   health.start();
   const read = new ReadService({
     redis: apiRedis,
@@ -114,7 +121,7 @@ async function main(): Promise<void> {
     record,
     rebuild,
     readWindow: windowStore(redis, cassandra, cfg.cassandra.keyspace).readWindow,
-    posts: new PostMetaStore(cassandra, cfg.cassandra.keyspace),
+    posts: new PostMetaStore(apiCassandra, cfg.cassandra.keyspace),
     windows: cfg.ingest.windows,
     sliding: cfg.ingest.sliding,
     sessions: cfg.ingest.sessions,
@@ -122,7 +129,7 @@ async function main(): Promise<void> {
     log,
   });
   const credentials = new Credentials({ producerKeys: cfg.api.producerKeys, adminToken: cfg.api.adminToken });
-  const audit = new AuditLog(cassandra, cfg.cassandra.keyspace, log, () => metrics.failures.inc({ operation: 'audit' }));
+  const audit = new AuditLog(apiCassandra, cfg.cassandra.keyspace, log, () => metrics.failures.inc({ operation: 'audit' }));
   const app = createApp({
     read,
     credentials,
@@ -135,7 +142,7 @@ async function main(): Promise<void> {
     metrics: requestClusterMetrics,
     events: {
       credentials,
-      producer,
+      producer: apiProducer,
       topic: cfg.kafka.topic,
       maxEvents: cfg.api.maxPostEvents,
       maxBodyBytes: cfg.api.maxBodyBytes,
@@ -213,12 +220,14 @@ async function main(): Promise<void> {
     await record.checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
     await closed;
     await producer.disconnect();
+    await apiProducer.disconnect();
     await admin.disconnect();
     await client.connection.close();
     await connection.close();
     await redis.quit();
     apiRedis.disconnect();
     await cassandra.shutdown();
+    await apiCassandra.shutdown();
     log('stopped');
     process.exit(0);
   };

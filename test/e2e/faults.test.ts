@@ -3,9 +3,9 @@
  * the middle of a stream and restarted the way an operator would (`npm run stack:up`);
  * afterwards every store holds exactly the independently counted truth.
  */
+import { temporalClient } from '../../src/clients';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Client, Connection } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import { RegionRecord } from '../../src/store/record';
 import { ALL_TIME, EPOCH_KEY, regionDirtyKey, regionInflightKey } from '../../src/keys';
@@ -204,7 +204,7 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
   });
 
   it('ingest supervisors terminated through the Temporal API are started again, and counts stay exact', async () => {
-    const client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }) });
+    const client = await temporalClient(baseCfg);
     const seen = new Set<string>();
     try {
       const before = await Promise.all([1, 2].map((slot) => client.workflow.getHandle(supervisorId(env.HH_TEMPORAL_TASK_QUEUE, slot)).describe()));

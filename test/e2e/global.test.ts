@@ -5,8 +5,9 @@
  * are summed from their panes; a window is
  * addressable by id, from Redis while it lives and from its Cassandra snapshot after.
  */
+import { temporalClient } from '../../src/clients';
 import { expect } from 'chai';
-import { Client, Connection } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import { mergeTruth, truthTopK, type Truth } from '../../src/load/generator';
 import { globalMergeStatusQuery, globalMergeWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
@@ -57,7 +58,7 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
 
   before(async () => {
     await iso.setUp();
-    client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }), namespace: baseCfg.temporal.namespace });
+    client = await temporalClient(baseCfg);
     rt = await startRuntime(iso.env);
   });
   afterEach(function () {

@@ -10,7 +10,8 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import { DLQ_REASON_HEADER } from '../../src/ingest/triage';
 import { mergeTruth, postMetadata, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { writePosts } from '../../src/store/posts';
-import { cfg as baseCfg, unique } from '../helpers';
+import { unique } from '../helpers';
+import { PROJECT_ROOT } from '../../src/config';
 import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
 import { dumpOnFailure } from '../support/failure';
@@ -194,12 +195,9 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
       await producer.send({ topic: env.HH_KAFKA_TOPIC, acks: -1, messages: [{ key: badRegion, value: JSON.stringify(onTime) }] });
       // An independent producer (kcat), in exactly the documented form.
       const kcatEvent = JSON.stringify(good(12));
-      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', 'schema-version=1'], {
-        input: `${kcatEvent}\n`,
-      });
-      execFileSync('kcat', ['-P', '-b', baseCfg.kafka.brokers[0], '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', `x-case=${marker}`], {
-        input: 'kcat says hi\n',
-      });
+      const kcat = (args: string[], input: string) => execFileSync('npm', ['run', '-s', 'kcat', '--', ...args], { input, cwd: PROJECT_ROOT });
+      kcat(['-P', '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', 'schema-version=1'], `${kcatEvent}\n`);
+      kcat(['-P', '-t', env.HH_KAFKA_TOPIC, '-k', badRegion, '-H', `x-case=${marker}`], 'kcat says hi\n');
       await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
 
       const dead = await readTopic(kafka, env.HH_KAFKA_DLQ_TOPIC, cases.length + 1);

@@ -4,8 +4,9 @@
  * past its end the coordinator seals it and starts its window workflow; an event later than
  * the lateness goes to the late topic instead of a session.
  */
+import { temporalClient } from '../../src/clients';
 import { expect } from 'chai';
-import { Client, Connection } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import { windowStatusQuery, windowWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
@@ -63,7 +64,7 @@ describe('session windows on the dev server (gap 3 s, lateness 1 s)', function (
 
   before(async () => {
     await iso.setUp();
-    client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }), namespace: baseCfg.temporal.namespace });
+    client = await temporalClient(baseCfg);
     rt = await startRuntime(iso.env);
     B = Math.floor(Date.now() / 2000) * 2000 + 4000;
   });

@@ -4,10 +4,11 @@
  * an event late within the allowed lateness counts in its window, one beyond it lands in
  * the late topic; windows are found by a search-attribute query.
  */
+import { temporalClient } from '../../src/clients';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
-import { Client, Connection } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import { regionTopKey, regionWindowKey } from '../../src/keys';
 import { recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
@@ -69,7 +70,7 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
   before(async () => {
     await iso.setUp();
     ({ producer, redis } = iso);
-    client = new Client({ connection: await Connection.connect({ address: baseCfg.temporal.address }), namespace: baseCfg.temporal.namespace });
+    client = await temporalClient(baseCfg);
     rt = await startRuntime(env);
     B = Math.floor(Date.now() / SIZE) * SIZE + 2 * SIZE;
     w0 = windowWorkflowId(region, '2s', B);

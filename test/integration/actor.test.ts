@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { opsRedis } from '../../src/clients';
 import { Redis } from 'ioredis';
 import * as sinon from 'sinon';
 import type { Client } from 'cassandra-driver';
@@ -45,7 +46,7 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
 
   // An empty database of its own: the flushes also mark families for the global merge.
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
   });
   after(async () => {
     await redis.flushdb();
@@ -125,7 +126,7 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
 function ownRegion(tag: string): { redis: Redis; region: string; epoch: string } {
   const own = { redis: undefined as unknown as Redis, region: unique(tag), epoch: `${tag}-epoch` };
   before(async () => {
-    own.redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    own.redis = opsRedis(cfg, await freeRedisDb());
     await own.redis.hset(regionMetaKey(own.region), 'epoch', own.epoch);
   });
   after(async () => {

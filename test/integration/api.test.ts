@@ -2,12 +2,12 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Client, Connection } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
 import { createApp } from '../../src/api/app';
 import { ReadService } from '../../src/api/read-service';
 import { Credentials } from '../../src/api/auth';
-import { cassandraClient } from '../../src/clients';
+import { cassandraClient, temporalClient, opsRedis } from '../../src/clients';
 import { kafkaClient } from '../../src/clients';
 import { EPOCH_KEY, REGIONS_KEY, regionMetaKey, regionTopKey } from '../../src/keys';
 import { RuntimeHealth } from '../../src/runtime/health';
@@ -21,16 +21,16 @@ describe('api (against the real stack)', function () {
   let base: string;
   let admin: Admin;
   let temporal: Client;
-  const cassandra = cassandraClient(cfg);
+  const cassandra = cassandraClient(cfg, 'admin');
   const region = unique('R');
 
   before(async () => {
     // Its own database: a live state of its own (an epoch), touching nothing else.
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
     await redis.set(EPOCH_KEY, 'e1');
-    admin = kafkaClient(cfg, 'api-test', { retries: 0, requestTimeout: 1000 }).admin();
+    admin = kafkaClient(cfg, 'api-test', 'admin', { retries: 0, requestTimeout: 1000 }).admin();
     await admin.connect();
-    temporal = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }) });
+    temporal = await temporalClient(cfg);
     const read = new ReadService({ redis, topic: cfg.kafka.topic, windows: cfg.ingest.windows, mode: 'exact', log: () => undefined });
     const health = new RuntimeHealth(cfg, { redis, kafkaAdmin: admin, cassandra, temporal }, async () => []);
     server = createApp({

@@ -9,7 +9,7 @@ import { cfg, unique } from '../helpers';
 describe('cassandra (real node)', function () {
   this.timeout(120_000);
   const keyspace = unique('hh_test').toLowerCase();
-  const client = cassandraClient(cfg);
+  const client = cassandraClient(cfg, 'admin');
 
   after(async () => {
     await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);

@@ -3,6 +3,7 @@
  * in one step, read in pages, and reach the record whole or not at all (the Cassandra
  * client is a sinon stub here: what matters is what would be written).
  */
+import { opsRedis } from '../../src/clients';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { Redis } from 'ioredis';
@@ -19,7 +20,7 @@ describe('checkpoint cut (real Redis)', () => {
   const ENTRIES = 12_000; // several HSCAN pages
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
   });
   beforeEach(async () => {
     await redis.flushdb();

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { cfg, unique } from '../helpers';
+import { kafkaSasl } from '../../src/clients';
 
 describe('kafka (real broker, KRaft)', function () {
   this.timeout(60_000);
-  const kafka = new Kafka({ clientId: 'hh-test', brokers: [...cfg.kafka.brokers], logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'hh-test', brokers: [...cfg.kafka.brokers], sasl: kafkaSasl(cfg, 'admin'), logLevel: logLevel.NOTHING });
   let admin: Admin;
   const topic = unique('test.views');
 

@@ -2,6 +2,7 @@
  * Where consumption resumes (Redis's applied marks) and the replay state after a rebuild,
  * on a real Redis (a database of its own).
  */
+import { opsRedis } from '../../src/clients';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { advancePosition, readPositions, readRecovery, writeRebuildPositions } from '../../src/store/positions';
@@ -14,7 +15,7 @@ describe('applied positions and the replay after a rebuild (real Redis)', () => 
   const topic = unique('pos');
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
   });
   after(async () => {
     await redis.flushdb();

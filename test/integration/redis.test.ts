@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { opsRedis } from '../../src/clients';
 import { Redis } from 'ioredis';
 import { cfg, unique } from '../helpers';
 import { regionTopKey } from '../../src/keys';
@@ -7,7 +8,7 @@ describe('redis (real server)', () => {
   let redis: Redis;
   const region = unique('r');
   before(() => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
+    redis = opsRedis(cfg);
   });
   after(async () => {
     await redis.del(regionTopKey(region));

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { ActorSystem, type OffsetEvent } from '../../src/actors/region-actor';
 import { migrate } from '../../src/bootstrap/cassandra';
-import { cassandraClient } from '../../src/clients';
+import { cassandraClient, opsRedis } from '../../src/clients';
 import { EPOCH_KEY, regionMetaKey, regionTopKey } from '../../src/keys';
 import { advancePosition, readPositions } from '../../src/store/positions';
 import { RegionRecord } from '../../src/store/record';
@@ -16,7 +16,7 @@ import { freeRedisDb } from '../support/redis';
 
 describe('rebuild resume points with regions sharing a partition (real Redis and Cassandra)', function () {
   this.timeout(60_000);
-  const cassandra = cassandraClient(cfg);
+  const cassandra = cassandraClient(cfg, 'admin');
   const keyspace = unique('hh_marks').toLowerCase();
   const topic = unique('marks.views');
   const [A, B] = [unique('A'), unique('B')];
@@ -25,7 +25,7 @@ describe('rebuild resume points with regions sharing a partition (real Redis and
   let record: RegionRecord;
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
     await migrate(cfg, keyspace);
     record = new RegionRecord(redis, cassandra, { keyspace, windows: [], boundedK: 10, resume: { topic, logEnds: async () => new Map([[0, 10n]]) } });
   });

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { createApp, type ApiDeps } from '../../src/api/app';
 import { Credentials } from '../../src/api/auth';
 import { ReadService } from '../../src/api/read-service';
-import { cassandraClient } from '../../src/clients';
+import { cassandraClient, opsRedis } from '../../src/clients';
 import { migrate } from '../../src/bootstrap/cassandra';
 import { AuditLog, type AuditEntry } from '../../src/store/audit';
 import { redisRateLimiter, type RateLimiter } from '../../src/store/rate-limit';
@@ -20,7 +20,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('security: rate limiters against their definitions (real Redis)', () => {
   let redis: Redis;
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
   });
   after(async () => {
     await redis.flushdb();
@@ -95,14 +95,14 @@ describe('security: the API (producer keys, rate limits, audit; real Redis and C
   let redis: Redis;
   let server: Server;
   let base: string;
-  const cassandra = cassandraClient(cfg);
+  const cassandra = cassandraClient(cfg, 'admin');
   const keyspace = unique('hh_sec').toLowerCase();
   let audit: AuditLog;
   let limiter: RateLimiter;
   const audited: AuditEntry[] = [];
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port, db: await freeRedisDb() });
+    redis = opsRedis(cfg, await freeRedisDb());
     await migrate(cfg, keyspace);
     audit = new AuditLog(cassandra, keyspace, () => undefined);
     limiter = redisRateLimiter(redis, { algorithm: 'token-bucket', ratePerSecond: 5, burst: 10 });

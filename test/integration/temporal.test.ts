@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Client, Connection } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import { cfg, unique } from '../helpers';
 import { regionTopKey } from '../../src/keys';
 import { createWorker } from '../../src/worker';
-import { temporalWorkerConnection } from '../../src/clients';
+import { temporalWorkerConnection, temporalClient, opsRedis } from '../../src/clients';
 import { smokeWorkflow } from '../fixtures/workflows';
 import { SMOKE_WORKFLOWS_PATH, smokeActivities } from '../fixtures/smoke-activities';
 import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
@@ -16,8 +16,8 @@ describe('temporal (dev server)', function () {
   const region = unique('tmp_region');
 
   before(async () => {
-    redis = new Redis({ host: cfg.host, port: cfg.redis.port });
-    client = new Client({ connection: await Connection.connect({ address: cfg.temporal.address }), namespace: cfg.temporal.namespace });
+    redis = opsRedis(cfg);
+    client = await temporalClient(cfg);
   });
   after(async () => {
     await redis.del(regionTopKey(region));

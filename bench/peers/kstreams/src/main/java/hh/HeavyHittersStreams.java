@@ -82,6 +82,16 @@ public final class HeavyHittersStreams {
     props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
     props.put(StreamsConfig.STATE_DIR_CONFIG, System.getProperty("java.io.tmpdir") + "/kstreams-" + appId);
     props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    // The stack's broker takes SASL/SCRAM-SHA-512 logins only; the login comes in the environment (not argv, seen by ps).
+    String user = System.getenv("HH_KAFKA_SASL_USERNAME");
+    if (user != null) {
+      String password = System.getenv("HH_KAFKA_SASL_PASSWORD");
+      props.put("security.protocol", "SASL_PLAINTEXT");
+      props.put("sasl.mechanism", "SCRAM-SHA-512");
+      props.put(
+          "sasl.jaas.config",
+          "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"" + user + "\" password=\"" + password + "\";");
+    }
 
     StreamsBuilder builder = new StreamsBuilder();
     KStream<String, String> events = builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()));
