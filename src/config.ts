@@ -293,6 +293,10 @@ export interface Config {
     readonly heapMb: number;
     readonly localDataCenter: string;
   };
+  readonly prometheus: {
+    /** HH_PROMETHEUS_PORT: the Prometheus server `stack:up` runs (scrapes every runtime's /metrics, evaluates ops/prometheus/*.rules.yml). @default 9090 */
+    readonly port: number;
+  };
   /** The server users by role (see src/secrets.ts); never logged. */
   readonly credentials: {
     readonly redis: Readonly<Record<RedisRole, ServerLogin>>;
@@ -402,6 +406,8 @@ export interface Config {
     readonly maxAheadMs: number;
     /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
     readonly heartbeatTimeoutMs: number;
+    /** HH_WINDOW_OVERDUE: a window still not FINAL this long after its end plus lateness counts as overdue (hh_windows_overdue, an alert). @default 5m */
+    readonly windowOverdueMs: number;
     /** HH_WATERMARK_DELAY: the bounded out-of-orderness: watermark = max event time minus this. @default 5s */
     readonly watermarkDelayMs: number;
     /** HH_IDLE_TIMEOUT: a partition without events this long advances its watermark by processing time. @default 10s */
@@ -472,6 +478,7 @@ export function loadConfig(env: Env = process.env): Config {
       heapMb: int(env, 'HH_CASSANDRA_HEAP_MB', 1024, 256, 16384),
       localDataCenter: 'datacenter1',
     },
+    prometheus: { port: port(env, 'HH_PROMETHEUS_PORT', 9090) },
     credentials: {
       redis: logins(env, 'redis', SERVER_USERS.redis, secrets.redis),
       kafka: logins(env, 'kafka', SERVER_USERS.kafka, secrets.kafka),
@@ -510,6 +517,7 @@ export function loadConfig(env: Env = process.env): Config {
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '5s'),
       watermarkDelayMs: duration(env, 'HH_WATERMARK_DELAY', '5s'),
+      windowOverdueMs: duration(env, 'HH_WINDOW_OVERDUE', '5m'),
       idleTimeoutMs: duration(env, 'HH_IDLE_TIMEOUT', '10s'),
       watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),
     },
@@ -534,6 +542,7 @@ export function loadConfig(env: Env = process.env): Config {
     ['HH_TEMPORAL_PORT', cfg.temporal.port],
     ['HH_TEMPORAL_UI_PORT', cfg.temporal.uiPort],
     ['HH_API_PORT', cfg.api.port],
+    ['HH_PROMETHEUS_PORT', cfg.prometheus.port],
   ];
   const seen = new Map<number, string>();
   for (const [name, p] of ports) {

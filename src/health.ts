@@ -24,7 +24,8 @@ export type ServiceName = 'redis' | 'kafka' | 'cassandra' | 'temporal';
 export const SERVICES: readonly ServiceName[] = ['redis', 'kafka', 'cassandra', 'temporal'];
 
 export interface Probe {
-  service: ServiceName;
+  /** One of SERVICES, or a service only the stack scripts run (Prometheus). */
+  service: string;
   up: boolean;
   version?: string;
   detail?: string;
@@ -41,7 +42,7 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function timed(service: ServiceName, timeoutMs: number, fn: () => Promise<{ version: string; detail?: string }>): Promise<Probe> {
+export async function timed(service: string, timeoutMs: number, fn: () => Promise<{ version: string; detail?: string }>): Promise<Probe> {
   const t0 = Date.now();
   try {
     const r = await withTimeout(fn(), timeoutMs, service);

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { config } from './config';
 import { runPrimary } from './runtime/cluster';
+import { registerScrapeTarget } from './runtime/scrape-targets';
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -30,6 +31,8 @@ async function main(): Promise<void> {
   const primary = runPrimary({ workers: cfg.runtime.workers, profileDir: cfg.runtime.profileDir, heapMb: cfg.runtime.workerHeapMb });
   const api = `http://${cfg.host}:${cfg.api.port}`;
   await waitForApi(`${api}/healthz`, 120_000);
+  // The stack's Prometheus scrapes this runtime from now on (file_sd), until it stops.
+  const unregister = registerScrapeTarget(cfg);
 
   let load: ChildProcess | undefined;
   if (demo) {
@@ -58,6 +61,7 @@ async function main(): Promise<void> {
   }
   log(`\nAPI:         ${api}/top-posts?region=NA&timeframe=all&k=10`);
   log(`             ${api}/posts/post-0/rank?region=NA   ${api}/healthz   ${api}/metrics`);
+  log(`Prometheus:  http://${cfg.host}:${cfg.prometheus.port}/alerts (scrapes ${api}/metrics every 5 s)`);
   log(`Temporal UI: http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`);
   log(`workers:     ${cfg.runtime.workers}; Ctrl-C stops (drains actors, commits offsets)`);
 
@@ -66,6 +70,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     load?.kill('SIGTERM');
+    unregister();
     await primary.stop();
     process.exit(0);
   };

@@ -91,8 +91,28 @@ export function createMetrics() {
       help: 'API requests refused with 429 (a client over its rate limit)',
       registers: [registry],
     }),
+    applyDelay: new Histogram({
+      name: 'hh_event_apply_delay_seconds',
+      help: 'From an event timestamp (its producer clock) to the event counted in Redis; late events included',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    checkpointLastSuccess: new Gauge({
+      name: 'hh_checkpoint_last_success_timestamp_seconds',
+      help: 'When a checkpoint to the Cassandra record last succeeded (the oldest over the workers)',
+      // Over the workers: the one that checkpointed longest ago is the one to worry about.
+      aggregator: 'min',
+      registers: [registry],
+    }),
+    windowsOverdue: new Gauge({
+      name: 'hh_windows_overdue',
+      help: 'Windows not FINAL (nor EXPIRED) more than HH_WINDOW_OVERDUE after their end plus allowed lateness, per window spec (Temporal visibility)',
+      labelNames: ['spec'],
+      aggregator: 'max',
+      registers: [registry],
+    }),
     lag: new Gauge({
-      name: 'hh_consumer_lag',
+      name: 'hh_consumer_lag_records',
       help: 'Records behind the high watermark, per partition, after the last batch',
       labelNames: ['topic', 'partition'],
       registers: [registry],

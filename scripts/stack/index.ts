@@ -8,11 +8,12 @@
  */
 import * as path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
-import { PROBES, SERVICES, isAuthFailure, type Probe, type ServiceName } from '../../src/health';
+import { isAuthFailure, type Probe } from '../../src/health';
+import { pruneScrapeTargets } from '../../src/runtime/scrape-targets';
 import { bootstrap } from '../../src/bootstrap';
 import { ensureSecrets, secretsPath } from '../../src/secrets';
 import { logFile, runningPid, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
-import { installTestServer, SERVICE_DEFS, VERSIONS } from './services';
+import { installTestServer, SERVICE_DEFS, STACK_PROBES as PROBES, STACK_SERVICES as SERVICES, VERSIONS, type StackService as ServiceName } from './services';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -66,6 +67,7 @@ async function upOne(cfg: Config, p: Paths, name: ServiceName): Promise<Probe> {
 async function up(cfg: Config): Promise<void> {
   const t0 = Date.now();
   const p = stackPaths(cfg.stack.dir);
+  pruneScrapeTargets(cfg.stack.dir);
   // Installs first, in parallel (apt, two Maven resolutions, one Go build), then starts.
   await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg)]);
   const results = await Promise.allSettled(SERVICES.map((s) => upOne(cfg, p, s)));
@@ -90,6 +92,7 @@ async function status(cfg: Config): Promise<boolean> {
     kafka: `${cfg.kafka.port}`,
     cassandra: `${cfg.cassandra.port}`,
     temporal: `${cfg.temporal.port} (UI ${cfg.temporal.uiPort})`,
+    prometheus: String(cfg.prometheus.port),
   };
   const probes = await Promise.all(SERVICES.map((s) => PROBES[s](cfg)));
   const rows = probes.map((pr) => {
@@ -98,7 +101,7 @@ async function status(cfg: Config): Promise<boolean> {
       pr.service,
       pr.up ? 'up' : 'DOWN',
       pid !== undefined ? String(pid) : pr.up ? 'external' : '-',
-      ports[pr.service],
+      ports[pr.service as ServiceName],
       pr.up ? (pr.version ?? '') : '',
       pr.up ? (pr.detail ?? '') : (pr.error ?? ''),
     ];

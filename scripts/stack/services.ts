@@ -6,9 +6,10 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Config } from '../../src/config';
+import { PROJECT_ROOT, type Config } from '../../src/config';
 import { SERVER_USERS, type KafkaRole, type RedisRole } from '../../src/secrets';
-import type { ServiceName } from '../../src/health';
+import { PROBES, SERVICES, timed, type Probe, type ServiceName } from '../../src/health';
+import { scrapeTargetsDir } from '../../src/runtime/scrape-targets';
 import { type Paths, runStep, startDetached } from './procs';
 import { dynamicConfigFlags } from './temporal-config';
 
@@ -24,7 +25,7 @@ export const VERSIONS = {
 } as const;
 
 export interface ServiceDef {
-  name: ServiceName;
+  name: StackService;
   /** Seconds the first health check may take after a start (Cassandra is slow on 2 cores). */
   startTimeoutS: number;
   /** Idempotent: does nothing when the artifacts are already present. */
@@ -53,13 +54,21 @@ export function java17(): string {
   throw new Error('java: no JDK 17 found (set HH_JAVA_HOME to a JDK 17, or apt-get install openjdk-17-jre-headless)');
 }
 
-async function aptInstall(packages: string[]): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error(`redis: ${packages.join(', ')} missing and not root; install them with: sudo apt-get install -y ${packages.join(' ')}`);
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await runStep('redis', 'apt-get update', 'apt-get', ['update', '-q'], env);
-  await runStep('redis', 'apt-get install', 'apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], env);
+/** apt holds a lock: installs run one after another (the services install in parallel). */
+let aptQueue: Promise<void> = Promise.resolve();
+
+function aptInstall(packages: string[]): Promise<void> {
+  const run = async () => {
+    if (process.getuid?.() !== 0) {
+      throw new Error(`${packages.join(', ')} missing and not root; install them with: sudo apt-get install -y ${packages.join(' ')}`);
+    }
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    await runStep('apt', 'apt-get update', 'apt-get', ['update', '-q'], env);
+    await runStep('apt', `apt-get install ${packages.join(' ')}`, 'apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], env);
+  };
+  const next = aptQueue.then(run);
+  aptQueue = next.catch(() => undefined);
+  return next;
 }
 
 /** Resolves a pom's runtime jars from Maven Central into <cache>/<name>-<version>/lib, once. */
@@ -102,7 +111,7 @@ const redis: ServiceDef = {
     const dir = path.join(p.data, 'redis');
     fs.mkdirSync(dir, { recursive: true });
     // Run as Debian's unprivileged `redis` user where the stack is started as root.
-    const runAs = redisRunAs();
+    const runAs = systemUser('redis');
     const conf = path.join(p.conf, 'redis.conf');
     const aclFile = path.join(p.conf, 'redis-users.acl');
     fs.writeFileSync(aclFile, redisAcl(cfg), { mode: 0o600 });
@@ -134,14 +143,14 @@ const redis: ServiceDef = {
   },
 };
 
-/** The uid/gid of the `redis` system user when this process is root (else undefined: Redis runs as the caller). */
-function redisRunAs(): { uid: number; gid: number } | undefined {
+/** The uid/gid of a Debian package's system user when this process is root (else undefined: the server runs as the caller). */
+function systemUser(name: string): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const line = fs
     .readFileSync('/etc/passwd', 'utf8')
     .split('\n')
-    .find((l) => l.startsWith('redis:'));
-  if (!line) throw new Error('redis: running as root and there is no `redis` user to run redis-server as (the Debian package creates it)');
+    .find((l) => l.startsWith(`${name}:`));
+  if (!line) throw new Error(`${name}: running as root and there is no \`${name}\` user to run the server as (its Debian package creates it)`);
   const f = line.split(':');
   return { uid: Number(f[2]), gid: Number(f[3]) };
 }
@@ -460,7 +469,72 @@ const temporal: ServiceDef = {
   },
 };
 
-export const SERVICE_DEFS: Record<ServiceName, ServiceDef> = { redis, kafka, cassandra, temporal };
+/** The project's rules (recording and alerting), checked by `promtool check rules` and `promtool test rules` in npm test. */
+export const PROMETHEUS_RULES = path.join(PROJECT_ROOT, 'ops', 'prometheus', 'heavy-hitters.rules.yml');
+
+const prometheus: ServiceDef = {
+  name: 'prometheus',
+  startTimeoutS: 30,
+  async install() {
+    if (!onPath('prometheus') || !onPath('promtool')) await aptInstall(['prometheus']);
+  },
+  async start(cfg, p) {
+    const dir = path.join(p.data, 'prometheus');
+    fs.mkdirSync(dir, { recursive: true });
+    const targets = scrapeTargetsDir(cfg.stack.dir);
+    fs.mkdirSync(targets, { recursive: true });
+    const conf = path.join(p.conf, 'prometheus.yml');
+    // Every runtime registers its API (whose /metrics aggregates all its workers) in `targets`.
+    fs.writeFileSync(
+      conf,
+      [
+        'global:',
+        '  scrape_interval: 5s',
+        '  evaluation_interval: 5s',
+        'rule_files:',
+        `  - ${PROMETHEUS_RULES}`,
+        'scrape_configs:',
+        '  - job_name: heavy-hitters',
+        '    metrics_path: /metrics',
+        '    file_sd_configs:',
+        `      - files: ['${targets}/*.json']`,
+        '        refresh_interval: 5s',
+        '',
+      ].join('\n'),
+    );
+    const args = [
+      `--config.file=${conf}`,
+      `--storage.tsdb.path=${dir}`,
+      '--storage.tsdb.retention.time=2d',
+      `--web.listen-address=${cfg.host}:${cfg.prometheus.port}`,
+      '--log.level=warn',
+    ];
+    const runAs = systemUser('prometheus');
+    if (runAs) {
+      fs.chownSync(dir, runAs.uid, runAs.gid);
+      return startDetached(p, 'prometheus', 'setpriv', [`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--init-groups', 'prometheus', ...args]);
+    }
+    return startDetached(p, 'prometheus', 'prometheus', args);
+  },
+};
+
+export const SERVICE_DEFS: Record<StackService, ServiceDef> = { redis, kafka, cassandra, temporal, prometheus };
+
+/** The stack's services: the four servers of the system, and Prometheus watching it. */
+export type StackService = ServiceName | 'prometheus';
+export const STACK_SERVICES: readonly StackService[] = [...SERVICES, 'prometheus'];
+
+export async function probePrometheus(cfg: Config, timeoutMs = 3000): Promise<Probe> {
+  return timed('prometheus', timeoutMs, async () => {
+    const base = `http://${cfg.host}:${cfg.prometheus.port}`;
+    const ready = await fetch(`${base}/-/ready`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!ready.ok) throw new Error(`not ready (HTTP ${ready.status})`);
+    const info = (await (await fetch(`${base}/api/v1/status/buildinfo`, { signal: AbortSignal.timeout(timeoutMs) })).json()) as { data?: { version?: string } };
+    return { version: info.data?.version ?? 'unknown', detail: `${base}/alerts` };
+  });
+}
+
+export const STACK_PROBES: Record<StackService, (cfg: Config, timeoutMs?: number) => Promise<Probe>> = { ...PROBES, prometheus: probePrometheus };
 
 /** The wrapper the SDK's TestWorkflowEnvironment.createTimeSkipping runs (`<wrapper> <port> --enable-time-skipping`). */
 export const testServerWrapper = (cfg: Config) => path.join(cfg.stack.cacheDir, `temporal-test-server-${VERSIONS.temporalTestServer}`, 'run.sh');

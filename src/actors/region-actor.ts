@@ -326,6 +326,11 @@ export class RegionActor {
       this.waiting = waiting;
       for (const p of unique) p.item.result.applied++;
       this.metrics?.applied.inc(applied);
+      if (this.metrics) {
+        // Freshness: from the event's own time (stamped by its producer) to counted in Redis.
+        const now = Date.now();
+        for (const p of live) this.metrics.applyDelay.observe(Math.max(0, now - p.event.timestamp) / 1000);
+      }
       this.metrics?.sessionRefused.inc(refused);
       // Refused session events are counted per flush; the first batch of the flush reports them.
       if (refused && unique.length) unique[0].item.result.sessionRefused += refused;

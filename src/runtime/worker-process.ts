@@ -29,6 +29,7 @@ import { ensureEpoch, forceRebuild } from '../store/rebuild';
 import { ingestTaskQueue } from './ids';
 import { RuntimeHealth } from './health';
 import { Watchdog } from './watchdog';
+import { OverdueWindows } from './overdue-windows';
 
 const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER_SLOT ?? '?'} pid ${process.pid}] ${s}\n`);
 
@@ -113,6 +114,20 @@ async function main(): Promise<void> {
   await watchdog.check();
   watchdog.start();
 
+  // One slot counts the overdue windows (the gauge is aggregated by max over the workers).
+  const overdue =
+    slot === 1
+      ? new OverdueWindows({
+          client,
+          taskQueue: cfg.temporal.taskQueue,
+          windows: cfg.ingest.windows,
+          watermarkDelayMs: cfg.ingest.watermarkDelayMs,
+          overdueMs: cfg.ingest.windowOverdueMs,
+          metrics,
+          log,
+        })
+      : undefined;
+  overdue?.start();
   const health = new RuntimeHealth(cfg, { redis: apiRedis, kafkaAdmin: admin, cassandra: apiCassandra, temporal: client }, requestSlots);
   health.start();
   const read = new ReadService({
@@ -180,6 +195,7 @@ async function main(): Promise<void> {
         (n) => {
           metrics.checkpointed.inc(n);
           metrics.checkpointSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+          metrics.checkpointLastSuccess.set(Date.now() / 1000);
           if (checkpointFailing) log('checkpoints to Cassandra resumed');
           checkpointFailing = false;
         },
@@ -198,6 +214,8 @@ async function main(): Promise<void> {
       });
   };
   requestCheckpoint = checkpointNow;
+  // The age of the last checkpoint counts from this process's start until its first one.
+  metrics.checkpointLastSuccess.set(Date.now() / 1000);
   const checkpointTimer = setInterval(checkpointNow, cfg.ingest.checkpointIntervalMs);
 
   log(`ready: API on ${cfg.host}:${cfg.api.port}, ingest on task queue ${slotQueue}`);
@@ -208,6 +226,7 @@ async function main(): Promise<void> {
     stopping = true;
     log('draining');
     watchdog.stop();
+    overdue?.stop();
     health.stop();
     const closed = new Promise((r) => server.close(r));
     server.closeIdleConnections();

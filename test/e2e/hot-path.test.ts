@@ -331,11 +331,11 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         'hh_events_dead_lettered_total',
         'hh_events_deduplicated_total',
         'hh_flush_duration_seconds_bucket',
-        'hh_consumer_lag',
+        'hh_consumer_lag_records',
       ]) {
         expect(text).to.contain(name);
       }
-      expect(text).to.match(/hh_consumer_lag\{[^}]*partition="\d+"[^}]*\} \d+/);
+      expect(text).to.match(/hh_consumer_lag_records\{[^}]*partition="\d+"[^}]*\} \d+/);
     });
   });
 });

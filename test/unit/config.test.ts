@@ -86,6 +86,20 @@ describe('config', () => {
       expect(loadConfig({ HH_STACK_DIR: dir }).api).to.deep.include({ adminToken: made.admin_token, producerKeys: [made.producer_key] });
       const over = loadConfig({ HH_STACK_DIR: dir, HH_ADMIN_TOKEN: 'x'.repeat(16), HH_PRODUCER_KEYS: `${'a'.repeat(16)}, ${'b'.repeat(20)}` }).api;
       expect(over).to.deep.include({ adminToken: 'x'.repeat(16), producerKeys: ['a'.repeat(16), 'b'.repeat(20)] });
+      // Every server user has its own password, distinct from the others; HH_<SERVER>_PASSWORD_<ROLE> overrides one.
+      const creds = loadConfig({ HH_STACK_DIR: dir, HH_REDIS_PASSWORD_API: 'from-env' }).credentials;
+      expect(creds.redis.api).to.deep.equal({ user: 'hh-api', password: 'from-env' });
+      expect(creds.redis.ingest).to.deep.equal({ user: 'hh-ingest', password: made.redis.ingest });
+      expect(creds.kafka.producer).to.deep.equal({ user: 'hh-producer', password: made.kafka.producer });
+      expect(creds.cassandra.reader).to.deep.equal({ user: 'hh_reader', password: made.cassandra.reader });
+      const all = [...Object.values(made.redis), ...Object.values(made.kafka), ...Object.values(made.cassandra)];
+      expect(new Set(all).size).to.equal(all.length);
+      for (const p of all) expect(p).to.match(/^[A-Za-z0-9_-]{32}$/);
+      // An older file (API secrets only) gains the server passwords, keeping what it had.
+      fs.writeFileSync(secretsPath(dir), JSON.stringify({ producer_key: made.producer_key, admin_token: made.admin_token }));
+      const grown = ensureSecrets(dir);
+      expect(grown.producer_key).to.equal(made.producer_key);
+      expect(Object.keys(grown.kafka)).to.deep.equal(['admin', 'worker', 'api', 'producer']);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
