@@ -1,6 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
+import globals from 'globals';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
@@ -34,6 +35,16 @@ export default tseslint.config(
           ],
         },
       ],
+    },
+  },
+  {
+    // The live page's script runs in the browser, as is (no build step, no type information).
+    files: ['src/api/public/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: { ...globals.browser, uPlot: 'readonly' },
     },
   },
   {

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import autocannon from 'autocannon';
-import type { Admin, Producer } from 'kafkajs';
+import { Partitioners, type Admin, type Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { produceLoad } from '../src/load/produce';
 import { ensureTopics } from '../src/bootstrap/kafka';
@@ -418,6 +418,10 @@ async function main(): Promise<void> {
   // above what one load generator asks, so it never refuses the bench's own requests.
   const iso = new Isolated(id, { HH_WORKERS: '2', HH_RATE_LIMIT_RPS: '100000000' }, REGIONS);
   await iso.setUp();
+  // The memory and soak phases make topics of their own before any runtime (and its ACLs)
+  // exists: their events are written as the Kafka super user, not the producer principal.
+  const feeder = iso.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await feeder.connect();
   await ensureTopics(
     cfg,
     MEM_DISTINCT.map((d) => ({ topic: memTopic(iso, d), numPartitions: REGIONS })),
@@ -525,7 +529,7 @@ async function main(): Promise<void> {
             ] as const,
         )
       : []) {
-      const m = await memory(iso, iso.producer, d, mode, `${id}_m${d}_`);
+      const m = await memory(iso, feeder, d, mode, `${id}_m${d}_`);
       mem.push(m);
       log(
         `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms`,
@@ -544,7 +548,7 @@ async function main(): Promise<void> {
         await iso.redis.flushdb();
         await settle();
         log(`(s) soak, ${mode} mode: 5,000 events/s for ${soakMinutes} min, new posts throughout`);
-        const r = await soak(iso, iso.producer, {
+        const r = await soak(iso, feeder, {
           mode,
           minutes: soakMinutes,
           rate: 5000,
@@ -619,6 +623,7 @@ async function main(): Promise<void> {
     }
     await terminateRegionWorkflows(cfg, [...regions, ...[1, 2, 3, 4].flatMap((n) => [`${prefix}probe${n}`, `${prefix}qprobe${n}`])]);
     for (const ks of keyspaces) await iso.cassandra.execute(`DROP KEYSPACE IF EXISTS ${ks}`).catch(() => undefined);
+    await feeder.disconnect().catch(() => undefined);
     await iso.tearDown(undefined, []);
     // Deleted last: a producer that has sent to a topic fails its next send once that topic is gone.
     const admin = iso.kafka.admin();

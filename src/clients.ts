@@ -9,6 +9,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from './config';
+import { kafkaLogCreator } from './log';
 import type { CassandraRole, KafkaRole, RedisRole } from './secrets';
 
 export interface KafkaClientOptions {
@@ -31,6 +32,7 @@ export function kafkaClient(cfg: Config, clientId: string, role: KafkaRole, opts
     brokers: [...cfg.kafka.brokers],
     sasl: kafkaSasl(cfg, role),
     logLevel: logLevel.WARN,
+    logCreator: kafkaLogCreator,
     ...(retry ? { retry } : {}),
     ...(opts.requestTimeout ? { requestTimeout: opts.requestTimeout, connectionTimeout: opts.requestTimeout } : {}),
   });

@@ -7,9 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { config } from './config';
 import { runPrimary } from './runtime/cluster';
+import { lineLogger, logger } from './log';
 import { registerScrapeTarget } from './runtime/scrape-targets';
 
-const log = (s: string) => process.stdout.write(`${s}\n`);
+const log = lineLogger('main');
 
 async function waitForApi(url: string, timeoutMs: number): Promise<void> {
   const t0 = Date.now();
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     );
     log(`demo load: ${rate} events/s over 8 regions and 10,000 posts (HH_DEMO_RATE to change)`);
   }
-  log(`\nAPI:         ${api}/top-posts?region=NA&timeframe=all&k=10`);
+  log(`API:         ${api}/top-posts?region=NA&timeframe=all&k=10`);
   log(`             ${api}/posts/post-0/rank?region=NA   ${api}/healthz   ${api}/metrics`);
   log(`Prometheus:  http://${cfg.host}:${cfg.prometheus.port}/alerts (scrapes ${api}/metrics every 5 s)`);
   log(`Temporal UI: http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`);
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: Error) => {
+  logger.fatal({ err: e }, 'start failed');
   process.stderr.write(`start failed: ${e.stack ?? e.message}\n`);
   process.exit(1);
 });

@@ -13,7 +13,15 @@ import { pruneScrapeTargets } from '../../src/runtime/scrape-targets';
 import { bootstrap } from '../../src/bootstrap';
 import { ensureSecrets, secretsPath } from '../../src/secrets';
 import { logFile, runningPid, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
-import { installTestServer, SERVICE_DEFS, STACK_PROBES as PROBES, STACK_SERVICES as SERVICES, VERSIONS, type StackService as ServiceName } from './services';
+import {
+  installTestServer,
+  installTools,
+  SERVICE_DEFS,
+  STACK_PROBES as PROBES,
+  STACK_SERVICES as SERVICES,
+  VERSIONS,
+  type StackService as ServiceName,
+} from './services';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -69,7 +77,7 @@ async function up(cfg: Config): Promise<void> {
   const p = stackPaths(cfg.stack.dir);
   pruneScrapeTargets(cfg.stack.dir);
   // Installs first, in parallel (apt, two Maven resolutions, one Go build), then starts.
-  await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg)]);
+  await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg), installTools()]);
   const results = await Promise.allSettled(SERVICES.map((s) => upOne(cfg, p, s)));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
   if (failed.length) {

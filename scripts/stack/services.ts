@@ -104,8 +104,7 @@ const redis: ServiceDef = {
   name: 'redis',
   startTimeoutS: 20,
   async install() {
-    const missing = [!onPath('redis-server') && 'redis-server', !onPath('kcat') && 'kafkacat'].filter(Boolean) as string[];
-    if (missing.length) await aptInstall(missing);
+    if (!onPath('redis-server')) await aptInstall(['redis-server']);
   },
   async start(cfg, p) {
     const dir = path.join(p.data, 'redis');
@@ -535,6 +534,15 @@ export async function probePrometheus(cfg: Config, timeoutMs = 3000): Promise<Pr
 }
 
 export const STACK_PROBES: Record<StackService, (cfg: Config, timeoutMs?: number) => Promise<Probe>> = { ...PROBES, prometheus: probePrometheus };
+
+/**
+ * Tools beside the servers, from Debian: kcat (an independent Kafka client: `npm run kcat`,
+ * the tests) and Chromium (the live page's browser test and screenshot, driven by puppeteer-core).
+ */
+export async function installTools(): Promise<void> {
+  const missing = [!onPath('kcat') && 'kafkacat', !onPath('chromium') && 'chromium'].filter(Boolean) as string[];
+  if (missing.length) await aptInstall(missing);
+}
 
 /** The wrapper the SDK's TestWorkflowEnvironment.createTimeSkipping runs (`<wrapper> <port> --enable-time-skipping`). */
 export const testServerWrapper = (cfg: Config) => path.join(cfg.stack.cacheDir, `temporal-test-server-${VERSIONS.temporalTestServer}`, 'run.sh');

@@ -11,7 +11,8 @@ import type { RateLimiter } from '../store/rate-limit';
 import { AnswerCache } from './cache';
 import type { Credentials } from './auth';
 import { rateLimit } from './rate-limit';
-import { HttpError, errorHandler } from './errors';
+import { HttpError, errorHandler, requestIds, type ApiLog } from './errors';
+import { uiRouter, type UiOptions } from './routes/ui';
 import type { ReadService } from './read-service';
 import { adminRouter, type AdminOptions } from './routes/admin';
 import { eventsRouter, type EventsOptions } from './routes/events';
@@ -38,13 +39,16 @@ export interface ApiDeps {
   rateLimiter?: RateLimiter;
   onRateLimited?: (client: string) => void;
   onRateLimitUnavailable?: (e: Error) => void;
-  log: (s: string) => void;
+  /** The live page at `/` and its JSON (absent: no page). */
+  ui?: UiOptions;
+  log: ApiLog;
 }
 
 export function createApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
+  app.use(requestIds());
   app.use(healthRouter(deps.health, deps.metrics));
   if (deps.rateLimiter)
     app.use(rateLimit({ limiter: deps.rateLimiter, credentials: deps.credentials, onRefused: deps.onRateLimited, onUnavailable: deps.onRateLimitUnavailable }));
@@ -56,6 +60,7 @@ export function createApp(deps: ApiDeps): express.Express {
       throw new HttpError(503, 'ingest through the API is not enabled on this process');
     });
   app.use(adminRouter(deps.admin));
+  if (deps.ui) app.use(uiRouter(deps.ui));
   app.use((_req, _res, next) => next(new HttpError(404, 'no such endpoint', 'path')));
   app.use(errorHandler(deps.log));
   return app;

@@ -1,5 +1,9 @@
 /** The API's error: an HTTP status, a message, and the parameter it is about. */
-import type { ErrorRequestHandler } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+
+/** A log line of the API, with structured fields (the request id among them). */
+export type ApiLog = (message: string, fields?: Record<string, unknown>) => void;
 
 export class HttpError extends Error {
   override readonly name = 'HttpError';
@@ -22,8 +26,22 @@ export const badParam = (param: string, message: string): HttpError => new HttpE
  * own 4xx errors (a body that is not JSON or too large, a path that does not decode) with
  * theirs, anything else a 500 that is logged.
  */
-export function errorHandler(log: (s: string) => void): ErrorRequestHandler {
-  return (err: Error & { type?: string; status?: number }, _req, res, next) => {
+/** The request's id: the caller's `X-Request-Id` when it is a sane token, else a fresh UUID (set by requestIds). */
+export const requestId = (req: Request): string => (req.res?.locals.requestId as string | undefined) ?? 'none';
+
+/** Gives every request an id, echoed in `X-Request-Id` and carried by every log line about it. */
+export function requestIds(): RequestHandler {
+  return (req, res, next) => {
+    const given = req.get('x-request-id');
+    const id = given && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : randomUUID();
+    res.locals.requestId = id;
+    res.set('x-request-id', id);
+    next();
+  };
+}
+
+export function errorHandler(log: ApiLog): ErrorRequestHandler {
+  return (err: Error & { type?: string; status?: number }, req, res, next) => {
     if (res.headersSent) return next(err);
     if (err instanceof HttpError) {
       if (err.headers) res.set(err.headers);
@@ -35,7 +53,7 @@ export function errorHandler(log: (s: string) => void): ErrorRequestHandler {
       // e.g. a path segment that is not valid percent-encoding ("/posts/%FF/rank").
       return res.status(err.status).json({ error: err.message, param: err instanceof URIError || /decode/i.test(err.message) ? 'path' : 'request' });
     }
-    log(`api error: ${err.stack ?? err.message}`);
+    log(`api error: ${err.stack ?? err.message}`, { request_id: requestId(req), method: req.method, path: req.path });
     res.status(500).json({ error: 'internal error' });
   };
 }

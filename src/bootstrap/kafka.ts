@@ -149,7 +149,11 @@ export async function grantPipelineAcls(cfg: Config, names: PipelineNames = pipe
   return [`granted ${acl.length} ACLs on topics ${names.topic}, ${names.deadLetterTopic}, ${names.lateTopic} and group ${names.groupId}`];
 }
 
-/** Removes a pipeline's ACLs (a test run's, when it removes its topics). */
+/**
+ * Removes a pipeline's ACLs (a test run's, when it removes its topics) — its topics and
+ * group only: the cluster-wide grant is shared by every pipeline and stays.
+ */
 export async function revokePipelineAcls(cfg: Config, names: PipelineNames): Promise<void> {
-  await withAdmin(cfg, (admin) => admin.deleteAcls({ filters: pipelineAcls(names) }));
+  const filters = pipelineAcls(names).filter((a) => a.resourceType !== AclResourceTypes.CLUSTER);
+  await withAdmin(cfg, (admin) => admin.deleteAcls({ filters }));
 }

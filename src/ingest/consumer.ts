@@ -10,6 +10,7 @@
  * partition is sought back. A crash anywhere replays from the mark; the actors' offset
  * fences and event_id dedup make the replay count nothing twice.
  */
+import { lineLogger } from '../log';
 import type { Batch, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Client as TemporalClient } from '@temporalio/client';
@@ -104,7 +105,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   const { cfg, kafka, producer, actors, metrics, redis, record } = deps;
   const topic = cfg.kafka.topic;
   const now = deps.now ?? Date.now;
-  const log = deps.log ?? ((m: string) => process.stdout.write(`[ingest] ${m}\n`));
+  const log = deps.log ?? lineLogger('ingest');
   const progress: IngestProgress = { batches: 0, consumed: 0, deadLettered: 0 };
   const state: IngestState = { state: 'starting', partitions: [], lastBatchAt: null, epoch: null, run: deps.run ?? null };
   const assigned = new Set<number>();

@@ -3,11 +3,12 @@
  * whose process died (with a back-off if it keeps dying), aggregates metrics, and on
  * SIGTERM/SIGINT asks every worker to drain, waiting for them before exiting.
  */
+import { lineLogger } from '../log';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import * as path from 'node:path';
 import { servePrimary } from './ipc';
 
-const log = (s: string) => process.stdout.write(`[cluster] ${s}\n`);
+const log = lineLogger('cluster');
 
 export interface ClusterOptions {
   workers: number;

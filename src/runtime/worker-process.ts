@@ -7,7 +7,8 @@
  */
 import type { Server } from 'node:http';
 import { Partitioners } from 'kafkajs';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
+import { lineLogger, TemporalPinoLogger } from '../log';
 import { AggregatorRegistry } from 'prom-client';
 import { config } from '../config';
 import { createActivities } from '../activities';
@@ -15,6 +16,8 @@ import { windowStore } from '../store/window-snapshots';
 import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
 import { createApp } from '../api/app';
+import { listWindows } from '../api/window-list';
+import { REGIONS_KEY } from '../keys';
 import { Credentials } from '../api/auth';
 import { AuditLog } from '../store/audit';
 import { redisRateLimiter } from '../store/rate-limit';
@@ -31,12 +34,12 @@ import { RuntimeHealth } from './health';
 import { Watchdog } from './watchdog';
 import { OverdueWindows } from './overdue-windows';
 
-const log = (s: string) => process.stdout.write(`[worker ${process.env.HH_WORKER_SLOT ?? '?'} pid ${process.pid}] ${s}\n`);
+const log = lineLogger('worker');
 
 async function main(): Promise<void> {
   const cfg = config();
   // Worker state transitions at INFO would drown the runtime's own log lines.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: new TemporalPinoLogger('WARN') });
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
   const redis = redisClient(cfg, 'hotPath');
   const apiRedis = redisClient(cfg, 'api');
@@ -168,6 +171,12 @@ async function main(): Promise<void> {
       audit: (e) => audit.record(e),
       forceRebuild: () => forceRebuild(redis, record, log),
       recomputeWindow: (id) => client.workflow.getHandle(id).executeUpdate(recomputeUpdate),
+    },
+    ui: {
+      timeframes: ['all', ...cfg.ingest.windows.map((w) => w.name)],
+      temporalUi: `http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`,
+      regions: () => apiRedis.smembers(REGIONS_KEY),
+      windows: (q) => listWindows(client, `http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`, q),
     },
     log,
   });

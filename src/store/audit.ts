@@ -12,6 +12,8 @@ export interface AuditEntry {
   target: string;
   outcome: 'ok' | 'refused' | 'failed';
   detail?: string;
+  /** The API request that asked (in the log line; the table keeps who, what, when, outcome). */
+  request_id?: string;
 }
 
 export interface AuditRow extends AuditEntry {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { ConfigResourceTypes, Kafka, logLevel, type Admin } from 'kafkajs';
 import { auth, Client as CassandraClient } from 'cassandra-driver';
 import { cassandraClient, kafkaClient, kafkaSasl, opsRedis, redisLogin } from '../../src/clients';
 import { migrate } from '../../src/bootstrap/cassandra';
@@ -160,6 +160,23 @@ describe('security: every server refuses strangers and each role what is not its
       }).admin();
       const e2 = await refusal(wrong.connect());
       expect(e2.message).to.match(/SASL SCRAM SHA512 authentication failed/);
+    });
+
+    it("revoking one pipeline's ACLs (a test run's) leaves the cluster-wide grant the API's /healthz needs", async () => {
+      const other: PipelineNames = { topic: `${id}.x`, deadLetterTopic: `${id}.xd`, lateTopic: `${id}.xl`, groupId: `${id}.xg` };
+      await grantPipelineAcls(cfg, other);
+      await revokePipelineAcls(cfg, other);
+      const api = as('api').admin();
+      await api.connect();
+      try {
+        const described = await api.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ type: ConfigResourceTypes.BROKER, name: '1', configNames: ['inter.broker.protocol.version'] }],
+        });
+        expect(described.resources[0].errorCode).to.equal(0);
+      } finally {
+        await api.disconnect();
+      }
     });
 
     /** kcat (an independent client, through `npm run kcat`) reading the whole topic as `role`: its exit status and messages. */

@@ -7,7 +7,7 @@ import { Router, type Request } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { AuditEntry } from '../../store/audit';
 import { Credentials } from '../auth';
-import { HttpError, badParam } from '../errors';
+import { HttpError, badParam, requestId } from '../errors';
 
 export interface AdminOptions {
   credentials: Credentials;
@@ -27,15 +27,15 @@ export function adminRouter(opts: AdminOptions): Router {
     try {
       opts.credentials.requireAdmin(req);
     } catch (e) {
-      await opts.audit?.({ who: who(req, 'anonymous'), action, target, outcome: 'refused', detail: (e as Error).message });
+      await opts.audit?.({ who: who(req, 'anonymous'), action, target, outcome: 'refused', detail: (e as Error).message, request_id: requestId(req) });
       throw e;
     }
     try {
       const out = await run();
-      await opts.audit?.({ who: who(req, 'admin'), action, target, outcome: 'ok', detail: JSON.stringify(out) });
+      await opts.audit?.({ who: who(req, 'admin'), action, target, outcome: 'ok', detail: JSON.stringify(out), request_id: requestId(req) });
       return out;
     } catch (e) {
-      await opts.audit?.({ who: who(req, 'admin'), action, target, outcome: 'failed', detail: (e as Error).message });
+      await opts.audit?.({ who: who(req, 'admin'), action, target, outcome: 'failed', detail: (e as Error).message, request_id: requestId(req) });
       throw e;
     }
   };
