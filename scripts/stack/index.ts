@@ -1,5 +1,5 @@
 /**
- * npm run stack:up | stack:down [service] | stack:status | stack:logs [service] [lines]
+ * npm run stack:up [--test-tools] | stack:down [service] | stack:status | stack:logs [service] [lines]
  *
  * up: installs what is missing (cached), starts each stopped server on 127.0.0.1, waits
  * for its health check (with a timeout naming the service and its log), then bootstraps
@@ -72,12 +72,12 @@ async function upOne(cfg: Config, p: Paths, name: ServiceName): Promise<Probe> {
   return waitHealthy(cfg, p, name, undefined);
 }
 
-async function up(cfg: Config): Promise<void> {
+async function up(cfg: Config, testTools: boolean): Promise<void> {
   const t0 = Date.now();
   const p = stackPaths(cfg.stack.dir);
   pruneScrapeTargets(cfg.stack.dir);
   // Installs first, in parallel (apt, two Maven resolutions, one Go build), then starts.
-  await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg), installTools()]);
+  await Promise.all([...SERVICES.map((s) => SERVICE_DEFS[s].install(cfg)), installTestServer(cfg), installTools(testTools)]);
   const results = await Promise.allSettled(SERVICES.map((s) => upOne(cfg, p, s)));
   const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
   if (failed.length) {
@@ -157,7 +157,7 @@ async function main(): Promise<void> {
   }
   switch (cmd) {
     case 'up':
-      return up(cfg);
+      return up(cfg, a === '--test-tools');
     case 'down':
       return down(cfg, a);
     case 'status':

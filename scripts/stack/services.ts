@@ -537,10 +537,11 @@ export const STACK_PROBES: Record<StackService, (cfg: Config, timeoutMs?: number
 
 /**
  * Tools beside the servers, from Debian: kcat (an independent Kafka client: `npm run kcat`,
- * the tests) and Chromium (the live page's browser test and screenshot, driven by puppeteer-core).
+ * the tests) and, for the tests only (`forTests`), Chromium (the live page's browser test,
+ * driven by puppeteer-core).
  */
-export async function installTools(): Promise<void> {
-  const missing = [!onPath('kcat') && 'kafkacat', !onPath('chromium') && 'chromium'].filter(Boolean) as string[];
+export async function installTools(forTests: boolean): Promise<void> {
+  const missing = [!onPath('kcat') && 'kafkacat', forTests && !onPath('chromium') && 'chromium'].filter(Boolean) as string[];
   if (missing.length) await aptInstall(missing);
 }
 

@@ -42,7 +42,7 @@ export class OverdueWindows {
       }
       this.failing = false;
     } catch (e) {
-      this.o.metrics.failures.inc({ operation: 'overdue-windows' });
+      this.o.metrics.failures.inc({ operation: 'overdue_windows' });
       if (!this.failing) this.o.log(`cannot count overdue windows (retrying): ${(e as Error).message}`);
       this.failing = true;
     }
