@@ -5,20 +5,23 @@
  * rebalance is INFO, not ERROR.
  */
 import pino, { type Logger } from 'pino';
+import { ConfigError } from './config';
 import pretty from 'pino-pretty';
 import { logLevel as kafkaLevel, type logCreator } from 'kafkajs';
 import type { LogLevel as TemporalLevel, LogMetadata, Logger as TemporalLogger } from '@temporalio/worker';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-function level(): string {
-  const v = (process.env.HH_LOG_LEVEL ?? 'info').toLowerCase();
-  return LEVELS.includes(v) ? v : 'info';
+/** HH_LOG_LEVEL, checked like every other setting: a wrong value stops the process naming it. */
+export function logLevelOf(env: NodeJS.ProcessEnv): string {
+  const v = (env.HH_LOG_LEVEL ?? 'info').toLowerCase();
+  if (!LEVELS.includes(v)) throw new ConfigError('HH_LOG_LEVEL', `must be one of ${LEVELS.join(', ')}, got "${env.HH_LOG_LEVEL}"`);
+  return v;
 }
 
 export const logger: Logger = pino(
   {
-    level: level(),
+    level: logLevelOf(process.env),
     base: { pid: process.pid, ...(process.env.HH_WORKER_SLOT ? { slot: Number(process.env.HH_WORKER_SLOT) } : {}) },
     // Credentials are never logged, even if an object carrying them is.
     redact: { paths: ['password', '*.password', 'authorization', '*.authorization', 'headers.authorization', 'sasl'], censor: '[secret]' },

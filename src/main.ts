@@ -9,6 +9,7 @@ import { config } from './config';
 import { runPrimary } from './runtime/cluster';
 import { lineLogger, logger } from './log';
 import { registerScrapeTarget } from './runtime/scrape-targets';
+import { temporalUiWorkflows } from './api/window-list';
 
 const log = lineLogger('main');
 
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   log(`API:         ${api}/top-posts?region=NA&timeframe=all&k=10`);
   log(`             ${api}/posts/post-0/rank?region=NA   ${api}/healthz   ${api}/metrics`);
   log(`Prometheus:  http://${cfg.host}:${cfg.prometheus.port}/alerts (scrapes ${api}/metrics every 5 s)`);
-  log(`Temporal UI: http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`);
+  log(`Temporal UI: ${temporalUiWorkflows(cfg)}`);
   log(`workers:     ${cfg.runtime.workers}; Ctrl-C stops (drains actors, commits offsets)`);
 
   let stopping = false;

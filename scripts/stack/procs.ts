@@ -108,9 +108,9 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Runs a command to completion. Progress of a long step: every 10 s one line with the
  * elapsed time, the number of output lines so far and the latest one; on failure the
- * last 30 lines are in the error.
+ * last 30 lines are in the error. `hideArgs`: the arguments carry secrets and are left out
+ * of every message.
  */
-/** Runs a step to completion; `hideArgs`: its arguments carry secrets and are left out of any message. */
 export function runStep(
   prefix: string,
   what: string,

@@ -4,6 +4,10 @@
  * GET /windows (the live page) and `hh windows`.
  */
 import type { Client } from '@temporalio/client';
+import type { Config } from '../config';
+
+/** The Temporal Web UI's workflow list of the configured namespace (a workflow's page is `<this>/<id>`). */
+export const temporalUiWorkflows = (cfg: Config): string => `http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`;
 
 export const WINDOW_STATES = ['OPEN', 'CLOSED', 'FINAL', 'EXPIRED'] as const;
 

@@ -86,8 +86,8 @@ export async function ensureRoles(cfg: Config): Promise<string[]> {
     admin = as(cassandraAuth(cfg, 'admin'));
   }
   try {
-    const dropped = await admin.execute(`SELECT role FROM system_auth.roles WHERE role = ?`, [CASSANDRA_DEFAULT_SUPERUSER], { prepare: true });
-    if (dropped.rowLength) {
+    const defaultRole = await admin.execute(`SELECT role FROM system_auth.roles WHERE role = ?`, [CASSANDRA_DEFAULT_SUPERUSER], { prepare: true });
+    if (defaultRole.rowLength) {
       await admin.execute(`DROP ROLE IF EXISTS ${CASSANDRA_DEFAULT_SUPERUSER}`);
       notes.push(`dropped the default superuser ${CASSANDRA_DEFAULT_SUPERUSER}`);
     }

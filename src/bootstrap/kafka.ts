@@ -29,11 +29,9 @@ export function topicSpecs(cfg: Config): TopicSpec[] {
  * Creates missing topics and grows a topic that has fewer partitions than asked
  * (Kafka cannot shrink one; more partitions than configured is reported, not changed).
  */
-export async function ensureTopics(cfg: Config, specs: TopicSpec[] = topicSpecs(cfg)): Promise<string[]> {
-  const admin = kafkaClient(cfg, 'heavy-hitters-bootstrap', 'admin').admin();
-  const notes: string[] = [];
-  await admin.connect();
-  try {
+export function ensureTopics(cfg: Config, specs: TopicSpec[] = topicSpecs(cfg)): Promise<string[]> {
+  return withAdmin(cfg, async (admin) => {
+    const notes: string[] = [];
     const existing = new Set(await admin.listTopics());
     const missing = specs.filter((s) => !existing.has(s.topic));
     if (missing.length) {
@@ -79,10 +77,8 @@ export async function ensureTopics(cfg: Config, specs: TopicSpec[] = topicSpecs(
         }
       }
     }
-  } finally {
-    await admin.disconnect();
-  }
-  return notes;
+    return notes;
+  });
 }
 
 /** The names one pipeline's ACLs are granted on. */

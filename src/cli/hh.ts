@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { kafkaClient, temporalClient } from '../clients';
 import { ConfigError, loadConfig, PROJECT_ROOT, type Config } from '../config';
 import { DLQ_REASON_HEADER } from '../ingest/triage';
-import { listWindows, WINDOW_STATES } from '../api/window-list';
+import { listWindows, temporalUiWorkflows, WINDOW_STATES } from '../api/window-list';
 
 export const HELP = `hh — the heavy-hitters command line
 
@@ -155,7 +155,7 @@ async function windows(o: Options, args: string[], flags: Record<string, string 
   if (state && !(WINDOW_STATES as readonly string[]).includes(state))
     throw new UsageError(`--state must be one of ${WINDOW_STATES.join(', ')}, got "${flags.state}"`);
   const limit = int(flags.limit, 'limit', 20);
-  const ui = `http://${o.cfg.host}:${o.cfg.temporal.uiPort}/namespaces/${o.cfg.temporal.namespace}/workflows`;
+  const ui = temporalUiWorkflows(o.cfg);
   const client = await temporalClient(o.cfg);
   let found;
   try {
@@ -304,6 +304,19 @@ function temporal(args: string[]): void {
   if (r.status !== 0) throw new Error(`temporal exited with ${r.status}`);
 }
 
+type Command = (o: Options, args: string[], flags: Record<string, string | undefined>, rawArgs: string[]) => Promise<void> | void;
+
+const COMMANDS: Record<string, Command> = {
+  top,
+  rank,
+  windows,
+  recompute: (o, args) => recompute(o, args),
+  dlq: dlqTail,
+  produce: (o, args) => produce(o, args),
+  health: (o) => health(o),
+  temporal: (_o, _args, _flags, raw) => temporal(raw),
+};
+
 /** Runs one command line; returns the exit code. */
 export async function main(argv: string[], io: Io, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
@@ -345,34 +358,9 @@ export async function main(argv: string[], io: Io, env: NodeJS.ProcessEnv = proc
   try {
     const cfg = loadConfig(env);
     const o: Options = { json: Boolean(flags.json), api: flags.api ?? env.HH_API_URL ?? `http://${cfg.host}:${cfg.api.port}`, cfg, io };
-    switch (cmd) {
-      case 'top':
-        await top(o, args, flags);
-        break;
-      case 'rank':
-        await rank(o, args, flags);
-        break;
-      case 'windows':
-        await windows(o, args, flags);
-        break;
-      case 'recompute':
-        await recompute(o, args);
-        break;
-      case 'dlq':
-        await dlqTail(o, args, flags);
-        break;
-      case 'produce':
-        await produce(o, args);
-        break;
-      case 'health':
-        await health(o);
-        break;
-      case 'temporal':
-        temporal(argv.slice(1));
-        break;
-      default:
-        throw new UsageError(`unknown command "${cmd}"`);
-    }
+    const run = COMMANDS[cmd];
+    if (!run) throw new UsageError(`unknown command "${cmd}"`);
+    await run(o, args, flags, argv.slice(1));
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

@@ -16,7 +16,7 @@ import { windowStore } from '../store/window-snapshots';
 import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
 import { createApp } from '../api/app';
-import { listWindows } from '../api/window-list';
+import { listWindows, temporalUiWorkflows } from '../api/window-list';
 import { REGIONS_KEY } from '../keys';
 import { Credentials } from '../api/auth';
 import { AuditLog } from '../store/audit';
@@ -174,9 +174,8 @@ async function main(): Promise<void> {
     },
     ui: {
       timeframes: ['all', ...cfg.ingest.windows.map((w) => w.name)],
-      temporalUi: `http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`,
       regions: () => apiRedis.smembers(REGIONS_KEY),
-      windows: (q) => listWindows(client, `http://${cfg.host}:${cfg.temporal.uiPort}/namespaces/${cfg.temporal.namespace}/workflows`, q),
+      windows: (q) => listWindows(client, temporalUiWorkflows(cfg), q),
     },
     log,
   });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { logLevel } from 'kafkajs';
-import { kafkaEntryLevel } from '../../src/log';
+import { kafkaEntryLevel, logLevelOf } from '../../src/log';
 
 describe('log levels of the libraries routed into the runtime logger', () => {
   it('a normal consumer-group rebalance is INFO, whatever level kafkajs gives it; real errors stay errors', () => {
@@ -13,5 +13,11 @@ describe('log levels of the libraries routed into the runtime logger', () => {
     expect(kafkaEntryLevel(logLevel.WARN, 'KafkaJS v2.0.0 switched default partitioner')).to.equal('warn');
     expect(kafkaEntryLevel(logLevel.INFO, '[Consumer] Starting')).to.equal('info');
     expect(kafkaEntryLevel(logLevel.DEBUG, 'anything')).to.equal('debug');
+  });
+
+  it('HH_LOG_LEVEL: one of the levels (any case), info by default; anything else is refused naming the variable', () => {
+    expect(logLevelOf({})).to.equal('info');
+    expect(logLevelOf({ HH_LOG_LEVEL: 'WARN' })).to.equal('warn');
+    expect(() => logLevelOf({ HH_LOG_LEVEL: 'loud' })).to.throw(/HH_LOG_LEVEL.*must be one of trace, debug, info/);
   });
 });

@@ -60,7 +60,6 @@ async function setUp() {
       if (id === 'region') void pollWindows();
     });
   }
-  window.temporalUi = cfg.temporal_ui;
 }
 
 function cell(tr, text, cls) {

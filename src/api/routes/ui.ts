@@ -14,8 +14,6 @@ const UPLOT_DIR = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
 export interface UiOptions {
   /** `all` and the trailing timeframes (one per tumbling size). */
   timeframes: string[];
-  /** The Temporal Web UI's workflow list of the namespace. */
-  temporalUi: string;
   regions: () => Promise<string[]>;
   windows?: (q: WindowQuery) => Promise<{ query: string; ui: string; windows: WindowRow[] }>;
 }
@@ -26,7 +24,7 @@ export function uiRouter(opts: UiOptions): Router {
   // A missing asset falls through to the API's JSON 404 (no file system path in the answer).
   router.use('/assets/uplot', express.static(UPLOT_DIR, { maxAge: '1h', index: false }));
   router.use('/assets', express.static(PUBLIC_DIR, { maxAge: '1m', index: false }));
-  router.get('/ui/config', (_req, res) => res.json({ timeframes: opts.timeframes, temporal_ui: opts.temporalUi, window_states: WINDOW_STATES }));
+  router.get('/ui/config', (_req, res) => res.json({ timeframes: opts.timeframes }));
   router.get('/regions', async (_req, res) => {
     res.json({ regions: [...(await opts.regions())].sort() });
   });
