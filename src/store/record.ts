@@ -2,9 +2,10 @@
  * The record in Cassandra that Redis is rebuilt from, and the rebuild itself.
  *
  * Checkpoint (any process, one at a time per region): a consistent cut of the region's
- * changed entries and its offset fence (checkpoint.lua), written as ONE single-partition
- * batch (atomic, isolated) of absolute counts plus the offsets they include, stamped with
- * the cut's time. A repeated or late checkpoint never double counts: values are absolute
+ * changed entries and its offset fence (checkpoint.lua), written all-or-nothing as absolute
+ * counts plus the offsets they include, stamped with the cut's time: ONE single-partition
+ * batch when it is small enough, else staged in bounded batches and committed by one row
+ * (migration 005). A repeated or late checkpoint never double counts: values are absolute
  * and the newest cut wins.
  *
  * Rebuild (one process, under a lock): restore every recorded region's keys and fences
@@ -52,6 +53,83 @@ export interface RecordOptions {
   boundedK: number;
   /** `bounded`: restored leaderboards are cut back to boundedK (the record keeps evicted posts' last counts). */
   mode?: TopKMode;
+  /** Largest cut written as one batch (default MAX_ATOMIC_ENTRIES; tests lower it). */
+  atomicEntries?: number;
+  /** The checkpoint lock's lease in ms (default LOCK_MS): how long a killed checkpointer holds its region. */
+  lockMs?: number;
+}
+
+/**
+ * The largest checkpoint written as ONE batch: the native protocol counts a batch's
+ * statements in 16 bits, a request frame is at most 16 MiB (native_transport_max_frame_size)
+ * and a batch is one mutation (at most half a commitlog segment: 32 MiB with the stack's
+ * 64 MiB). Larger cuts are staged (RegionRecord.checkpoint).
+ */
+export const MAX_ATOMIC_ENTRIES = 60_000;
+/** ... and its ids' bytes (a statement's values are its ids plus ~40 bytes). */
+const MAX_ATOMIC_BYTES = 4 * 1024 * 1024;
+const ENTRY_OVERHEAD_BYTES = 40;
+/** Statements per batch of a staged cut (one partition each), and how many are in flight. */
+const STAGE_BATCH = 1_000;
+const STAGE_CONCURRENCY = 4;
+/** The region checkpoint lock's lease, renewed while a large cut is written. */
+const LOCK_MS = 60_000;
+
+interface Statement {
+  query: string;
+  params: unknown[];
+}
+/** A cut: the region's changed entries and the offsets they include, named by its token. */
+interface Cut {
+  region: string;
+  id: string;
+  at: number;
+  offsets: Record<number, types.Long>;
+}
+interface Entry {
+  keyId: string;
+  postId: string;
+  count: number;
+  /** When the entry's window leaves the record (null: all-time). */
+  expireAt: number | null;
+}
+const stamp = (cut: Cut) => types.Long.fromNumber(cut.at * 1000);
+
+class CutChanged extends Error {
+  constructor(region: string) {
+    super(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
+  }
+}
+
+/** Unlogged single-partition batches of at most STAGE_BATCH statements, a bounded number in flight. */
+class Batches {
+  private readonly inflight = new Set<Promise<void>>();
+  private failed: unknown;
+
+  constructor(
+    private readonly cassandra: Client,
+    private readonly concurrency: number,
+  ) {}
+
+  async add(statements: Statement[]): Promise<void> {
+    for (let i = 0; i < statements.length; i += STAGE_BATCH) {
+      while (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
+      if (this.failed) throw this.failed;
+      const p: Promise<void> = this.cassandra.batch(statements.slice(i, i + STAGE_BATCH), { prepare: true, logged: false }).then(
+        () => void this.inflight.delete(p),
+        (e: unknown) => {
+          this.inflight.delete(p);
+          this.failed ??= e;
+        },
+      );
+      this.inflight.add(p);
+    }
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.inflight);
+    if (this.failed) throw this.failed;
+  }
 }
 
 /** Cassandra refuses a TTL above 20 years (and a 32-bit overflow is an error of its own). */
@@ -82,12 +160,23 @@ export class RegionRecord {
   /**
    * Checkpoints one region if it changed. Returns the number of entries written, or
    * 'busy' when another process holds the region's checkpoint lock.
+   *
+   * A cut of at most `atomicEntries` entries is ONE single-partition batch. A larger one is
+   * staged in bounded batches under its cut id (the token), committed by one row naming it
+   * and its offsets, and then applied (see applyCut): until that row exists nothing of the
+   * cut counts, once it exists all of it does.
    */
   async checkpoint(region: string): Promise<number | 'busy'> {
     const token = randomUUID();
     const lock = regionCheckpointLockKey(region);
-    if ((await this.redis.set(lock, token, 'PX', 60_000, 'NX')) === null) return 'busy';
+    if ((await this.redis.set(lock, token, 'PX', this.lockMs, 'NX')) === null) return 'busy';
+    let garbage: string | null = null; // a stage to drop if this checkpoint fails before its commit
     try {
+      // A committed cut a crash left half-applied goes first; a staged one never committed
+      // (its token is still the region's cut) is garbage.
+      await this.rollForward(region);
+      const previous = await this.redis.get(regionCutKey(region));
+      if (previous !== null) await this.dropStage(region, previous);
       const [ms, flatOffsets, sizes] = await this.scripts.hhCheckpoint(
         regionDirtyKey(region),
         regionInflightKey(region),
@@ -99,25 +188,24 @@ export class RegionRecord {
       );
       if (sizes.length === 0) return 0;
       const at = Number(ms);
-      const stamp = types.Long.fromNumber(at * 1000);
       const offsets: Record<number, types.Long> = {};
       for (let i = 0; i < flatOffsets.length; i += 2) offsets[Number(flatOffsets[i])] = types.Long.fromString(flatOffsets[i + 1]);
-      const queries: { query: string; params: unknown[] }[] = [
-        {
-          query: `UPDATE ${this.ks}.region_state USING TIMESTAMP ? SET offsets = ?, checkpoint_at = ? WHERE region_id = ?`,
-          params: [stamp, offsets, new Date(at), region],
-        },
-      ];
-      const insert = `INSERT INTO ${this.ks}.region_state (region_id, key_id, post_id, count) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`;
-      // The cut is taken: its entries are read in steps (Redis serves flushes in between),
-      // straight into the batch's statements.
+      const cut: Cut = { region, id: token, at, offsets };
+      // One batch unless the cut turns out too large for one, by count or by bytes: then
+      // what was read so far and the rest go to the stage.
+      let staged = false;
+      let bytes = 0;
+      const entries: Entry[] = [];
+      let written = 0;
+      const stageWrites = new Batches(this.cassandra, STAGE_CONCURRENCY);
+      // The cut is taken: its entries are read in steps (Redis serves flushes in between).
       for (let k = 0; k < sizes.length; k += 2) {
         const keyId = String(sizes[k]);
-        let ttl = 0;
+        let expireAt: number | null = null;
         if (keyId !== ALL_TIME) {
           const w = this.windowOf(keyId);
-          ttl = w ? cassandraTtl(w.start + w.spec.sizeMs + w.spec.ttlMs, at) : 0;
-          if (ttl <= 0) continue; // expired (or no longer configured): nothing to keep
+          expireAt = w ? w.start + w.spec.sizeMs + w.spec.ttlMs : null;
+          if (expireAt === null || cassandraTtl(expireAt, at) <= 0) continue; // expired (or no longer configured): nothing to keep
         }
         let read = 0;
         let cursor = '0';
@@ -127,31 +215,174 @@ export class RegionRecord {
             read++;
             const count = Number(part[i + 1]);
             if (count < 0) continue; // no longer kept there (evicted in bounded mode)
-            queries.push({ query: insert, params: [region, keyId, part[i], types.Long.fromNumber(count), stamp, ttl] });
+            entries.push({ keyId, postId: part[i], count, expireAt });
+            written++;
+            bytes += keyId.length + part[i].length + ENTRY_OVERHEAD_BYTES;
           }
           cursor = next;
+          if (!staged && (written > this.atomicEntries || bytes > MAX_ATOMIC_BYTES)) {
+            staged = true;
+            garbage = token;
+          }
+          if (staged && entries.length >= STAGE_BATCH) {
+            await stageWrites.add(entries.splice(0).map((e) => this.stageStatement(cut, e)));
+            await this.renew(lock, token);
+          }
         } while (cursor !== '0');
         // Whole, or not at all: a cut lost mid-read (FLUSHDB, a restart) must not reach the
         // record with its offsets and only part of its counts.
-        if (read !== Number(sizes[k + 1]))
-          throw new Error(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
+        if (read !== Number(sizes[k + 1])) throw new CutChanged(region);
       }
-      if ((await this.redis.get(regionCutKey(region))) !== token) {
-        throw new Error(`checkpoint of ${region}: the cut changed while it was read (Redis lost or replaced it); nothing written`);
+      if (staged) {
+        await stageWrites.add(entries.splice(0).map((e) => this.stageStatement(cut, e)));
+        await stageWrites.drain();
       }
+      if ((await this.redis.get(regionCutKey(region))) !== token) throw new CutChanged(region);
       await this.cassandra.execute(`INSERT INTO ${this.ks}.regions (region_id, first_checkpoint_at) VALUES (?, ?) USING TIMESTAMP 1`, [region, new Date(at)], {
         prepare: true,
       });
-      await this.cassandra.batch(queries, { prepare: true, logged: false });
+      if (staged) {
+        // The commit point: one row. (Its outcome may be unknown on a failure: the stage is
+        // kept; the next checkpoint applies it if committed and drops it if not.)
+        garbage = null;
+        await this.cassandra.execute(
+          `INSERT INTO ${this.ks}.checkpoint_commits (region_id, cut_id, at, offsets, entry_count, applied) VALUES (?, ?, ?, ?, ?, false) USING TIMESTAMP ?`,
+          [region, token, new Date(at), offsets, written, stamp(cut)],
+          { prepare: true },
+        );
+      } else {
+        await this.cassandra.batch([this.offsetsStatement(cut), ...entries.map((e) => this.stateStatement(cut, e, at))], { prepare: true, logged: false });
+      }
       // Committed: the inflight entries are in the record. (A crash before this only makes
       // the next checkpoint write them again, with fresher absolute values.)
       const done = this.redis.multi().del(regionInflightKey(region), regionCutKey(region));
       for (let k = 0; k < sizes.length; k += 2) done.del(regionInflightEntriesKey(region, String(sizes[k])));
       await done.exec();
-      return queries.length - 1;
+      if (staged) await this.applyCut(cut, () => this.renew(lock, token));
+      return written;
     } finally {
+      if (garbage) await this.dropStage(region, garbage).catch(() => undefined); // else the next checkpoint drops it
       await this.scripts.hhRelease(lock, token);
     }
+  }
+
+  private get atomicEntries(): number {
+    return this.opts.atomicEntries ?? MAX_ATOMIC_ENTRIES;
+  }
+
+  private get lockMs(): number {
+    return this.opts.lockMs ?? LOCK_MS;
+  }
+
+  private async renew(lock: string, token: string): Promise<void> {
+    if ((await this.scripts.hhRenew(lock, token, this.lockMs)) !== 1)
+      throw new Error(`checkpoint lock ${lock} lost while writing (its ${this.lockMs} ms lease ran out)`);
+  }
+
+  private stageStatement(cut: Cut, e: Entry): Statement {
+    return {
+      query: `INSERT INTO ${this.ks}.checkpoint_stage (region_id, cut_id, key_id, post_id, count, expire_at) VALUES (?, ?, ?, ?, ?, ?)`,
+      params: [cut.region, cut.id, e.keyId, e.postId, types.Long.fromNumber(e.count), e.expireAt === null ? null : new Date(e.expireAt)],
+    };
+  }
+
+  /** The entry as a region_state row stamped with its cut's time (the newest cut wins, whatever the order of writes). */
+  private stateStatement(cut: Cut, e: Entry, now: number): Statement {
+    const ttl = e.expireAt === null ? 0 : Math.max(1, cassandraTtl(e.expireAt, now));
+    return {
+      query: `INSERT INTO ${this.ks}.region_state (region_id, key_id, post_id, count) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`,
+      params: [cut.region, e.keyId, e.postId, types.Long.fromNumber(e.count), stamp(cut), ttl],
+    };
+  }
+
+  private offsetsStatement(cut: Cut): Statement {
+    return {
+      query: `UPDATE ${this.ks}.region_state USING TIMESTAMP ? SET offsets = ?, checkpoint_at = ? WHERE region_id = ?`,
+      params: [stamp(cut), cut.offsets, new Date(cut.at), cut.region],
+    };
+  }
+
+  /** The region's committed cut not yet (fully) applied to region_state, if any. */
+  private async pendingCut(region: string): Promise<(Cut & { entries: number }) | null> {
+    const rs = await this.cassandra.execute(
+      `SELECT cut_id, at, offsets, entry_count, applied FROM ${this.ks}.checkpoint_commits WHERE region_id = ?`,
+      [region],
+      { prepare: true },
+    );
+    const r = rs.rows[0];
+    if (!r || r.get('applied') !== false) return null;
+    return {
+      region,
+      id: r.get('cut_id') as string,
+      at: (r.get('at') as Date).getTime(),
+      offsets: (r.get('offsets') as Record<number, types.Long> | null) ?? {},
+      entries: r.get('entry_count') as number,
+    };
+  }
+
+  /** A staged cut's entries, page by page. */
+  private async *stagedEntries(cut: Cut, keyId?: string): AsyncGenerator<Entry[]> {
+    let pageState: string | undefined;
+    do {
+      const rs = await this.cassandra.execute(
+        `SELECT key_id, post_id, count, expire_at FROM ${this.ks}.checkpoint_stage WHERE region_id = ? AND cut_id = ?${keyId === undefined ? '' : ' AND key_id = ?'}`,
+        keyId === undefined ? [cut.region, cut.id] : [cut.region, cut.id, keyId],
+        { prepare: true, fetchSize: STAGE_BATCH, pageState },
+      );
+      yield rs.rows.map((r) => ({
+        keyId: r.get('key_id') as string,
+        postId: r.get('post_id') as string,
+        count: Number(r.get('count')),
+        expireAt: (r.get('expire_at') as Date | null)?.getTime() ?? null,
+      }));
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+  }
+
+  /**
+   * Applies a committed cut to region_state: its entries, then its offsets, each stamped
+   * with the cut's time, then forgets the commit. Idempotent (a crash midway only makes
+   * the next roll-forward write the same values again), and safe in any order with other
+   * cuts (the newest stamp wins per cell).
+   */
+  private async applyCut(cut: Cut & { entries?: number }, onProgress?: () => Promise<void>): Promise<void> {
+    const writes = new Batches(this.cassandra, STAGE_CONCURRENCY);
+    const now = Date.now();
+    let read = 0;
+    for await (const page of this.stagedEntries(cut)) {
+      read += page.length;
+      await writes.add(page.filter((e) => e.expireAt === null || e.expireAt > now).map((e) => this.stateStatement(cut, e, now)));
+      await onProgress?.();
+    }
+    await writes.drain();
+    if (cut.entries !== undefined && read !== cut.entries)
+      throw new Error(`checkpoint ${cut.id} of ${cut.region}: ${read} staged entries, ${cut.entries} committed; its offsets are not applied`);
+    const offsets = this.offsetsStatement(cut);
+    await this.cassandra.execute(offsets.query, offsets.params, { prepare: true });
+    // Done, unless a newer cut's commit (a newer stamp) already replaced the row.
+    await this.cassandra.execute(
+      `UPDATE ${this.ks}.checkpoint_commits USING TIMESTAMP ? SET applied = true WHERE region_id = ?`,
+      [stamp(cut).add(1), cut.region],
+      { prepare: true },
+    );
+    await this.dropStage(cut.region, cut.id);
+  }
+
+  /** Applies the region's committed cut if one is still pending (a crash between commit and apply); true if there was one. */
+  async rollForward(region: string): Promise<boolean> {
+    const pending = await this.pendingCut(region);
+    if (pending) await this.applyCut(pending);
+    return pending !== null;
+  }
+
+  /** Regions with a committed cut still pending. */
+  private async regionsPending(): Promise<string[]> {
+    const rs = await this.cassandra.execute(`SELECT region_id, applied FROM ${this.ks}.checkpoint_commits`, [], { prepare: true, fetchSize: 10_000 });
+    return rs.rows.filter((r) => r.get('applied') === false).map((r) => r.get('region_id') as string);
+  }
+
+  private async dropStage(region: string, cutId: string): Promise<void> {
+    await this.cassandra.execute(`DELETE FROM ${this.ks}.checkpoint_stage WHERE region_id = ? AND cut_id = ?`, [region, cutId], { prepare: true });
   }
 
   /** Checkpoints every region with changes; returns entries written (failures are thrown after trying all). */
@@ -161,12 +392,13 @@ export class RegionRecord {
     // whatever its region — the replay mark a rebuild may trust (see restoreAll).
     const before = this.opts.resume ? await this.appliedMarks(this.opts.resume.topic) : null;
     const regions = await this.redis.smembers(REGIONS_KEY);
+    const pending = new Set(await this.regionsPending()); // committed cuts a crash left half-applied
     let total = 0;
     let complete = true;
     let firstError: unknown;
-    for (const r of regions) {
+    for (const r of new Set([...regions, ...pending])) {
       const dirty = await this.redis.exists(regionDirtyKey(r), regionInflightKey(r));
-      if (!dirty) continue;
+      if (!dirty && !pending.has(r)) continue;
       try {
         const n = await this.checkpoint(r);
         if (n === 'busy') complete = false;
@@ -215,7 +447,7 @@ export class RegionRecord {
 
   /** A region's recorded counts of one key, highest first (k = all when undefined); null if no record. */
   async readKey(region: string, keyId: string, k?: number): Promise<{ top: RankedCount[]; checkpointAt: Date | null } | null> {
-    const rows: RankedCount[] = [];
+    const counts = new Map<string, number>();
     let checkpointAt: Date | null = null;
     let seen = false;
     let pageState: string | undefined;
@@ -228,28 +460,23 @@ export class RegionRecord {
       for (const row of rs.rows) {
         seen = true;
         checkpointAt ??= (row.get('checkpoint_at') as Date | null) ?? null;
-        rows.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
+        counts.set(row.get('post_id') as string, Number(row.get('count')));
       }
       pageState = rs.pageState ?? undefined;
     } while (pageState);
+    // A committed cut still being applied is the record's newest state: its entries win.
+    const pending = await this.pendingCut(region);
+    if (pending) {
+      const now = Date.now();
+      for await (const page of this.stagedEntries(pending, keyId))
+        for (const e of page) if (e.expireAt === null || e.expireAt > now) counts.set(e.postId, e.count);
+      seen ||= counts.size > 0;
+      checkpointAt = new Date(pending.at);
+    }
     if (!seen) return null;
+    const rows = [...counts].map(([post_id, view_count]) => ({ post_id, view_count }));
     rows.sort(byRank);
     return { top: k === undefined ? rows : rows.slice(0, k), checkpointAt };
-  }
-
-  /** Per Kafka partition, the oldest offset any recorded region includes (replay starts after it). */
-  async recordedOffsets(): Promise<Map<number, bigint>> {
-    const rs = await this.cassandra.execute(`SELECT DISTINCT region_id, offsets FROM ${this.ks}.region_state`, [], { prepare: true, fetchSize: 10_000 });
-    const min = new Map<number, bigint>();
-    for (const row of rs.rows) {
-      const offsets = (row.get('offsets') as Record<string, types.Long> | null) ?? {};
-      for (const [p, o] of Object.entries(offsets)) {
-        const v = BigInt(o.toString());
-        const cur = min.get(Number(p));
-        if (cur === undefined || v < cur) min.set(Number(p), v);
-      }
-    }
-    return min;
   }
 
   /**
@@ -291,6 +518,7 @@ export class RegionRecord {
   }
 
   private async restoreRegion(region: string, epoch: string): Promise<{ offsets: Map<number, bigint>; checkpointAt: number | null }> {
+    await this.rollForward(region); // a committed cut is restored whole, with its offsets
     const byKey = new Map<string, RankedCount[]>();
     let offsets: Record<string, types.Long> = {};
     let checkpointAt: number | null = null;

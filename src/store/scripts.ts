@@ -16,6 +16,8 @@ const SCRIPTS = {
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
   /** Deletes a lock only while it still holds the caller's token. */
   hhRelease: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", numberOfKeys: 1 },
+  /** Extends a lock only while it still holds the caller's token. */
+  hhRenew: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0", numberOfKeys: 1 },
 } as const;
 
 type Arg = string | number;
@@ -40,6 +42,8 @@ export interface StoreScripts {
   /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id → [allowed, remaining, reset ms, retry ms]. */
   hhRateLimit(state: string, algorithm: string, rate: number, burstOrWindow: number, requestId: string): Promise<[number, number, number, number]>;
   hhRelease(lock: string, token: string): Promise<number>;
+  /** 1 when the lock was still the caller's and now lives `ms` more, else 0. */
+  hhRenew(lock: string, token: string, ms: number): Promise<number>;
 }
 
 export type ScriptedRedis = Redis & StoreScripts;

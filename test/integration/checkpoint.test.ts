@@ -39,7 +39,7 @@ describe('checkpoint cut (real Redis)', () => {
     new RegionRecord(redis, cassandra as unknown as Client, { keyspace: 'ks', windows: loadConfig({}).ingest.windows, boundedK: 10 });
 
   it('writes every entry of the cut with the offsets taken with it, in one batch, and clears the cut', async () => {
-    const cassandra = { execute: sinon.stub().resolves(), batch: sinon.stub().resolves() };
+    const cassandra = { execute: sinon.stub().resolves({ rows: [] }), batch: sinon.stub().resolves() };
     expect(await record(cassandra).checkpoint(region)).to.equal(ENTRIES);
     expect(cassandra.batch.callCount).to.equal(1);
     const queries = cassandra.batch.firstCall.args[0] as { params: unknown[] }[];
@@ -55,7 +55,7 @@ describe('checkpoint cut (real Redis)', () => {
   });
 
   it('writes nothing when Redis loses the cut while it is being read', async () => {
-    const cassandra = { execute: sinon.stub().resolves(), batch: sinon.stub().resolves() };
+    const cassandra = { execute: sinon.stub().resolves({ rows: [] }), batch: sinon.stub().resolves() };
     const rec = record(cassandra);
     const hscan = redis.hscan.bind(redis);
     const stub = sinon.stub(redis, 'hscan').callsFake(async (...args: Parameters<Redis['hscan']>) => {
