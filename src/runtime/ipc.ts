@@ -69,8 +69,13 @@ export function servePrimary(slots: () => { slot: number; pid: number | null; wo
       return;
     }
     if (msg?.type !== 'hh:metrics' && msg?.type !== 'hh:slots') return;
-    const reply = (body: unknown) => worker.send({ type: 'hh:reply', id: msg.id, body } satisfies Reply);
-    const fail = (e: Error) => worker.send({ type: 'hh:reply', id: msg.id, error: e.message } satisfies Reply);
+    // The asker may have died meanwhile: a send to a closed channel reports to the callback
+    // (without one it is an 'error' event on the Worker, which would end the primary).
+    const send = (r: Reply) => {
+      if (worker.isConnected()) worker.send(r, undefined, {}, () => undefined);
+    };
+    const reply = (body: unknown) => send({ type: 'hh:reply', id: msg.id, body });
+    const fail = (e: Error) => send({ type: 'hh:reply', id: msg.id, error: e.message });
     if (msg.type === 'hh:metrics') {
       aggregator.clusterMetrics().then((body) => reply({ contentType: aggregator.contentType, body }), fail);
       return;

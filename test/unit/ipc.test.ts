@@ -1,0 +1,37 @@
+/**
+ * The primary's side of the cluster IPC: a worker that dies while its request is answered
+ * must not take the primary down (an answer to a closed channel is an 'error' event on the
+ * Worker, fatal when nobody listens: seen in a bench run, where every worker's restart then
+ * failed with it).
+ */
+import cluster from 'node:cluster';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { servePrimary } from '../../src/runtime/ipc';
+
+describe('cluster IPC (primary side)', function () {
+  this.timeout(20_000);
+
+  it('survives a worker that dies before its answer is sent', async () => {
+    const uncaught: Error[] = [];
+    const onUncaught = (e: Error) => uncaught.push(e);
+    const mochaHandlers = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', onUncaught);
+    try {
+      cluster.setupPrimary({ exec: path.join(__dirname, '../fixtures/ipc-dying-worker.ts'), execArgv: ['--require', 'tsx/cjs'] });
+      servePrimary(() => []);
+      const w = cluster.fork();
+      await new Promise((r) => w.once('exit', r));
+      // The metrics answer waits for every worker (prom-client gives up after 5 s), then goes
+      // to the dead worker.
+      await new Promise((r) => setTimeout(r, 6_500));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      for (const h of mochaHandlers) process.on('uncaughtException', h);
+      cluster.removeAllListeners('message');
+      cluster.removeAllListeners('exit');
+    }
+    expect(uncaught.map((e) => e.message)).to.deep.equal([]);
+  });
+});
