@@ -15,7 +15,7 @@
  * move (the sum of the leaderboards' sizes). Pure: the leaderboards come through a RankSource
  * (Redis in store/global-merge.ts, lists in the unit tests).
  */
-import { byRank, sumTop, type RankedCount } from './index';
+import { addCounts, byRank, topOfSums, type RankedCount } from './index';
 
 /** Reads of the R regional leaderboards of one key family. */
 export interface RankSource {
@@ -28,14 +28,20 @@ export interface RankSource {
   counts(ask: string[][]): Promise<(number | null)[][]>;
   /** Entries of all R leaderboards (what a merge of full leaderboards would move). */
   sizes(): Promise<number>;
-  /** Per region: its whole leaderboard. */
-  all(): Promise<RankedCount[][]>;
+  /** Entries of all R leaderboards with a count ≥ `min` (counted, not read). */
+  countAtLeast(min: number): Promise<number>;
+  /** Region r's whole leaderboard. */
+  leaderboard(r: number): Promise<RankedCount[]>;
 }
 
-/** The exact top `k` of whole leaderboards: every entry read once. */
+/**
+ * The exact top `k` of whole leaderboards: every entry read once, one region at a time into
+ * one map of sums (memory: the distinct posts, not R lists of objects).
+ */
 async function fullMerge(src: RankSource, k: number, naive: number): Promise<{ top: RankedCount[]; stats: MergeStats }> {
-  const { top, posts } = sumTop(await src.all(), k);
-  return { top, stats: { plan: 'full', moved: naive, naive, phases: [naive, 0, 0], candidates: posts, threshold: 0 } };
+  const sums = new Map<string, number>();
+  for (let r = 0; r < src.regions; r++) addCounts(sums, await src.leaderboard(r));
+  return { top: topOfSums(sums, k), stats: { plan: 'full', moved: naive, naive, phases: [naive, 0, 0], candidates: sums.size, threshold: 0 } };
 }
 
 export interface MergeStats {
@@ -72,6 +78,14 @@ export async function tput(src: RankSource, k: number): Promise<{ top: RankedCou
   first.forEach((list, r) => list.forEach((e) => note(r, e)));
   const tau1 = kth();
   const min = tau1 / R;
+  // A flat tail (small top counts, many ties) puts most entries at or above τ/R: phase 2
+  // would read them all into candidates and phase 3 ask the other regions for each. When
+  // phase 2 alone would read more than half of what is left, read the leaderboards whole.
+  const read1 = first.reduce((a, l) => a + l.length, 0);
+  if ((await src.countAtLeast(min)) - read1 > (naive - read1) / 2) {
+    const full = await fullMerge(src, k, naive);
+    return { top: full.top, stats: { ...full.stats, moved: read1 + naive } };
+  }
 
   const second = await src.atLeast(k, min);
   second.forEach((list, r) => list.forEach((e) => note(r, e)));

@@ -27,7 +27,8 @@ export function redisSource(redis: Redis, keys: string[]): RankSource {
       return res.map((v, r) => (ask[r].length ? (v as (string | null)[]).map((c) => (c === null ? null : Number(c))) : []));
     },
     sizes: async () => (await each<number>((p, key) => p.zcard(key))).reduce((a, n) => a + n, 0),
-    all: async () => (await each<string[]>((p, key) => p.zrange(key, 0, -1, 'WITHSCORES'))).map(pairs),
+    countAtLeast: async (min) => (await each<number>((p, key) => p.zcount(key, String(min), '+inf'))).reduce((a, n) => a + n, 0),
+    leaderboard: async (r) => pairs(await redis.zrange(keys[r], 0, -1, 'WITHSCORES')),
   };
 }
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { tput, type RankSource } from '../../src/ranking/tput';
-import { byRank, type RankedCount } from '../../src/ranking';
+import { byRank, topOfSums, type RankedCount } from '../../src/ranking';
 import { prng } from '../../src/load/generator';
 
 /** Regional leaderboards in memory, read the way the Redis source reads them. */
@@ -12,7 +12,8 @@ function memory(boards: Map<string, number>[]): RankSource {
     atLeast: async (k, min) => sorted.map((l) => l.slice(k).filter((e) => e.view_count >= min)),
     counts: async (ask) => ask.map((posts, r) => posts.map((p) => boards[r].get(p) ?? null)),
     sizes: async () => boards.reduce((a, b) => a + b.size, 0),
-    all: async () => sorted,
+    countAtLeast: async (min) => sorted.reduce((a, l) => a + l.filter((e) => e.view_count >= min).length, 0),
+    leaderboard: async (r) => sorted[r],
   };
 }
 
@@ -84,5 +85,42 @@ describe('global merge (TPUT)', () => {
       plans.add(stats.plan);
     }
     expect([...plans].sort()).to.deep.equal(['full', 'tput']);
+  });
+
+  it('reads a flat tail (a million-post burst: every count 1) whole, one region at a time, never through phase 2', async () => {
+    const R = 8;
+    const boards = Array.from({ length: R }, (_, r) => {
+      const m = new Map<string, number>();
+      for (let i = 0; i < 20_000; i++) m.set(`r${r}-p${i}`, 1);
+      if (r < 3) m.set('shared', 1); // in three regions: 3 in all
+      return m;
+    });
+    const src = memory(boards);
+    const calls: string[] = [];
+    const spy: RankSource = {
+      ...src,
+      atLeast: (k, min) => (calls.push('atLeast'), src.atLeast(k, min)),
+      counts: (ask) => (calls.push('counts'), src.counts(ask)),
+      leaderboard: (r) => (calls.push(`leaderboard ${r}`), src.leaderboard(r)),
+    };
+    const { top, stats } = await tput(spy, 10);
+    expect(top).to.deep.equal(truth(boards, 10));
+    expect(top[0]).to.deep.equal({ post_id: 'shared', view_count: 3 });
+    expect(stats.plan).to.equal('full');
+    // Phase 2 would have held every entry as a candidate with a row per region.
+    expect(calls).to.deep.equal(Array.from({ length: R }, (_, r) => `leaderboard ${r}`));
+  });
+
+  it('selects the top k of many sums (ties by post_id, k beyond the size) like a full sort', () => {
+    const rnd = prng(11);
+    for (let trial = 0; trial < 40; trial++) {
+      const sums = new Map<string, number>();
+      const n = Math.floor(rnd() * 6000);
+      for (let i = 0; i < n; i++) sums.set(`p${Math.floor(rnd() * 1e6)}`, 1 + Math.floor(rnd() * 20));
+      const k = 1 + Math.floor(rnd() * 1500);
+      const sorted = [...sums].map(([post_id, view_count]) => ({ post_id, view_count })).sort(byRank);
+      expect(topOfSums(sums, k), `trial ${trial} (n=${n}, k=${k})`).to.deep.equal(sorted.slice(0, k));
+    }
+    expect(topOfSums(new Map([['a', 1]]), 0)).to.deep.equal([]);
   });
 });
