@@ -51,6 +51,10 @@ export const appliedKey = (topic: string): string => `hh:applied:${topic}`;
 export const recoveryKey = (topic: string): string => `hh:recovery:${topic}`;
 /** Held by the process rebuilding Redis from Cassandra. */
 export const REBUILD_LOCK_KEY = 'hh:rebuild-lock';
+/** The timed checkpoint round's lease: one process per interval runs it, whatever the worker count. */
+export const CHECKPOINT_ROUND_KEY = 'hh:checkpoint:round';
+/** When (ms) the last timed checkpoint round anywhere succeeded. */
+export const CHECKPOINT_LAST_OK_KEY = 'hh:checkpoint:last-ok';
 /** Key id of the all-time leaderboard in the record (windows use their window id). */
 export const ALL_TIME = 'all';
 /** Set of every region that has counted events (unknown region -> 404). */

@@ -185,25 +185,27 @@ async function main(): Promise<void> {
     server.once('error', reject);
   });
   // Checkpoints: every interval, each changed region's counts and offsets go to the record
-  // (at once, and again, while an actor waits for one). While Cassandra is down they fail and
-  // are retried; nothing is lost (the changes stay marked).
+  // (one round per interval for the whole cluster: the first worker's timer runs it), and at
+  // once, and again, while an actor waits for one. While Cassandra is down they fail and are
+  // retried; nothing is lost (the changes stay marked).
   let checkpointing = false;
   let again = false;
   let checkpointFailing = false;
-  const checkpointNow = (): void => {
+  const checkpointNow = (timed = false): void => {
     if (checkpointing) {
-      again = true;
+      again ||= !timed;
       return;
     }
     checkpointing = true;
     const t0 = process.hrtime.bigint();
-    record
-      .checkpointAll()
+    const round = timed ? record.checkpointRound(cfg.ingest.checkpointIntervalMs) : record.checkpointAll().then((written) => ({ written, lastOk: Date.now() }));
+    round
       .then(
-        (n) => {
-          metrics.checkpointed.inc(n);
+        ({ written, lastOk }) => {
+          if (lastOk !== null) metrics.checkpointLastSuccess.set(lastOk / 1000);
+          if (written === null) return; // another worker's round
+          metrics.checkpointed.inc(written);
           metrics.checkpointSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-          metrics.checkpointLastSuccess.set(Date.now() / 1000);
           if (checkpointFailing) log('checkpoints to Cassandra resumed');
           checkpointFailing = false;
         },
@@ -221,10 +223,10 @@ async function main(): Promise<void> {
         }
       });
   };
-  requestCheckpoint = checkpointNow;
+  requestCheckpoint = () => checkpointNow();
   // The age of the last checkpoint counts from this process's start until its first one.
   metrics.checkpointLastSuccess.set(Date.now() / 1000);
-  const checkpointTimer = setInterval(checkpointNow, cfg.ingest.checkpointIntervalMs);
+  const checkpointTimer = setInterval(() => checkpointNow(true), cfg.ingest.checkpointIntervalMs);
 
   log(`ready: API on ${cfg.host}:${cfg.api.port}, ingest on task queue ${slotQueue}`);
 

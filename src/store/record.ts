@@ -20,6 +20,8 @@ import type { WindowSpec, TopKMode } from '../config';
 import {
   ALL_TIME,
   appliedKey,
+  CHECKPOINT_LAST_OK_KEY,
+  CHECKPOINT_ROUND_KEY,
   GLOBAL_DIRTY_KEY,
   EPOCH_KEY,
   REGIONS_KEY,
@@ -416,6 +418,24 @@ export class RegionRecord {
       });
     }
     return total;
+  }
+
+  /**
+   * The timed round every worker's timer asks for: only the first asker in an interval runs
+   * it (a Redis lease of 0.9 interval), so W workers checkpoint each region once per
+   * interval, not W times. Returns the entries written (null: another process had this
+   * interval's round) and when the last round anywhere succeeded (null: none yet).
+   */
+  async checkpointRound(intervalMs: number): Promise<{ written: number | null; lastOk: number | null }> {
+    const lease = await this.redis.set(CHECKPOINT_ROUND_KEY, randomUUID(), 'PX', Math.max(1, Math.floor(intervalMs * 0.9)), 'NX');
+    if (lease === null) {
+      const last = await this.redis.get(CHECKPOINT_LAST_OK_KEY);
+      return { written: null, lastOk: last === null ? null : Number(last) };
+    }
+    const written = await this.checkpointAll();
+    const now = Date.now();
+    await this.redis.set(CHECKPOINT_LAST_OK_KEY, String(now));
+    return { written, lastOk: now };
   }
 
   /** Redis's applied marks (partition → last offset applied in every region) under its epoch. */

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import type { Client } from 'cassandra-driver';
 import { RegionRecord } from '../../src/store/record';
 import { loadConfig } from '../../src/config';
-import { regionDirtyEntriesKey, regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
+import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
 import { freeRedisDb } from '../support/redis';
 import { cfg, unique } from '../helpers';
 
@@ -72,5 +72,24 @@ describe('checkpoint cut (real Redis)', () => {
       stub.restore();
     }
     expect(cassandra.batch.callCount).to.equal(0);
+  });
+
+  it('runs one timed round per interval whatever the number of workers asking, and tells the others when it succeeded', async () => {
+    await redis.sadd(REGIONS_KEY, region);
+    const stubs = [0, 1].map(() => ({ execute: sinon.stub().resolves({ rows: [] }), batch: sinon.stub().resolves() }));
+    const [a, b] = stubs.map((c) => record(c));
+    const t0 = Date.now();
+    const rounds = await Promise.all([a.checkpointRound(400), b.checkpointRound(400)]);
+    const ran = rounds.filter((r) => r.written !== null);
+    expect(ran).to.have.length(1);
+    expect(ran[0].written).to.equal(ENTRIES);
+    expect(stubs[0].batch.callCount + stubs[1].batch.callCount).to.equal(1);
+    // The skipping worker learns of the round from Redis (its gauge of the last success).
+    const later = await (rounds[0].written === null ? a : b).checkpointRound(400);
+    expect(later.written).to.equal(null);
+    expect(later.lastOk).to.be.within(t0, Date.now());
+    // Once the interval is over, the next ask runs the next round (nothing changed: 0 written).
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await b.checkpointRound(400)).written).to.equal(0);
   });
 });
