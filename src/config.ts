@@ -393,6 +393,13 @@ export interface Config {
      */
     readonly dedupSlices: number;
     /**
+     * HH_FLUSH_MAX_EVENTS, HH_FLUSH_MAX_POSTS: the most one region flush (one atomic script
+     * call) takes, in events and in distinct posts: what bounds how long a flush holds Redis.
+     * @default FLUSH_DEFAULTS
+     */
+    readonly flushMaxEvents: number;
+    readonly flushMaxPosts: number;
+    /**
      * HH_EVENT_MAX_AGE: an event stamped earlier than the clock minus this is dead-lettered.
      * @default 7d — the longest default window (24h) with its ttl; older data is a replay of
      * another system, not a view to count.
@@ -448,6 +455,18 @@ export interface Config {
     readonly cacheDir: string;
   };
 }
+
+/** The most one region flush takes by default (HH_FLUSH_MAX_EVENTS, HH_FLUSH_MAX_POSTS). */
+export const FLUSH_DEFAULTS = {
+  /** Events per flush: bounds the ids the script checks and records. */
+  maxEvents: 20_000,
+  /**
+   * Distinct posts per flush: bounds the leaderboard entries one script writes (about ten
+   * per post: all-time, windows, panes, checkpoint entries), so a burst of new posts never
+   * holds Redis for long (every other client waits meanwhile).
+   */
+  maxPosts: 2_000,
+} as const;
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
 
@@ -512,6 +531,8 @@ export function loadConfig(env: Env = process.env): Config {
       mode: topkMode(env, specs.sessions),
       dedupHorizonMs: duration(env, 'HH_DEDUP_HORIZON', '10m'),
       dedupSlices: int(env, 'HH_DEDUP_SLICES', 20, 1, 1000),
+      flushMaxEvents: int(env, 'HH_FLUSH_MAX_EVENTS', FLUSH_DEFAULTS.maxEvents, 1, 1_000_000),
+      flushMaxPosts: int(env, 'HH_FLUSH_MAX_POSTS', FLUSH_DEFAULTS.maxPosts, 1, 1_000_000),
       maxAgeMs: duration(env, 'HH_EVENT_MAX_AGE', '7d'),
       maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', '5m'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { trailingPaneMs, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
+import { FLUSH_DEFAULTS, trailingPaneMs, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import {
@@ -65,20 +65,16 @@ export interface ActorOptions {
   dedupHorizonMs: number;
   /** The horizon is evicted in this many time slices (memory within (slices + 1) / slices of a horizon's ids). @default 20 */
   dedupSlices?: number;
+  /** The most one flush takes. @default FLUSH_LIMITS.maxEvents, FLUSH_LIMITS.maxPosts */
+  flushMaxEvents?: number;
+  flushMaxPosts?: number;
   /** Entries waiting for a checkpoint above which flushes wait. @default FLUSH_LIMITS.maxWaitingEntries */
   maxWaitingEntries?: number;
 }
 
 /** The most one flush takes. */
 export const FLUSH_LIMITS = {
-  /** Events per flush: bounds the ids the script checks and records. */
-  maxEvents: 20_000,
-  /**
-   * Distinct posts per flush: bounds the leaderboard entries one script writes (about ten
-   * per post: all-time, windows, panes, checkpoint entries), so a burst of new posts never
-   * holds Redis for long (every other client waits meanwhile).
-   */
-  maxPosts: 2_000,
+  ...FLUSH_DEFAULTS,
   /**
    * Entries waiting for a checkpoint above which the actor waits (until a checkpoint has
    * taken them): the record never falls further behind than one Cassandra batch can carry,
@@ -254,11 +250,13 @@ export class RegionActor {
     const out: Pending[] = [];
     const posts = new Set<string>();
     const epoch = this.queue[0].epoch;
+    const maxEvents = this.opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents;
+    const maxPosts = this.opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts;
     for (const item of this.queue) {
       if (item.epoch !== epoch) break;
       while (item.cursor < item.events.length) {
         const p = item.events[item.cursor];
-        if (out.length >= FLUSH_LIMITS.maxEvents || (!posts.has(p.event.post_id) && posts.size >= FLUSH_LIMITS.maxPosts)) return out;
+        if (out.length >= maxEvents || (!posts.has(p.event.post_id) && posts.size >= maxPosts)) return out;
         posts.add(p.event.post_id);
         out.push(p);
         item.cursor++;
