@@ -16,11 +16,36 @@ local wm = tonumber(ARGV[1])
 local prefix = ARGV[2]
 local changed = {}
 
+local CHUNK = 1000 -- members per bulk call (Lua's unpack stays far below its stack limit)
+
+-- Adds (sign 1) or subtracts (sign -1) a pane's counts to the trailing key, in bulk: per
+-- thousand members one ZMSCORE, one ZADD of the new totals and one ZREM of those that reach
+-- 0. Into an empty key a pane is copied whole (COPY, no Lua loop).
 local function fold(target, pane, sign)
+  if sign > 0 and redis.call('EXISTS', target) == 0 then
+    if redis.call('COPY', pane, target) == 1 then redis.call('PERSIST', target) end
+    return
+  end
   local flat = redis.call('ZRANGE', pane, 0, -1, 'WITHSCORES')
-  for j = 1, #flat, 2 do
-    local v = tonumber(redis.call('ZINCRBY', target, sign * tonumber(flat[j + 1]), flat[j]))
-    if v <= 0 then redis.call('ZREM', target, flat[j]) end
+  for base = 1, #flat, 2 * CHUNK do
+    local last = math.min(#flat, base + 2 * CHUNK - 1)
+    local posts = {}
+    for j = base, last, 2 do posts[#posts + 1] = flat[j] end
+    local old = redis.call('ZMSCORE', target, unpack(posts))
+    local keep, gone = {}, {}
+    local i = 0
+    for j = base, last, 2 do
+      i = i + 1
+      local v = (tonumber(old[i]) or 0) + sign * tonumber(flat[j + 1])
+      if v > 0 then
+        keep[#keep + 1] = v
+        keep[#keep + 1] = flat[j]
+      else
+        gone[#gone + 1] = flat[j]
+      end
+    end
+    if #keep > 0 then redis.call('ZADD', target, unpack(keep)) end
+    if #gone > 0 then redis.call('ZREM', target, unpack(gone)) end
   end
 end
 

@@ -243,6 +243,47 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
       }
     }
   });
+
+  it('moves panes of thousands of posts (bulk fold, a copy into an empty key) exactly, in and out', async () => {
+    const spec = specs[0]; // 1m: panes of trailingPaneMs(1m)
+    const P = trailingPaneMs(spec.sizeMs);
+    const region = `${r}-big`;
+    await redis.hset(regionMetaKey(region), 'epoch', EPOCH);
+    const actor = new ActorSystem(redis, { windows: [spec], boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(region);
+    const base = Math.floor((Date.now() - 3_600_000) / P) * P;
+    // Three consecutive panes: 2,500 posts, 1,500 of the same posts, 1,200 others; counts 1–3.
+    const applied: { ts: number; post: string }[] = [];
+    const batch: OffsetEvent[] = [];
+    const add = (pane: number, post: string, n: number) => {
+      for (let i = 0; i < n; i++) {
+        const ts = base + pane * P + ((batch.length * 7) % P);
+        batch.push(ev(batch.length, post, region, ts, `big${batch.length}`));
+        applied.push({ ts, post });
+      }
+    };
+    for (let i = 0; i < 2500; i++) add(0, `a${i}`, 1 + (i % 3));
+    for (let i = 0; i < 1500; i++) add(1, `a${i}`, 1 + (i % 2));
+    for (let i = 0; i < 1200; i++) add(2, `b${i}`, 1);
+    for (let i = 0; i < batch.length; i += 5000) await actor.apply(0, batch.slice(i, i + 5000), EPOCH);
+    // The watermark passes pane 0, then 1, then 2, then leaves them all behind, one pane a step.
+    const steps = spec.sizeMs / P + 4;
+    for (let step = 1; step <= steps; step++) {
+      const wm = base + (step + 1) * P;
+      await advanceTrailing(redis, region, [spec], wm);
+      const hi = Math.floor(wm / P) * P - P;
+      const lo = hi - spec.sizeMs + P;
+      const want: Record<string, number> = {};
+      for (const e of applied) {
+        const pane = Math.floor(e.ts / P) * P;
+        if (pane >= lo && pane <= hi) want[e.post] = (want[e.post] ?? 0) + 1;
+      }
+      const flat = await redis.zrange(regionTrailingKey(region, spec.name), 0, -1, 'WITHSCORES');
+      const got: Record<string, number> = {};
+      for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
+      expect(got, `step ${step}`).to.deep.equal(want);
+      expect(await redis.pttl(regionTrailingKey(region, spec.name)), 'a trailing key never expires').to.be.at.most(-1);
+    }
+  });
 });
 
 describe('session windows (bucket runs sealed in Redis, real Redis)', () => {
@@ -384,7 +425,7 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
   it('waits for a checkpoint while too many entries wait for one (backpressure), then goes on exactly', async () => {
     const metrics = createMetrics();
     const actor = new ActorSystem(own.redis, { windows: [], boundedK: 10, dedupHorizonMs: 600_000, maxWaitingEntries: 100 }, metrics).actor(own.region);
-    const cassandra = { execute: sinon.stub().resolves(), batch: sinon.stub().resolves() };
+    const cassandra = { execute: sinon.stub().resolves({ rows: [] }), batch: sinon.stub().resolves() };
     const record = new RegionRecord(own.redis, cassandra as unknown as Client, { keyspace: 'ks', windows: [], boundedK: 10 });
     const batches = [0, 1, 2].map((b) => Array.from({ length: 150 }, (_, i) => ev(10_000 + b * 150 + i, `bp${b}_${i}`, own.region, T0, `bp${b}_${i}`)));
     const applying = Promise.all(batches.map((b) => actor.apply(3, b, own.epoch)));
