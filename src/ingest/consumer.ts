@@ -25,6 +25,7 @@ import { sendChunked } from '../produce-chunked';
 import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
 import { Watermarks } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
+import { PendingCommits } from './pending-commits';
 
 /** The consumer's settings, each with its unit and reason. */
 export const CONSUMER_SETTINGS = {
@@ -152,6 +153,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
    * batches wait for it.
    */
   let resuming: Promise<void> = Promise.resolve();
+  const uncommitted = new PendingCommits();
   const resume = (why: string, only?: number[]): Promise<void> =>
     (resuming = resuming.then(async () => {
       if (!only) {
@@ -186,7 +188,10 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
             commits.push({ topic, partition: p, offset: next.toString() });
           }
           // The group's offsets say the same (for lag monitoring and tools).
-          if (commits.length) await consumer.commitOffsets(commits);
+          if (commits.length) {
+            await consumer.commitOffsets(commits);
+            for (const c of commits) uncommitted.landed(c.partition, c.offset);
+          }
           return;
         } catch (e) {
           if (signal.aborted) return;
@@ -242,10 +247,15 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     const lagAfter = BigInt(b.highWatermark) - BigInt(b.last) - 1n;
     if (Number.isFinite(b.triaged.maxEventTime)) watermarks.observe(b.partition, b.triaged.maxEventTime, b.triaged.earliest, lagAfter <= 0n);
     // For lag monitoring and tools; where a partition resumes is the applied mark above.
-    await consumer.commitOffsets([{ topic, partition: b.partition, offset: (BigInt(b.last) + 1n).toString() }]).catch((e: Error) => {
-      metrics?.failures.inc({ operation: 'commit_offsets' });
-      log(`cannot commit the offset of partition ${b.partition} (the applied mark holds it): ${e.message}`);
-    });
+    const commit = { topic, partition: b.partition, offset: (BigInt(b.last) + 1n).toString() };
+    await consumer.commitOffsets([commit]).then(
+      () => uncommitted.landed(commit.partition, commit.offset),
+      (e: Error) => {
+        uncommitted.failed(commit);
+        metrics?.failures.inc({ operation: 'commit_offsets' });
+        log(`cannot commit the offset of partition ${b.partition} (the applied mark holds it; retried every second): ${e.message}`);
+      },
+    );
     progress.batches++;
     progress.consumed += b.records;
     progress.deadLettered += b.triaged.dead.length;
@@ -327,12 +337,14 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     state.state = 'consuming';
     tell();
     reporter.start();
-    // Notice a loss or a rebuild of Redis even when no batch is flowing.
+    // Notice a loss or a rebuild of Redis even when no batch is flowing, and retry the group
+    // offsets a rebalance refused (an idle partition would otherwise keep a stale one).
     watcher = setInterval(() => {
       redis.get(EPOCH_KEY).then(
         (e) => (e !== epoch ? resume('epoch check') : undefined),
         () => undefined, // Redis unreachable: the next check (or batch) tells
       );
+      if (uncommitted.size) uncommitted.retry(assigned, (offsets) => consumer.commitOffsets(offsets)).catch(() => undefined);
     }, CONSUMER_SETTINGS.epochCheckMs);
     const aborted = new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
