@@ -196,6 +196,33 @@ describe('bounded mode (Space-Saving leaderboards, real Redis)', () => {
   });
 });
 
+/**
+ * Asserts a region's trailing key of `spec` at watermark `wm` equals a recount of `applied`
+ * over the panes it must cover; returns that range.
+ */
+async function expectTrailingRecount(
+  redis: Redis,
+  region: string,
+  spec: { name: string; sizeMs: number },
+  applied: { ts: number; post: string }[],
+  wm: number,
+  what: string,
+): Promise<{ lo: number; hi: number }> {
+  const P = trailingPaneMs(spec.sizeMs);
+  const hi = Math.floor(wm / P) * P - P; // the panes the watermark has passed
+  const lo = hi - spec.sizeMs + P;
+  const want: Record<string, number> = {};
+  for (const e of applied) {
+    const pane = Math.floor(e.ts / P) * P;
+    if (pane >= lo && pane <= hi) want[e.post] = (want[e.post] ?? 0) + 1;
+  }
+  const flat = await redis.zrange(regionTrailingKey(region, spec.name), 0, -1, 'WITHSCORES');
+  const got: Record<string, number> = {};
+  for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
+  expect(got, what).to.deep.equal(want);
+  return { lo, hi };
+}
+
 describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
   const own = ownRegion('trail');
@@ -227,18 +254,7 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
       wm += rnd() < 0.03 ? 3_700_000 : Math.floor(1000 + rnd() * (rnd() < 0.5 ? 20_000 : 600_000));
       await advanceTrailing(redis, r, specs, wm);
       for (const spec of specs) {
-        const P = trailingPaneMs(spec.sizeMs);
-        const hi = Math.floor(wm / P) * P - P; // the panes the watermark has passed
-        const lo = hi - spec.sizeMs + P;
-        const want: Record<string, number> = {};
-        for (const e of applied) {
-          const pane = Math.floor(e.ts / P) * P;
-          if (pane >= lo && pane <= hi) want[e.post] = (want[e.post] ?? 0) + 1;
-        }
-        const flat = await redis.zrange(regionTrailingKey(r, spec.name), 0, -1, 'WITHSCORES');
-        const got: Record<string, number> = {};
-        for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
-        expect(got, `step ${step}, ${spec.name}`).to.deep.equal(want);
+        const { lo, hi } = await expectTrailingRecount(redis, r, spec, applied, wm, `step ${step}, ${spec.name}`);
         expect(await redis.hget(regionTrailingStateKey(r), spec.name)).to.equal(`${lo}:${hi}`);
       }
     }
@@ -270,17 +286,7 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
     for (let step = 1; step <= steps; step++) {
       const wm = base + (step + 1) * P;
       await advanceTrailing(redis, region, [spec], wm);
-      const hi = Math.floor(wm / P) * P - P;
-      const lo = hi - spec.sizeMs + P;
-      const want: Record<string, number> = {};
-      for (const e of applied) {
-        const pane = Math.floor(e.ts / P) * P;
-        if (pane >= lo && pane <= hi) want[e.post] = (want[e.post] ?? 0) + 1;
-      }
-      const flat = await redis.zrange(regionTrailingKey(region, spec.name), 0, -1, 'WITHSCORES');
-      const got: Record<string, number> = {};
-      for (let i = 0; i < flat.length; i += 2) got[flat[i]] = Number(flat[i + 1]);
-      expect(got, `step ${step}`).to.deep.equal(want);
+      await expectTrailingRecount(redis, region, spec, applied, wm, `step ${step}`);
       expect(await redis.pttl(regionTrailingKey(region, spec.name)), 'a trailing key never expires').to.be.at.most(-1);
     }
   });

@@ -81,6 +81,15 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     });
   }
 
+  /** A checkpoint whose `table` batches fail after the first one stops with the injected error. */
+  const expectInjectedFailure = (table: string) =>
+    record(failing(table, 1), 500)
+      .checkpoint(region)
+      .then(
+        () => expect.fail('the injected failure should stop the checkpoint'),
+        (e: Error) => expect(e.message).to.match(new RegExp(`injected: ${table}`)),
+      );
+
   before(async () => {
     await migrate(cfg, keyspace);
     db = await freeRedisDb();
@@ -125,12 +134,7 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     await seed(N, 1, 41);
     expect(await record(cassandra, 500).checkpoint(region)).to.equal(N);
     await seed(N, 2, 99);
-    await record(failing('region_state', 1), 500)
-      .checkpoint(region)
-      .then(
-        () => expect.fail('the injected failure should stop the checkpoint'),
-        (e: Error) => expect(e.message).to.match(/injected: region_state/),
-      );
+    await expectInjectedFailure('region_state');
     // The table alone is half old, half new, with the old offsets: what the commit row is for.
     const half = await stored();
     expect(half.offset).to.equal('41');
@@ -158,12 +162,7 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     await seed(N, 1, 41);
     await record(cassandra, 500).checkpoint(region);
     await seed(N, 2, 99);
-    await record(failing('checkpoint_stage', 1), 500)
-      .checkpoint(region)
-      .then(
-        () => expect.fail('the injected failure should stop the checkpoint'),
-        (e: Error) => expect(e.message).to.match(/injected: checkpoint_stage/),
-      );
+    await expectInjectedFailure('checkpoint_stage');
     const before = await stored();
     expect(before.offset).to.equal('41');
     expect(matching(before.counts, 1)).to.equal(N);
