@@ -22,12 +22,12 @@ import { produceLoad } from '../src/load/produce';
 import { ensureTopics } from '../src/bootstrap/kafka';
 import { migrate } from '../src/bootstrap/cassandra';
 import { regionNames, truthTopK, type Truth } from '../src/load/generator';
-import { regionDirtyKey, regionInflightKey, regionTopKey } from '../src/keys';
+import { appliedKey, regionDirtyKey, regionInflightKey, regionTopKey } from '../src/keys';
 import { Isolated } from '../scripts/harness/isolated';
 import { loadConfig, PROJECT_ROOT } from '../src/config';
 
 const cfg = loadConfig();
-import { startRuntime, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../scripts/harness/runtime';
+import { startRuntime, stopStartedRuntimes, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../scripts/harness/runtime';
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
 import { buildKStreams, runKStreams } from './peers/kstreams';
 import { soak } from './soak';
@@ -94,10 +94,20 @@ async function measureRuntime(
   let t0 = 0;
   let c0 = 0;
   let cpu0: Record<string, number> = {};
+  let last = { c: -1, at: performance.now() };
   for (;;) {
     const c = await committed(iso.admin, group, topic);
     const now = performance.now();
     if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSample([...rt.workers.values()])];
+    if (c !== last.c) last = { c, at: now };
+    else if (now - last.at > STALL_MS) {
+      // Stuck: say where (the group's offsets against what Redis applied), not wait forever.
+      const marks = await iso.redis.hgetall(appliedKey(topic)).catch(() => ({}));
+      await rt.stop();
+      throw new Error(
+        `${group}: the group's committed offsets stayed at ${c.toLocaleString()} of ${end.toLocaleString()} for ${STALL_MS / 1000} s; Redis's applied marks: ${JSON.stringify(marks)}; the runtime's last lines:\n${rt.output.slice(-20).join('\n')}`,
+      );
+    }
     if (c >= end) {
       const cpu1 = cpuSample([...rt.workers.values()]);
       const per = 100_000 / Math.max(1, end - c0);
@@ -411,6 +421,9 @@ async function patient<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A phase whose group offsets do not move for this long fails the bench (a hang would otherwise wait forever). */
+const STALL_MS = 180_000;
+
 async function main(): Promise<void> {
   const id = `bench_${Date.now().toString(36)}`;
   const prefix = `${id}_`;
@@ -418,6 +431,13 @@ async function main(): Promise<void> {
   // above what one load generator asks, so it never refuses the bench's own requests.
   const iso = new Isolated(id, { HH_WORKERS: '2', HH_RATE_LIMIT_RPS: '100000000' }, REGIONS);
   await iso.setUp();
+  // Interrupted (Ctrl-C, a kill): the runtimes it started and its Redis database go with it.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`\n${sig}: stopping the runtimes this bench started and emptying its Redis database`);
+      void Promise.race([stopStartedRuntimes().then(() => iso.redis.flushdb()), sleep(45_000)]).finally(() => process.exit(130));
+    });
+  }
   // The memory and soak phases make topics of their own before any runtime (and its ACLs)
   // exists: their events are written as the Kafka super user, not the producer principal.
   const feeder = iso.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });

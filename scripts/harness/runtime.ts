@@ -35,6 +35,22 @@ export async function revokeGrantedAcls(base: Config): Promise<void> {
   }
 }
 
+/** The runtimes this process started and that have not exited (stopped on an interrupt). */
+const live = new Set<ChildProcess>();
+
+/** Stops (SIGTERM, then SIGKILL after `graceMs`) every runtime this process started that is still running. */
+export async function stopStartedRuntimes(graceMs = 30_000): Promise<void> {
+  await Promise.all(
+    [...live].map(async (proc) => {
+      const exited = new Promise<void>((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', () => r())));
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
 export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
   const fullEnv = { ...process.env, ...env };
   const cfg = loadConfig(fullEnv);
@@ -48,6 +64,8 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     env: fullEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   const workers = new Map<number, number>();
   const output: string[] = [];
   for (const s of [proc.stdout!, proc.stderr!]) {

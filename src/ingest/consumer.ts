@@ -25,7 +25,7 @@ import { sendChunked } from '../produce-chunked';
 import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
 import { Watermarks } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
-import { PendingCommits } from './pending-commits';
+import { GroupOffsets } from './group-offsets';
 
 /** The consumer's settings, each with its unit and reason. */
 export const CONSUMER_SETTINGS = {
@@ -41,6 +41,8 @@ export const CONSUMER_SETTINGS = {
   epochCheckMs: 1_000, // 1 s
   /** Batches of one partition handed to the actors and not yet marked applied: the next is fetched meanwhile. */
   maxBatchesInFlight: 4,
+  /** How often a member commits again what it applied of every partition it holds (another member may have overwritten it). */
+  offsetRefreshMs: 5_000, // 5 s
   /** Failed flushes in a row (not a Redis loss) after which the member gives up: the activity's retry starts a fresh one. */
   failuresBeforeRestart: 8,
 } as const;
@@ -153,7 +155,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
    * batches wait for it.
    */
   let resuming: Promise<void> = Promise.resolve();
-  const uncommitted = new PendingCommits();
+  const groupOffsets = new GroupOffsets(CONSUMER_SETTINGS.offsetRefreshMs);
   const resume = (why: string, only?: number[]): Promise<void> =>
     (resuming = resuming.then(async () => {
       if (!only) {
@@ -189,8 +191,9 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           }
           // The group's offsets say the same (for lag monitoring and tools).
           if (commits.length) {
+            for (const c of commits) groupOffsets.advance(c);
             await consumer.commitOffsets(commits);
-            for (const c of commits) uncommitted.landed(c.partition, c.offset);
+            for (const c of commits) groupOffsets.landed(c.partition, c.offset);
           }
           return;
         } catch (e) {
@@ -248,10 +251,10 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     if (Number.isFinite(b.triaged.maxEventTime)) watermarks.observe(b.partition, b.triaged.maxEventTime, b.triaged.earliest, lagAfter <= 0n);
     // For lag monitoring and tools; where a partition resumes is the applied mark above.
     const commit = { topic, partition: b.partition, offset: (BigInt(b.last) + 1n).toString() };
+    groupOffsets.advance(commit);
     await consumer.commitOffsets([commit]).then(
-      () => uncommitted.landed(commit.partition, commit.offset),
+      () => groupOffsets.landed(commit.partition, commit.offset),
       (e: Error) => {
-        uncommitted.failed(commit);
         metrics?.failures.inc({ operation: 'commit_offsets' });
         log(`cannot commit the offset of partition ${b.partition} (the applied mark holds it; retried every second): ${e.message}`);
       },
@@ -337,14 +340,14 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     state.state = 'consuming';
     tell();
     reporter.start();
-    // Notice a loss or a rebuild of Redis even when no batch is flowing, and retry the group
-    // offsets a rebalance refused (an idle partition would otherwise keep a stale one).
+    // Notice a loss or a rebuild of Redis even when no batch is flowing, and keep the group's
+    // offsets equal to what was applied (refused commits retried, overwritten ones put right).
     watcher = setInterval(() => {
       redis.get(EPOCH_KEY).then(
         (e) => (e !== epoch ? resume('epoch check') : undefined),
         () => undefined, // Redis unreachable: the next check (or batch) tells
       );
-      if (uncommitted.size) uncommitted.retry(assigned, (offsets) => consumer.commitOffsets(offsets)).catch(() => undefined);
+      groupOffsets.sync(assigned, Date.now(), (offsets) => consumer.commitOffsets(offsets)).catch(() => metrics?.failures.inc({ operation: 'commit_offsets' }));
     }, CONSUMER_SETTINGS.epochCheckMs);
     const aborted = new Promise<void>((resolve) => {
       if (signal.aborted) resolve();

@@ -15,7 +15,7 @@ import { PROJECT_ROOT } from '../../src/config';
 import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
 import { dumpOnFailure } from '../support/failure';
-import { startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../../scripts/harness/runtime';
+import { eventually, startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../../scripts/harness/runtime';
 
 const REGIONS = 8;
 const POSTS = 50_000;
@@ -159,6 +159,49 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     const metrics = await (await fetch(`${rt.api}/metrics`)).text();
     expect(Number(/^hh_events_applied_total (\d+)/m.exec(metrics)?.[1])).to.equal(0);
     expect(Number(/^hh_events_consumed_total (\d+)/m.exec(metrics)?.[1])).to.equal(0);
+  });
+
+  it("a stale group offset another member committed (a previous owner's late commit) is put right while the partitions stay idle", async () => {
+    // Kafka checks a committer's generation, not that it owns the partition. A member joins
+    // the group, takes its share of partitions (paused: nobody reads them meanwhile) and,
+    // once the runtime's members have settled, commits offset 0 for every partition. No
+    // rebalance follows (which would make the members fetch from the stale offsets and commit
+    // as they went): only their own re-commits can bring their partitions back.
+    const topic = env.HH_KAFKA_TOPIC;
+    const rogue = kafka.consumer({ groupId: env.HH_KAFKA_GROUP, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    const rogueHolds = new Set<number>();
+    const joined = new Promise<void>((r) =>
+      rogue.on(rogue.events.GROUP_JOIN, (e) => {
+        for (const p of e.payload.memberAssignment[topic] ?? []) rogueHolds.add(p);
+        r();
+      }),
+    );
+    await rogue.connect();
+    try {
+      await rogue.subscribe({ topic });
+      await rogue.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: async () => undefined });
+      await joined;
+      rogue.pause([{ topic }]);
+      await new Promise((r) => setTimeout(r, 3_000));
+      const ends = await admin.fetchTopicOffsets(topic);
+      const members = ends.filter((e) => !rogueHolds.has(e.partition));
+      expect(members.length, "the runtime's members hold partitions").to.be.greaterThan(0);
+      await rogue.commitOffsets(ends.map((e) => ({ topic, partition: e.partition, offset: '0' })));
+      const stale = await admin.fetchOffsets({ groupId: env.HH_KAFKA_GROUP, topics: [topic] });
+      expect(stale[0].partitions.every((p) => p.offset === '0')).to.equal(true);
+      await eventually(async () => {
+        const now = await admin.fetchOffsets({ groupId: env.HH_KAFKA_GROUP, topics: [topic] });
+        const byPart = new Map(now[0].partitions.map((p) => [p.partition, p.offset]));
+        expect(
+          members.map((e) => byPart.get(e.partition)),
+          "the members' partitions",
+        ).to.deep.equal(members.map((e) => e.high));
+      }, 30_000);
+    } finally {
+      await rogue.disconnect();
+    }
+    await waitDrained(admin, env.HH_KAFKA_GROUP, topic);
+    await expectExact();
   });
 
   describe('bad input', () => {
