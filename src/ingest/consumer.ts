@@ -209,7 +209,12 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     assigned.clear();
     for (const p of e.payload.memberAssignment[topic] ?? []) assigned.add(p);
     watermarks.retain(assigned);
-    for (const p of before) if (!assigned.has(p)) positions.delete(p);
+    for (const p of before) {
+      if (assigned.has(p)) continue;
+      positions.delete(p);
+      // Its new owner reports its lag: a last value left here would add to that one.
+      metrics?.lag.remove({ topic, partition: String(p) });
+    }
     tell();
     // Partitions held before keep their place (their batches in flight go on); new ones start from their marks.
     const fresh = [...assigned].filter((p) => !before.has(p) || !positions.has(p));
@@ -361,6 +366,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     // leaves the group; new batches are not taken (the signal is aborted).
     await Promise.race([Promise.all(chains.values()), sleep(30_000)]);
     state.state = 'stopped';
+    for (const p of assigned) metrics?.lag.remove({ topic, partition: String(p) });
     assigned.clear();
     tell();
     await consumer.disconnect();

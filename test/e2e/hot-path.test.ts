@@ -26,6 +26,11 @@ interface TopResponse {
   top_posts: { post_id: string; view_count: number; author: string | null; content: string | null }[];
 }
 
+/** Partitions with a consumer-lag series in a /metrics text. */
+function lagPartitions(metricsText: string): number[] {
+  return [...metricsText.matchAll(/^hh_consumer_lag_records\{[^}]*partition="(\d+)"[^}]*\} /gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
+}
+
 describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker processes)', function () {
   this.timeout(600_000);
   const id = unique('e2e');
@@ -43,6 +48,8 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   const cassandra = iso.cassandra;
   const truth: Truth = {};
   const regions = regionNames(REGIONS, prefix);
+  /** A region with one event in every partition (the lag test). */
+  const lagRegion = `${prefix}lag`;
   let admin: Admin;
   let producer: Producer;
   let redis: Redis;
@@ -96,7 +103,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   });
 
   after(async () => {
-    await iso.tearDown(rt, [...regions, `${prefix}bad`]);
+    await iso.tearDown(rt, [...regions, `${prefix}bad`, lagRegion]);
   });
 
   it('counts 200,000 Zipf events over 8 regions and 50,000 posts exactly (top 10 and top 100, exact and bounded)', async () => {
@@ -161,13 +168,27 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     expect(Number(/^hh_events_consumed_total (\d+)/m.exec(metrics)?.[1])).to.equal(0);
   });
 
-  it("a stale group offset another member committed (a previous owner's late commit) is put right while the partitions stay idle", async () => {
+  it("a stale group offset another member committed (a previous owner's late commit) is put right while the partitions stay idle; a partition's lag is reported by its holder only", async () => {
     // Kafka checks a committer's generation, not that it owns the partition. A member joins
     // the group, takes its share of partitions (paused: nobody reads them meanwhile) and,
     // once the runtime's members have settled, commits offset 0 for every partition. No
     // rebalance follows (which would make the members fetch from the stale offsets and commit
     // as they went): only their own re-commits can bring their partitions back.
     const topic = env.HH_KAFKA_TOPIC;
+    // One event in every partition first: each member then reports the lag of every partition it holds.
+    const ends0 = await admin.fetchTopicOffsets(topic);
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: ends0.map((e) => ({
+        partition: e.partition,
+        key: lagRegion,
+        value: JSON.stringify({ event_id: `${lagRegion}-${e.partition}`, post_id: `${prefix}post-lag`, region_id: lagRegion, timestamp: Date.now() }),
+      })),
+    });
+    await waitDrained(admin, env.HH_KAFKA_GROUP, topic);
+    const lagged = lagPartitions(await (await fetch(`${rt.api}/metrics`)).text());
+    expect(lagged, 'lag reported per partition').to.deep.equal(ends0.map((e) => e.partition).sort((a, b) => a - b));
     const rogue = kafka.consumer({ groupId: env.HH_KAFKA_GROUP, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
     const rogueHolds = new Set<number>();
     const joined = new Promise<void>((r) =>
@@ -197,6 +218,13 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
           "the members' partitions",
         ).to.deep.equal(members.map((e) => e.high));
       }, 30_000);
+      // The lag of a partition is reported by its holder only (a stale last value of its
+      // previous holder would be summed into the cluster's figure).
+      const reported = lagPartitions(await (await fetch(`${rt.api}/metrics`)).text());
+      expect(
+        reported.filter((p) => rogueHolds.has(p)),
+        'lag series of partitions the members no longer hold',
+      ).to.deep.equal([]);
     } finally {
       await rogue.disconnect();
     }
