@@ -33,6 +33,7 @@ import { ingestTaskQueue } from './ids';
 import { RuntimeHealth } from './health';
 import { Watchdog } from './watchdog';
 import { OverdueWindows } from './overdue-windows';
+import { Checkpointer } from './checkpointer';
 
 const log = lineLogger('worker');
 
@@ -187,7 +188,10 @@ async function main(): Promise<void> {
   // Checkpoints: every interval, each changed region's counts and offsets go to the record
   // (one round per interval for the whole cluster: the first worker's timer runs it), and at
   // once, and again, while an actor waits for one. While Cassandra is down they fail and are
-  // retried; nothing is lost (the changes stay marked).
+  // retried; nothing is lost (the changes stay marked). HH_CHECKPOINT_ON=thread runs them on
+  // a thread of their own (checkpointer.ts) instead of this event loop.
+  const checkpointer = cfg.ingest.checkpointOn === 'thread' ? new Checkpointer() : null;
+  const checkpointAll = () => (checkpointer ?? record).checkpointAll();
   let checkpointing = false;
   let again = false;
   let checkpointFailing = false;
@@ -198,7 +202,9 @@ async function main(): Promise<void> {
     }
     checkpointing = true;
     const t0 = process.hrtime.bigint();
-    const round = timed ? record.checkpointRound(cfg.ingest.checkpointIntervalMs) : record.checkpointAll().then((written) => ({ written, lastOk: Date.now() }));
+    const round = timed
+      ? (checkpointer ?? record).checkpointRound(cfg.ingest.checkpointIntervalMs)
+      : checkpointAll().then((written) => ({ written, lastOk: Date.now() }));
     round
       .then(
         ({ written, lastOk }) => {
@@ -246,7 +252,8 @@ async function main(): Promise<void> {
     workflowWorker.shutdown();
     await Promise.allSettled(runs);
     await actors.drain();
-    await record.checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
+    await checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
+    await checkpointer?.close();
     await closed;
     await producer.disconnect();
     await apiProducer.disconnect();

@@ -47,10 +47,11 @@ export interface RecordOptions {
   keyspace: string;
   /**
    * The topic whose consumption a rebuild positions (its applied marks and replay targets
-   * in Redis) and how to read its partitions' log ends; without it a rebuild restores
-   * counts only (tools and tests that read the record).
+   * in Redis) and how to read its partitions' log ends (a rebuild needs them; a record that
+   * only checkpoints does not); without it a rebuild restores counts only (tools and tests
+   * that read the record).
    */
-  resume?: { topic: string; logEnds: () => Promise<Map<number, bigint>> };
+  resume?: { topic: string; logEnds?: () => Promise<Map<number, bigint>> };
   windows: readonly WindowSpec[];
   boundedK: number;
   /** `bounded`: restored leaderboards are cut back to boundedK (the record keeps evicted posts' last counts). */
@@ -507,7 +508,7 @@ export class RegionRecord {
     const epoch = randomUUID();
     const at = Date.now();
     // The log ends before the restore: whatever the replay must reach to be caught up.
-    const logEnds = await this.opts.resume?.logEnds();
+    const logEnds = await this.opts.resume?.logEnds?.();
     const rs = await this.cassandra.execute(`SELECT region_id FROM ${this.ks}.regions`, [], { prepare: true, fetchSize: 10_000 });
     const regions = rs.rows.map((r) => r.get('region_id') as string);
     // Per partition, what every restored region has applied: the lowest of their offsets,

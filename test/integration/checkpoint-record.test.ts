@@ -14,6 +14,8 @@ import { migrate } from '../../src/bootstrap/cassandra';
 import { cassandraClient, opsRedis } from '../../src/clients';
 import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionOffsetsKey, regionTopKey } from '../../src/keys';
 import { RegionRecord } from '../../src/store/record';
+import { Checkpointer } from '../../src/runtime/checkpointer';
+import type { Worker } from 'node:worker_threads';
 import { PROJECT_ROOT } from '../../src/config';
 import { cfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
@@ -236,5 +238,33 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
       expect(matching(now.counts, next.plus)).to.equal(N);
     }
     console.log(`      checkpoint of ${N} entries: ${took} ms; kill -9 after ${phases.join('; ')}`);
+  });
+  it("runs on a worker's checkpoint thread: the cut reaches the record whole, a failure reaches the caller, a dead thread is started again", async () => {
+    const env = { ...process.env, HH_REDIS_DB: String(db), HH_CASSANDRA_KEYSPACE: keyspace };
+    const checkpointer = new Checkpointer(env);
+    const missing = new Checkpointer({ ...env, HH_CASSANDRA_KEYSPACE: 'hh_no_such_keyspace' });
+    try {
+      await seed(5_000, 3, 77);
+      expect(await checkpointer.checkpointAll()).to.equal(5_000);
+      const first = await stored();
+      expect(first.offset).to.equal('77');
+      expect(matching(first.counts, 3)).to.equal(5_000);
+      // A failure on the thread is the caller's error; the changes stay marked.
+      await seed(10, 5, 80);
+      await missing.checkpointAll().then(
+        () => expect.fail('a checkpoint into a missing keyspace should fail'),
+        (e: Error) => expect(e.message).to.match(/hh_no_such_keyspace/),
+      );
+      // The thread dies (as if it crashed): the next request starts another.
+      await (checkpointer as unknown as { worker: Worker }).worker.terminate();
+      expect(await checkpointer.checkpointAll()).to.equal(10);
+      const second = await stored();
+      expect(second.offset).to.equal('80');
+      expect(matching(second.counts, 5)).to.equal(10);
+      expect(matching(second.counts, 3)).to.equal(4_990);
+    } finally {
+      await checkpointer.close();
+      await missing.close();
+    }
   });
 });

@@ -25,6 +25,8 @@ describe('config', () => {
     expect(c.kafka.partitions).to.equal(3);
     expect(c.temporal.namespace).to.equal('hh-test');
     expect(c.stack.dir).to.equal('/tmp/x');
+    expect(loadConfig({}).ingest.checkpointOn).to.equal('loop');
+    expect(loadConfig({ HH_CHECKPOINT_ON: 'thread' }).ingest.checkpointOn).to.equal('thread');
   });
 
   it('treats an empty variable as unset', () => {
@@ -49,6 +51,7 @@ describe('config', () => {
     [{ HH_WINDOWS: '1m,gap500ms' }, 'HH_WINDOWS', /whole seconds/],
     [{ HH_WINDOWS: '1m,gapx' }, 'HH_WINDOWS', /session window/],
     [{ HH_TOPK_MODE: 'approx' }, 'HH_TOPK_MODE', /exact or bounded/],
+    [{ HH_CHECKPOINT_ON: 'fiber' }, 'HH_CHECKPOINT_ON', /loop or thread/],
     [{ HH_TOPK_MODE: 'bounded', HH_WINDOWS: '1m,gap30s' }, 'HH_TOPK_MODE', /session/],
     [{ HH_API_CACHE_MS: '-1' }, 'HH_API_CACHE_MS', /0\.\.60000/],
     [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
