@@ -88,6 +88,8 @@ export interface RoundResult {
   /** The longest stretch of 5xx answers (or no answer). */
   longest_5xx_ms: number;
   answers: { live: number; recovering: number; record: number; other: number; failed: number };
+  /** What the failed and `other` answers were (status and message, or the fetch error), with counts. */
+  not_ok: Record<string, number>;
   events: number;
   failures: string[];
 }
@@ -111,6 +113,16 @@ async function eventually(what: string, fn: () => Promise<void>, timeoutMs: numb
 function startProber(api: string, regions: string[], truth: Truth) {
   const best = new Map<string, number>();
   const answers = { live: 0, recovering: 0, record: 0, other: 0, failed: 0 };
+  const notOk: Record<string, number> = {};
+  const note = (what: string) => (notOk[what.slice(0, 120)] = (notOk[what.slice(0, 120)] ?? 0) + 1);
+  const bodyError = async (res: Response) => {
+    const text = await res.text().catch(() => '');
+    try {
+      return String((JSON.parse(text) as { error?: unknown }).error ?? text);
+    } catch {
+      return text;
+    }
+  };
   let wrongMs = 0;
   let failingSince: number | null = null;
   let longest5xx = 0;
@@ -124,8 +136,10 @@ function startProber(api: string, regions: string[], truth: Truth) {
       let failed = false;
       try {
         const res = await fetch(`${api}/top-posts?region=${region}&k=10`, { signal: AbortSignal.timeout(5000) });
-        if (res.status >= 500) failed = true;
-        else if (res.status === 200) {
+        if (res.status >= 500) {
+          failed = true;
+          note(`${res.status} ${await bodyError(res)}`);
+        } else if (res.status === 200) {
           const body = (await res.json()) as { source: string; status: string; top_posts: { post_id: string; view_count: number }[] };
           const live = body.source === 'redis' && body.status === 'live';
           const key = body.status === 'live' || body.status === 'recovering' || body.status === 'record' ? body.status : 'other';
@@ -151,14 +165,16 @@ function startProber(api: string, regions: string[], truth: Truth) {
           }
         } else {
           answers.other++;
+          note(`${res.status} ${await bodyError(res)}`);
           // "Unknown region" for a region that was answered before is wrong too.
           if (res.status === 404 && [...best.keys()].some((k) => k.startsWith(`${region}\u0000`))) {
             isWrong = true;
             wrong.push(`${region}: 404 for a region with counts`);
           }
         }
-      } catch {
+      } catch (e) {
         failed = true;
+        note(`no answer: ${(e as Error).message}`);
       }
       if (failed) {
         answers.failed++;
@@ -175,7 +191,7 @@ function startProber(api: string, regions: string[], truth: Truth) {
   return async () => {
     stop = true;
     await done;
-    return { wrongMs, longest5xx, answers, wrong: [...new Set(wrong)].slice(0, 10) };
+    return { wrongMs, longest5xx, answers, notOk, wrong: [...new Set(wrong)].slice(0, 10) };
   };
 }
 
@@ -429,6 +445,7 @@ async function main(): Promise<void> {
         wrong_answer_ms: probe.wrongMs,
         longest_5xx_ms: probe.longest5xx,
         answers: probe.answers,
+        not_ok: probe.notOk,
         events: produced.sent,
         failures,
       };
@@ -439,6 +456,7 @@ async function main(): Promise<void> {
           `longest 5xx ${probe.longest5xx} ms; answers ${JSON.stringify(probe.answers)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
       );
       for (const f of failures) log(`    ${f}`);
+      for (const [what, n] of Object.entries(probe.notOk)) log(`    answered ${n}×: ${what}`);
     }
   } finally {
     writeReport(results, { seed: SEED, short });
