@@ -114,7 +114,10 @@ function startProber(api: string, regions: string[], truth: Truth) {
   const best = new Map<string, number>();
   const answers = { live: 0, recovering: 0, record: 0, other: 0, failed: 0 };
   const notOk: Record<string, number> = {};
-  const note = (what: string) => (notOk[what.slice(0, 120)] = (notOk[what.slice(0, 120)] ?? 0) + 1);
+  const note = (what: string) => {
+    const key = what.slice(0, 120);
+    notOk[key] = (notOk[key] ?? 0) + 1;
+  };
   const bodyError = async (res: Response) => {
     const text = await res.text().catch(() => '');
     try {

@@ -437,9 +437,10 @@ export interface Config {
      * HH_CHECKPOINT_ON: where a worker writes its checkpoints. @default loop — on its own
      * event loop, where a round's batch encoding (0.5–1 s) holds every flush and API answer
      * of the worker; `thread`: on a thread of its own (src/runtime/checkpointer.ts), at a
-     * lower CPU priority. Measured in adjacent runs (README, Benchmarks): the API serves
-     * 2–3× the requests during and after a burst, but the burst itself is ingested 25–40 %
-     * slower (the record keeps up during it instead of after it).
+     * lower CPU priority. Measured in four adjacent pairs (README, Benchmarks): right after a
+     * burst the API served 2.1–2.9× the requests in three pairs (0.88× in the fourth), but
+     * the burst itself was ingested 19–42 % slower (the record keeps up during it instead
+     * of after it).
      */
     readonly checkpointOn: 'loop' | 'thread';
   };

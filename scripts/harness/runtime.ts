@@ -38,17 +38,19 @@ export async function revokeGrantedAcls(base: Config): Promise<void> {
 /** The runtimes this process started and that have not exited (stopped on an interrupt). */
 const live = new Set<ChildProcess>();
 
-/** Stops (SIGTERM, then SIGKILL after `graceMs`) every runtime this process started that is still running. */
+/** SIGTERM (a drain), then SIGKILL if it has not exited after `graceMs`; resolves once it exited. */
+async function stopChild(proc: ChildProcess, graceMs = Infinity): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  proc.kill('SIGTERM');
+  const timer = Number.isFinite(graceMs) ? setTimeout(() => proc.kill('SIGKILL'), graceMs) : undefined;
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Stops every runtime this process started that is still running (an interrupted bench). */
 export async function stopStartedRuntimes(graceMs = 30_000): Promise<void> {
-  await Promise.all(
-    [...live].map(async (proc) => {
-      const exited = new Promise<void>((r) => (proc.exitCode !== null || proc.signalCode !== null ? r() : proc.once('exit', () => r())));
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(timer);
-    }),
-  );
+  await Promise.all([...live].map((proc) => stopChild(proc, graceMs)));
 }
 
 export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
@@ -98,11 +100,7 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     proc,
     workers,
     output,
-    async stop() {
-      if (proc.exitCode !== null) return;
-      proc.kill('SIGTERM');
-      await exited;
-    },
+    stop: () => stopChild(proc),
   };
 }
 

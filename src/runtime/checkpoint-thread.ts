@@ -17,7 +17,7 @@ import type { CheckpointReply, CheckpointRequest } from './checkpointer';
  * Benchmarks.) It cannot starve for long: an actor whose changes wait too long for a
  * checkpoint stops flushing until one ran (backpressure).
  */
-export const CHECKPOINT_NICE = 10;
+const CHECKPOINT_NICE = 10;
 try {
   const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
   if (Number.isInteger(tid) && tid > 0) os.setPriority(tid, CHECKPOINT_NICE);

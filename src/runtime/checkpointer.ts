@@ -7,7 +7,8 @@
  * the loop for 0.5–1 s at a time (a CPU profile's longest busy stretches), and every flush,
  * fetch and API answer of the worker waits. The thread shares the cores, not the loop. A
  * thread that dies is started again by the next request; the requests it had fail (the
- * changes stay marked in Redis and the next round writes them).
+ * changes stay marked in Redis and a later round writes them; a region whose checkpoint
+ * it died in waits for its lock's lease, as after a killed process).
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
