@@ -82,6 +82,8 @@ export function cassandraClient(cfg: Config, role: CassandraRole, keyspace?: str
     authProvider: cassandraAuth(cfg, role),
     // Back within seconds of Cassandra's return (the default backs off to 10 minutes).
     policies: { reconnection: new policies.reconnection.ConstantReconnectionPolicy(1000) },
+    // Maps as Map: a map keyed by post id (region_counts) may hold `__proto__` like any other id.
+    encoding: { map: Map },
   });
 }
 

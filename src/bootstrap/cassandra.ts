@@ -11,6 +11,7 @@ import { cassandraAuth, cassandraClient } from '../clients';
 import type { Config } from '../config';
 import { CASSANDRA_DEFAULT_SUPERUSER, isAuthFailure } from '../health';
 import { SERVER_USERS } from '../secrets';
+import { copyRegionState } from './migrations/006_region_counts';
 
 export interface Migration {
   file: string;
@@ -21,6 +22,14 @@ export interface Migration {
 }
 
 export const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
+
+/**
+ * What a migration does beyond its CQL (run after its statements, before it is recorded as
+ * applied, so a crash midway runs it again: each is idempotent). Returns what it copied.
+ */
+const DATA_STEPS: Record<number, (client: CassandraClient, keyspace: string) => Promise<number>> = {
+  6: copyRegionState,
+};
 
 /** Parses `NNN_name.cql` files: statements separated by `;`, `--` comments ignored. */
 export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
@@ -134,6 +143,8 @@ export async function migrate(cfg: Config, keyspace = cfg.cassandra.keyspace, mi
       }
       await client.execute(`USE ${keyspace}`);
       for (const stmt of m.statements) await client.execute(stmt);
+      const copied = await DATA_STEPS[m.version]?.(client, keyspace);
+      if (copied) applied.push(`copied ${copied} entries of ${keyspace}.region_state into region_counts (migration ${m.file})`);
       await client.execute(
         `INSERT INTO ${keyspace}.schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, toTimestamp(now()))`,
         [m.version, m.name, m.checksum],

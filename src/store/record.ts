@@ -6,7 +6,8 @@
  * counts plus the offsets they include, stamped with the cut's time: ONE single-partition
  * batch when it is small enough, else staged in bounded batches and committed by one row
  * (migration 005). A repeated or late checkpoint never double counts: values are absolute
- * and the newest cut wins.
+ * and the newest cut wins. The counts are packed (migration 006): one statement per (key,
+ * bucket of posts) updates a map of the bucket's posts, each entry a cell of its own.
  *
  * Rebuild (one process, under a lock): restore every recorded region's keys and fences
  * from Cassandra under a new epoch; every ingest then rewinds its partitions to the
@@ -75,6 +76,8 @@ const ENTRY_OVERHEAD_BYTES = 40;
 /** Statements per batch of a staged cut (one partition each), and how many are in flight. */
 const STAGE_BATCH = 1_000;
 const STAGE_CONCURRENCY = 4;
+/** region_counts rows per page read: a row holds about 1/RECORD_BUCKETS of a key's posts (~31,000 of a million). */
+const ROWS_PER_PAGE = 4;
 /** The region checkpoint lock's lease, renewed while a large cut is written. */
 const LOCK_MS = 60_000;
 
@@ -135,6 +138,26 @@ class Batches {
   }
 }
 
+/** Each region's posts of a key are spread over this many region_counts rows (fixed by migration 006). */
+export const RECORD_BUCKETS = 32;
+
+/** A post's row in region_counts: FNV-1a of its id's UTF-16 units, modulo RECORD_BUCKETS. */
+export function recordBucket(postId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < postId.length; i++) h = Math.imul(h ^ postId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % RECORD_BUCKETS;
+}
+
+/**
+ * A decoded Cassandra map's entries. The project's clients decode maps as Map (clients.ts),
+ * so that a post id like `__proto__` is a key like any other; a plain object is read too.
+ */
+export function mapEntries<V>(value: unknown): [string, V][] {
+  if (value === null || value === undefined) return [];
+  if (value instanceof Map) return [...(value as Map<unknown, V>)].map(([k, v]) => [String(k), v]);
+  return Object.entries(value as Record<string, V>);
+}
+
 /** Cassandra refuses a TTL above 20 years (and a 32-bit overflow is an error of its own). */
 export const MAX_CASSANDRA_TTL_S = 630_720_000;
 
@@ -154,6 +177,10 @@ export class RegionRecord {
   ) {
     this.specs = new Map(opts.windows.map((w) => [w.name, w]));
     this.scripts = scripted(redis);
+    // A Map given to a client without this option is encoded as an empty map: nothing written.
+    const options = (cassandra as unknown as { options?: { encoding?: { map?: unknown } } }).options;
+    if (options && options.encoding?.map !== Map)
+      throw new Error('the record needs a Cassandra client that encodes and decodes maps as Map (clients.ts: cassandraClient)');
   }
 
   private get ks(): string {
@@ -254,7 +281,7 @@ export class RegionRecord {
           { prepare: true },
         );
       } else {
-        await this.cassandra.batch([this.offsetsStatement(cut), ...entries.map((e) => this.stateStatement(cut, e, at))], { prepare: true, logged: false });
+        await this.cassandra.batch([this.offsetsStatement(cut), ...this.stateStatements(cut, entries, at)], { prepare: true, logged: false });
       }
       // Committed: the inflight entries are in the record. (A crash before this only makes
       // the next checkpoint write them again, with fresher absolute values.)
@@ -289,23 +316,37 @@ export class RegionRecord {
     };
   }
 
-  /** The entry as a region_state row stamped with its cut's time (the newest cut wins, whatever the order of writes). */
-  private stateStatement(cut: Cut, e: Entry, now: number): Statement {
-    const ttl = e.expireAt === null ? 0 : Math.max(1, cassandraTtl(e.expireAt, now));
-    return {
-      query: `INSERT INTO ${this.ks}.region_state (region_id, key_id, post_id, count) VALUES (?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?`,
-      params: [cut.region, e.keyId, e.postId, types.Long.fromNumber(e.count), stamp(cut), ttl],
-    };
+  /**
+   * The entries as region_counts updates, one per (key, bucket), each entry a map cell
+   * stamped with its cut's time (the newest cut wins per post, whatever the order of writes)
+   * and its window's TTL.
+   */
+  private stateStatements(cut: Cut, entries: Entry[], now: number): Statement[] {
+    const rows = new Map<string, { keyId: string; bucket: number; ttl: number; counts: Map<string, types.Long> }>();
+    for (const e of entries) {
+      const bucket = recordBucket(e.postId);
+      const id = `${bucket} ${e.expireAt} ${e.keyId}`;
+      let row = rows.get(id);
+      if (!row) {
+        const ttl = e.expireAt === null ? 0 : Math.max(1, cassandraTtl(e.expireAt, now));
+        rows.set(id, (row = { keyId: e.keyId, bucket, ttl, counts: new Map() }));
+      }
+      row.counts.set(e.postId, types.Long.fromNumber(e.count));
+    }
+    return [...rows.values()].map((r) => ({
+      query: `UPDATE ${this.ks}.region_counts USING TIMESTAMP ? AND TTL ? SET counts = counts + ? WHERE region_id = ? AND key_id = ? AND bucket = ?`,
+      params: [stamp(cut), r.ttl, r.counts, cut.region, r.keyId, r.bucket],
+    }));
   }
 
   private offsetsStatement(cut: Cut): Statement {
     return {
-      query: `UPDATE ${this.ks}.region_state USING TIMESTAMP ? SET offsets = ?, checkpoint_at = ? WHERE region_id = ?`,
+      query: `UPDATE ${this.ks}.region_counts USING TIMESTAMP ? SET offsets = ?, checkpoint_at = ? WHERE region_id = ?`,
       params: [stamp(cut), cut.offsets, new Date(cut.at), cut.region],
     };
   }
 
-  /** The region's committed cut not yet (fully) applied to region_state, if any. */
+  /** The region's committed cut not yet (fully) applied to region_counts, if any. */
   private async pendingCut(region: string): Promise<(Cut & { entries: number }) | null> {
     const rs = await this.cassandra.execute(
       `SELECT cut_id, at, offsets, entry_count, applied FROM ${this.ks}.checkpoint_commits WHERE region_id = ?`,
@@ -318,7 +359,7 @@ export class RegionRecord {
       region,
       id: r.get('cut_id') as string,
       at: (r.get('at') as Date).getTime(),
-      offsets: (r.get('offsets') as Record<number, types.Long> | null) ?? {},
+      offsets: Object.fromEntries(mapEntries<types.Long>(r.get('offsets'))),
       entries: r.get('entry_count') as number,
     };
   }
@@ -343,7 +384,7 @@ export class RegionRecord {
   }
 
   /**
-   * Applies a committed cut to region_state: its entries, then its offsets, each stamped
+   * Applies a committed cut to region_counts: its entries, then its offsets, each stamped
    * with the cut's time, then forgets the commit. Idempotent (a crash midway only makes
    * the next roll-forward write the same values again), and safe in any order with other
    * cuts (the newest stamp wins per cell).
@@ -354,7 +395,13 @@ export class RegionRecord {
     let read = 0;
     for await (const page of this.stagedEntries(cut)) {
       read += page.length;
-      await writes.add(page.filter((e) => e.expireAt === null || e.expireAt > now).map((e) => this.stateStatement(cut, e, now)));
+      await writes.add(
+        this.stateStatements(
+          cut,
+          page.filter((e) => e.expireAt === null || e.expireAt > now),
+          now,
+        ),
+      );
       await onProgress?.();
     }
     await writes.drain();
@@ -455,8 +502,7 @@ export class RegionRecord {
   async replayMarks(topic: string): Promise<Map<number, bigint>> {
     const rs = await this.cassandra.execute(`SELECT offsets FROM ${this.ks}.replay_marks WHERE topic = ?`, [topic], { prepare: true });
     const marks = new Map<number, bigint>();
-    const offsets = (rs.rows[0]?.get('offsets') as Record<string, types.Long> | null) ?? {};
-    for (const [p, o] of Object.entries(offsets)) marks.set(Number(p), BigInt(o.toString()));
+    for (const [p, o] of mapEntries<types.Long>(rs.rows[0]?.get('offsets'))) marks.set(Number(p), BigInt(o.toString()));
     return marks;
   }
 
@@ -474,14 +520,14 @@ export class RegionRecord {
     let pageState: string | undefined;
     do {
       const rs = await this.cassandra.execute(
-        `SELECT post_id, count, checkpoint_at FROM ${this.ks}.region_state WHERE region_id = ? AND key_id = ?`,
+        `SELECT counts, checkpoint_at FROM ${this.ks}.region_counts WHERE region_id = ? AND key_id = ?`,
         [region, keyId],
-        { prepare: true, fetchSize: 5000, pageState },
+        { prepare: true, fetchSize: ROWS_PER_PAGE, pageState },
       );
       for (const row of rs.rows) {
         seen = true;
         checkpointAt ??= (row.get('checkpoint_at') as Date | null) ?? null;
-        counts.set(row.get('post_id') as string, Number(row.get('count')));
+        for (const [post, count] of mapEntries<types.Long>(row.get('counts'))) counts.set(post, Number(count));
       }
       pageState = rs.pageState ?? undefined;
     } while (pageState);
@@ -541,23 +587,23 @@ export class RegionRecord {
   private async restoreRegion(region: string, epoch: string): Promise<{ offsets: Map<number, bigint>; checkpointAt: number | null }> {
     await this.rollForward(region); // a committed cut is restored whole, with its offsets
     const byKey = new Map<string, RankedCount[]>();
-    let offsets: Record<string, types.Long> = {};
+    let offsets: [string, types.Long][] = [];
     let checkpointAt: number | null = null;
     let pageState: string | undefined;
     do {
-      const rs = await this.cassandra.execute(
-        `SELECT key_id, post_id, count, offsets, checkpoint_at FROM ${this.ks}.region_state WHERE region_id = ?`,
-        [region],
-        { prepare: true, fetchSize: 5000, pageState },
-      );
+      const rs = await this.cassandra.execute(`SELECT key_id, counts, offsets, checkpoint_at FROM ${this.ks}.region_counts WHERE region_id = ?`, [region], {
+        prepare: true,
+        fetchSize: ROWS_PER_PAGE,
+        pageState,
+      });
       for (const row of rs.rows) {
-        offsets = (row.get('offsets') as Record<string, types.Long> | null) ?? offsets;
+        if (row.get('offsets') !== null) offsets = mapEntries<types.Long>(row.get('offsets'));
         checkpointAt ??= (row.get('checkpoint_at') as Date | null)?.getTime() ?? null;
         const keyId = row.get('key_id') as string | null;
         if (keyId === null) continue; // only the static columns
         let list = byKey.get(keyId);
         if (!list) byKey.set(keyId, (list = []));
-        list.push({ post_id: row.get('post_id') as string, view_count: Number(row.get('count')) });
+        for (const [post_id, count] of mapEntries<types.Long>(row.get('counts'))) list.push({ post_id, view_count: Number(count) });
       }
       pageState = rs.pageState ?? undefined;
     } while (pageState);
@@ -585,7 +631,7 @@ export class RegionRecord {
         if (top.length) await this.redis.zadd(regionBoundedKey(region), ...top.flatMap((p) => [p.view_count, p.post_id]));
       }
     }
-    const flatOffsets = Object.entries(offsets).flatMap(([p, o]) => [p, o.toString()]);
+    const flatOffsets = offsets.flatMap(([p, o]) => [p, o.toString()]);
     if (flatOffsets.length) await this.redis.hset(regionOffsetsKey(region), ...flatOffsets);
     // Last: from here on the region accepts flushes of the new epoch.
     await this.redis
@@ -595,6 +641,6 @@ export class RegionRecord {
       .sadd(REGIONS_KEY, region)
       .sadd(GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME) // the global keys are merged again from the restored ones
       .exec();
-    return { offsets: new Map(Object.entries(offsets).map(([p, o]) => [Number(p), BigInt(o.toString())])), checkpointAt };
+    return { offsets: new Map(offsets.map(([p, o]) => [Number(p), BigInt(o.toString())])), checkpointAt };
   }
 }

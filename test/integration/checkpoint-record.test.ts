@@ -44,20 +44,20 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     await redis.hset(regionOffsetsKey(region), '0', String(offset));
   }
 
-  /** The region_state table as stored (no overlay): offsets of partition 0 and every all-time count. */
+  /** The region_counts table as stored (no overlay): offsets of partition 0 and every all-time count. */
   async function stored(): Promise<{ offset: string | undefined; counts: Map<string, number> }> {
     const counts = new Map<string, number>();
     let offset: string | undefined;
     let pageState: string | undefined;
     do {
-      const rs = await cassandra.execute(`SELECT key_id, post_id, count, offsets FROM ${keyspace}.region_state WHERE region_id = ?`, [region], {
+      const rs = await cassandra.execute(`SELECT key_id, counts, offsets FROM ${keyspace}.region_counts WHERE region_id = ?`, [region], {
         prepare: true,
-        fetchSize: 10_000,
+        fetchSize: 10,
         pageState,
       });
       for (const r of rs.rows) {
-        offset ??= (r.get('offsets') as Record<string, unknown> | null)?.[0]?.toString();
-        if (r.get('key_id') === 'all') counts.set(r.get('post_id') as string, Number(r.get('count')));
+        offset ??= (r.get('offsets') as Map<number, unknown> | null)?.get(0)?.toString();
+        if (r.get('key_id') === 'all') for (const [p, c] of r.get('counts') as Map<string, unknown>) counts.set(p, Number(c));
       }
       pageState = rs.pageState ?? undefined;
     } while (pageState);
@@ -136,7 +136,7 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     await seed(N, 1, 41);
     expect(await record(cassandra, 500).checkpoint(region)).to.equal(N);
     await seed(N, 2, 99);
-    await expectInjectedFailure('region_state');
+    await expectInjectedFailure('region_counts');
     // The table alone is half old, half new, with the old offsets: what the commit row is for.
     const half = await stored();
     expect(half.offset).to.equal('41');

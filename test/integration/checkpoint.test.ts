@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import { Redis } from 'ioredis';
 import type { Client } from 'cassandra-driver';
-import { RegionRecord } from '../../src/store/record';
+import { RECORD_BUCKETS, RegionRecord, recordBucket } from '../../src/store/record';
 import { loadConfig } from '../../src/config';
 import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
 import { freeRedisDb } from '../support/redis';
@@ -43,14 +43,18 @@ describe('checkpoint cut (real Redis)', () => {
     expect(await record(cassandra).checkpoint(region)).to.equal(ENTRIES);
     expect(cassandra.batch.callCount).to.equal(1);
     const queries = cassandra.batch.firstCall.args[0] as { params: unknown[] }[];
-    expect(queries).to.have.length(ENTRIES + 1); // the offsets row, then every entry
+    // The offsets row, then one map of counts per bucket of posts holding every entry once.
+    expect(queries).to.have.length(1 + Math.min(ENTRIES, RECORD_BUCKETS));
     expect(String((queries[0].params[1] as Record<string, unknown>)[3])).to.equal('41');
-    expect(
-      queries
-        .slice(1)
-        .map((q) => Number(String(q.params[3])))
-        .reduce((a, b) => a + b, 0),
-    ).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
+    const written = new Map<string, number>();
+    for (const q of queries.slice(1))
+      for (const [post, count] of q.params[2] as Map<string, unknown>) {
+        expect(written.has(post), `${post} written twice`).to.equal(false);
+        expect(q.params[5]).to.equal(recordBucket(post));
+        written.set(post, Number(String(count)));
+      }
+    expect(written.size).to.equal(ENTRIES);
+    expect([...written.values()].reduce((a, b) => a + b, 0)).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
     expect(await redis.exists(regionDirtyKey(region), regionInflightKey(region))).to.equal(0);
   });
 

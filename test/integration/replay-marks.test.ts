@@ -37,7 +37,7 @@ describe('rebuild resume points with regions sharing a partition (real Redis and
   });
   beforeEach(async () => {
     await redis.flushdb();
-    for (const t of ['region_state', 'regions', 'replay_marks']) await cassandra.execute(`TRUNCATE ${keyspace}.${t}`);
+    for (const t of ['region_counts', 'regions', 'replay_marks']) await cassandra.execute(`TRUNCATE ${keyspace}.${t}`);
     await redis.set(EPOCH_KEY, EPOCH);
     for (const r of [A, B]) await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
     // Partition 0: B's events at offsets 0..4, A's at 5..9, all applied (the batch's mark is 9).
