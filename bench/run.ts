@@ -196,21 +196,45 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/**
+ * The background load of (d), in a process of its own (npm run load): produced in this one,
+ * it would keep this event loop busy, and the probes would time this process's delays.
+ */
+function backgroundLoad(iso: Isolated, topic: string, rate: number, prefix: string) {
+  const args = ['--events', String(Math.ceil(rate * (FRESH_SECONDS + 5))), '--regions', String(REGIONS), '--posts', String(POSTS)];
+  args.push('--zipf', '1.1', '--seed', '2', '--prefix', prefix, '--topic', topic, '--rate', String(rate), '--metadata', 'no');
+  // node --import tsx, not tsx's CLI: the CLI would kill it on SIGTERM instead of letting it finish its sends.
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'load.ts'), ...args], {
+    env: { ...process.env, ...iso.env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<{ sent: number; ms: number }>((resolve, reject) =>
+    proc.once('exit', (code) => {
+      const m = /done: (\d+) events in ([\d.]+) s/.exec(out);
+      if (code === 0 && m) resolve({ sent: Number(m[1]), ms: Number(m[2]) * 1000 });
+      else reject(new Error(`the background load exited (${code}): ${out.slice(-500)}`));
+    }),
+  );
+  done.catch(() => undefined); // awaited by the caller
+  return {
+    /** Stops it (SIGTERM: it finishes its sends) and returns what it sent. */
+    stop: () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      return done;
+    },
+    /** Its first progress line (a second of sending). */
+    started: new Promise<void>((resolve) => proc.stdout!.once('data', () => resolve())),
+    exited: done,
+  };
+}
+
 /** (d): probes in their own region, one every 100 ms, each polled in the API until counted. */
 async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number, prefix: string) {
   const probeRegion = `${prefix}probe`;
-  const stop = new AbortController();
-  const background = produceLoad(iso.producer, {
-    events: Math.ceil(rate * (FRESH_SECONDS + 5)),
-    regions: REGIONS,
-    posts: POSTS,
-    zipf: 1.1,
-    seed: 2,
-    prefix,
-    topic,
-    rate,
-    signal: stop.signal,
-  });
+  const background = backgroundLoad(iso, topic, rate, prefix);
+  await Promise.race([background.started, background.exited]);
   await sleep(1000); // the load is flowing
   const lat: number[] = [];
   const until = performance.now() + FRESH_SECONDS * 1000;
@@ -238,9 +262,11 @@ async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number
       await sleep(50);
     }
   };
-  await Promise.all([1, 2, 3, 4].map((n) => loop(`${probeRegion}${n}`)));
-  stop.abort();
-  const produced = await background;
+  await Promise.all([1, 2, 3, 4].map((n) => loop(`${probeRegion}${n}`))).catch(async (e: unknown) => {
+    await background.stop().catch(() => undefined);
+    throw e;
+  });
+  const produced = await background.stop();
   lat.sort((a, b) => a - b);
   return {
     p50: round(percentile(lat, 50), 1),
