@@ -296,7 +296,7 @@ async function api(rt: Runtime, region: string) {
   const body = await (await fetch(url)).text();
   const port = rt.cfg.api.port + 1;
   const bare = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), path.join(__dirname, 'bare-express.ts')], {
-    env: { ...process.env, BENCH_PORT: String(port), BENCH_BODY: body, HH_WORKERS: String(rt.cfg.runtime.workers) },
+    env: { ...process.env, BENCH_PORT: String(port), BENCH_BODY: body, HH_WORKERS: String(rt.cfg.runtime.apiProcesses || rt.cfg.runtime.workers) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {

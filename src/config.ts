@@ -453,6 +453,12 @@ export interface Config {
   readonly runtime: {
     /** HH_WORKERS: worker processes the cluster primary forks. @default the number of CPUs */
     readonly workers: number;
+    /**
+     * HH_API_PROCESSES: processes that serve only the API (GET /top-posts, /healthz, admin),
+     * beside the ingest workers, so that an answer never waits behind a worker's flush or
+     * checkpoint on its event loop. 0 = the ingest workers serve the API too. @default 1
+     */
+    readonly apiProcesses: number;
     /** HH_DEMO_RATE: events/s of the demo stream `npm start` produces. @default 200 */
     readonly demoRate: number;
     /** HH_PROFILE_DIR: when set, every worker process writes a V8 CPU profile there when it exits (`--cpu-prof`). @default unset */
@@ -562,6 +568,7 @@ export function loadConfig(env: Env = process.env): Config {
     global: { k: int(env, 'HH_GLOBAL_K', 100, 1, 10_000), mergeIntervalMs: duration(env, 'HH_GLOBAL_MERGE_INTERVAL', '2s') },
     runtime: {
       workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64),
+      apiProcesses: int(env, 'HH_API_PROCESSES', 1, 0, 16),
       demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000),
       profileDir: env.HH_PROFILE_DIR ? path.resolve(env.HH_PROFILE_DIR) : undefined,
       workerHeapMb: int(env, 'HH_WORKER_HEAP_MB', 384, 0, 65_536),

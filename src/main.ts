@@ -30,7 +30,12 @@ async function waitForApi(url: string, timeoutMs: number): Promise<void> {
 async function main(): Promise<void> {
   const cfg = config();
   const demo = !process.argv.includes('--no-demo');
-  const primary = runPrimary({ workers: cfg.runtime.workers, profileDir: cfg.runtime.profileDir, heapMb: cfg.runtime.workerHeapMb });
+  const primary = runPrimary({
+    workers: cfg.runtime.workers,
+    apiProcesses: cfg.runtime.apiProcesses,
+    profileDir: cfg.runtime.profileDir,
+    heapMb: cfg.runtime.workerHeapMb,
+  });
   const api = `http://${cfg.host}:${cfg.api.port}`;
   await waitForApi(`${api}/healthz`, 120_000);
   // The stack's Prometheus scrapes this runtime from now on (file_sd), until it stops.
@@ -65,7 +70,9 @@ async function main(): Promise<void> {
   log(`             ${api}/posts/post-0/rank?region=NA   ${api}/healthz   ${api}/metrics`);
   log(`Prometheus:  http://${cfg.host}:${cfg.prometheus.port}/alerts (scrapes ${api}/metrics every 5 s)`);
   log(`Temporal UI: ${temporalUiWorkflows(cfg)}`);
-  log(`workers:     ${cfg.runtime.workers}; Ctrl-C stops (drains actors, commits offsets)`);
+  log(
+    `processes:   ${cfg.runtime.workers} ingest workers, ${cfg.runtime.apiProcesses || 'no'} API-only (HH_API_PROCESSES); Ctrl-C stops (drains actors, commits offsets)`,
+  );
 
   let stopping = false;
   const stop = async () => {

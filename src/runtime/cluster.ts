@@ -1,7 +1,8 @@
 /**
- * The cluster runtime's primary: forks N worker processes (slots 1..N), restarts a slot
- * whose process died (with a back-off if it keeps dying), aggregates metrics, and on
- * SIGTERM/SIGINT asks every worker to drain, waiting for them before exiting.
+ * The cluster runtime's primary: forks N ingest worker processes (slots 1..N) and A API
+ * processes, restarts one whose process died (with a back-off if it keeps dying),
+ * aggregates metrics, and on SIGTERM/SIGINT asks every process to drain, waiting for them
+ * before exiting. Only the API processes listen on the API port (with A = 0 the workers do).
  */
 import { lineLogger } from '../log';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
@@ -12,6 +13,8 @@ const log = lineLogger('cluster');
 
 export interface ClusterOptions {
   workers: number;
+  /** Processes serving only the API (0: the workers serve it). */
+  apiProcesses: number;
   /** Each worker writes a V8 CPU profile here when it exits. */
   profileDir?: string;
   /** Each worker's V8 old-space limit in MB (0 = V8's default). */
@@ -30,38 +33,43 @@ export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } 
     ],
   });
   const bySlot = new Map<number, ClusterWorker>();
+  const apis = new Map<number, ClusterWorker>();
   servePrimary(() =>
     Array.from({ length: opts.workers }, (_, i) => {
       const w = bySlot.get(i + 1);
       return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null };
     }),
   );
-  const recentDeaths = new Map<number, number[]>();
+  const recentDeaths = new Map<string, number[]>();
   let stopping = false;
 
-  const fork = (slot: number) => {
-    const w = cluster.fork({ ...opts.env, HH_WORKER_SLOT: String(slot) });
-    bySlot.set(slot, w);
-    log(`worker slot ${slot} started, pid ${w.process.pid}`);
+  /** Forks a member (an ingest slot or an API process) and forks it again whenever it dies. */
+  const fork = (name: string, n: number, members: Map<number, ClusterWorker>, env: NodeJS.ProcessEnv) => {
+    const w = cluster.fork({ ...opts.env, ...env });
+    members.set(n, w);
+    log(`${name} ${n} started, pid ${w.process.pid}`);
     w.on('exit', (code, signal) => {
-      bySlot.delete(slot);
+      members.delete(n);
       if (stopping) return;
       const now = Date.now();
-      const deaths = (recentDeaths.get(slot) ?? []).filter((t) => now - t < 60_000);
+      const key = `${name} ${n}`;
+      const deaths = (recentDeaths.get(key) ?? []).filter((t) => now - t < 60_000);
       deaths.push(now);
-      recentDeaths.set(slot, deaths);
+      recentDeaths.set(key, deaths);
       const delay = Math.min(30_000, 500 * 2 ** (deaths.length - 1));
-      log(`worker slot ${slot} (pid ${w.process.pid}) died (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
-      setTimeout(() => !stopping && fork(slot), delay);
+      log(`${name} ${n} (pid ${w.process.pid}) died (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
+      setTimeout(() => !stopping && fork(name, n, members, env), delay);
     });
   };
-  for (let slot = 1; slot <= opts.workers; slot++) fork(slot);
+  const workerRole = opts.apiProcesses > 0 ? 'ingest' : 'both';
+  for (let slot = 1; slot <= opts.workers; slot++) fork('worker slot', slot, bySlot, { HH_WORKER_SLOT: String(slot), HH_PROCESS_ROLE: workerRole });
+  for (let n = 1; n <= opts.apiProcesses; n++) fork('api process', n, apis, { HH_API_PROCESS: String(n), HH_PROCESS_ROLE: 'api' });
 
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log('stopping: asking workers to drain');
-    const exits = [...bySlot.values()].map(
+    const exits = [...bySlot.values(), ...apis.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
           if (w.isDead()) return resolve();

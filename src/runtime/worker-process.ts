@@ -1,16 +1,23 @@
 /**
- * One worker process of the cluster runtime: its region actors, a Temporal Worker on the
- * shared task queue (workflows), a Temporal Worker on this slot's own task queue (the
- * ingest activity, supervised by a workflow), and the API on the shared port.
- * SIGTERM drains: stop taking ingest tasks, let the ingest finish its batch (actors
- * flushed, offsets committed), stop the API, close connections.
+ * One process of the cluster runtime, in its role (HH_PROCESS_ROLE, set by the primary):
+ * - ingest: its region actors, a Temporal Worker on the shared task queue (workflows), a
+ *   Temporal Worker on this slot's own task queue (the ingest activity, supervised by a
+ *   workflow), and the checkpoints;
+ * - api: the API on the shared port (reads, POST /events, admin actions, health);
+ * - both: all of it (HH_API_PROCESSES=0).
+ * SIGTERM drains: stop the API, stop taking ingest tasks, let the ingest finish its batch
+ * (actors flushed, offsets committed), close connections.
  */
 import type { Server } from 'node:http';
+import type { Client as CassandraClient } from 'cassandra-driver';
+import type { Redis } from 'ioredis';
+import type { Admin } from 'kafkajs';
+import type { Client } from '@temporalio/client';
 import { Partitioners } from 'kafkajs';
 import { Runtime } from '@temporalio/worker';
 import { lineLogger, TemporalPinoLogger } from '../log';
 import { AggregatorRegistry } from 'prom-client';
-import { config } from '../config';
+import { config, type Config } from '../config';
 import { createActivities } from '../activities';
 import { windowStore } from '../store/window-snapshots';
 import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
@@ -22,7 +29,7 @@ import { Credentials } from '../api/auth';
 import { AuditLog } from '../store/audit';
 import { redisRateLimiter } from '../store/rate-limit';
 import { ReadService } from '../api/read-service';
-import { createMetrics } from '../metrics';
+import { createMetrics, type Metrics } from '../metrics';
 import { createWorker } from '../worker';
 import { recomputeUpdate } from '../workflows/definitions';
 import { reportIngestState, requestClusterMetrics, requestSlots } from './ipc';
@@ -35,50 +42,48 @@ import { Watchdog } from './watchdog';
 import { OverdueWindows } from './overdue-windows';
 import { Checkpointer } from './checkpointer';
 
-const log = lineLogger('worker');
+const log = lineLogger(process.env.HH_PROCESS_ROLE === 'api' ? 'api' : 'worker');
 
-async function main(): Promise<void> {
-  const cfg = config();
-  // Worker state transitions at INFO would drown the runtime's own log lines.
-  Runtime.install({ logger: new TemporalPinoLogger('WARN') });
-  const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
-  const redis = redisClient(cfg, 'hotPath');
-  const apiRedis = redisClient(cfg, 'api');
-  // Each part logs in as its own role: the ingest as hh-worker (reads the event topic, writes
-  // the dead-letter and late topics), the API as hh-api (writes the event topic, reads log ends).
+type Role = 'ingest' | 'api' | 'both';
+
+/** What both parts use: the config, metrics, the record and the clients it needs, Temporal. */
+interface Common {
+  cfg: Config;
+  metrics: Metrics;
+  /** The hot-path role's Redis client (the record's, a rebuild's). */
+  redis: Redis;
+  /** The record writer's Cassandra client. */
+  cassandra: CassandraClient;
+  /** A Kafka admin client (log ends, health probes) that does not retry. */
+  admin: Admin;
+  record: RegionRecord;
+  client: Client;
+}
+
+/** The ingest part: stop() drains it (no new task, the batch in hand applied, a last checkpoint). */
+interface IngestPart {
+  stop: () => Promise<void>;
+}
+
+/** The API part. */
+interface ApiPart {
+  /** Stops taking connections; resolves once the open ones have ended. */
+  stopServing: () => Promise<void>;
+  /** Closes its own clients. */
+  close: () => Promise<void>;
+}
+
+async function startIngest(c: Common, slot: number): Promise<IngestPart> {
+  const { cfg, metrics, redis, cassandra, record, client } = c;
+  // The ingest logs in as hh-worker (reads the event topic, writes the dead-letter and late topics).
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`, 'worker');
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const apiKafka = kafkaClient(cfg, `heavy-hitters-api-${slot}`, 'api');
-  const apiProducer = apiKafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
-  await apiProducer.connect();
-  // Probes and log ends must answer within their bounds: an admin client that does not retry.
-  const admin = kafkaClient(cfg, `heavy-hitters-admin-${slot}`, 'api', { retries: 0, requestTimeout: 1000 }).admin();
-  await admin.connect();
-  const metrics = createMetrics();
-  // Constructing one installs prom-client's worker-side listener for the primary's requests.
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([metrics.registry]);
   // An actor waiting for a checkpoint (the record fell behind) asks for one at once.
   let requestCheckpoint: () => void = () => undefined;
   const actors = new ActorSystem(redis, cfg.ingest, metrics, log, () => requestCheckpoint());
   const shutdown = new AbortController();
-  const cassandra = cassandraClient(cfg, 'writer');
-  // The API's own reads (post metadata) and its audit log: a role that cannot change the record.
-  const apiCassandra = cassandraClient(cfg, 'reader');
-  const logEnds = async () => new Map((await admin.fetchTopicOffsets(cfg.kafka.topic)).map((o) => [o.partition, BigInt(o.high)] as const));
-  const record = new RegionRecord(redis, cassandra, {
-    keyspace: cfg.cassandra.keyspace,
-    windows: cfg.ingest.windows,
-    boundedK: cfg.ingest.boundedK,
-    mode: cfg.ingest.mode,
-    resume: { topic: cfg.kafka.topic, logEnds },
-  });
-  let rebuilding: Promise<string> | undefined;
-  const rebuild = () => (rebuilding ??= ensureEpoch(redis, record, log).finally(() => (rebuilding = undefined)));
-
   const connection = await temporalWorkerConnection(cfg);
-  const client = await temporalClient(cfg);
   const workflowWorker = await createWorker({
     cfg,
     connection,
@@ -132,6 +137,87 @@ async function main(): Promise<void> {
         })
       : undefined;
   overdue?.start();
+
+  // Checkpoints: every interval, each changed region's counts and offsets go to the record
+  // (one round per interval for the whole cluster: the first worker's timer runs it), and at
+  // once, and again, while an actor waits for one. While Cassandra is down they fail and are
+  // retried; nothing is lost (the changes stay marked). HH_CHECKPOINT_ON=thread runs them on
+  // a thread of their own (checkpointer.ts) instead of this event loop.
+  const checkpointer = cfg.ingest.checkpointOn === 'thread' ? new Checkpointer() : null;
+  const checkpointAll = () => (checkpointer ?? record).checkpointAll();
+  let checkpointing = false;
+  let again = false;
+  let checkpointFailing = false;
+  const checkpointNow = (timed = false): void => {
+    if (checkpointing) {
+      again ||= !timed;
+      return;
+    }
+    checkpointing = true;
+    const t0 = process.hrtime.bigint();
+    const round = timed
+      ? (checkpointer ?? record).checkpointRound(cfg.ingest.checkpointIntervalMs)
+      : checkpointAll().then((written) => ({ written, lastOk: Date.now() }));
+    round
+      .then(
+        ({ written, lastOk }) => {
+          if (lastOk !== null) metrics.checkpointLastSuccess.set(lastOk / 1000);
+          if (written === null) return; // another worker's round
+          metrics.checkpointed.inc(written);
+          metrics.checkpointSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+          if (checkpointFailing) log('checkpoints to Cassandra resumed');
+          checkpointFailing = false;
+        },
+        (e: Error) => {
+          metrics.checkpointFailures.inc();
+          if (!checkpointFailing) log(`checkpoint failed (retrying every interval): ${e.message}`);
+          checkpointFailing = true;
+        },
+      )
+      .finally(() => {
+        checkpointing = false;
+        if (again && !checkpointFailing) {
+          again = false;
+          checkpointNow();
+        }
+      });
+  };
+  requestCheckpoint = () => checkpointNow();
+  // The age of the last checkpoint counts from this process's start until its first one.
+  metrics.checkpointLastSuccess.set(Date.now() / 1000);
+  const checkpointTimer = setInterval(() => checkpointNow(true), cfg.ingest.checkpointIntervalMs);
+  log(`ready: ingest on task queue ${slotQueue}`);
+
+  return {
+    stop: async () => {
+      watchdog.stop();
+      overdue?.stop();
+      clearInterval(checkpointTimer);
+      ingestWorker.shutdown(); // take no new ingest task; the running one drains below
+      shutdown.abort();
+      workflowWorker.shutdown();
+      await Promise.allSettled(runs);
+      await actors.drain();
+      await checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
+      await checkpointer?.close();
+      await producer.disconnect();
+      await connection.close();
+    },
+  };
+}
+
+async function startApi(c: Common): Promise<ApiPart> {
+  const { cfg, metrics, redis, cassandra, admin, record, client } = c;
+  // The API logs in as its own roles: hh-api in Redis and Kafka (writes the event topic,
+  // reads log ends), and a Cassandra role that cannot change the record for its own reads
+  // (post metadata) and its audit log.
+  const apiRedis = redisClient(cfg, 'api');
+  const apiKafka = kafkaClient(cfg, `heavy-hitters-api-${process.pid}`, 'api');
+  const apiProducer = apiKafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+  await apiProducer.connect();
+  const apiCassandra = cassandraClient(cfg, 'reader');
+  let rebuilding: Promise<string> | undefined;
+  const rebuild = () => (rebuilding ??= ensureEpoch(redis, record, log).finally(() => (rebuilding = undefined)));
   const health = new RuntimeHealth(cfg, { redis: apiRedis, kafkaAdmin: admin, cassandra: apiCassandra, temporal: client }, requestSlots);
   health.start();
   const read = new ReadService({
@@ -185,85 +271,64 @@ async function main(): Promise<void> {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  // Checkpoints: every interval, each changed region's counts and offsets go to the record
-  // (one round per interval for the whole cluster: the first worker's timer runs it), and at
-  // once, and again, while an actor waits for one. While Cassandra is down they fail and are
-  // retried; nothing is lost (the changes stay marked). HH_CHECKPOINT_ON=thread runs them on
-  // a thread of their own (checkpointer.ts) instead of this event loop.
-  const checkpointer = cfg.ingest.checkpointOn === 'thread' ? new Checkpointer() : null;
-  const checkpointAll = () => (checkpointer ?? record).checkpointAll();
-  let checkpointing = false;
-  let again = false;
-  let checkpointFailing = false;
-  const checkpointNow = (timed = false): void => {
-    if (checkpointing) {
-      again ||= !timed;
-      return;
-    }
-    checkpointing = true;
-    const t0 = process.hrtime.bigint();
-    const round = timed
-      ? (checkpointer ?? record).checkpointRound(cfg.ingest.checkpointIntervalMs)
-      : checkpointAll().then((written) => ({ written, lastOk: Date.now() }));
-    round
-      .then(
-        ({ written, lastOk }) => {
-          if (lastOk !== null) metrics.checkpointLastSuccess.set(lastOk / 1000);
-          if (written === null) return; // another worker's round
-          metrics.checkpointed.inc(written);
-          metrics.checkpointSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-          if (checkpointFailing) log('checkpoints to Cassandra resumed');
-          checkpointFailing = false;
-        },
-        (e: Error) => {
-          metrics.checkpointFailures.inc();
-          if (!checkpointFailing) log(`checkpoint failed (retrying every interval): ${e.message}`);
-          checkpointFailing = true;
-        },
-      )
-      .finally(() => {
-        checkpointing = false;
-        if (again && !checkpointFailing) {
-          again = false;
-          checkpointNow();
-        }
-      });
+  log(`ready: API on ${cfg.host}:${cfg.api.port}`);
+  return {
+    stopServing: () => {
+      health.stop();
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      return closed;
+    },
+    close: async () => {
+      await apiProducer.disconnect();
+      apiRedis.disconnect();
+      await apiCassandra.shutdown();
+    },
   };
-  requestCheckpoint = () => checkpointNow();
-  // The age of the last checkpoint counts from this process's start until its first one.
-  metrics.checkpointLastSuccess.set(Date.now() / 1000);
-  const checkpointTimer = setInterval(() => checkpointNow(true), cfg.ingest.checkpointIntervalMs);
+}
 
-  log(`ready: API on ${cfg.host}:${cfg.api.port}, ingest on task queue ${slotQueue}`);
+async function main(): Promise<void> {
+  const cfg = config();
+  const role = (process.env.HH_PROCESS_ROLE ?? 'both') as Role;
+  if (!['ingest', 'api', 'both'].includes(role)) throw new Error(`HH_PROCESS_ROLE must be ingest, api or both, not "${role}"`);
+  // Worker state transitions at INFO would drown the runtime's own log lines.
+  Runtime.install({ logger: new TemporalPinoLogger('WARN') });
+  const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
+  const metrics = createMetrics();
+  // Constructing one installs prom-client's worker-side listener for the primary's requests.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([metrics.registry]);
+  const redis = redisClient(cfg, 'hotPath');
+  const cassandra = cassandraClient(cfg, 'writer');
+  // Probes and log ends must answer within their bounds: an admin client that does not retry.
+  const admin = kafkaClient(cfg, `heavy-hitters-admin-${process.pid}`, 'api', { retries: 0, requestTimeout: 1000 }).admin();
+  await admin.connect();
+  const logEnds = async () => new Map((await admin.fetchTopicOffsets(cfg.kafka.topic)).map((o) => [o.partition, BigInt(o.high)] as const));
+  const record = new RegionRecord(redis, cassandra, {
+    keyspace: cfg.cassandra.keyspace,
+    windows: cfg.ingest.windows,
+    boundedK: cfg.ingest.boundedK,
+    mode: cfg.ingest.mode,
+    resume: { topic: cfg.kafka.topic, logEnds },
+  });
+  const client = await temporalClient(cfg);
+  const common: Common = { cfg, metrics, redis, cassandra, admin, record, client };
+  const api = role === 'ingest' ? null : await startApi(common);
+  const ingest = role === 'api' ? null : await startIngest(common, slot);
 
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log('draining');
-    watchdog.stop();
-    overdue?.stop();
-    health.stop();
-    const closed = new Promise((r) => server.close(r));
-    server.closeIdleConnections();
-    clearInterval(checkpointTimer);
-    ingestWorker.shutdown(); // take no new ingest task; the running one drains below
-    shutdown.abort();
-    workflowWorker.shutdown();
-    await Promise.allSettled(runs);
-    await actors.drain();
-    await checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
-    await checkpointer?.close();
-    await closed;
-    await producer.disconnect();
-    await apiProducer.disconnect();
+    const served = api?.stopServing();
+    await ingest?.stop();
+    await served;
+    await api?.close();
     await admin.disconnect();
     await client.connection.close();
-    await connection.close();
     await redis.quit();
-    apiRedis.disconnect();
     await cassandra.shutdown();
-    await apiCassandra.shutdown();
     log('stopped');
     process.exit(0);
   };
