@@ -18,6 +18,8 @@ export interface Runtime {
   proc: ChildProcess;
   /** PIDs of live worker processes by slot, from the primary's log. */
   workers: Map<number, number>;
+  /** PIDs of live API processes by number, from the primary's log. */
+  apis: Map<number, number>;
   output: string[];
   stop(): Promise<void>;
 }
@@ -69,6 +71,7 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
   live.add(proc);
   proc.once('exit', () => live.delete(proc));
   const workers = new Map<number, number>();
+  const apis = new Map<number, number>();
   const output: string[] = [];
   for (const s of [proc.stdout!, proc.stderr!]) {
     readline.createInterface({ input: s }).on('line', (line) => {
@@ -76,6 +79,8 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
       if (output.length > 2000) output.shift();
       const started = /worker slot (\d+) started, pid (\d+)/.exec(line);
       if (started) workers.set(Number(started[1]), Number(started[2]));
+      const api = /api process (\d+) started, pid (\d+)/.exec(line);
+      if (api) apis.set(Number(api[1]), Number(api[2]));
       if (process.env.HH_TEST_VERBOSE) process.stdout.write(`    | ${line}\n`);
     });
   }
@@ -87,7 +92,7 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     if (code && typeof code === 'object') throw new Error(`runtime exited (${(code as { c: number }).c}) during start:\n${output.slice(-30).join('\n')}`);
     try {
       const res = await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok && workers.size >= cfg.runtime.workers) break;
+      if (res.ok && workers.size >= cfg.runtime.workers && apis.size >= cfg.runtime.apiProcesses) break;
     } catch {
       // not up yet
     }
@@ -99,6 +104,7 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     api,
     proc,
     workers,
+    apis,
     output,
     stop: () => stopChild(proc),
   };

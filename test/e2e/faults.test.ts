@@ -203,6 +203,30 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
     );
   });
 
+  it('the API answers while every ingest worker is stopped (SIGSTOP): it has processes of its own; one killed (-9) is restarted', async () => {
+    const url = `${rt.api}/top-posts?region=${regions[0]}&k=3`;
+    mergeTruth(truth, await iso.produce({ events: 2_000, seed: 35, regions: REGIONS, posts: POSTS, prefix }, { rate: 10_000 }));
+    await eventually(async () => {
+      expect((await fetch(url)).status).to.equal(200);
+    }, 60_000);
+    const stopped = [...rt.workers.values()];
+    for (const pid of stopped) process.kill(pid, 'SIGSTOP');
+    try {
+      // With the API served by the workers (HH_API_PROCESSES=0) this request waits until they run again.
+      const res = await fetch(url, { signal: AbortSignal.timeout(20_000) });
+      expect(res.status).to.equal(200);
+      expect(((await res.json()) as { top_posts: unknown[] }).top_posts).to.have.length(3);
+    } finally {
+      for (const pid of stopped) process.kill(pid, 'SIGCONT');
+    }
+    const victim = rt.apis.get(1)!;
+    process.kill(victim, 'SIGKILL');
+    await eventually(async () => {
+      expect(rt.apis.get(1)).to.not.equal(victim);
+      expect((await fetch(url)).status).to.equal(200);
+    }, 60_000);
+  });
+
   it('ingest supervisors terminated through the Temporal API are started again, and counts stay exact', async () => {
     const client = await temporalClient(baseCfg);
     const seen = new Set<string>();
