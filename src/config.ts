@@ -435,9 +435,10 @@ export interface Config {
     readonly checkpointIntervalMs: number;
     /**
      * HH_CHECKPOINT_ON: where a worker writes its checkpoints. @default loop — on its own
-     * event loop, where a round's batch encoding (0.5–1 s) holds every flush and API answer
-     * of the worker; `thread`: on a thread of its own (src/runtime/checkpointer.ts), at a
-     * lower CPU priority. Measured in four adjacent pairs (README, Benchmarks): right after a
+     * event loop, where a round's batch encoding (0.5–1 s with the row-per-post record
+     * before migration 006) holds every flush of the worker; `thread`: on a thread of its own
+     * (src/runtime/checkpointer.ts), at a lower CPU priority. Measured before migration 006
+     * and the API processes, in four adjacent pairs (README, Benchmarks): right after a
      * burst the API served 2.1–2.9× the requests in three pairs (0.88× in the fourth), but
      * the burst itself was ingested 19–42 % slower (the record keeps up during it instead
      * of after it).

@@ -25,9 +25,10 @@ export const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 
 /**
  * What a migration does beyond its CQL (run after its statements, before it is recorded as
- * applied, so a crash midway runs it again: each is idempotent). Returns what it copied.
+ * applied, so a crash midway runs it again: each is idempotent). Returns a line for the
+ * migration's notes, or null when it had nothing to do.
  */
-const DATA_STEPS: Record<number, (client: CassandraClient, keyspace: string) => Promise<number>> = {
+const DATA_STEPS: Record<number, (client: CassandraClient, keyspace: string) => Promise<string | null>> = {
   6: copyRegionState,
 };
 
@@ -143,8 +144,8 @@ export async function migrate(cfg: Config, keyspace = cfg.cassandra.keyspace, mi
       }
       await client.execute(`USE ${keyspace}`);
       for (const stmt of m.statements) await client.execute(stmt);
-      const copied = await DATA_STEPS[m.version]?.(client, keyspace);
-      if (copied) applied.push(`copied ${copied} entries of ${keyspace}.region_state into region_counts (migration ${m.file})`);
+      const did = await DATA_STEPS[m.version]?.(client, keyspace);
+      if (did) applied.push(`${did} (migration ${m.file})`);
       await client.execute(
         `INSERT INTO ${keyspace}.schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, toTimestamp(now()))`,
         [m.version, m.name, m.checksum],

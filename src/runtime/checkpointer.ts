@@ -2,10 +2,11 @@
  * Runs a worker process's checkpoints on a thread of their own (checkpoint-thread.ts), when
  * HH_CHECKPOINT_ON=thread; the same two calls as RegionRecord's.
  *
- * Writing a cut is CPU-heavy in JavaScript: reading its entries, encoding a Cassandra batch
- * of up to 60,000 statements, and the garbage of both. On the worker's event loop that holds
- * the loop for 0.5–1 s at a time (a CPU profile's longest busy stretches), and every flush,
- * fetch and API answer of the worker waits. The thread shares the cores, not the loop. A
+ * Writing a cut is CPU-heavy in JavaScript: reading its entries (up to 60,000 in one batch),
+ * encoding them for Cassandra, and the garbage of both. On the worker's event loop that held
+ * the loop for 0.5–1 s at a time with the row-per-post record (a CPU profile's longest busy
+ * stretches; the packed record of migration 006 encodes about a third of that), and every
+ * flush, fetch and API answer of the worker waits. The thread shares the cores, not the loop. A
  * thread that dies is started again by the next request; the requests it had fail (the
  * changes stay marked in Redis and a later round writes them; a region whose checkpoint
  * it died in waits for its lock's lease, as after a killed process).

@@ -63,7 +63,7 @@ export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } 
   };
   const workerRole = opts.apiProcesses > 0 ? 'ingest' : 'both';
   for (let slot = 1; slot <= opts.workers; slot++) fork('worker slot', slot, bySlot, { HH_WORKER_SLOT: String(slot), HH_PROCESS_ROLE: workerRole });
-  for (let n = 1; n <= opts.apiProcesses; n++) fork('api process', n, apis, { HH_API_PROCESS: String(n), HH_PROCESS_ROLE: 'api' });
+  for (let n = 1; n <= opts.apiProcesses; n++) fork('api process', n, apis, { HH_PROCESS_ROLE: 'api' });
 
   const stop = async () => {
     if (stopping) return;

@@ -75,6 +75,8 @@ interface ApiPart {
 
 async function startIngest(c: Common, slot: number): Promise<IngestPart> {
   const { cfg, metrics, redis, cassandra, record, client } = c;
+  // The Temporal Workers' runtime: their state transitions at INFO would drown the runtime's own log lines.
+  Runtime.install({ logger: new TemporalPinoLogger('WARN') });
   // The ingest logs in as hh-worker (reads the event topic, writes the dead-letter and late topics).
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`, 'worker');
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
@@ -291,8 +293,6 @@ async function main(): Promise<void> {
   const cfg = config();
   const role = (process.env.HH_PROCESS_ROLE ?? 'both') as Role;
   if (!['ingest', 'api', 'both'].includes(role)) throw new Error(`HH_PROCESS_ROLE must be ingest, api or both, not "${role}"`);
-  // Worker state transitions at INFO would drown the runtime's own log lines.
-  Runtime.install({ logger: new TemporalPinoLogger('WARN') });
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
   const metrics = createMetrics();
   // Constructing one installs prom-client's worker-side listener for the primary's requests.

@@ -322,21 +322,22 @@ export class RegionRecord {
    * and its window's TTL.
    */
   private stateStatements(cut: Cut, entries: Entry[], now: number): Statement[] {
-    const rows = new Map<string, { keyId: string; bucket: number; ttl: number; counts: Map<string, types.Long> }>();
+    // Per key (its entries share its expiry), the counts of each bucket.
+    const keys = new Map<string, { ttl: number; buckets: Map<string, types.Long>[] }>();
     for (const e of entries) {
-      const bucket = recordBucket(e.postId);
-      const id = `${bucket} ${e.expireAt} ${e.keyId}`;
-      let row = rows.get(id);
-      if (!row) {
-        const ttl = e.expireAt === null ? 0 : Math.max(1, cassandraTtl(e.expireAt, now));
-        rows.set(id, (row = { keyId: e.keyId, bucket, ttl, counts: new Map() }));
-      }
-      row.counts.set(e.postId, types.Long.fromNumber(e.count));
+      let key = keys.get(e.keyId);
+      if (!key) keys.set(e.keyId, (key = { ttl: e.expireAt === null ? 0 : Math.max(1, cassandraTtl(e.expireAt, now)), buckets: [] }));
+      (key.buckets[recordBucket(e.postId)] ??= new Map()).set(e.postId, types.Long.fromNumber(e.count));
     }
-    return [...rows.values()].map((r) => ({
-      query: `UPDATE ${this.ks}.region_counts USING TIMESTAMP ? AND TTL ? SET counts = counts + ? WHERE region_id = ? AND key_id = ? AND bucket = ?`,
-      params: [stamp(cut), r.ttl, r.counts, cut.region, r.keyId, r.bucket],
-    }));
+    const out: Statement[] = [];
+    for (const [keyId, { ttl, buckets }] of keys)
+      buckets.forEach((counts, bucket) =>
+        out.push({
+          query: `UPDATE ${this.ks}.region_counts USING TIMESTAMP ? AND TTL ? SET counts = counts + ? WHERE region_id = ? AND key_id = ? AND bucket = ?`,
+          params: [stamp(cut), ttl, counts, cut.region, keyId, bucket],
+        }),
+      );
+    return out;
   }
 
   private offsetsStatement(cut: Cut): Statement {

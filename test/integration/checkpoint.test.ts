@@ -7,7 +7,7 @@ import { opsRedis } from '../../src/clients';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { Redis } from 'ioredis';
-import type { Client } from 'cassandra-driver';
+import { Client as CassandraClient, type Client } from 'cassandra-driver';
 import { RECORD_BUCKETS, RegionRecord, recordBucket } from '../../src/store/record';
 import { loadConfig } from '../../src/config';
 import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
@@ -56,6 +56,13 @@ describe('checkpoint cut (real Redis)', () => {
     expect(written.size).to.equal(ENTRIES);
     expect([...written.values()].reduce((a, b) => a + b, 0)).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
     expect(await redis.exists(regionDirtyKey(region), regionInflightKey(region))).to.equal(0);
+  });
+
+  it('refuses a Cassandra client that would encode its maps of counts as empty maps (no encoding.map option)', () => {
+    const plain = new CassandraClient({ contactPoints: ['127.0.0.1:1'], localDataCenter: 'dc1' });
+    expect(() => new RegionRecord(redis, plain, { keyspace: 'ks', windows: [], boundedK: 10 })).to.throw(/maps as Map/);
+    const withMaps = new CassandraClient({ contactPoints: ['127.0.0.1:1'], localDataCenter: 'dc1', encoding: { map: Map } });
+    expect(() => new RegionRecord(redis, withMaps, { keyspace: 'ks', windows: [], boundedK: 10 })).to.not.throw();
   });
 
   it('writes nothing when Redis loses the cut while it is being read', async () => {

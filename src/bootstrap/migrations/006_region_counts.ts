@@ -10,12 +10,12 @@ import { mapEntries, recordBucket } from '../../store/record';
 
 const CONCURRENCY = 16;
 
-/** Copies region_state into region_counts and drops it; returns the entries copied (0 when there is no region_state). */
-export async function copyRegionState(client: Client, keyspace: string): Promise<number> {
+/** Copies region_state into region_counts and drops it; says how many entries it copied (null when there was none to copy). */
+export async function copyRegionState(client: Client, keyspace: string): Promise<string | null> {
   const table = await client.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?', [keyspace, 'region_state'], {
     prepare: true,
   });
-  if (!table.rowLength) return 0;
+  if (!table.rowLength) return null;
   const writes = new Set<Promise<unknown>>();
   const write = async (query: string, params: unknown[]) => {
     while (writes.size >= CONCURRENCY) await Promise.race(writes);
@@ -68,5 +68,5 @@ export async function copyRegionState(client: Client, keyspace: string): Promise
     ]);
   await Promise.all(writes);
   await client.execute(`DROP TABLE IF EXISTS ${keyspace}.region_state`);
-  return copied;
+  return copied ? `copied ${copied} entries of ${keyspace}.region_state into region_counts` : null;
 }
