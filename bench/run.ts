@@ -30,7 +30,7 @@ const cfg = loadConfig();
 import { startRuntime, stopStartedRuntimes, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../scripts/harness/runtime';
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
 import { buildKStreams, runKStreams } from './peers/kstreams';
-import { soak } from './soak';
+import { redisUsed as redisMemory, soak } from './soak';
 import { writeReport, type BenchResults } from './report';
 
 const smoke = process.argv.includes('--smoke');
@@ -320,11 +320,6 @@ async function api(rt: Runtime, region: string) {
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
-}
-
-async function redisMemory(redis: Redis): Promise<number> {
-  const info = await redis.info('memory');
-  return Number(/used_memory:(\d+)/.exec(info)![1]);
 }
 
 /** Bytes of the keys matching `pattern` (MEMORY USAGE, sampled exactly). */

@@ -20,8 +20,17 @@ export const SOAK_ENV = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function redisUsed(redis: Redis): Promise<number> {
-  return Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+/**
+ * Redis used_memory once its background frees are done (deletes, expiries and flushes of
+ * large keys are freed lazily on another thread: lazyfree-* in the stack's redis.conf).
+ */
+export async function redisUsed(redis: Redis): Promise<number> {
+  for (let i = 0; ; i++) {
+    const info = await redis.info('memory');
+    const pending = Number(/lazyfree_pending_objects:(\d+)/.exec(info)?.[1] ?? 0);
+    if (pending === 0 || i >= 600) return Number(/used_memory:(\d+)/.exec(info)![1]);
+    await sleep(50);
+  }
 }
 
 /** The workers' live V8 heap: in use after the last full collection, summed over the workers by the primary. */

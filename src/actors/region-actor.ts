@@ -191,6 +191,22 @@ export class RegionActor {
     });
   }
 
+  /** This region's turns: each flush, and each `exclusive` task, runs alone, in call order. */
+  private turn: Promise<void> = Promise.resolve();
+
+  /**
+   * Runs `fn` between this region's flushes: no flush of this actor runs while it does (a
+   * trailing move, whose several script calls must not interleave with the region's writes).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn);
+    this.turn = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   /** Resolves when nothing is queued or flushing. */
   idle(): Promise<void> {
     if (!this.running && this.queue.length === 0) return Promise.resolve();
@@ -206,7 +222,7 @@ export class RegionActor {
         const taken = this.take();
         const epoch = taken[0].item.epoch;
         try {
-          await this.flush(taken, epoch);
+          await this.exclusive(() => this.flush(taken, epoch));
         } catch (e) {
           // Nothing after a failed flush may be applied: fail it and everything queued.
           const failed = new Set([...taken.map((p) => p.item), ...this.queue]);

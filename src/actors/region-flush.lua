@@ -7,10 +7,11 @@
 -- KEYS[5]  set    region:{r}:dirty          key ids changed since the last checkpoint; per key id the
 --                                           hash region:{r}:dirty:<id> post -> its count after the
 --                                           last change (-1: no longer kept)
--- KEYS[6]  hash   region:{r}:trailing       spec -> "<lo>:<hi>", the pane starts its trailing key sums
+-- KEYS[6]  hash   region:{r}:trailing       spec -> "<lo>:<hi>", the pane starts its trailing key sums;
+--                                           spec:next the same for the spare key, spec:job a move in progress
 -- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed
 -- The other keys share the region's hash tag (one Redis Cluster slot) and are named from
--- the prefix: seen, seen:slices, seen:<slice start>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>,
+-- the prefix: seen, seen:slices, seen:<slice start>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>[:next],
 -- buckets:<spec>, bucket:<spec>:<start>.
 --
 -- ARGV[1] header, JSON (named fields): epoch, prefix "region:{r}:", k (bounded size), mode
@@ -215,28 +216,42 @@ for id, list in pairs(D.w) do
   written[#written + 1] = id
 end
 
--- Trailing panes (exact mode): a pane inside the trailing range [lo, hi] also adds to the
--- trailing key; a later pane is added by trailing-advance.lua when the watermark passes it;
--- a pane below lo fell out of the range and is not written.
+-- Trailing panes (exact mode): a pane inside a trailing key's range [lo, hi] also adds to that
+-- key: the live trailing:<spec>, and the spare trailing:<spec>:next (the range the live key had
+-- before its last move; see trailing-move.lua). A later pane is added by the next move; a pane
+-- below both ranges fell out of them and is not written. A write into a pane a move is
+-- folding (at or below the move's last pane) cancels the move (the caller runs moves between
+-- its own flushes: only another process during a rebalance gets here).
+local function rangeOf(cur)
+  if not cur then return nil end
+  local sep = string.find(cur, ':', 1, true)
+  return { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
+end
 for k = 1, #W do
   local w = W[k]
-  local range
-  local cur = redis.call('HGET', KEYS[6], w[1])
-  if cur then
-    local sep = string.find(cur, ':', 1, true)
-    range = { tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1)) }
-  end
+  local st = redis.call('HMGET', KEYS[6], w[1], w[1] .. ':next', w[1] .. ':job')
+  local live, spare, job = rangeOf(st[1]), rangeOf(st[2]), rangeOf(st[3])
+  local floor = live and live[1]
+  if spare and (floor == nil or spare[1] < floor) then floor = spare[1] end
   for startKey, list in pairs((D.p or {})[k] or {}) do
     local start = tonumber(startKey)
-    if range == nil or start >= range[1] then
+    if floor == nil or start >= floor then
       local key = prefix .. 'pane:' .. w[1] .. ':' .. startKey
-      local copy = nil
-      if range ~= nil and start <= range[2] then
-        copy = {}
+      local into = {}
+      if live and start >= live[1] and start <= live[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] end
+      if spare and start >= spare[1] and start <= spare[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] .. ':next' end
+      if job and start <= job[2] then
+        redis.call('HDEL', KEYS[6], w[1] .. ':job')
+        job = nil
+      end
+      local copies = {}
+      for i = 1, #into do
+        local copy = {}
         for j = 1, #list do copy[j] = list[j] end
+        copies[i] = copy
       end
       bulk(key, list, nil)
-      if copy then bulk(prefix .. 'trailing:' .. w[1], copy, nil) end
+      for i = 1, #into do bulk(into[i], copies[i], nil) end
       -- Subtracted and deleted once the watermark passes start + size; a pane never reached
       -- that way (a region gone quiet) expires after twice the size of wall-clock time.
       redis.call('PEXPIRE', key, fmt(2 * w[2] + w[4]))

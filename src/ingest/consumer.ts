@@ -133,7 +133,16 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   /** Per held partition, the next offset to apply under `epoch` (null: the group's own offset). */
   const positions = new Map<number, bigint | null>();
   const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now);
-  const reporter = new WatermarkReporter({ cfg, redis, watermarks, held: () => assigned, temporal: deps.temporal, log, metrics });
+  const reporter = new WatermarkReporter({
+    cfg,
+    redis,
+    watermarks,
+    held: () => assigned,
+    temporal: deps.temporal,
+    log,
+    metrics,
+    serialize: (region, fn) => actors.actor(region).exclusive(fn),
+  });
 
   /**
    * Batches handed to the actors and not yet marked applied, per partition, in order. A

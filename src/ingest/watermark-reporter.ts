@@ -24,6 +24,8 @@ export interface ReporterDeps {
   temporal?: { client: TemporalClient; taskQueue: string };
   log: (s: string) => void;
   metrics?: Metrics;
+  /** Runs a region's trailing move between its actor's flushes. */
+  serialize?: <T>(region: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 export class WatermarkReporter {
@@ -64,7 +66,10 @@ export class WatermarkReporter {
       await Promise.all([
         snaps.length ? redis.hset(watermarksKey(cfg.kafka.topic), ...snaps) : undefined,
         ...due.map(async ([region, p]) => {
-          if (cfg.ingest.mode === 'exact') await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark);
+          if (cfg.ingest.mode === 'exact') {
+            const serialize = this.deps.serialize;
+            await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark, serialize ? { serialize: (fn) => serialize(region, fn) } : {});
+          }
           if (temporal) {
             // Started by name: the workflow's code belongs to the workflow bundle, not to this process.
             await temporal.client.workflow.signalWithStart<typeof regionCoordinatorWorkflow, [RegionProgress]>('regionCoordinatorWorkflow', {

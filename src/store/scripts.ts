@@ -11,7 +11,7 @@ const lua = (name: string) => fs.readFileSync(path.join(__dirname, name), 'utf8'
 const SCRIPTS = {
   hhCheckpoint: { lua: lua('checkpoint.lua'), numberOfKeys: 5 },
   hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
-  hhTrailingAdvance: { lua: lua('trailing-advance.lua'), numberOfKeys: 1 },
+  hhTrailingMove: { lua: lua('trailing-move.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
   /** Deletes a lock only while it still holds the caller's token. */
@@ -35,8 +35,8 @@ export interface StoreScripts {
   ): Promise<[string, string[], (string | number)[]]>;
   /** advance-position.lua: epoch, applied, recovery; epoch, partition, offset → 1, or 0 under another epoch. */
   hhAdvancePosition(epochKey: string, applied: string, recovery: string, epoch: string, partition: string, offset: string): Promise<number>;
-  /** trailing-advance.lua: the region's trailing state; watermark, prefix, then name, size, pane per spec → changed spec names. */
-  hhTrailingAdvance(state: string, ...args: Arg[]): Promise<string[]>;
+  /** trailing-move.lua: the region's trailing state; op (plan | step | swap), prefix, spec name, then the op's arguments. */
+  hhTrailingMove(state: string, op: 'plan' | 'step' | 'swap', prefix: string, spec: string, ...args: Arg[]): Promise<string[]>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
   hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
   /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id → [allowed, remaining, reset ms, retry ms]. */

@@ -1,20 +1,73 @@
 /**
  * Trailing timeframes (`timeframe=5m`): per region and tumbling spec, the sum of the panes
- * the watermark has passed, back over the spec's size, moved by trailing-advance.lua.
+ * the watermark has passed, back over the spec's size, moved by trailing-move.lua in bounded
+ * steps: a spare key is brought to the new range (at most `budget` pane members folded per
+ * script call, so no call holds Redis for long however large a pane is), then swapped in.
  */
 import type { Redis } from 'ioredis';
 import { trailingPaneMs, type WindowSpec } from '../config';
 import { GLOBAL_DIRTY_KEY, regionPrefix, regionTrailingStateKey } from '../keys';
 import { scripted } from './scripts';
 
+/** Pane members folded per script call: about 1-2 ms of Redis per thousand. */
+export const TRAILING_STEP_MEMBERS = 5000;
+
+export interface TrailingOptions {
+  /** Runs one spec's move between the region's flushes (its actor); default: at once. */
+  serialize?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** Pane members folded per script call. @default TRAILING_STEP_MEMBERS */
+  budget?: number;
+  /** Called between two script calls of a move (tests). */
+  onStep?: () => Promise<void>;
+}
+
 /**
  * Moves the region's trailing timeframes to `watermark` (adds the panes it entered,
  * subtracts the ones that fell out), marks the changed ones for the global merge, and
- * returns their spec names.
+ * returns their spec names. A move cancelled by a concurrent write into a pane it folds
+ * is left to the next call (the live key stays as it was, exact for its range).
  */
-export async function advanceTrailing(redis: Redis, region: string, windows: readonly WindowSpec[], watermark: number): Promise<string[]> {
-  const args = windows.flatMap((w) => [w.name, w.sizeMs, trailingPaneMs(w.sizeMs)]);
-  const changed = await scripted(redis).hhTrailingAdvance(regionTrailingStateKey(region), Math.floor(watermark), regionPrefix(region), ...args);
+export async function advanceTrailing(
+  redis: Redis,
+  region: string,
+  windows: readonly WindowSpec[],
+  watermark: number,
+  opts: TrailingOptions = {},
+): Promise<string[]> {
+  const serialize = opts.serialize ?? (<T>(fn: () => Promise<T>) => fn());
+  const changed: string[] = [];
+  for (const w of windows) {
+    if (await serialize(() => moveSpec(redis, region, w, Math.floor(watermark), opts))) changed.push(w.name);
+  }
   if (changed.length) await redis.sadd(GLOBAL_DIRTY_KEY, ...changed.map((n) => `trailing:${n}`));
   return changed;
+}
+
+/** One spec's move; true when its live key now covers the watermark's range. */
+async function moveSpec(redis: Redis, region: string, w: WindowSpec, watermark: number, opts: TrailingOptions): Promise<boolean> {
+  const s = scripted(redis);
+  const state = regionTrailingStateKey(region);
+  const prefix = regionPrefix(region);
+  const P = trailingPaneMs(w.sizeMs);
+  const budget = opts.budget ?? TRAILING_STEP_MEMBERS;
+  const plan = await s.hhTrailingMove(state, 'plan', prefix, w.name, w.sizeMs, P, watermark);
+  if (plan.length === 0) return false;
+  const [job, addFrom, addTo, subFrom, subTo, spareFrom] = plan;
+  for (const [sign, from, to] of [
+    [1, addFrom, addTo],
+    [-1, subFrom, subTo],
+  ] as const) {
+    let pane = from;
+    let offset = '0';
+    for (;;) {
+      await opts.onStep?.();
+      const r = await s.hhTrailingMove(state, 'step', prefix, w.name, P, job, sign, pane, offset, to, budget);
+      if (r[0] === 'CANCELLED') return false;
+      if (r[0] === 'DONE') break;
+      [, pane, offset] = r;
+    }
+  }
+  await opts.onStep?.();
+  const r = await s.hhTrailingMove(state, 'swap', prefix, w.name, P, job, spareFrom);
+  return r[0] === 'OK';
 }

@@ -260,7 +260,7 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
     }
   });
 
-  it('moves panes of thousands of posts (bulk fold, a copy into an empty key) exactly, in and out', async () => {
+  it('moves panes of thousands of posts exactly, in and out, in steps of a bounded number of members', async () => {
     const spec = specs[0]; // 1m: panes of trailingPaneMs(1m)
     const P = trailingPaneMs(spec.sizeMs);
     const region = `${r}-big`;
@@ -285,10 +285,102 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
     const steps = spec.sizeMs / P + 4;
     for (let step = 1; step <= steps; step++) {
       const wm = base + (step + 1) * P;
-      await advanceTrailing(redis, region, [spec], wm);
+      let calls = 0;
+      await advanceTrailing(redis, region, [spec], wm, { budget: 300, onStep: async () => void calls++ });
+      if (step <= 3) expect(calls, `step ${step}: a pane of >1,000 posts is folded over several calls`).to.be.greaterThan(4);
       await expectTrailingRecount(redis, region, spec, applied, wm, `step ${step}`);
       expect(await redis.pttl(regionTrailingKey(region, spec.name)), 'a trailing key never expires').to.be.at.most(-1);
     }
+  });
+
+  /** A region with `n` posts in each of panes 0..2 of `spec` (1m), counts 1-3; returns its events and first pane. */
+  async function threePanes(region: string, n: number) {
+    const spec = specs[0];
+    const P = trailingPaneMs(spec.sizeMs);
+    await redis.hset(regionMetaKey(region), 'epoch', EPOCH);
+    const system = new ActorSystem(redis, { windows: [spec], boundedK: 10, dedupHorizonMs: 48 * 3_600_000 });
+    const actor = system.actor(region);
+    const base = Math.floor((Date.now() - 3_600_000) / P) * P;
+    const applied: { ts: number; post: string }[] = [];
+    const batch: OffsetEvent[] = [];
+    for (let pane = 0; pane < 3; pane++)
+      for (let i = 0; i < n; i++)
+        for (let c = 0; c <= (i + pane) % 3; c++) {
+          const ts = base + pane * P + ((batch.length * 13) % P);
+          batch.push(ev(batch.length, `q${(i * 7 + pane) % (2 * n)}`, region, ts, `${region}-${batch.length}`));
+          applied.push({ ts, post: batch[batch.length - 1].event.post_id });
+        }
+    for (let i = 0; i < batch.length; i += 5000) await actor.apply(0, batch.slice(i, i + 5000), EPOCH);
+    return { spec, P, actor, base, applied, next: batch.length };
+  }
+
+  it('readers see the old range until the whole move is done, never a half-folded key', async () => {
+    const region = `${r}-swap`;
+    const { spec, P, base, applied } = await threePanes(region, 800);
+    await advanceTrailing(redis, region, [spec], base + P); // pane 0 passed
+    await advanceTrailing(redis, region, [spec], base + 2 * P); // panes 0-1; the spare now lags one move (pane 0)
+    const before = await redis.zrange(regionTrailingKey(region, spec.name), 0, -1, 'WITHSCORES');
+    let calls = 0;
+    const changed = await advanceTrailing(redis, region, [spec], base + 3 * P, {
+      budget: 200,
+      onStep: async () => {
+        calls++;
+        expect(await redis.zrange(regionTrailingKey(region, spec.name), 0, -1, 'WITHSCORES'), `between calls (${calls})`).to.deep.equal(before);
+      },
+    });
+    expect(changed).to.deep.equal([spec.name]);
+    expect(calls).to.be.greaterThan(4);
+    await expectTrailingRecount(redis, region, spec, applied, base + 3 * P, 'after the swap');
+  });
+
+  it('a flush into a pane a move is folding cancels the move; the next move rebuilds the spare exactly', async () => {
+    const region = `${r}-cancel`;
+    const { spec, P, actor, base, applied, next } = await threePanes(region, 600);
+    await advanceTrailing(redis, region, [spec], base + P);
+    await advanceTrailing(redis, region, [spec], base + 2 * P);
+    // Not serialized with the actor (as another process during a rebalance): a late event
+    // into pane 2, which the next move folds in, lands between two of its calls.
+    let calls = 0;
+    const late = ev(next, 'q-late', region, base + 2 * P + 5, `${region}-late`);
+    const changed = await advanceTrailing(redis, region, [spec], base + 3 * P, {
+      budget: 200,
+      onStep: async () => {
+        if (++calls === 2) await actor.apply(0, [late], EPOCH);
+      },
+    });
+    applied.push({ ts: late.event.timestamp, post: 'q-late' });
+    expect(changed, 'cancelled').to.deep.equal([]);
+    await expectTrailingRecount(redis, region, spec, applied, base + 2 * P, 'the live key kept its range');
+    expect(await advanceTrailing(redis, region, [spec], base + 3 * P, { budget: 200 })).to.deep.equal([spec.name]);
+    await expectTrailingRecount(redis, region, spec, applied, base + 3 * P, 'moved on the second try');
+    expect(await advanceTrailing(redis, region, [spec], base + 4 * P, { budget: 200 })).to.deep.equal([spec.name]);
+    await expectTrailingRecount(redis, region, spec, applied, base + 4 * P, 'and the move after it');
+  });
+
+  it("serialized with the region's actor, a flush waits for the move (which is then not cancelled)", async () => {
+    const region = `${r}-serial`;
+    const { spec, P, actor, base, applied, next } = await threePanes(region, 600);
+    await advanceTrailing(redis, region, [spec], base + P);
+    await advanceTrailing(redis, region, [spec], base + 2 * P);
+    let calls = 0;
+    let flushed: Promise<unknown> | undefined;
+    let flushedDuringMove = false;
+    const late = ev(next, 'q-late', region, base + 2 * P + 5, `${region}-late`);
+    const changed = await advanceTrailing(redis, region, [spec], base + 3 * P, {
+      budget: 200,
+      serialize: (fn) => actor.exclusive(fn),
+      onStep: async () => {
+        if (++calls === 2) flushed = actor.apply(0, [late], EPOCH).then(() => undefined);
+        else if (calls > 2) flushedDuringMove ||= (await redis.zscore(regionTopKey(region), 'q-late')) !== null;
+      },
+    });
+    expect(changed).to.deep.equal([spec.name]);
+    expect(flushedDuringMove, 'the flush ran during the move').to.equal(false);
+    await flushed;
+    applied.push({ ts: late.event.timestamp, post: 'q-late' });
+    await expectTrailingRecount(redis, region, spec, applied, base + 3 * P, 'the late event counted once');
+    await advanceTrailing(redis, region, [spec], base + 4 * P, { serialize: (fn) => actor.exclusive(fn) });
+    await expectTrailingRecount(redis, region, spec, applied, base + 4 * P, 'and in the spare too');
   });
 });
 
