@@ -164,6 +164,29 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
    * batches wait for it.
    */
   let resuming: Promise<void> = Promise.resolve();
+  /** Partitions whose lag a batch has reported since they were assigned here. */
+  const lagReported = new Set<number>();
+  const lagAdmin = metrics ? kafka.admin() : undefined;
+  let lagAdminReady: Promise<void> | undefined;
+  /**
+   * A partition taken over reports its lag at once (log end minus where it resumes), not at
+   * its next batch: an idle one may have none for long, and its last holder removed its own.
+   */
+  const reportLagOnAssignment = async (parts: [number, bigint][]): Promise<void> => {
+    if (!lagAdmin || parts.length === 0) return;
+    try {
+      await (lagAdminReady ??= lagAdmin.connect());
+      const ends = new Map((await lagAdmin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+      for (const [p, next] of parts) {
+        const end = ends.get(p);
+        if (end === undefined || !assigned.has(p) || lagReported.has(p)) continue;
+        metrics?.lag.set({ topic, partition: String(p) }, Math.max(0, Number(end - next)));
+      }
+    } catch (e) {
+      lagAdminReady = undefined;
+      log(`cannot read the log ends of newly assigned partitions (their lag is reported at their next batch): ${(e as Error).message}`);
+    }
+  };
   const groupOffsets = new GroupOffsets(CONSUMER_SETTINGS.offsetRefreshMs);
   const resume = (why: string, only?: number[]): Promise<void> =>
     (resuming = resuming.then(async () => {
@@ -204,6 +227,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
             await consumer.commitOffsets(commits);
             for (const c of commits) groupOffsets.landed(c.partition, c.offset);
           }
+          if (only) void reportLagOnAssignment(commits.map((c) => [c.partition, BigInt(c.offset)]));
           return;
         } catch (e) {
           if (signal.aborted) return;
@@ -223,6 +247,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       positions.delete(p);
       // Its new owner reports its lag: a last value left here would add to that one.
       metrics?.lag.remove({ topic, partition: String(p) });
+      lagReported.delete(p);
     }
     tell();
     // Partitions held before keep their place (their batches in flight go on); new ones start from their marks.
@@ -282,6 +307,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       metrics.late.inc(b.triaged.late.length);
       metrics.keyMismatch.inc(b.triaged.keyMismatch);
       metrics.lag.set({ topic, partition: String(b.partition) }, Math.max(0, Number(lagAfter)));
+      lagReported.add(b.partition);
     }
     onProgress?.(progress);
   };
@@ -376,6 +402,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     await Promise.race([Promise.all(chains.values()), sleep(30_000)]);
     state.state = 'stopped';
     for (const p of assigned) metrics?.lag.remove({ topic, partition: String(p) });
+    await lagAdmin?.disconnect().catch(() => undefined);
     assigned.clear();
     tell();
     await consumer.disconnect();

@@ -176,8 +176,7 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     // as they went): only their own re-commits can bring their partitions back.
     const topic = env.HH_KAFKA_TOPIC;
     // The runtime's members settled first (the runtime may answer /healthz before its second
-    // member's join has rebalanced the group): a partition handed over after its event was
-    // read has no lag series until its next batch (noted, not changed here).
+    // member's join has rebalanced the group).
     await eventually(async () => {
       const g = (await admin.describeGroups([env.HH_KAFKA_GROUP])).groups[0];
       expect([g?.state, g?.members.length]).to.deep.equal(['Stable', rt.cfg.runtime.workers]);
@@ -235,6 +234,12 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     } finally {
       await rogue.disconnect();
     }
+    // The rogue's partitions, idle, go back to the members: each new holder reports their lag
+    // at once (from the log end and where it resumes), not at a next batch that may not come.
+    await eventually(async () => {
+      const all = lagPartitions(await (await fetch(`${rt.api}/metrics`)).text());
+      expect(all, 'lag reported per partition once the rogue left').to.deep.equal(ends0.map((e) => e.partition).sort((a, b) => a - b));
+    }, 30_000);
     await waitDrained(admin, env.HH_KAFKA_GROUP, topic);
     await expectExact();
   });
