@@ -1,28 +1,52 @@
 /**
  * Reads shared by concurrent callers and reused for a while: callers that arrive while a
  * value is being computed share it (no added staleness), a computed value is reused for
- * `ttlMs`, and a failure is not kept. Bounded: the oldest key goes first.
+ * `ttlMs`, and a failure is not kept. With `staleMs`: a caller whose value is being computed
+ * again waits at most `waitMs` for it, then gets the previous one (if no older than ttl +
+ * staleMs) — a slow read (Redis busy with another client's call) does not hold every
+ * request behind it, and a quick one (the usual case) still answers with the new value.
+ * Bounded: the oldest key goes first.
  */
 export class SharedCache<T> {
-  private readonly entries = new Map<string, { at: number; value: Promise<T> }>();
+  private readonly entries = new Map<string, { at: number; value: Promise<T>; previous?: { at: number; value: Promise<T> } }>();
 
   constructor(
     private readonly ttlMs: number,
     private readonly maxEntries = 10_000,
+    private readonly staleMs = 0,
+    private readonly waitMs = 20,
   ) {}
 
   get(key: string, compute: () => Promise<T>): Promise<T> {
     const now = performance.now();
     const hit = this.entries.get(key);
-    if (hit && (hit.at === Infinity || now - hit.at < this.ttlMs)) return hit.value;
-    const entry = { at: Infinity, value: compute() };
+    if (hit && hit.at === Infinity) {
+      // Being computed: the previous value answers while it is fresh enough, else wait for the new one.
+      return this.answer(hit, now);
+    }
+    if (hit && now - hit.at < this.ttlMs) return hit.value;
+    const entry: { at: number; value: Promise<T>; previous?: { at: number; value: Promise<T> } } = { at: Infinity, value: compute() };
+    if (hit && this.staleMs > 0) entry.previous = { at: hit.at, value: hit.value };
     this.entries.set(key, entry);
     entry.value.then(
-      () => (this.ttlMs > 0 ? (entry.at = performance.now()) : this.drop(key, entry)),
+      () => {
+        entry.previous = undefined;
+        if (this.ttlMs > 0) entry.at = performance.now();
+        else this.drop(key, entry);
+      },
       () => this.drop(key, entry),
     );
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    return entry.value;
+    return this.answer(entry, now);
+  }
+
+  /** The value being computed, or the previous one if that takes longer than waitMs (and it is fresh enough). */
+  private answer(entry: { value: Promise<T>; previous?: { at: number; value: Promise<T> } }, now: number): Promise<T> {
+    const prev = entry.previous;
+    if (!prev || now - prev.at >= this.ttlMs + this.staleMs) return entry.value;
+    let timer: NodeJS.Timeout | undefined;
+    const fallback = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(prev.value), this.waitMs)));
+    return Promise.race([entry.value.finally(() => clearTimeout(timer)), fallback]);
   }
 
   private drop(key: string, entry: { value: Promise<T> }): void {
@@ -31,4 +55,12 @@ export class SharedCache<T> {
 }
 
 /** GET /top-posts answers (serialized JSON) by request. */
-export class AnswerCache extends SharedCache<string> {}
+export class AnswerCache extends SharedCache<string> {
+  /** Reused for `ttlMs`; while one is read again for longer than `waitMs`, the previous answer serves for up to `staleMs` more. */
+  constructor(ttlMs: number, staleMs = ttlMs > 0 ? ANSWER_STALE_MS : 0, waitMs = 20) {
+    super(ttlMs, 10_000, staleMs, waitMs);
+  }
+}
+
+/** How much older than its reuse time an answer may be while a new one is read (ms). */
+export const ANSWER_STALE_MS = 1000;

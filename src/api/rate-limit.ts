@@ -4,9 +4,16 @@
  * answer carries RateLimit-Limit / -Remaining / -Reset. While Redis cannot decide (down,
  * slow), requests pass and are counted (`hh_background_failures_total{operation="rate-limit"}`): the record
  * answers must stay reachable when the rank index is not.
+ *
+ * Far from its limit a client does not wait for Redis: while the last decision this process
+ * got for it (under 100 ms old: a client sending steadily) left more than `headroom` of its limit, less the requests
+ * let through since and not yet decided, a request passes at once and its decision is taken
+ * in the background (every request is still counted in Redis). Near the limit each request
+ * waits for its decision, so the limit holds there as before; a request's Redis round trip
+ * (and Redis's own stalls) is off the path of the clients that are nowhere near it.
  */
-import type { RequestHandler } from 'express';
-import type { RateLimiter } from '../store/rate-limit';
+import type { RequestHandler, Response } from 'express';
+import type { RateDecision, RateLimiter } from '../store/rate-limit';
 import type { Credentials } from './auth';
 import { HttpError } from './errors';
 
@@ -15,18 +22,73 @@ export interface RateLimitDeps {
   credentials: Credentials;
   /** A decision slower than this lets the request pass (ms). @default 250 */
   timeoutMs?: number;
+  /** The share of a client's limit left above which a request does not wait for its decision. @default 0.25 */
+  headroom?: number;
   onUnavailable?: (e: Error) => void;
   onRefused?: (client: string) => void;
 }
 
+/** What this process last learned of a client's limit. */
+interface Known {
+  decision: RateDecision;
+  at: number;
+  /** The order of the call that decided it: an older decision coming back later is not learned. */
+  seq: number;
+  /** Requests let through since that decision whose own decision has not come back. */
+  undecided: number;
+}
+
+/** A decision is trusted this long (ms): a client sending steadily refreshes it with every request. */
+const KNOWN_FOR_MS = 100;
+/** Clients remembered (the oldest forgotten first). */
+const MAX_KNOWN = 10_000;
+
 export function rateLimit(deps: RateLimitDeps): RequestHandler {
   const timeoutMs = deps.timeoutMs ?? 250;
+  const headroom = deps.headroom ?? 0.25;
+  const known = new Map<string, Known>();
+  let calls = 0;
+  const learn = (client: string, seq: number, decision: RateDecision, undecided: number) => {
+    const k = known.get(client);
+    if (k && k.seq > seq) return;
+    known.delete(client);
+    known.set(client, { decision, at: Date.now(), seq, undecided });
+    if (known.size > MAX_KNOWN) known.delete(known.keys().next().value as string);
+  };
+  const headers = (res: Response, d: RateDecision, remaining: number) =>
+    res.set({
+      'ratelimit-limit': String(d.limit),
+      'ratelimit-remaining': String(Math.max(0, remaining)),
+      'ratelimit-reset': String(Math.ceil(d.resetMs / 1000)),
+    });
+
   return (req, res, next) => {
     const client = deps.credentials.clientOf(req);
+    const k = known.get(client);
+    if (k && Date.now() - k.at < KNOWN_FOR_MS && k.decision.allowed && k.decision.remaining - k.undecided - 1 > headroom * k.decision.limit) {
+      k.undecided++;
+      headers(res, k.decision, k.decision.remaining - k.undecided);
+      next();
+      const seq = ++calls;
+      deps.limiter(client).then(
+        (d) => {
+          const now = known.get(client);
+          if (now) now.undecided = Math.max(0, now.undecided - 1);
+          learn(client, seq, d, now?.undecided ?? 0);
+        },
+        (e: Error) => {
+          const now = known.get(client);
+          if (now) now.undecided = Math.max(0, now.undecided - 1);
+          deps.onUnavailable?.(e);
+        },
+      );
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`rate limiter did not answer within ${timeoutMs} ms`)), timeoutMs);
     });
+    const seq = ++calls;
     void Promise.race([deps.limiter(client), timeout])
       .then(
         (d) => ({ d, e: undefined }),
@@ -38,11 +100,8 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
           deps.onUnavailable?.(e!);
           return next();
         }
-        res.set({
-          'ratelimit-limit': String(d.limit),
-          'ratelimit-remaining': String(Math.max(0, d.remaining)),
-          'ratelimit-reset': String(Math.ceil(d.resetMs / 1000)),
-        });
+        learn(client, seq, d, known.get(client)?.undecided ?? 0);
+        headers(res, d, d.remaining);
         if (d.allowed) return next();
         deps.onRefused?.(client);
         const retry = String(Math.max(1, Math.ceil(d.retryMs / 1000)));

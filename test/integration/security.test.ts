@@ -145,6 +145,8 @@ describe('security: the API (producer keys, rate limits, audit; real Redis and C
   });
   beforeEach(async () => {
     await redis.flushdb(); // every test starts with full buckets
+    // and with what the API learned of them expired (a decision is trusted 100 ms).
+    await new Promise((r) => setTimeout(r, 150));
   });
 
   const event = () => ({ event_id: unique('e'), post_id: 'p1', region_id: 'NA', timestamp: Date.now() });

@@ -21,7 +21,7 @@ describe('API answer cache', () => {
 
   it('reuses an answer for its ttl, then computes again; keys are separate', async () => {
     const clock = sinon.useFakeTimers({ toFake: ['performance'] });
-    const cache = new AnswerCache(50);
+    const cache = new AnswerCache(50, 0);
     let n = 0;
     const compute = async () => `v${++n}`;
     expect(await cache.get('k', compute)).to.equal('v1');
@@ -37,5 +37,38 @@ describe('API answer cache', () => {
     await cache.get('k', async () => Promise.reject(new Error('redis down'))).catch(() => undefined);
     await new Promise((r) => setImmediate(r));
     expect(await cache.get('k', async () => 'ok')).to.equal('ok');
+  });
+
+  it('an answer read again for longer than waitMs is answered by the previous one, up to ttl + staleMs old; a quick read answers new', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['performance', 'setTimeout', 'clearTimeout'] });
+    const cache = new AnswerCache(50, 1000, 20);
+    expect(await cache.get('k', async () => 'v1')).to.equal('v1');
+    clock.tick(60);
+    let release!: (s: string) => void;
+    const slow = () => new Promise<string>((r) => (release = r));
+    const first = cache.get('k', slow); // expired: a new read starts, and takes long
+    const second = cache.get('k', slow);
+    await clock.tickAsync(20);
+    expect(await first).to.equal('v1');
+    expect(await second).to.equal('v1');
+    await clock.tickAsync(1000); // the previous answer is now 1,080 ms old: callers wait
+    let third: string | undefined;
+    void cache.get('k', slow).then((v) => (third = v));
+    await clock.tickAsync(100);
+    expect(third).to.equal(undefined);
+    release('v2');
+    await clock.tickAsync(0);
+    expect(third).to.equal('v2');
+    clock.tick(60);
+    expect(await cache.get('k', async () => 'v3'), 'a quick read answers with the new value').to.equal('v3');
+  });
+
+  it('with ttl 0 never serves a previous answer', async () => {
+    const cache = new AnswerCache(0);
+    expect(await cache.get('k', async () => 'v1')).to.equal('v1');
+    let release!: (s: string) => void;
+    const p = cache.get('k', () => new Promise<string>((r) => (release = r)));
+    release('v2');
+    expect(await p).to.equal('v2');
   });
 });

@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import * as sinon from 'sinon';
+import express from 'express';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { rateLimit } from '../../src/api/rate-limit';
+import { Credentials } from '../../src/api/auth';
+import { errorHandler } from '../../src/api/errors';
+import type { RateDecision } from '../../src/store/rate-limit';
+
+/** A limiter whose decisions the test releases by hand, in order. */
+function heldLimiter() {
+  const waiting: ((d: RateDecision) => void)[] = [];
+  const limiter = sinon.spy((_client: string) => new Promise<RateDecision>((resolve) => waiting.push(resolve)));
+  const decide = (remaining: number, allowed = remaining >= 0) =>
+    waiting.shift()!({ allowed, limit: 100, remaining: Math.max(0, remaining), resetMs: 1000, retryMs: allowed ? 0 : 1000 });
+  return { limiter, decide, waiting };
+}
+
+describe('rate limit middleware: clients far from their limit do not wait for Redis', () => {
+  let server: Server;
+  let base: string;
+  let held: ReturnType<typeof heldLimiter>;
+  const served = () => fetch(`${base}/x`);
+
+  beforeEach(async () => {
+    held = heldLimiter();
+    const app = express();
+    app.use(rateLimit({ limiter: held.limiter, credentials: new Credentials({ producerKeys: [] }), timeoutMs: 5_000, headroom: 0.25 }));
+    app.get('/x', (_req, res) => res.send('ok'));
+    app.use(errorHandler(() => undefined));
+    server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => server.close());
+
+  const settle = () => new Promise((r) => setTimeout(r, 30));
+
+  it('the first request waits for its decision; the next ones pass at once while its decision is still out, and are each counted', async () => {
+    const first = served();
+    await settle();
+    expect(held.waiting.length, 'the first request waits').to.equal(1);
+    held.decide(90);
+    const r1 = await first;
+    expect(r1.status).to.equal(200);
+    expect(r1.headers.get('ratelimit-remaining')).to.equal('90');
+    // Its decisions never come back during these two: they pass anyway.
+    const r2 = await served();
+    const r3 = await served();
+    expect([r2.status, r3.status]).to.deep.equal([200, 200]);
+    expect([r2.headers.get('ratelimit-remaining'), r3.headers.get('ratelimit-remaining')]).to.deep.equal(['89', '88']);
+    expect(held.limiter.callCount, 'every request is decided (counted) by the limiter').to.equal(3);
+    held.decide(89);
+    held.decide(88);
+  });
+
+  it('near the limit every request waits for its decision, and a refusal is a 429', async () => {
+    const first = served();
+    await settle();
+    held.decide(25); // 25 of 100 left: not above the headroom (25 %)
+    await first;
+    const second = served();
+    await settle();
+    expect(held.waiting.length, 'the second request waits').to.equal(1);
+    held.decide(-1);
+    const r2 = await second;
+    expect(r2.status).to.equal(429);
+    expect(r2.headers.get('retry-after')).to.equal('1');
+    const third = served();
+    await settle();
+    expect(held.waiting.length, 'after a refusal too').to.equal(1);
+    held.decide(-1);
+    expect((await third).status).to.equal(429);
+  });
+
+  it('requests let through count against the headroom until their decisions come back', async () => {
+    const first = served();
+    await settle();
+    held.decide(30); // 30 left: 4 more may pass at once (30 - undecided - 1 > 25)
+    await first;
+    for (let i = 0; i < 4; i++) expect((await served()).status).to.equal(200);
+    const fifth = served();
+    await settle();
+    expect(held.waiting.length, 'four undecided and the fifth waiting').to.equal(5);
+    for (let i = 0; i < 4; i++) held.decide(29 - i);
+    held.decide(-1);
+    expect((await fifth).status).to.equal(429);
+  });
+
+  it('a refusal learned in the background makes the next request wait', async () => {
+    const first = served();
+    await settle();
+    held.decide(90);
+    await first;
+    expect((await served()).status).to.equal(200); // passed at once
+    held.decide(-1); // its decision: another process spent the bucket meanwhile
+    await settle();
+    const next = served();
+    await settle();
+    expect(held.waiting.length, 'the next request waits').to.equal(1);
+    held.decide(-1);
+    expect((await next).status).to.equal(429);
+  });
+});
