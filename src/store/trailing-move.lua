@@ -4,31 +4,36 @@
 --   trailing:<spec>:next   the spare: the sum of the panes [lo, hi] in field <spec>:next (the
 --                          range the live key had before its last move), absent when unknown
 -- A move brings the spare to the new range (adding the panes it lacks, subtracting the ones
--- that fell out, at most ARGV budget members per call), then swaps the two keys (RENAME: O(1)).
--- The region's flushes add late events to each key whose range holds the event's pane
--- (region-flush.lua), so both stay exact between moves. The caller runs a move between the
--- region's flushes; a flush that still writes a pane the move is folding (another process
--- during a rebalance) cancels the move (field <spec>:job removed): the spare is then rebuilt
--- from its panes by the next move.
+-- that fell out), then swaps the two keys (RENAME: O(1)). A move of at most `budget` pane
+-- members is done whole by the plan call; a larger one folds at most `budget` members per
+-- step call. The region's flushes add late events to each key whose range holds the event's
+-- pane (region-flush.lua), so both stay exact between moves. The caller runs a move between
+-- the region's flushes; a flush that still writes a pane the move is folding (another
+-- process during a rebalance) cancels the move (field <spec>:job removed): the spare is then
+-- rebuilt from its panes by the next move.
 --
 -- KEYS[1] hash region:{r}:trailing
 -- ARGV[1] op: 'plan' | 'step' | 'swap'   ARGV[2] the region's key prefix   ARGV[3] spec name
--- plan: ARGV[4] size ms, ARGV[5] pane ms, ARGV[6] watermark ms
---   -> {} when the live key already covers the watermark's range, else
---      {job, add from, add to, sub from, sub to, the spare's first pane or ''} (pane starts;
---      an empty range has from > to)
--- step: ARGV[4] pane ms, ARGV[5] job, ARGV[6] sign (1 adds the panes, -1 subtracts them),
---   ARGV[7] pane, ARGV[8] offset (rank) in it, ARGV[9] the range's last pane, ARGV[10] budget
---   (members folded in this call) -> {'DONE'} | {'MORE', pane, offset} | {'CANCELLED'}
--- swap: ARGV[4] pane ms, ARGV[5] job, ARGV[6] the spare's first pane before the move (or '')
+-- ARGV[4] pane ms
+-- plan: ARGV[5] size ms, ARGV[6] watermark ms, ARGV[7] budget (members)
+--   -> {} when the live key already covers the watermark's range; {'MOVED'} when the move
+--      was small enough to be done here; else {job, add from, add to, sub from, sub to, the
+--      spare's first pane or ''} (pane starts; an empty range has from > to)
+-- step: ARGV[5] job, ARGV[6] sign (1 adds the panes, -1 subtracts them), ARGV[7] pane,
+--   ARGV[8] offset (rank) in it, ARGV[9] the range's last pane, ARGV[10] budget (members
+--   folded in this call) -> {'DONE'} | {'MORE', pane, offset} | {'CANCELLED'}
+-- swap: ARGV[5] job, ARGV[6] the spare's first pane before the move (or '')
 --   -> {'OK'} | {'CANCELLED'}
 
 local op = ARGV[1]
 local prefix = ARGV[2]
 local name = ARGV[3]
+local P = tonumber(ARGV[4])
 local live = prefix .. 'trailing:' .. name
 local spare = live .. ':next'
-local function paneOf(p) return prefix .. 'pane:' .. name .. ':' .. string.format('%d', p) end
+local CHUNK = 1000 -- members per bulk call (Lua's unpack stays far below its stack limit)
+local function fmt(n) return string.format('%d', n) end
+local function paneOf(p) return prefix .. 'pane:' .. name .. ':' .. fmt(p) end
 local function range(field)
   local cur = redis.call('HGET', KEYS[1], field)
   if not cur then return nil end
@@ -36,35 +41,11 @@ local function range(field)
   return tonumber(string.sub(cur, 1, sep - 1)), tonumber(string.sub(cur, sep + 1))
 end
 
-if op == 'plan' then
-  local size, P, wm = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-  local hi2 = math.floor(wm / P) * P - P
-  local lo2 = hi2 - size + P
-  local lo, hi = range(name)
-  if hi and hi2 <= hi then return {} end -- never moves back
-  local job = string.format('%d:%d', lo2, hi2)
-  local nlo, nhi = range(name .. ':next')
-  redis.call('HSET', KEYS[1], name .. ':job', job)
-  redis.call('HDEL', KEYS[1], name .. ':next') -- in flux until the swap
-  if nlo and lo2 <= nhi then
-    return {job, string.format('%d', nhi + P), string.format('%d', hi2), string.format('%d', nlo), string.format('%d', lo2 - P), string.format('%d', nlo)}
-  end
-  redis.call('UNLINK', spare) -- unknown or too far behind: rebuilt from the new range's panes
-  return {job, string.format('%d', lo2), string.format('%d', hi2), '1', '0', nlo and string.format('%d', nlo) or ''}
-end
-
-local P = tonumber(ARGV[4])
-local job = ARGV[5]
-if redis.call('HGET', KEYS[1], name .. ':job') ~= job then
-  redis.call('UNLINK', spare)
-  return {'CANCELLED'}
-end
-
-if op == 'step' then
-  local sign, p, offset, last, budget = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-  local CHUNK = 1000 -- members per bulk call (Lua's unpack stays far below its stack limit)
+-- Folds the panes p..last (from rank `offset` of the first) into the spare with `sign`, at
+-- most `budget` members; returns nil when done, else where to go on (pane, offset).
+local function fold(sign, p, offset, last, budget)
   while p <= last do
-    if budget <= 0 then return {'MORE', string.format('%d', p), string.format('%d', offset)} end
+    if budget <= 0 then return p, offset end
     local n = math.min(CHUNK, budget)
     local flat = redis.call('ZRANGE', paneOf(p), offset, offset + n - 1, 'WITHSCORES')
     if #flat > 0 then
@@ -84,7 +65,7 @@ if op == 'step' then
       if #keep > 0 then redis.call('ZADD', spare, unpack(keep)) end
       if #gone > 0 then redis.call('ZREM', spare, unpack(gone)) end
     end
-    budget = budget - n
+    budget = budget - math.max(1, #flat / 2) -- an empty pane costs a call, not a chunk
     if #flat < 2 * n then
       p = p + P
       offset = 0
@@ -92,27 +73,78 @@ if op == 'step' then
       offset = offset + n
     end
   end
-  return {'DONE'}
+  return nil
 end
 
--- swap: the spare now sums the job's range; it becomes the live key and the live key the spare.
-local sep = string.find(job, ':', 1, true)
-local lo2 = tonumber(string.sub(job, 1, sep - 1))
-local lo, hi = range(name)
-local tmp = live .. ':swap'
-if redis.call('EXISTS', live) == 1 then redis.call('RENAME', live, tmp) end
-if redis.call('EXISTS', spare) == 1 then redis.call('RENAME', spare, live) end
-if redis.call('EXISTS', tmp) == 1 then redis.call('RENAME', tmp, spare) end
-redis.call('HSET', KEYS[1], name, job)
-if lo then
-  redis.call('HSET', KEYS[1], name .. ':next', string.format('%d:%d', lo, hi))
-else
-  redis.call('UNLINK', spare) -- nothing was live: the spare is unknown until the next move rebuilds it
+-- The spare now sums the job's range: it becomes the live key and the live key the spare.
+local function swap(job, spareFrom)
+  local sep = string.find(job, ':', 1, true)
+  local lo2 = tonumber(string.sub(job, 1, sep - 1))
+  local lo, hi = range(name)
+  local tmp = live .. ':swap'
+  if redis.call('EXISTS', live) == 1 then redis.call('RENAME', live, tmp) end
+  if redis.call('EXISTS', spare) == 1 then redis.call('RENAME', spare, live) end
+  if redis.call('EXISTS', tmp) == 1 then redis.call('RENAME', tmp, spare) end
+  redis.call('HSET', KEYS[1], name, job)
+  if lo then
+    redis.call('HSET', KEYS[1], name .. ':next', fmt(lo) .. ':' .. fmt(hi))
+  else
+    redis.call('UNLINK', spare) -- nothing was live: the spare is unknown until the next move rebuilds it
+  end
+  redis.call('HDEL', KEYS[1], name .. ':job')
+  -- Panes below both ranges are no longer needed (a quiet region's others expire).
+  local keepFrom = lo and math.min(lo, lo2) or lo2
+  if spareFrom then
+    for p = spareFrom, keepFrom - P, P do redis.call('UNLINK', paneOf(p)) end
+  end
 end
-redis.call('HDEL', KEYS[1], name .. ':job')
--- Panes below both ranges are no longer needed (a quiet region's others expire).
-local keepFrom = lo and math.min(lo, lo2) or lo2
-if ARGV[6] ~= '' then
-  for p = tonumber(ARGV[6]), keepFrom - P, P do redis.call('UNLINK', paneOf(p)) end
+
+if op == 'plan' then
+  local size, wm, budget = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local hi2 = math.floor(wm / P) * P - P
+  local lo2 = hi2 - size + P
+  local lo, hi = range(name)
+  if hi and hi2 <= hi then return {} end -- never moves back
+  local job = fmt(lo2) .. ':' .. fmt(hi2)
+  local nlo, nhi = range(name .. ':next')
+  local addFrom, addTo, subFrom, subTo = lo2, hi2, 1, 0
+  if nlo and lo2 <= nhi then
+    addFrom, subFrom, subTo = nhi + P, nlo, lo2 - P
+  else
+    redis.call('UNLINK', spare) -- unknown or too far behind: rebuilt from the new range's panes
+  end
+  -- Small enough (the usual move: a pane or two of each side): done here, in one call.
+  local members = 0
+  for p = addFrom, addTo, P do
+    if members > budget then break end
+    members = members + redis.call('ZCARD', paneOf(p))
+  end
+  for p = subFrom, subTo, P do
+    if members > budget then break end
+    members = members + redis.call('ZCARD', paneOf(p))
+  end
+  if members <= budget then
+    fold(1, addFrom, 0, addTo, math.huge)
+    fold(-1, subFrom, 0, subTo, math.huge)
+    swap(job, nlo)
+    return {'MOVED'}
+  end
+  redis.call('HSET', KEYS[1], name .. ':job', job)
+  redis.call('HDEL', KEYS[1], name .. ':next') -- in flux until the swap
+  return {job, fmt(addFrom), fmt(addTo), fmt(subFrom), fmt(subTo), nlo and fmt(nlo) or ''}
 end
+
+local job = ARGV[5]
+if redis.call('HGET', KEYS[1], name .. ':job') ~= job then
+  redis.call('UNLINK', spare)
+  return {'CANCELLED'}
+end
+
+if op == 'step' then
+  local p, offset = fold(tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
+  if p == nil then return {'DONE'} end
+  return {'MORE', fmt(p), fmt(offset)}
+end
+
+swap(job, ARGV[6] ~= '' and tonumber(ARGV[6]) or nil)
 return {'OK'}

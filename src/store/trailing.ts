@@ -1,8 +1,9 @@
 /**
  * Trailing timeframes (`timeframe=5m`): per region and tumbling spec, the sum of the panes
- * the watermark has passed, back over the spec's size, moved by trailing-move.lua in bounded
- * steps: a spare key is brought to the new range (at most `budget` pane members folded per
- * script call, so no call holds Redis for long however large a pane is), then swapped in.
+ * the watermark has passed, back over the spec's size, moved by trailing-move.lua: a spare
+ * key is brought to the new range, then swapped in. A move of at most `budget` pane members
+ * (the usual one) is one script call; a larger one folds at most `budget` members per call,
+ * so no call holds Redis for long however large a pane is.
  */
 import type { Redis } from 'ioredis';
 import { trailingPaneMs, type WindowSpec } from '../config';
@@ -35,9 +36,15 @@ export async function advanceTrailing(
   opts: TrailingOptions = {},
 ): Promise<string[]> {
   const serialize = opts.serialize ?? (<T>(fn: () => Promise<T>) => fn());
+  const wm = Math.floor(watermark);
+  // Only the specs whose range the watermark moves take a turn between the region's flushes.
+  const ranges = windows.length ? await redis.hmget(regionTrailingStateKey(region), ...windows.map((w) => w.name)) : [];
   const changed: string[] = [];
-  for (const w of windows) {
-    if (await serialize(() => moveSpec(redis, region, w, Math.floor(watermark), opts))) changed.push(w.name);
+  for (const [i, w] of windows.entries()) {
+    const P = trailingPaneMs(w.sizeMs);
+    const hi = ranges[i] === null ? undefined : Number(ranges[i]!.split(':')[1]);
+    if (hi !== undefined && Math.floor(wm / P) * P - P <= hi) continue;
+    if (await serialize(() => moveSpec(redis, region, w, wm, opts))) changed.push(w.name);
   }
   if (changed.length) await redis.sadd(GLOBAL_DIRTY_KEY, ...changed.map((n) => `trailing:${n}`));
   return changed;
@@ -50,8 +57,9 @@ async function moveSpec(redis: Redis, region: string, w: WindowSpec, watermark: 
   const prefix = regionPrefix(region);
   const P = trailingPaneMs(w.sizeMs);
   const budget = opts.budget ?? TRAILING_STEP_MEMBERS;
-  const plan = await s.hhTrailingMove(state, 'plan', prefix, w.name, w.sizeMs, P, watermark);
+  const plan = await s.hhTrailingMove(state, 'plan', prefix, w.name, P, w.sizeMs, watermark, budget);
   if (plan.length === 0) return false;
+  if (plan[0] === 'MOVED') return true;
   const [job, addFrom, addTo, subFrom, subTo, spareFrom] = plan;
   for (const [sign, from, to] of [
     [1, addFrom, addTo],
