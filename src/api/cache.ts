@@ -7,8 +7,15 @@
  * request behind it, and a quick one (the usual case) still answers with the new value.
  * Bounded: the oldest key goes first.
  */
+/** A value and when it was computed (Infinity while it is being computed), with the one it replaces. */
+interface Entry<T> {
+  at: number;
+  value: Promise<T>;
+  previous?: { at: number; value: Promise<T> };
+}
+
 export class SharedCache<T> {
-  private readonly entries = new Map<string, { at: number; value: Promise<T>; previous?: { at: number; value: Promise<T> } }>();
+  private readonly entries = new Map<string, Entry<T>>();
 
   constructor(
     private readonly ttlMs: number,
@@ -20,12 +27,9 @@ export class SharedCache<T> {
   get(key: string, compute: () => Promise<T>): Promise<T> {
     const now = performance.now();
     const hit = this.entries.get(key);
-    if (hit && hit.at === Infinity) {
-      // Being computed: the previous value answers while it is fresh enough, else wait for the new one.
-      return this.answer(hit, now);
-    }
+    if (hit && hit.at === Infinity) return this.answer(hit, now); // being computed
     if (hit && now - hit.at < this.ttlMs) return hit.value;
-    const entry: { at: number; value: Promise<T>; previous?: { at: number; value: Promise<T> } } = { at: Infinity, value: compute() };
+    const entry: Entry<T> = { at: Infinity, value: compute() };
     if (hit && this.staleMs > 0) entry.previous = { at: hit.at, value: hit.value };
     this.entries.set(key, entry);
     entry.value.then(
@@ -41,7 +45,7 @@ export class SharedCache<T> {
   }
 
   /** The value being computed, or the previous one if that takes longer than waitMs (and it is fresh enough). */
-  private answer(entry: { value: Promise<T>; previous?: { at: number; value: Promise<T> } }, now: number): Promise<T> {
+  private answer(entry: Entry<T>, now: number): Promise<T> {
     const prev = entry.previous;
     if (!prev || now - prev.at >= this.ttlMs + this.staleMs) return entry.value;
     let timer: NodeJS.Timeout | undefined;
@@ -57,8 +61,8 @@ export class SharedCache<T> {
 /** GET /top-posts answers (serialized JSON) by request. */
 export class AnswerCache extends SharedCache<string> {
   /** Reused for `ttlMs`; while one is read again for longer than `waitMs`, the previous answer serves for up to `staleMs` more. */
-  constructor(ttlMs: number, staleMs = ttlMs > 0 ? ANSWER_STALE_MS : 0, waitMs = 20) {
-    super(ttlMs, 10_000, staleMs, waitMs);
+  constructor(ttlMs: number, staleMs = ttlMs > 0 ? ANSWER_STALE_MS : 0, waitMs?: number) {
+    super(ttlMs, undefined, staleMs, waitMs);
   }
 }
 

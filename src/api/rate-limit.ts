@@ -6,8 +6,9 @@
  * answers must stay reachable when the rank index is not.
  *
  * Far from its limit a client does not wait for Redis: while the last decision this process
- * got for it (under 100 ms old: a client sending steadily) left more than `headroom` of its limit, less the requests
- * let through since and not yet decided, a request passes at once and its decision is taken
+ * got for it (under 100 ms old: a client sending steadily) left more than `headroom` of its
+ * limit, less the requests let through since and not yet decided, a request passes at once
+ * and its decision is taken
  * in the background (every request is still counted in Redis). Near the limit each request
  * waits for its decision, so the limit holds there as before; a request's Redis round trip
  * (and Redis's own stalls) is off the path of the clients that are nowhere near it.
@@ -70,15 +71,15 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       headers(res, k.decision, k.decision.remaining - k.undecided);
       next();
       const seq = ++calls;
+      const decided = () => {
+        const now = known.get(client);
+        if (now) now.undecided = Math.max(0, now.undecided - 1);
+        return now?.undecided ?? 0;
+      };
       deps.limiter(client).then(
-        (d) => {
-          const now = known.get(client);
-          if (now) now.undecided = Math.max(0, now.undecided - 1);
-          learn(client, seq, d, now?.undecided ?? 0);
-        },
+        (d) => learn(client, seq, d, decided()),
         (e: Error) => {
-          const now = known.get(client);
-          if (now) now.undecided = Math.max(0, now.undecided - 1);
+          decided();
           deps.onUnavailable?.(e);
         },
       );

@@ -11,7 +11,7 @@
  * fences and event_id dedup make the replay count nothing twice.
  */
 import { lineLogger } from '../log';
-import type { Batch, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import type { Admin, Batch, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Client as TemporalClient } from '@temporalio/client';
 import { EpochChanged, RedisStateLost, type ActorSystem } from '../actors/region-actor';
@@ -68,6 +68,8 @@ export interface IngestDeps {
   redis: Redis;
   /** The record Redis is rebuilt from when it lost its state. */
   record: RegionRecord;
+  /** The process's Kafka admin client (log ends): a partition taken over reports its lag at once. */
+  admin?: Admin;
   metrics?: Metrics;
   log?: (s: string) => void;
   /** Where watermarks are signalled (the region coordinators); without it none are sent. */
@@ -166,24 +168,20 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   let resuming: Promise<void> = Promise.resolve();
   /** Partitions whose lag a batch has reported since they were assigned here. */
   const lagReported = new Set<number>();
-  const lagAdmin = metrics ? kafka.admin() : undefined;
-  let lagAdminReady: Promise<void> | undefined;
   /**
    * A partition taken over reports its lag at once (log end minus where it resumes), not at
    * its next batch: an idle one may have none for long, and its last holder removed its own.
    */
   const reportLagOnAssignment = async (parts: [number, bigint][]): Promise<void> => {
-    if (!lagAdmin || parts.length === 0) return;
+    if (!deps.admin || !metrics || parts.length === 0) return;
     try {
-      await (lagAdminReady ??= lagAdmin.connect());
-      const ends = new Map((await lagAdmin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+      const ends = new Map((await deps.admin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
       for (const [p, next] of parts) {
         const end = ends.get(p);
         if (end === undefined || !assigned.has(p) || lagReported.has(p)) continue;
-        metrics?.lag.set({ topic, partition: String(p) }, Math.max(0, Number(end - next)));
+        metrics.lag.set({ topic, partition: String(p) }, Math.max(0, Number(end - next)));
       }
     } catch (e) {
-      lagAdminReady = undefined;
       log(`cannot read the log ends of newly assigned partitions (their lag is reported at their next batch): ${(e as Error).message}`);
     }
   };
@@ -402,7 +400,6 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     await Promise.race([Promise.all(chains.values()), sleep(30_000)]);
     state.state = 'stopped';
     for (const p of assigned) metrics?.lag.remove({ topic, partition: String(p) });
-    await lagAdmin?.disconnect().catch(() => undefined);
     assigned.clear();
     tell();
     await consumer.disconnect();

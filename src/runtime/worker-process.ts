@@ -74,7 +74,7 @@ interface ApiPart {
 }
 
 async function startIngest(c: Common, slot: number): Promise<IngestPart> {
-  const { cfg, metrics, redis, cassandra, record, client } = c;
+  const { cfg, metrics, redis, cassandra, record, client, admin } = c;
   // The Temporal Workers' runtime: their state transitions at INFO would drown the runtime's own log lines.
   Runtime.install({ logger: new TemporalPinoLogger('WARN') });
   // The ingest logs in as hh-worker (reads the event topic, writes the dead-letter and late topics).
@@ -107,6 +107,7 @@ async function startIngest(c: Common, slot: number): Promise<IngestPart> {
         actors,
         redis,
         record,
+        admin,
         metrics,
         log,
         shutdown: shutdown.signal,

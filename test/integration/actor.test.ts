@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { killAfterStarted } from '../support/kill-child';
 import { opsRedis } from '../../src/clients';
 import { Redis } from 'ioredis';
 import * as sinon from 'sinon';
@@ -296,7 +297,11 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
     }
   });
 
-  /** A region with `n` posts in each of panes 0..2 of `spec` (1m), counts 1-3; returns its events and first pane. */
+  /**
+   * A region with `n` posts in each of panes 0..2 of `spec` (1m), counts 1-3, moved twice
+   * (the spare then lags the live key by one move: pane 0 against panes 0-1); returns its
+   * events and first pane.
+   */
   async function threePanes(region: string, n: number) {
     const spec = specs[0];
     const P = trailingPaneMs(spec.sizeMs);
@@ -314,14 +319,14 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
           applied.push({ ts, post: batch[batch.length - 1].event.post_id });
         }
     for (let i = 0; i < batch.length; i += 5000) await actor.apply(0, batch.slice(i, i + 5000), EPOCH);
+    await advanceTrailing(redis, region, [spec], base + P);
+    await advanceTrailing(redis, region, [spec], base + 2 * P);
     return { spec, P, actor, base, applied, next: batch.length };
   }
 
   it('readers see the old range until the whole move is done, never a half-folded key', async () => {
     const region = `${r}-swap`;
     const { spec, P, base, applied } = await threePanes(region, 800);
-    await advanceTrailing(redis, region, [spec], base + P); // pane 0 passed
-    await advanceTrailing(redis, region, [spec], base + 2 * P); // panes 0-1; the spare now lags one move (pane 0)
     const before = await redis.zrange(regionTrailingKey(region, spec.name), 0, -1, 'WITHSCORES');
     let calls = 0;
     const changed = await advanceTrailing(redis, region, [spec], base + 3 * P, {
@@ -339,8 +344,6 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   it('a flush into a pane a move is folding cancels the move; the next move rebuilds the spare exactly', async () => {
     const region = `${r}-cancel`;
     const { spec, P, actor, base, applied, next } = await threePanes(region, 600);
-    await advanceTrailing(redis, region, [spec], base + P);
-    await advanceTrailing(redis, region, [spec], base + 2 * P);
     // Not serialized with the actor (as another process during a rebalance): a late event
     // into pane 2, which the next move folds in, lands between two of its calls.
     let calls = 0;
@@ -360,11 +363,38 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
     await expectTrailingRecount(redis, region, spec, applied, base + 4 * P, 'and the move after it');
   });
 
+  it('killed (kill -9) at a random moment of a stepped move: the live key holds one whole range, and the next move is exact', async function () {
+    this.timeout(180_000);
+    const BUDGET = 20;
+    // How long such a move takes here: the kill lands anywhere within it.
+    const probe = await threePanes(`${r}-killprobe`, 4000);
+    const t0 = Date.now();
+    await advanceTrailing(redis, `${r}-killprobe`, [probe.spec], probe.base + 3 * probe.P, { budget: BUDGET });
+    const took = Date.now() - t0;
+    const db = (redis.options.db ?? 0).toString();
+    const outcomes: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      const region = `${r}-kill${round}`;
+      const { spec, P, base, applied } = await threePanes(region, 4000);
+      const delay = Math.floor(Math.random() * took * 1.5); // a child's first calls also load the script
+      const out = await killAfterStarted('trailing-child.ts', [db, region, String(base + 3 * P), String(BUDGET)], delay);
+      // Whatever the moment: readers see the range before the move or the one after it, whole.
+      const range = await redis.hget(regionTrailingStateKey(region), spec.name);
+      const wm = range === `${base - 57 * P}:${base + 2 * P}` ? base + 3 * P : base + 2 * P;
+      await expectTrailingRecount(redis, region, spec, applied, wm, `round ${round}: the live key after the kill`);
+      outcomes.push(`${delay} ms → ${out.includes('done') ? 'finished' : wm === base + 3 * P ? 'swapped' : 'not swapped'}`);
+      // The operator's restart: the next moves complete it, exactly.
+      await advanceTrailing(redis, region, [spec], base + 3 * P, { budget: BUDGET });
+      await expectTrailingRecount(redis, region, spec, applied, base + 3 * P, `round ${round}: the move after the restart`);
+      await advanceTrailing(redis, region, [spec], base + 4 * P, { budget: BUDGET });
+      await expectTrailingRecount(redis, region, spec, applied, base + 4 * P, `round ${round}: and the one after it (the spare)`);
+    }
+    console.log(`      a stepped move of 2 x 4,000-post panes, ${BUDGET} members per call: ${took} ms; kill -9 after ${outcomes.join('; ')}`);
+  });
+
   it("serialized with the region's actor, a flush waits for the move (which is then not cancelled)", async () => {
     const region = `${r}-serial`;
     const { spec, P, actor, base, applied, next } = await threePanes(region, 600);
-    await advanceTrailing(redis, region, [spec], base + P);
-    await advanceTrailing(redis, region, [spec], base + 2 * P);
     let calls = 0;
     let flushed: Promise<unknown> | undefined;
     let flushedDuringMove = false;

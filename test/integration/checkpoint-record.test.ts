@@ -5,9 +5,8 @@
  * writer stops at, readers and a rebuild see either the previous cut or the new one, each
  * with its own offsets, never counts of one with offsets of the other.
  */
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import { expect } from 'chai';
+import { killAfterStarted } from '../support/kill-child';
 import type { Client } from 'cassandra-driver';
 import { Redis } from 'ioredis';
 import { migrate } from '../../src/bootstrap/cassandra';
@@ -16,7 +15,6 @@ import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionOffsetsKey, r
 import { RegionRecord } from '../../src/store/record';
 import { Checkpointer } from '../../src/runtime/checkpointer';
 import type { Worker } from 'node:worker_threads';
-import { PROJECT_ROOT } from '../../src/config';
 import { cfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
 
@@ -195,25 +193,8 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
       const prev = { plus: round + 1, offset: round === 0 ? 41 : 100 + round - 1 };
       const next = { plus: round + 2, offset: 100 + round };
       await seed(N, next.plus, next.offset);
-      const child = spawn(
-        process.execPath,
-        ['--require', 'tsx/cjs', path.join(__dirname, '../support/checkpoint-child.ts'), String(db), keyspace, region, String(ATOMIC), String(LEASE)],
-        {
-          cwd: PROJECT_ROOT,
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-      while (!out.includes('started')) {
-        if (child.exitCode !== null) throw new Error(`checkpoint child exited early: ${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
       const delay = Math.floor(Math.random() * took);
-      await new Promise((r) => setTimeout(r, delay));
-      child.kill('SIGKILL');
-      await exited;
+      const out = await killAfterStarted('checkpoint-child.ts', [String(db), keyspace, region, String(ATOMIC), String(LEASE)], delay);
       // Whatever the moment: one whole cut, with its own offsets.
       const read = await record().readKey(region, 'all');
       const readPairs = read!.top.map((r) => [r.post_id, r.view_count] as [string, number]);
