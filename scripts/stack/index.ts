@@ -12,7 +12,7 @@ import { isAuthFailure, type Probe } from '../../src/health';
 import { pruneScrapeTargets } from '../../src/runtime/scrape-targets';
 import { bootstrap } from '../../src/bootstrap';
 import { ensureSecrets, secretsPath } from '../../src/secrets';
-import { logFile, runningPid, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
+import { logFile, runningPid, setGroupNice, sleep, stackPaths, stopRecorded, tailFile, type Paths } from './procs';
 import {
   installTestServer,
   installTools,
@@ -66,7 +66,7 @@ async function upOne(cfg: Config, p: Paths, name: ServiceName): Promise<Probe> {
       );
     }
     const pid = await def.start(cfg, p);
-    say(`[${name}] started, pid ${pid}`);
+    say(`[${name}] started, pid ${pid}; ${setGroupNice(pid, def.groupNice)}`);
     return waitHealthy(cfg, p, name, pid);
   }
   return waitHealthy(cfg, p, name, undefined);

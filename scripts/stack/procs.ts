@@ -85,6 +85,26 @@ export function startDetached(p: Paths, name: string, cmd: string, args: string[
   return child.pid;
 }
 
+/**
+ * Sets the nice value of the scheduling group of a process the stack started. Each server
+ * is started detached, in a session of its own, and with the kernel's autogroup scheduling
+ * (on by default) the cores are shared first between sessions: a process's own nice value
+ * only orders it within its session, so `renice` of a server does not give it the cores
+ * before another server's. The session's group nice (`/proc/<pid>/autogroup`) does.
+ * Returns what was done, or why not (no autogroup scheduling, no permission for a
+ * negative value): the stack runs either way.
+ */
+export function setGroupNice(pid: number, nice: number): string {
+  if (process.env.HH_STACK_GROUP_NICE === 'off') return 'group nice off (HH_STACK_GROUP_NICE=off)';
+  try {
+    if (fs.readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() !== '1') return 'group nice not set: autogroup scheduling is off';
+    fs.writeFileSync(`/proc/${pid}/autogroup`, String(nice));
+    return `group nice ${nice}`;
+  } catch (e) {
+    return `group nice ${nice} not set: ${(e as Error).message}`;
+  }
+}
+
 /** SIGTERM, then SIGKILL after `graceMs`; only the recorded PID, only if it is still ours. */
 export async function stopRecorded(p: Paths, name: string, graceMs: number): Promise<'stopped' | 'not running'> {
   const pid = runningPid(p, name);

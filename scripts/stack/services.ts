@@ -28,6 +28,12 @@ export interface ServiceDef {
   name: StackService;
   /** Seconds the first health check may take after a start (Cassandra is slow on 2 cores). */
   startTimeoutS: number;
+  /**
+   * The nice value of the process's scheduling group (see `setGroupNice`): lower runs first
+   * when the cores are contended. The hot path (Redis, which every flush and read waits
+   * for, and Kafka) before the record, the orchestration and the metrics.
+   */
+  groupNice: number;
   /** Idempotent: does nothing when the artifacts are already present. */
   install(cfg: Config): Promise<void>;
   /** Writes config, prepares storage, spawns the process; returns its PID. */
@@ -102,6 +108,7 @@ export const temporalBin = (cfg: Config) => path.join(cfg.stack.cacheDir, `tempo
 
 const redis: ServiceDef = {
   name: 'redis',
+  groupNice: -10,
   startTimeoutS: 20,
   async install() {
     if (!onPath('redis-server')) await aptInstall(['redis-server']);
@@ -193,6 +200,7 @@ export function redisAcl(cfg: Config): string {
 
 const kafka: ServiceDef = {
   name: 'kafka',
+  groupNice: 0,
   startTimeoutS: 90,
   async install(cfg) {
     await mavenLib(cfg, 'kafka', VERSIONS.kafka);
@@ -342,6 +350,7 @@ const CASSANDRA_JAVA17 = [
 
 const cassandra: ServiceDef = {
   name: 'cassandra',
+  groupNice: 5,
   startTimeoutS: 240,
   async install(cfg) {
     await mavenLib(cfg, 'cassandra', VERSIONS.cassandra);
@@ -438,6 +447,7 @@ const cassandra: ServiceDef = {
 
 const temporal: ServiceDef = {
   name: 'temporal',
+  groupNice: 5,
   startTimeoutS: 60,
   async install(cfg) {
     const bin = temporalBin(cfg);
@@ -484,6 +494,7 @@ export const PROMETHEUS_RULES = path.join(PROJECT_ROOT, 'ops', 'prometheus', 'he
 
 const prometheus: ServiceDef = {
   name: 'prometheus',
+  groupNice: 10,
   startTimeoutS: 30,
   async install() {
     if (!onPath('prometheus') || !onPath('promtool')) await aptInstall(['prometheus']);
