@@ -15,6 +15,11 @@ export const regionTopKey = (region: string): string => `${regionPrefix(region)}
 export const regionBoundedKey = (region: string): string => `${regionPrefix(region)}top_k_bounded`;
 /** A tumbling window's leaderboard; `windowId` = `<spec>:<start ms>`. */
 export const regionWindowKey = (region: string, windowId: string): string => `${regionPrefix(region)}top_k:${windowId}`;
+/**
+ * One attempt at summing a sliding window's panes (sliding-assemble.lua): its marker; the sum
+ * being built is `<this>:sum`, a pane's members already added `<this>:seen:<pane index>`.
+ */
+export const regionAssemblyKey = (region: string, windowId: string, token: string): string => `${regionPrefix(region)}assembling:${windowId}:${token}`;
 /** Hash partition -> last applied Kafka offset (the offset fence). */
 export const regionOffsetsKey = (region: string): string => `${regionPrefix(region)}offsets`;
 /** Set of the event_ids remembered for dedup (within the horizon); `seen:<slice>` lists them by arrival slice for eviction. */

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
 import { fromWithScores as pairs } from '../ranking';
 import { tput, type MergeStats, type RankSource } from '../ranking/tput';
+import { scanCounts } from './scan-counts';
 
 /** The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip. */
 export function redisSource(redis: Redis, keys: string[]): RankSource {
@@ -28,7 +29,7 @@ export function redisSource(redis: Redis, keys: string[]): RankSource {
     },
     sizes: async () => (await each<number>((p, key) => p.zcard(key))).reduce((a, n) => a + n, 0),
     countAtLeast: async (min) => (await each<number>((p, key) => p.zcount(key, String(min), '+inf'))).reduce((a, n) => a + n, 0),
-    leaderboard: async (r) => pairs(await redis.zrange(keys[r], 0, -1, 'WITHSCORES')),
+    leaderboard: (r) => scanCounts(redis, keys[r]),
   };
 }
 

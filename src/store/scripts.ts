@@ -13,6 +13,7 @@ const SCRIPTS = {
   hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
   hhTrailingMove: { lua: lua('trailing-move.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
+  hhSlidingAssemble: { lua: lua('sliding-assemble.lua'), numberOfKeys: 4 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
   /** Deletes a lock only while it still holds the caller's token. */
   hhRelease: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", numberOfKeys: 1 },
@@ -37,6 +38,8 @@ export interface StoreScripts {
   hhAdvancePosition(epochKey: string, applied: string, recovery: string, epoch: string, partition: string, offset: string): Promise<number>;
   /** trailing-move.lua: the region's trailing state; op (plan | step | swap), prefix, spec name, then the op's arguments. */
   hhTrailingMove(state: string, op: 'plan' | 'step' | 'swap', prefix: string, spec: string, ...args: Arg[]): Promise<string[]>;
+  /** sliding-assemble.lua: marker, sum, then (step) added set, pane or (finish) window key, global:dirty; op and its arguments. */
+  hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'finish', ...args: Arg[]): Promise<string | number>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
   hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
   /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id → [allowed, remaining, reset ms, retry ms]. */

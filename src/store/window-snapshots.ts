@@ -6,8 +6,16 @@
  */
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
-import { GLOBAL_DIRTY_KEY, parseWindowId, regionWindowKey, windowId } from '../keys';
-import { byRank, fromWithScores, type RankedCount } from '../ranking';
+import { randomUUID } from 'node:crypto';
+import { GLOBAL_DIRTY_KEY, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
+import { byRank, type RankedCount } from '../ranking';
+import { SCAN_PAGE, scanCounts } from './scan-counts';
+import { scripted } from './scripts';
+
+/** Panes with more members than this in all are summed in pages, not by one ZUNIONSTORE. */
+export const SLIDING_STEP_MEMBERS = 5000;
+/** An assembly's keys vanish this long after its last step (an attempt that died). */
+const ASSEMBLY_TTL_MS = 600_000;
 
 export interface WindowSnapshot {
   posts: number;
@@ -39,7 +47,9 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
   return {
     /** Writes the window's current counts to Cassandra; returns its size and top 10. */
     async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
-      const rows = fromWithScores(await redis.zrange(regionWindowKey(region, windowId(spec, start)), 0, -1, 'WITHSCORES'));
+      // In pages: the final persist reads a window nobody writes any more (past its lateness);
+      // the closing one may see a late event's count at any moment of the read.
+      const rows = await scanCounts(redis, regionWindowKey(region, windowId(spec, start)));
       const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
       const at = new Date(start);
       // One partition per window: batches of 500 rows stay within it.
@@ -67,19 +77,39 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
 
     /**
      * Sums a sliding window's panes (the `pane` spec's windows from start to start + size)
-     * into its key; marks it for the global merge.
+     * into its key; marks it for the global merge. Panes of at most SLIDING_STEP_MEMBERS
+     * members in all are summed by one ZUNIONSTORE; larger ones page by page into a private
+     * key that then replaces the window's key in one step (sliding-assemble.lua), so Redis is
+     * never held for the whole sum and readers see the old sum or the new one.
      */
     async assembleSliding(region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number): Promise<number> {
       const panes: string[] = [];
       for (let p = start; p < start + sizeMs; p += slideMs) panes.push(regionWindowKey(region, windowId(pane, p)));
       const key = regionWindowKey(region, id);
-      const [[, n]] = (await redis
-        .multi()
-        .zunionstore(key, panes.length, ...panes)
-        .pexpireat(key, expireAt)
-        .sadd(GLOBAL_DIRTY_KEY, id)
-        .exec()) as [[null, number]];
-      return n;
+      const sizes = (await redis.pipeline(panes.map((p) => ['zcard', p])).exec())!.map(([err, n]) => {
+        if (err) throw err;
+        return n as number;
+      });
+      if (sizes.reduce((a, n) => a + n, 0) <= SLIDING_STEP_MEMBERS) {
+        const [[, n]] = (await redis
+          .multi()
+          .zunionstore(key, panes.length, ...panes)
+          .pexpireat(key, expireAt)
+          .sadd(GLOBAL_DIRTY_KEY, id)
+          .exec()) as [[null, number]];
+        return n;
+      }
+      const s = scripted(redis);
+      const marker = regionAssemblyKey(region, id, randomUUID());
+      const sum = `${marker}:sum`;
+      await redis.set(marker, '1', 'PX', ASSEMBLY_TTL_MS);
+      for (let i = 0; i < panes.length; i++) {
+        let cursor = '0';
+        do {
+          cursor = String(await s.hhSlidingAssemble(marker, sum, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
+        } while (cursor !== '0');
+      }
+      return Number(await s.hhSlidingAssemble(marker, sum, key, GLOBAL_DIRTY_KEY, 'finish', expireAt, id));
     },
 
     /** The window's TTL passed: its Redis key goes (the flush set the same expiry; this makes it certain). */

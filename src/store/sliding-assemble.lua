@@ -1,0 +1,54 @@
+-- Sums a sliding window's panes into a private key in bounded steps, then puts the sum in
+-- place of the window's key in one step (store/window-snapshots.ts assembleSliding). One
+-- ZUNIONSTORE of five 125,000-post panes held Redis over a second; a step here reads one
+-- ZSCAN page of one pane. ZSCAN returns every member present for the whole scan at least
+-- once, and may return one twice while Redis resizes the set: a set of the pane's members
+-- already added keeps each added once. An attempt's keys carry its own token, so a retried
+-- attempt never adds into another's sum; they expire unless renewed by a step.
+--
+-- KEYS[1] the attempt's marker (a string key: while it exists, the attempt's keys are whole)
+-- KEYS[2] the sum being built
+-- step:   KEYS[3] the pane's members already added, KEYS[4] the pane
+--         ARGV[1] 'step', ARGV[2] ZSCAN cursor, ARGV[3] page size, ARGV[4] ms the attempt's keys live
+--         -> the next cursor ('0': the pane is done, its set of added members dropped)
+-- finish: KEYS[3] the window's key, KEYS[4] global:dirty
+--         ARGV[1] 'finish', ARGV[2] the window's expiry (unix ms), ARGV[3] the window id
+--         -> the window's member count
+-- Either errors with LOST when the marker is gone (a wipe of the region's keys): the caller
+-- starts over.
+
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return redis.error_reply('LOST the sliding assembly\'s keys are gone')
+end
+local op = ARGV[1]
+
+if op == 'step' then
+  local ttl = ARGV[4]
+  local page = redis.call('ZSCAN', KEYS[4], ARGV[2], 'COUNT', ARGV[3])
+  local flat = page[2]
+  for i = 1, #flat, 2 do
+    if redis.call('SADD', KEYS[3], flat[i]) == 1 then redis.call('ZINCRBY', KEYS[2], flat[i + 1], flat[i]) end
+  end
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
+  if page[1] == '0' then
+    redis.call('UNLINK', KEYS[3])
+  elseif redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('PEXPIRE', KEYS[3], ttl)
+  end
+  return page[1]
+end
+
+if op == 'finish' then
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('RENAME', KEYS[2], KEYS[3])
+    redis.call('PEXPIREAT', KEYS[3], ARGV[2])
+  else
+    redis.call('UNLINK', KEYS[3])
+  end
+  redis.call('UNLINK', KEYS[1])
+  redis.call('SADD', KEYS[4], ARGV[3])
+  return redis.call('ZCARD', KEYS[3])
+end
+
+return redis.error_reply('unknown op ' .. tostring(op))

@@ -1,0 +1,178 @@
+/**
+ * Window snapshots on the real Redis and Cassandra: a large window is read in pages (no
+ * whole-key ZRANGE), and a sliding window over large panes is summed in pages into a
+ * private key that replaces the window's key in one step — exact against sums counted here,
+ * and never seen half summed.
+ */
+import { expect } from 'chai';
+import sinon from 'sinon';
+import type { Redis } from 'ioredis';
+import { cassandraClient, opsRedis } from '../../src/clients';
+import { GLOBAL_DIRTY_KEY, regionAssemblyKey, regionPrefix, regionWindowKey, windowId } from '../../src/keys';
+import { scripted } from '../../src/store/scripts';
+import { SLIDING_STEP_MEMBERS, windowStore } from '../../src/store/window-snapshots';
+import { byRank } from '../../src/ranking';
+import { cfg, unique } from '../helpers';
+
+describe('window snapshots in pages (real Redis and Cassandra)', function () {
+  this.timeout(120_000);
+  const cassandra = cassandraClient(cfg, 'admin');
+  const table = `${cfg.cassandra.keyspace}.views_by_region_and_window`;
+  const region = unique('ws');
+  const SLIDE = 60_000;
+  const START = 1_800_000_000_000;
+  const id = windowId('5m@1m', START);
+  let redis: Redis;
+  const store = () => windowStore(redis, cassandra, cfg.cassandra.keyspace);
+
+  /** Pane i holds posts p(i*step) .. p(i*step + n - 1), post p(j) counted j % 7 + i + 1 times; returns the expected sums. */
+  async function panes(count: number, n: number, step: number): Promise<Map<string, number>> {
+    const sums = new Map<string, number>();
+    for (let i = 0; i < count; i++) {
+      const key = regionWindowKey(region, windowId('1m', START + i * SLIDE));
+      const args: (string | number)[] = [];
+      for (let j = i * step; j < i * step + n; j++) {
+        const c = (j % 7) + i + 1;
+        args.push(c, `p${j}`);
+        sums.set(`p${j}`, (sums.get(`p${j}`) ?? 0) + c);
+      }
+      for (let k = 0; k < args.length; k += 2000) await redis.zadd(key, ...args.slice(k, k + 2000));
+    }
+    return sums;
+  }
+
+  /** Calls of a Redis command so far, from the server's own counts (the scripts' calls included). */
+  const calls = async (cmd: string): Promise<number> => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await redis.info('commandstats'))?.[1] ?? 0);
+
+  const asMap = (flat: string[]) => {
+    const m = new Map<string, number>();
+    for (let i = 0; i < flat.length; i += 2) m.set(flat[i], Number(flat[i + 1]));
+    return m;
+  };
+
+  before(() => {
+    redis = opsRedis(cfg);
+  });
+  afterEach(async () => {
+    sinon.restore();
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(cursor, 'MATCH', `${regionPrefix(region)}*`, 'COUNT', 1000);
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== '0');
+    if (keys.length) await redis.del(...keys);
+    await redis.srem(GLOBAL_DIRTY_KEY, id);
+  });
+  after(async () => {
+    await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [region, '1m', new Date(START)], {
+      prepare: true,
+    });
+    redis.disconnect();
+    await cassandra.shutdown();
+  });
+
+  it("persists a 12,000-post window read in pages: Cassandra holds exactly the key's counts", async () => {
+    await panes(1, 12_000, 0);
+    const zrange = sinon.spy(redis, 'zrange');
+    const zscan = sinon.spy(redis, 'zscan');
+    const snap = await store().persistWindow(region, '1m', START);
+    expect(zrange.called, 'a whole-key ZRANGE').to.equal(false);
+    expect(zscan.callCount).to.be.greaterThan(5);
+    const want = asMap(await redis.zrange(regionWindowKey(region, windowId('1m', START)), 0, -1, 'WITHSCORES'));
+    const rows = await store().readWindow(region, windowId('1m', START));
+    expect(rows.length).to.equal(12_000);
+    expect(new Map(rows.map((r) => [r.post_id, r.view_count]))).to.deep.equal(want);
+    expect(snap.posts).to.equal(12_000);
+    expect(snap.events).to.equal([...want.values()].reduce((a, n) => a + n, 0));
+    expect(snap.top).to.deep.equal(
+      [...want]
+        .map(([post_id, view_count]) => ({ post_id, view_count }))
+        .sort(byRank)
+        .slice(0, 10),
+    );
+  });
+
+  it('sums small panes with one ZUNIONSTORE', async () => {
+    const small = await panes(5, 400, 100); // 2,000 members in all
+    const unions = await calls('zunionstore');
+    expect(await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000)).to.equal(small.size);
+    expect((await calls('zunionstore')) - unions).to.equal(1);
+    expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES'))).to.deep.equal(small);
+  });
+
+  it('sums large panes in pages, exactly, with the expiry and the merge mark, and leaves no keys of its own', async () => {
+    const large = await panes(5, 3_000, 1_000); // 15,000 members in all, posts shared by up to 3 panes
+    expect(15_000).to.be.greaterThan(SLIDING_STEP_MEMBERS);
+    const [unions, scans] = [await calls('zunionstore'), await calls('zscan')];
+    const n = await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000);
+    expect((await calls('zunionstore')) - unions, 'whole-key ZUNIONSTOREs').to.equal(0);
+    expect((await calls('zscan')) - scans, 'ZSCAN pages').to.be.greaterThan(10);
+    expect(n).to.equal(large.size);
+    expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES'))).to.deep.equal(large);
+    expect(await redis.pexpiretime(regionWindowKey(region, id))).to.equal(START + 3_600_000);
+    expect(await redis.sismember(GLOBAL_DIRTY_KEY, id)).to.equal(1);
+    const left = await redis.scan('0', 'MATCH', `${regionPrefix(region)}assembling:*`, 'COUNT', 10_000);
+    expect(left[1], "the assembly's own keys").to.deep.equal([]);
+  });
+
+  it('readers see the old sum or the new one, never a part of the new', async () => {
+    await panes(5, 3_000, 1_000);
+    const key = regionWindowKey(region, id);
+    await redis.zadd(key, 1, 'old-only');
+    const reader = opsRedis(cfg);
+    const seen = new Set<string>();
+    let done = false;
+    const reads = (async () => {
+      while (!done) {
+        const [[, card], [, old]] = (await reader.multi().zcard(key).zscore(key, 'old-only').exec()) as [[null, number], [null, string | null]];
+        seen.add(old === null ? `new:${card}` : `old:${card}`);
+      }
+    })();
+    const n = await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000);
+    done = true;
+    await reads;
+    reader.disconnect();
+    expect(
+      [...seen].every((s) => s === 'old:1' || s === `new:${n}`),
+      [...seen].join(' '),
+    ).to.equal(true);
+  });
+
+  it('adds a member once when ZSCAN returns it again (a page read twice within one scan)', async () => {
+    await panes(1, 3_000, 0);
+    const marker = regionAssemblyKey(region, id, 'twice');
+    const pane = regionWindowKey(region, windowId('1m', START));
+    const s = scripted(redis);
+    const step = (cursor: string) => s.hhSlidingAssemble(marker, `${marker}:sum`, `${marker}:seen:0`, pane, 'step', cursor, 100, 60_000).then(String);
+    await redis.set(marker, '1', 'PX', 60_000);
+    let cursor = await step('0');
+    expect(cursor).to.not.equal('0');
+    cursor = await step('0'); // the first page again
+    while (cursor !== '0') cursor = await step(cursor);
+    expect(asMap(await redis.zrange(`${marker}:sum`, 0, -1, 'WITHSCORES'))).to.deep.equal(asMap(await redis.zrange(pane, 0, -1, 'WITHSCORES')));
+  });
+
+  it("stops with LOST when the attempt's keys are wiped midway; the window's key is untouched and a new attempt is exact", async () => {
+    const sums = await panes(5, 3_000, 1_000);
+    const key = regionWindowKey(region, id);
+    await redis.zadd(key, 1, 'old-only');
+    const s = scripted(redis);
+    const real = s.hhSlidingAssemble.bind(s);
+    let calls = 0;
+    sinon.stub(s, 'hhSlidingAssemble').callsFake(async (...a: Parameters<typeof real>) => {
+      if (++calls === 4) await redis.del(a[0], a[1]);
+      return real(...a);
+    });
+    let err: Error | undefined;
+    await store()
+      .assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000)
+      .catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/LOST/);
+    expect(await redis.zrange(key, 0, -1)).to.deep.equal(['old-only']);
+    sinon.restore();
+    await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000);
+    expect(asMap(await redis.zrange(key, 0, -1, 'WITHSCORES'))).to.deep.equal(sums);
+  });
+});
