@@ -9,18 +9,31 @@ import type { RankedCount } from '../ranking';
 export const SCAN_PAGE = 1000;
 
 /**
- * Every member of `key` with its count, unordered. ZSCAN returns every member present for
- * the whole scan at least once (a member may come twice while Redis resizes the set: kept
- * once, with its later count); a member written during the scan is read at some moment of
- * it — a consistent copy needs a key nobody writes (a window past its allowed lateness).
+ * The members of `key` with their counts, page by page, each member once. ZSCAN returns
+ * every member present for the whole scan at least once, and may return one again while
+ * Redis resizes the set (the repeat is dropped here); a member written during the scan is
+ * read at some moment of it — a consistent copy needs a key nobody writes (a window past its
+ * allowed lateness).
  */
-export async function scanCounts(redis: Redis, key: string, page = SCAN_PAGE): Promise<RankedCount[]> {
-  const counts = new Map<string, number>();
+export async function* scanPages(redis: Redis, key: string, page = SCAN_PAGE): AsyncGenerator<RankedCount[]> {
+  const seen = new Set<string>();
   let cursor = '0';
   do {
     const [next, flat] = await redis.zscan(key, cursor, 'COUNT', page);
-    for (let i = 0; i < flat.length; i += 2) counts.set(flat[i], Number(flat[i + 1]));
+    const out: RankedCount[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      if (seen.has(flat[i])) continue;
+      seen.add(flat[i]);
+      out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
+    }
+    if (out.length) yield out;
     cursor = next;
   } while (cursor !== '0');
-  return [...counts].map(([post_id, view_count]) => ({ post_id, view_count }));
+}
+
+/** Every member of `key` with its count, unordered (scanPages, collected). */
+export async function scanCounts(redis: Redis, key: string, page = SCAN_PAGE): Promise<RankedCount[]> {
+  const all: RankedCount[] = [];
+  for await (const rows of scanPages(redis, key, page)) for (const r of rows) all.push(r);
+  return all;
 }

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { GLOBAL_DIRTY_KEY, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
 import { byRank, type RankedCount } from '../ranking';
-import { SCAN_PAGE, scanCounts } from './scan-counts';
+import { SCAN_PAGE, scanPages } from './scan-counts';
 import { scripted } from './scripts';
 
 /** Panes with more members than this in all are summed in pages, not by one ZUNIONSTORE. */
@@ -45,21 +45,34 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
     return rows;
   };
   return {
-    /** Writes the window's current counts to Cassandra; returns its size and top 10. */
+    /**
+     * Writes the window's current counts to Cassandra as they are read, a page at a time
+     * (no copy of the whole window in memory); returns its size and top 10.
+     */
     async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
-      // In pages: the final persist reads a window nobody writes any more (past its lateness);
-      // the closing one may see a late event's count at any moment of the read.
-      const rows = await scanCounts(redis, regionWindowKey(region, windowId(spec, start)));
       const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
       const at = new Date(start);
+      const snap: WindowSnapshot = { posts: 0, events: 0, top: [] };
+      const pending: RankedCount[] = [];
       // One partition per window: batches of 500 rows stay within it.
-      for (let i = 0; i < rows.length; i += 500) {
-        await cassandra.batch(
-          rows.slice(i, i + 500).map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
+      const write = (rows: RankedCount[]) =>
+        cassandra.batch(
+          rows.map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
           { prepare: true, logged: false },
         );
+      // In pages: the final persist reads a window nobody writes any more (past its lateness);
+      // the closing one may see a late event's count at any moment of the read.
+      for await (const rows of scanPages(redis, regionWindowKey(region, windowId(spec, start)))) {
+        for (const r of rows) {
+          snap.posts++;
+          snap.events += r.view_count;
+          pending.push(r);
+        }
+        snap.top = [...snap.top, ...rows].sort(byRank).slice(0, 10);
+        while (pending.length >= 500) await write(pending.splice(0, 500));
       }
-      return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
+      if (pending.length) await write(pending);
+      return snap;
     },
 
     readWindow,
