@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { Client as CassandraClient, type Client } from 'cassandra-driver';
 import { RECORD_BUCKETS, RegionRecord, recordBucket } from '../../src/store/record';
 import { loadConfig } from '../../src/config';
-import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
+import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionInflightEntriesKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
 import { freeRedisDb } from '../support/redis';
 import { cfg, unique } from '../helpers';
 
@@ -56,6 +56,47 @@ describe('checkpoint cut (real Redis)', () => {
     expect(written.size).to.equal(ENTRIES);
     expect([...written.values()].reduce((a, b) => a + b, 0)).to.equal((ENTRIES * (ENTRIES + 1)) / 2);
     expect(await redis.exists(regionDirtyKey(region), regionInflightKey(region))).to.equal(0);
+  });
+
+  it('folds a cut that never committed back into the changes in pages (newer counts win), not inside the cut script', async () => {
+    const failing = { execute: sinon.stub().resolves({ rows: [] }), batch: sinon.stub().rejects(new Error('Cassandra timed out')) };
+    await record(failing)
+      .checkpoint(region)
+      .then(
+        () => expect.fail('the batch failed'),
+        (e: Error) => expect(e.message).to.match(/timed out/),
+      );
+    expect(await redis.hlen(regionInflightEntriesKey(region, 'all')), 'the uncommitted cut').to.equal(ENTRIES);
+    // Flushes after the failed cut: half the posts counted again, a new post.
+    const again: string[] = [];
+    for (let i = 0; i < ENTRIES / 2; i++) again.push(`p${i}`, String(10 * (i + 1)));
+    await redis.hset(regionDirtyEntriesKey(region, 'all'), ...again, `p${ENTRIES}`, '7');
+    await redis.sadd(regionDirtyKey(region), 'all');
+    await redis.hset(regionOffsetsKey(region), '3', '57');
+    // When the cut script runs, nothing of the old cut is left for it to merge (it would
+    // HSET each of the 6,001 changes into the old cut's 12,000 within one call).
+    const cutScript = (redis as unknown as { hhCheckpoint: (...a: unknown[]) => Promise<unknown> }).hhCheckpoint.bind(redis);
+    const leftAtCut: number[] = [];
+    sinon.stub(redis as unknown as { hhCheckpoint: () => Promise<unknown> }, 'hhCheckpoint').callsFake(async (...a: unknown[]) => {
+      leftAtCut.push(await redis.exists(regionInflightEntriesKey(region, 'all')));
+      return cutScript(...a);
+    });
+    const cassandra = { execute: sinon.stub().resolves({ rows: [] }), batch: sinon.stub().resolves() };
+    try {
+      expect(await record(cassandra).checkpoint(region)).to.equal(ENTRIES + 1);
+    } finally {
+      sinon.restore();
+    }
+    expect(leftAtCut, 'the old cut still there when the cut script ran').to.deep.equal([0]);
+    const queries = cassandra.batch.firstCall.args[0] as { params: unknown[] }[];
+    expect(String((queries[0].params[1] as Record<string, unknown>)[3])).to.equal('57');
+    const written = new Map<string, number>();
+    for (const q of queries.slice(1)) for (const [post, count] of q.params[2] as Map<string, unknown>) written.set(post, Number(String(count)));
+    const want = new Map<string, number>();
+    for (let i = 0; i < ENTRIES; i++) want.set(`p${i}`, i < ENTRIES / 2 ? 10 * (i + 1) : i + 1);
+    want.set(`p${ENTRIES}`, 7);
+    expect(written).to.deep.equal(want);
+    expect(await redis.exists(regionDirtyKey(region), regionInflightKey(region), regionInflightEntriesKey(region, 'all'))).to.equal(0);
   });
 
   it('refuses a Cassandra client that would encode its maps of counts as empty maps (no encoding.map option)', () => {
