@@ -29,13 +29,10 @@ if op == 'step' then
   for i = 1, #flat, 2 do
     if redis.call('SADD', KEYS[3], flat[i]) == 1 then redis.call('ZINCRBY', KEYS[2], flat[i + 1], flat[i]) end
   end
+  -- (PEXPIRE of a key not created yet does nothing)
   redis.call('PEXPIRE', KEYS[1], ttl)
-  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ttl) end
-  if page[1] == '0' then
-    redis.call('UNLINK', KEYS[3])
-  elseif redis.call('EXISTS', KEYS[3]) == 1 then
-    redis.call('PEXPIRE', KEYS[3], ttl)
-  end
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  if page[1] == '0' then redis.call('UNLINK', KEYS[3]) else redis.call('PEXPIRE', KEYS[3], ttl) end
   return page[1]
 end
 

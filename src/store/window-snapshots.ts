@@ -47,7 +47,8 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
   return {
     /**
      * Writes the window's current counts to Cassandra as they are read, a page at a time
-     * (no copy of the whole window in memory); returns its size and top 10.
+     * (of the whole window only its post ids are held, to drop ZSCAN's repeats); returns its
+     * size and top 10.
      */
     async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
       const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;

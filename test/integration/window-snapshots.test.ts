@@ -13,6 +13,7 @@ import { scripted } from '../../src/store/scripts';
 import { SLIDING_STEP_MEMBERS, windowStore } from '../../src/store/window-snapshots';
 import { byRank } from '../../src/ranking';
 import { cfg, unique } from '../helpers';
+import { killAfterStarted } from '../support/kill-child';
 
 describe('window snapshots in pages (real Redis and Cassandra)', function () {
   this.timeout(120_000);
@@ -138,6 +139,43 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
       [...seen].every((s) => s === 'old:1' || s === `new:${n}`),
       [...seen].join(' '),
     ).to.equal(true);
+  });
+
+  it("killed (kill -9) at a random moment of a paged sum: the key holds the old sum or the new, the retry is exact, the dead attempt's keys expire", async () => {
+    const sums = await panes(5, 10_000, 2_000);
+    const key = regionWindowKey(region, id);
+    const args = [region, id, String(START), String(SLIDE), '5', String(START + 3_600_000)];
+    const t0 = performance.now();
+    await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000);
+    const took = performance.now() - t0;
+    const outcomes: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      await redis.del(key);
+      await redis.zadd(key, 1, 'old-only');
+      const delay = Math.floor(Math.random() * 1.5 * took);
+      const out = await killAfterStarted('sliding-child.ts', args, delay);
+      const now = asMap(await redis.zrange(key, 0, -1, 'WITHSCORES'));
+      const old = now.size === 1 && now.get('old-only') === 1;
+      if (!old) expect(now, `round ${round}: neither the old sum nor the new`).to.deep.equal(sums);
+      outcomes.push(`${delay} ms → ${out.includes('done') ? 'finished' : old ? 'old sum kept' : 'swapped'}`);
+      let cursor = '0';
+      do {
+        const [next, left] = await redis.scan(cursor, 'MATCH', `${regionPrefix(region)}assembling:*`, 'COUNT', 1000);
+        for (const k of left) expect(await redis.pttl(k), `${k} outlives its attempt`).to.be.within(1, 600_000);
+        cursor = next;
+      } while (cursor !== '0');
+      // The retry (Temporal's, on another worker): exact.
+      await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000);
+      expect(asMap(await redis.zrange(key, 0, -1, 'WITHSCORES')), `round ${round}: the retry`).to.deep.equal(sums);
+    }
+    console.log(`      a paged sum of 5 x 10,000-post panes: ${Math.round(took)} ms; kill -9 after ${outcomes.join('; ')}`);
+  });
+
+  it('two attempts at once (a retry while the first still runs) each put a whole sum in place', async () => {
+    const sums = await panes(5, 3_000, 1_000);
+    const [a, b] = await Promise.all([0, 1].map(() => store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000)));
+    expect([a, b]).to.deep.equal([sums.size, sums.size]);
+    expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES'))).to.deep.equal(sums);
   });
 
   it('adds a member once when ZSCAN returns it again (a page read twice within one scan)', async () => {
