@@ -406,6 +406,12 @@ export interface Config {
     readonly flushMaxEvents: number;
     readonly flushMaxPosts: number;
     /**
+     * HH_FLUSH_TARGET_MS: how long one region flush script may hold Redis; each flush is sized
+     * from what the last ones took (src/actors/flush-budget.ts). 0: the fixed limits only.
+     * @default FLUSH_DEFAULTS.targetMs
+     */
+    readonly flushTargetMs: number;
+    /**
      * HH_EVENT_MAX_AGE: an event stamped earlier than the clock minus this is dead-lettered.
      * @default 7d — the longest default window (24h) with its ttl; older data is a replay of
      * another system, not a view to count.
@@ -489,6 +495,12 @@ export const FLUSH_DEFAULTS = {
    * holds Redis for long (every other client waits meanwhile).
    */
   maxPosts: 2_000,
+  /**
+   * The time one flush script may hold Redis (every other client waits meanwhile), ms: the
+   * actor sizes its flushes to it. Well under the 50 ms that counts as a stall, so a flush
+   * stretched by a busy machine still stays below it.
+   */
+  targetMs: 25,
 } as const;
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
@@ -556,6 +568,7 @@ export function loadConfig(env: Env = process.env): Config {
       dedupSlices: int(env, 'HH_DEDUP_SLICES', 20, 1, 1000),
       flushMaxEvents: int(env, 'HH_FLUSH_MAX_EVENTS', FLUSH_DEFAULTS.maxEvents, 1, 1_000_000),
       flushMaxPosts: int(env, 'HH_FLUSH_MAX_POSTS', FLUSH_DEFAULTS.maxPosts, 1, 1_000_000),
+      flushTargetMs: int(env, 'HH_FLUSH_TARGET_MS', FLUSH_DEFAULTS.targetMs, 0, 10_000),
       maxAgeMs: duration(env, 'HH_EVENT_MAX_AGE', '7d'),
       maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', '5m'),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),

@@ -52,6 +52,12 @@ export function createMetrics() {
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    flushScriptSeconds: new Histogram({
+      name: 'hh_flush_script_seconds',
+      help: 'How long one flush script held Redis (its own clock; every other client waits meanwhile)',
+      buckets: [0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5],
+      registers: [registry],
+    }),
     flushRetries: new Counter({
       name: 'hh_flush_retries_total',
       help: 'Flush scripts called again without the events they found fenced or already seen (redeliveries, re-sends)',

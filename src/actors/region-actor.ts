@@ -6,8 +6,9 @@
  *
  * Batches queue up while a flush runs, and the next flush takes all of them (several
  * partitions' batches at once): under load a hot post is written once per flush, not once
- * per batch, at no added latency when idle. A flush is bounded (FLUSH_LIMITS), so no script
- * holds Redis for long; a batch larger than that is applied in several flushes, in order.
+ * per batch, at no added latency when idle. A flush is bounded by the time its script may
+ * hold Redis (flush-budget.ts: sized from what the last flushes took) and by FLUSH_LIMITS;
+ * a batch larger than that is applied in several flushes, in order.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,6 +16,7 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import { FLUSH_DEFAULTS, trailingPaneMs, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
+import { FlushBudget } from './flush-budget';
 import {
   EPOCH_KEY,
   GLOBAL_DIRTY_KEY,
@@ -68,6 +70,11 @@ export interface ActorOptions {
   /** The most one flush takes. @default FLUSH_LIMITS.maxEvents, FLUSH_LIMITS.maxPosts */
   flushMaxEvents?: number;
   flushMaxPosts?: number;
+  /**
+   * How long one flush script may hold Redis, in ms: the actor sizes each flush from what the
+   * last ones took (0: only the fixed limits). @default FLUSH_LIMITS.targetMs
+   */
+  flushTargetMs?: number;
   /** Entries waiting for a checkpoint above which flushes wait. @default FLUSH_LIMITS.maxWaitingEntries */
   maxWaitingEntries?: number;
 }
@@ -83,7 +90,7 @@ export const FLUSH_LIMITS = {
   maxWaitingEntries: 200_000,
 } as const;
 
-type FlushReply = ['OK', number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
+type FlushReply = ['OK', number, number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
 };
@@ -143,6 +150,8 @@ export class RegionActor {
   private readonly headerTail: string;
   /** Event-time granularity at which events are first aggregated: every window, pane and bucket is a multiple of it. */
   private readonly grain: number;
+  /** How much the next flush may take (learned from the script's own running time). */
+  readonly budget: FlushBudget;
 
   constructor(
     readonly region: string,
@@ -163,6 +172,10 @@ export class RegionActor {
       w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
       s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
     }).slice(1);
+    this.budget = new FlushBudget(
+      opts.flushTargetMs ?? FLUSH_LIMITS.targetMs,
+      FlushBudget.units(opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents, opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts),
+    );
     this.grain = [...windows.flatMap((w) => [w.sizeMs, trailingPaneMs(w.sizeMs)]), ...sessions.map((s) => s.bucketMs)].reduce(gcd, 0) || 1000;
   }
 
@@ -261,18 +274,23 @@ export class RegionActor {
     this.metrics?.backpressureSeconds.inc(Number(process.hrtime.bigint() - t0) / 1e9);
   }
 
-  /** The next flush's events: from the queue's head, one epoch, within FLUSH_LIMITS. */
+  /** The next flush's events: from the queue's head, one epoch, within FLUSH_LIMITS and the budget. */
   private take(): Pending[] {
     const out: Pending[] = [];
     const posts = new Set<string>();
     const epoch = this.queue[0].epoch;
     const maxEvents = this.opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents;
     const maxPosts = this.opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts;
+    const budget = this.budget.limit;
+    let units = 0;
     for (const item of this.queue) {
       if (item.epoch !== epoch) break;
       while (item.cursor < item.events.length) {
         const p = item.events[item.cursor];
-        if (out.length >= maxEvents || (!posts.has(p.event.post_id) && posts.size >= maxPosts)) return out;
+        const isNew = !posts.has(p.event.post_id);
+        const cost = 1 + (isNew ? FlushBudget.POST_UNITS : 0);
+        if (out.length >= maxEvents || (isNew && posts.size >= maxPosts) || (out.length > 0 && units + cost > budget)) return out;
+        units += cost;
         posts.add(p.event.post_id);
         out.push(p);
         item.cursor++;
@@ -303,14 +321,16 @@ export class RegionActor {
       for (const p of repeats) p.item.result.duplicates++;
       this.metrics?.deduplicated.inc(repeats.length);
       const parts = partitionRanges(fenceOver);
-      let reply = await this.call(keys, [header, JSON.stringify(parts), JSON.stringify(unique.map((p) => p.event.event_id)), this.pack(unique)]);
+      const packed = this.pack(unique);
+      const args = [header, JSON.stringify(parts), JSON.stringify(unique.map((p) => p.event.event_id)), packed.counts];
+      let reply = await this.call(keys, args);
       if (reply[0] === 'NOMETA') {
         // No state for the region: either it is new, or Redis lost everything (then the epoch is gone too).
         const current = await this.redis.get(EPOCH_KEY);
         if (current === null) throw new RedisStateLost(r);
         if (current !== epoch) throw new EpochChanged(current);
         await this.redis.hsetnx(regionMetaKey(r), 'epoch', epoch);
-        reply = await this.call(keys, [header, JSON.stringify(parts), JSON.stringify(unique.map((p) => p.event.event_id)), this.pack(unique)]);
+        reply = await this.call(keys, args);
       }
       if (reply[0] === 'NOMETA') throw new RedisStateLost(r);
       if (reply[0] === 'EPOCH') throw new EpochChanged(reply[1]);
@@ -336,8 +356,10 @@ export class RegionActor {
         this.metrics?.deduplicated.inc(dups.size);
         continue;
       }
-      const [, applied, refused, waiting, ...windowIds] = reply;
+      const [, applied, refused, waiting, scriptUs, ...windowIds] = reply;
       this.waiting = waiting;
+      this.budget.observe(FlushBudget.units(unique.length, packed.posts), scriptUs);
+      this.metrics?.flushScriptSeconds.observe(scriptUs / 1e6);
       for (const p of unique) p.item.result.applied++;
       this.metrics?.applied.inc(applied);
       if (this.metrics) {
@@ -370,7 +392,7 @@ export class RegionActor {
    * first per (event-time grain, post), then per window, pane and bucket. Events late for a
    * spec (a late-mask bit) skip that spec's window or session.
    */
-  private pack(events: Pending[]): string {
+  private pack(events: Pending[]): { counts: string; posts: number } {
     const { windows, sessions = [] } = this.opts;
     const withPanes = this.opts.mode !== 'bounded';
     const g = this.grain;
@@ -435,7 +457,7 @@ export class RegionActor {
       return out;
     };
     const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), flat(t)]));
-    return JSON.stringify({ a: flat(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) });
+    return { counts: JSON.stringify({ a: flat(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) }), posts: all.size };
   }
 
   /** The flush script call, with the region registered in the same round trip. */

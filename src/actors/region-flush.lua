@@ -31,7 +31,8 @@
 --   {'DUPS', json [index, ...]}        event ids seen within the dedup horizon (a re-send):
 --                                      the caller drops them (1-based), retries.
 -- Else applies everything and returns {'OK', events applied, session events refused, entries
--- waiting for a checkpoint, window ids written...}.
+-- waiting for a checkpoint, microseconds the call ran (from its dedup step on), window ids
+-- written...}: the caller sizes its next flush by that time (flush-budget.ts).
 --
 -- Counts are applied per key in bulk: ZMSCORE the posts, ZADD their new totals (one call per
 -- thousand posts), and the same totals into the key's dirty hash (HSET) for windows and all-time.
@@ -280,6 +281,8 @@ end
 -- How many entries wait for a checkpoint (the cut resets it): the caller slows down when the
 -- record falls too far behind, so a checkpoint stays within one Cassandra batch.
 local waiting = redis.call('HINCRBY', KEYS[4], 'dirty_entries', pending)
-local reply = {'OK', #ids, refused, waiting}
+local t2 = redis.call('TIME')
+local ran = (tonumber(t2[1]) - tonumber(t[1])) * 1000000 + tonumber(t2[2]) - tonumber(t[2])
+local reply = {'OK', #ids, refused, waiting, ran}
 for _, id in ipairs(written) do reply[#reply + 1] = id end
 return reply

@@ -494,13 +494,32 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
 
   it('splits a batch of 5,000 new posts into flushes of at most 2,000 posts, applied in order and exactly', async () => {
     const metrics = createMetrics();
-    const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000 }, metrics).actor(own.region);
+    // The fixed limits alone (no time budget).
+    const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000, flushTargetMs: 0 }, metrics).actor(own.region);
     const batch = Array.from({ length: 5_000 }, (_, i) => ev(1_000 + i, `n${i}`, own.region, T0, `n${i}`));
     expect(await actor.apply(1, batch, own.epoch)).to.include({ applied: 5_000, fence: '5999' });
     const flushes = (await metrics.flushSeconds.get()).values.find((v) => v.metricName === 'hh_flush_duration_seconds_count')!.value;
     expect(flushes).to.equal(Math.ceil(5_000 / FLUSH_LIMITS.maxPosts));
     expect(await own.redis.zcard(regionTopKey(own.region))).to.be.at.least(5_000);
     expect(await own.redis.hget(regionOffsetsKey(own.region), '1')).to.equal('5999');
+  });
+
+  it('sizes flushes to the time budget: a burst of new posts goes in many short script calls, exactly and in order', async () => {
+    const metrics = createMetrics();
+    // A 1 ms budget: the first flush takes ~20 posts (the starting estimate), the next ones what
+    // the script's own clock says fits; even a script taking no time at all grows them by a
+    // fifth per flush, so 5,000 posts need far more than the fixed limits' three flushes.
+    const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000, flushTargetMs: 1 }, metrics).actor(own.region);
+    const batch = Array.from({ length: 5_000 }, (_, i) => ev(20_000 + i, `b${i % 2_500}`, own.region, T0, `b${i}`));
+    expect(await actor.apply(9, batch, own.epoch)).to.include({ applied: 5_000, fence: '24999' });
+    const scripts = (await metrics.flushScriptSeconds.get()).values.find((v) => v.metricName === 'hh_flush_script_seconds_count')!.value;
+    const flushes = (await metrics.flushSeconds.get()).values.find((v) => v.metricName === 'hh_flush_duration_seconds_count')!.value;
+    expect(scripts).to.equal(flushes); // each flush's script reported its running time
+    expect(flushes).to.be.at.least(10);
+    expect(actor.budget.limit).to.be.below(FLUSH_LIMITS.maxEvents);
+    for (const post of ['b0', 'b1234', 'b2499']) expect(await own.redis.zscore(regionTopKey(own.region), post)).to.equal('2');
+    expect(await own.redis.zcard(regionTopKey(own.region))).to.be.at.least(2_500);
+    expect(await own.redis.hget(regionOffsetsKey(own.region), '9')).to.equal('24999');
   });
 
   it('remembers event ids for at least the dedup horizon (processing time); a re-send after twice the horizon counts again', async () => {
