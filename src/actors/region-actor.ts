@@ -150,13 +150,12 @@ export class RegionActor {
   private readonly headerTail: string;
   /** Event-time granularity at which events are first aggregated: every window, pane and bucket is a multiple of it. */
   private readonly grain: number;
-  /** How much the next flush may take (learned from the script's own running time). */
-  readonly budget: FlushBudget;
-
   constructor(
     readonly region: string,
     private readonly redis: FlushRedis,
     private readonly opts: ActorOptions,
+    /** How much the next flush may take: learned from the flush scripts' own running times, shared by a process's actors. */
+    readonly budget: FlushBudget,
     private readonly metrics?: Metrics,
     private readonly log?: (s: string) => void,
     /** Told when this region waits for a checkpoint (so one can run at once). */
@@ -172,10 +171,6 @@ export class RegionActor {
       w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
       s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
     }).slice(1);
-    this.budget = new FlushBudget(
-      opts.flushTargetMs ?? FLUSH_LIMITS.targetMs,
-      FlushBudget.units(opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents, opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts),
-    );
     this.grain = [...windows.flatMap((w) => [w.sizeMs, trailingPaneMs(w.sizeMs)]), ...sessions.map((s) => s.bucketMs)].reduce(gcd, 0) || 1000;
   }
 
@@ -502,6 +497,11 @@ function partitionRanges(events: Pending[]): [number, number, number][] {
 export class ActorSystem {
   private readonly actors = new Map<string, RegionActor>();
   private readonly redis: FlushRedis;
+  /**
+   * One budget for the process's actors: they share one Redis and one configuration, so what
+   * one region's flushes cost teaches the others (a region's first flush is sized by it too).
+   */
+  private readonly budget: FlushBudget;
 
   constructor(
     redis: Redis,
@@ -512,12 +512,16 @@ export class ActorSystem {
     readonly onPressure?: (region: string) => void,
   ) {
     this.redis = withFlushScript(redis);
+    this.budget = new FlushBudget(
+      opts.flushTargetMs ?? FLUSH_LIMITS.targetMs,
+      FlushBudget.units(opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents, opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts),
+    );
   }
 
   actor(region: string): RegionActor {
     let a = this.actors.get(region);
     if (!a) {
-      a = new RegionActor(region, this.redis, this.opts, this.metrics, this.log, this.onPressure);
+      a = new RegionActor(region, this.redis, this.opts, this.budget, this.metrics, this.log, this.onPressure);
       this.actors.set(region, a);
     }
     return a;

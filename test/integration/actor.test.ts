@@ -506,10 +506,11 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
 
   it('sizes flushes to the time budget: a burst of new posts goes in many short script calls, exactly and in order', async () => {
     const metrics = createMetrics();
-    // A 1 ms budget: the first flush takes ~20 posts (the starting estimate), the next ones what
+    // A 1 ms budget: the first flush takes ~10 posts (the starting estimate), the next ones what
     // the script's own clock says fits; even a script taking no time at all grows them by a
-    // fifth per flush, so 5,000 posts need far more than the fixed limits' three flushes.
-    const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000, flushTargetMs: 1 }, metrics).actor(own.region);
+    // quarter per flush, so 2,500 posts need far more than the fixed limits' three flushes.
+    const system = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000, flushTargetMs: 1 }, metrics);
+    const actor = system.actor(own.region);
     const batch = Array.from({ length: 5_000 }, (_, i) => ev(20_000 + i, `b${i % 2_500}`, own.region, T0, `b${i}`));
     expect(await actor.apply(9, batch, own.epoch)).to.include({ applied: 5_000, fence: '24999' });
     const scripts = (await metrics.flushScriptSeconds.get()).values.find((v) => v.metricName === 'hh_flush_script_seconds_count')!.value;
@@ -517,6 +518,8 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
     expect(scripts).to.equal(flushes); // each flush's script reported its running time
     expect(flushes).to.be.at.least(10);
     expect(actor.budget.limit).to.be.below(FLUSH_LIMITS.maxEvents);
+    // The process's other actors start from what this one learned.
+    expect(system.actor(`${own.region}-other`).budget).to.equal(actor.budget);
     for (const post of ['b0', 'b1234', 'b2499']) expect(await own.redis.zscore(regionTopKey(own.region), post)).to.equal('2');
     expect(await own.redis.zcard(regionTopKey(own.region))).to.be.at.least(2_500);
     expect(await own.redis.hget(regionOffsetsKey(own.region), '9')).to.equal('24999');

@@ -28,7 +28,7 @@ describe('flush budget: each flush sized to the time its script may hold Redis',
     const limits: number[] = [];
     for (let i = 0; i < 60; i++) {
       const units = b.limit;
-      b.observe(units, units * 0.1); // 0.1 µs per unit: fifteen times cheaper than the start
+      b.observe(units, units * 0.1); // 0.1 µs per unit: thirty times cheaper than the start
       limits.push(b.limit);
     }
     expect(limits[0]).to.be.below(start * 1.3); // one cheap flush moves it by a fifth of the gap
