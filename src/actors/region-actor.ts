@@ -150,6 +150,7 @@ export class RegionActor {
   private readonly headerTail: string;
   /** Event-time granularity at which events are first aggregated: every window, pane and bucket is a multiple of it. */
   private readonly grain: number;
+
   constructor(
     readonly region: string,
     private readonly redis: FlushRedis,

@@ -3,6 +3,7 @@ import { killAfterStarted } from '../support/kill-child';
 import { opsRedis } from '../../src/clients';
 import { Redis } from 'ioredis';
 import * as sinon from 'sinon';
+import type { Histogram } from 'prom-client';
 import type { Client } from 'cassandra-driver';
 import { ActorSystem, FLUSH_LIMITS, type OffsetEvent } from '../../src/actors/region-actor';
 import { createMetrics } from '../../src/metrics';
@@ -491,6 +492,8 @@ describe('session windows (bucket runs sealed in Redis, real Redis)', () => {
 
 describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
   const own = ownRegion('bounds');
+  /** How many observations a histogram holds. */
+  const observed = async (h: Histogram) => (await h.get()).values.find((v) => v.metricName?.endsWith('_count'))!.value;
 
   it('splits a batch of 5,000 new posts into flushes of at most 2,000 posts, applied in order and exactly', async () => {
     const metrics = createMetrics();
@@ -498,7 +501,7 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
     const actor = new ActorSystem(own.redis, { windows, boundedK: 10, dedupHorizonMs: 600_000, flushTargetMs: 0 }, metrics).actor(own.region);
     const batch = Array.from({ length: 5_000 }, (_, i) => ev(1_000 + i, `n${i}`, own.region, T0, `n${i}`));
     expect(await actor.apply(1, batch, own.epoch)).to.include({ applied: 5_000, fence: '5999' });
-    const flushes = (await metrics.flushSeconds.get()).values.find((v) => v.metricName === 'hh_flush_duration_seconds_count')!.value;
+    const flushes = await observed(metrics.flushSeconds);
     expect(flushes).to.equal(Math.ceil(5_000 / FLUSH_LIMITS.maxPosts));
     expect(await own.redis.zcard(regionTopKey(own.region))).to.be.at.least(5_000);
     expect(await own.redis.hget(regionOffsetsKey(own.region), '1')).to.equal('5999');
@@ -513,8 +516,8 @@ describe('flush bounds, dedup horizon and backpressure (real Redis)', () => {
     const actor = system.actor(own.region);
     const batch = Array.from({ length: 5_000 }, (_, i) => ev(20_000 + i, `b${i % 2_500}`, own.region, T0, `b${i}`));
     expect(await actor.apply(9, batch, own.epoch)).to.include({ applied: 5_000, fence: '24999' });
-    const scripts = (await metrics.flushScriptSeconds.get()).values.find((v) => v.metricName === 'hh_flush_script_seconds_count')!.value;
-    const flushes = (await metrics.flushSeconds.get()).values.find((v) => v.metricName === 'hh_flush_duration_seconds_count')!.value;
+    const scripts = await observed(metrics.flushScriptSeconds);
+    const flushes = await observed(metrics.flushSeconds);
     expect(scripts).to.equal(flushes); // each flush's script reported its running time
     expect(flushes).to.be.at.least(10);
     expect(actor.budget.limit).to.be.below(FLUSH_LIMITS.maxEvents);
