@@ -134,7 +134,15 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   state.epoch = epoch;
   /** Per held partition, the next offset to apply under `epoch` (null: the group's own offset). */
   const positions = new Map<number, bigint | null>();
-  const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now);
+  /**
+   * Batches handed to the actors and not yet marked applied, per partition, in order. A
+   * resume (a failure, a new epoch) starts a new generation: the older ones are forgotten
+   * (their partitions are read again from the marks; what they did apply, the fences skip).
+   */
+  let generation = 0;
+  const inflight = new Map<number, InFlight[]>();
+  // A partition with a batch still flushing is not idle, however long the flush takes.
+  const watermarks = new Watermarks(cfg.ingest.watermarkDelayMs, cfg.ingest.idleTimeoutMs, now, (p) => (inflight.get(p)?.length ?? 0) > 0);
   const reporter = new WatermarkReporter({
     cfg,
     redis,
@@ -146,13 +154,6 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     serialize: (region, fn) => actors.actor(region).exclusive(fn),
   });
 
-  /**
-   * Batches handed to the actors and not yet marked applied, per partition, in order. A
-   * resume (a failure, a new epoch) starts a new generation: the older ones are forgotten
-   * (their partitions are read again from the marks; what they did apply, the fences skip).
-   */
-  let generation = 0;
-  const inflight = new Map<number, InFlight[]>();
   const chains = new Map<number, Promise<void>>();
   let failures = 0;
   let fatal: (e: Error) => void = () => undefined;

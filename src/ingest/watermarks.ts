@@ -1,7 +1,8 @@
 /**
  * Event-time watermarks of the partitions one ingest member holds: max event time seen
  * minus a bounded out-of-orderness; a partition that is caught up and idle for longer than
- * a timeout advances by processing time instead (so an idle region's windows still close).
+ * a timeout advances by processing time instead (so an idle region's windows still close) —
+ * never while a batch of it is still being applied: its events would reach windows already closed.
  * A region's watermark is the lowest of the partitions its events came through. A
  * watermark never passes the clock minus the delay, whatever event times it has seen.
  */
@@ -17,6 +18,8 @@ export class Watermarks {
     private readonly delayMs: number,
     private readonly idleMs: number,
     private readonly now: () => number = Date.now,
+    /** Whether a batch of the partition was taken and is not yet applied (observed). */
+    private readonly busy: (partition: number) => boolean = () => false,
   ) {}
 
   /** After a batch: its highest event time, the regions in it, and whether the partition is now caught up. */
@@ -47,7 +50,7 @@ export class Watermarks {
     // make every later on-time event of the partition late.
     let wm = Math.min(max, now) - this.delayMs;
     const idleFor = now - (this.lastBatchAt.get(partition) ?? now);
-    if (this.caughtUp.get(partition) && idleFor >= this.idleMs) wm = now - this.delayMs;
+    if (this.caughtUp.get(partition) && idleFor >= this.idleMs && !this.busy(partition)) wm = now - this.delayMs;
     if (wm > (this.marks.get(partition) ?? -Infinity)) this.marks.set(partition, wm);
   }
 

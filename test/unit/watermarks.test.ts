@@ -27,6 +27,31 @@ describe('event-time watermarks', () => {
     expect(w.of(1)).to.equal(now - 5000);
   });
 
+  it('does not advance by processing time while a batch of the partition is still being applied', () => {
+    // A partition went quiet, then a batch of new events came in and is flushing slowly
+    // (a busy Redis): its events must not find their windows closed when they land.
+    let now = 1_000_000;
+    let flushing = false;
+    const w = new Watermarks(
+      500,
+      1000,
+      () => now,
+      (p) => p === 3 && flushing,
+    );
+    w.observe(3, 999_000, [['NA', 999_000]], true);
+    now += 5000; // idle: by processing time
+    expect(w.of(3)).to.equal(now - 500);
+    const held = now - 500;
+    flushing = true; // a batch stamped `now` taken
+    now += 10_000;
+    expect(w.of(3), 'while its batch flushes').to.equal(held);
+    flushing = false;
+    w.observe(3, held + 500, [['NA', held + 500]], true); // applied
+    expect(w.of(3)).to.equal(held);
+    now += 1000; // idle again after the timeout
+    expect(w.of(3)).to.equal(now - 500);
+  });
+
   it('never passes the clock, whatever event time it saw (one bad event cannot make the rest late)', () => {
     let now = 1_000_000;
     const w = new Watermarks(5000, 10_000, () => now);
