@@ -94,36 +94,59 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
      * into its key; marks it for the global merge. Panes of at most SLIDING_STEP_MEMBERS
      * members in all are summed by one ZUNIONSTORE; larger ones page by page into a private
      * key that then replaces the window's key in one step (sliding-assemble.lua), so Redis is
-     * never held for the whole sum and readers see the old sum or the new one.
+     * never held for the whole sum and readers see the old sum or the new one. A pane whose
+     * key expired is read from its persisted snapshot.
      */
     async assembleSliding(region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number): Promise<number> {
-      const panes: string[] = [];
-      for (let p = start; p < start + sizeMs; p += slideMs) panes.push(regionWindowKey(region, windowId(pane, p)));
+      const paneIds: string[] = [];
+      for (let p = start; p < start + sizeMs; p += slideMs) paneIds.push(windowId(pane, p));
+      const panes = paneIds.map((p) => regionWindowKey(region, p));
       const key = regionWindowKey(region, id);
       const sizes = (await redis.pipeline(panes.map((p) => ['zcard', p])).exec())!.map(([err, n]) => {
         if (err) throw err;
         return n as number;
       });
-      if (sizes.reduce((a, n) => a + n, 0) <= SLIDING_STEP_MEMBERS) {
-        const [[, n]] = (await redis
-          .multi()
-          .zunionstore(key, panes.length, ...panes)
-          .pexpireat(key, expireAt)
-          .sadd(GLOBAL_DIRTY_KEY, id)
-          .exec()) as [[null, number]];
-        return n;
-      }
-      const s = scripted(redis);
       const marker = regionAssemblyKey(region, id, randomUUID());
-      const sum = `${marker}:sum`;
-      await redis.set(marker, '1', 'PX', ASSEMBLY_TTL_MS);
+      // A pane whose key is gone may have expired before this ran (the workflow was held up
+      // past the pane's TTL): its persisted snapshot is summed instead, from a private copy.
+      const copies: string[] = [];
       for (let i = 0; i < panes.length; i++) {
-        let cursor = '0';
-        do {
-          cursor = String(await s.hhSlidingAssemble(marker, sum, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
-        } while (cursor !== '0');
+        if (sizes[i] > 0) continue;
+        const rows = await readWindow(region, paneIds[i]);
+        if (rows.length === 0) continue; // no events in it (or not persisted: then none expired either)
+        const copy = `${marker}:pane:${i}`;
+        // Pipelined, not one MULTI: a copy nobody else reads needs no atomic step to hold Redis.
+        const p = redis.pipeline();
+        for (let j = 0; j < rows.length; j += 5000)
+          p.zadd(copy, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id])).pexpire(copy, ASSEMBLY_TTL_MS);
+        for (const [err] of (await p.exec())!) if (err) throw err;
+        copies.push(copy);
+        panes[i] = copy;
+        sizes[i] = rows.length;
       }
-      return Number(await s.hhSlidingAssemble(marker, sum, key, GLOBAL_DIRTY_KEY, 'finish', expireAt, id));
+      try {
+        if (sizes.reduce((a, n) => a + n, 0) <= SLIDING_STEP_MEMBERS) {
+          const [[, n]] = (await redis
+            .multi()
+            .zunionstore(key, panes.length, ...panes)
+            .pexpireat(key, expireAt)
+            .sadd(GLOBAL_DIRTY_KEY, id)
+            .exec()) as [[null, number]];
+          return n;
+        }
+        const s = scripted(redis);
+        const sum = `${marker}:sum`;
+        await redis.set(marker, '1', 'PX', ASSEMBLY_TTL_MS);
+        for (let i = 0; i < panes.length; i++) {
+          let cursor = '0';
+          do {
+            cursor = String(await s.hhSlidingAssemble(marker, sum, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
+          } while (cursor !== '0');
+        }
+        return Number(await s.hhSlidingAssemble(marker, sum, key, GLOBAL_DIRTY_KEY, 'finish', expireAt, id));
+      } finally {
+        if (copies.length) await redis.del(...copies);
+      }
     },
 
     /** The window's TTL passed: its Redis key goes (the flush set the same expiry; this makes it certain). */

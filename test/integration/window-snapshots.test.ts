@@ -67,9 +67,15 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     await redis.srem(GLOBAL_DIRTY_KEY, id);
   });
   after(async () => {
-    await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [region, '1m', new Date(START)], {
-      prepare: true,
-    });
+    for (let i = 0; i < 5; i++) {
+      await cassandra.execute(
+        `DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
+        [region, '1m', new Date(START + i * SLIDE)],
+        {
+          prepare: true,
+        },
+      );
+    }
     redis.disconnect();
     await cassandra.shutdown();
   });
@@ -101,6 +107,31 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     expect(await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000)).to.equal(small.size);
     expect((await calls('zunionstore')) - unions).to.equal(1);
     expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES'))).to.deep.equal(small);
+  });
+
+  it("sums a pane whose key expired (the workflow held up past the pane's TTL) from its persisted snapshot", async () => {
+    for (const [n, label] of [
+      [400, 'one ZUNIONSTORE'],
+      [3_000, 'in pages'],
+    ] as const) {
+      const sums = await panes(5, n, n / 4);
+      const gone = regionWindowKey(region, windowId('1m', START + 2 * SLIDE));
+      await store().persistWindow(region, '1m', START + 2 * SLIDE);
+      await redis.pexpire(gone, 1);
+      while (await redis.exists(gone)) await new Promise((r) => setTimeout(r, 5));
+      expect(await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, START + 3_600_000), label).to.equal(sums.size);
+      expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES')), label).to.deep.equal(sums);
+      const left = await redis.scan('0', 'MATCH', `${regionPrefix(region)}assembling:*:pane:*`, 'COUNT', 10_000);
+      expect(left[1], `${label}: the copies of expired panes`).to.deep.equal([]);
+      for (let i = 0; i < 5; i++) await redis.del(regionWindowKey(region, windowId('1m', START + i * SLIDE)));
+      await cassandra.execute(
+        `DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
+        [region, '1m', new Date(START + 2 * SLIDE)],
+        {
+          prepare: true,
+        },
+      );
+    }
   });
 
   it('sums large panes in pages, exactly, with the expiry and the merge mark, and leaves no keys of its own', async () => {
