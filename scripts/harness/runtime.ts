@@ -114,8 +114,17 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
 export async function waitDrained(admin: Admin, groupId: string, topic: string, timeoutMs = 240_000): Promise<void> {
   const t0 = Date.now();
   for (;;) {
-    const ends = await admin.fetchTopicOffsets(topic);
-    const committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    let ends: Awaited<ReturnType<Admin['fetchTopicOffsets']>>;
+    let committed: Awaited<ReturnType<Admin['fetchOffsets']>>;
+    try {
+      ends = await admin.fetchTopicOffsets(topic);
+      committed = await admin.fetchOffsets({ groupId, topics: [topic] });
+    } catch (e) {
+      // The group's coordinator moving or loading (a busy broker) is asked again.
+      if (!(e as { retriable?: boolean }).retriable || Date.now() - t0 > timeoutMs) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
     const byPart = new Map(committed[0]?.partitions.map((p) => [p.partition, BigInt(p.offset)]) ?? []);
     const behind = ends.reduce((sum, e) => {
       const c = byPart.get(e.partition) ?? -1n;

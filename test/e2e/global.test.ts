@@ -9,9 +9,10 @@ import { temporalClient } from '../../src/clients';
 import { expect } from 'chai';
 import { type Client } from '@temporalio/client';
 import { mergeTruth, truthTopK, type Truth } from '../../src/load/generator';
-import { globalMergeStatusQuery, globalMergeWorkflowId } from '../../src/workflows/definitions';
+import { globalMergeStatusQuery, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
+import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey } from '../../src/keys';
 import { dumpOnFailure } from '../support/failure';
 import { eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
 
@@ -56,13 +57,53 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
     return sum;
   };
 
+  /** What a failure needs to be explained: the merge workflow's state and the merge's keys. */
+  const mergeState = async (): Promise<string> => {
+    const out: string[] = [];
+    const show = async (what: string, f: () => Promise<unknown>) => {
+      try {
+        out.push(`${what}: ${JSON.stringify(await f())}`);
+      } catch (e) {
+        out.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    const handle = client.workflow.getHandle(globalMergeWorkflowId(iso.env.HH_TEMPORAL_TASK_QUEUE));
+    await show('workflow', async () => {
+      const d = await handle.describe();
+      const pending = d.raw.pendingActivities?.map((a) => ({ attempt: a.attempt, state: a.state, failure: a.lastFailure?.message }));
+      return { status: d.status.name, historyLength: d.historyLength, pending };
+    });
+    await show('status query', () => handle.query(globalMergeStatusQuery));
+    await show('global:dirty', () => iso.redis.smembers(GLOBAL_DIRTY_KEY));
+    await show('regions', () => iso.redis.smembers(REGIONS_KEY));
+    await show('global:meta', () => iso.redis.get(globalMetaKey('all')));
+    // The crafted events' windows: each region's 2s and 4s@2s window workflows.
+    const s0 = Math.floor(T / 2000) * 2000;
+    for (const region of crafted) {
+      for (const [spec, start] of [
+        ['2s', s0],
+        ['4s@2s', s0 - 2000],
+        ['4s@2s', s0],
+      ] as const) {
+        await show(`${region} ${spec}:${start}`, async () => {
+          const h = client.workflow.getHandle(windowWorkflowId(region, spec, start));
+          const d = await h.describe();
+          const q = await h.query(windowStatusQuery).catch((e: Error) => e.message);
+          return { status: d.status.name, started: d.startTime, closed: d.closeTime, history: d.historyLength, query: q };
+        });
+      }
+    }
+    return out.map((l) => `    | ${l}`).join('\n');
+  };
+
   before(async () => {
     await iso.setUp();
     client = await temporalClient(baseCfg);
     rt = await startRuntime(iso.env);
   });
-  afterEach(function () {
+  afterEach(async function () {
     dumpOnFailure(this, rt);
+    if (this.currentTest?.state === 'failed') process.stdout.write(`    --- global merge ---\n${await mergeState()}\n`);
   });
   after(async () => {
     await client?.connection.close();
