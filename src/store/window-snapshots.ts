@@ -5,7 +5,7 @@
  * restores the key from there (recompute), and deletes it when the window expires.
  */
 import { types, type Client } from 'cassandra-driver';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { GLOBAL_DIRTY_KEY, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
 import { byRank, type RankedCount } from '../ranking';
@@ -24,6 +24,12 @@ export interface WindowSnapshot {
 }
 
 export type WindowStore = ReturnType<typeof windowStore>;
+
+/** Queues ZADDs of a snapshot's rows into `key`, 5,000 a command. */
+function addRows(chain: ChainableCommander, key: string, rows: RankedCount[]): ChainableCommander {
+  for (let j = 0; j < rows.length; j += 5000) chain.zadd(key, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
+  return chain;
+}
 
 export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
   const table = `${keyspace}.views_by_region_and_window`;
@@ -83,7 +89,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
       const rows = await readWindow(region, id);
       const key = regionWindowKey(region, id);
       const tx = redis.multi().del(key);
-      for (let j = 0; j < rows.length; j += 5000) tx.zadd(key, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
+      addRows(tx, key, rows);
       if (rows.length) tx.pexpireat(key, expireAt);
       await tx.exec();
       return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
@@ -117,8 +123,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
         const copy = `${marker}:pane:${i}`;
         // Pipelined, not one MULTI: a copy nobody else reads needs no atomic step to hold Redis.
         const p = redis.pipeline();
-        for (let j = 0; j < rows.length; j += 5000)
-          p.zadd(copy, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id])).pexpire(copy, ASSEMBLY_TTL_MS);
+        addRows(p, copy, rows).pexpire(copy, ASSEMBLY_TTL_MS);
         for (const [err] of (await p.exec())!) if (err) throw err;
         copies.push(copy);
         panes[i] = copy;
