@@ -5,7 +5,7 @@
  * restores the key from there (recompute), and deletes it when the window expires.
  */
 import { types, type Client } from 'cassandra-driver';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { GLOBAL_DIRTY_KEY, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
 import { byRank, type RankedCount } from '../ranking';
@@ -25,10 +25,11 @@ export interface WindowSnapshot {
 
 export type WindowStore = ReturnType<typeof windowStore>;
 
-/** Queues ZADDs of a snapshot's rows into `key`, 5,000 a command. */
-function addRows(chain: ChainableCommander, key: string, rows: RankedCount[]): ChainableCommander {
-  for (let j = 0; j < rows.length; j += 5000) chain.zadd(key, ...rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
-  return chain;
+/** A snapshot's rows as ZADD arguments, 5,000 members a command. */
+function zaddChunks(rows: RankedCount[]): (string | number)[][] {
+  const out: (string | number)[][] = [];
+  for (let j = 0; j < rows.length; j += 5000) out.push(rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
+  return out;
 }
 
 export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
@@ -89,7 +90,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
       const rows = await readWindow(region, id);
       const key = regionWindowKey(region, id);
       const tx = redis.multi().del(key);
-      addRows(tx, key, rows);
+      for (const args of zaddChunks(rows)) tx.zadd(key, ...args);
       if (rows.length) tx.pexpireat(key, expireAt);
       await tx.exec();
       return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
@@ -121,10 +122,18 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
         const rows = await readWindow(region, paneIds[i]);
         if (rows.length === 0) continue; // no events in it (or not persisted: then none expired either)
         const copy = `${marker}:pane:${i}`;
-        // Pipelined, not one MULTI: a copy nobody else reads needs no atomic step to hold Redis.
-        const p = redis.pipeline();
-        addRows(p, copy, rows).pexpire(copy, ASSEMBLY_TTL_MS);
-        for (const [err] of (await p.exec())!) if (err) throw err;
+        // A MULTI per 5,000 members, not one for the whole copy (Redis is not held for it), each
+        // with the expiry: a process killed while sending leaves no copy that never expires.
+        const done = await Promise.all(
+          zaddChunks(rows).map((args) =>
+            redis
+              .multi()
+              .zadd(copy, ...args)
+              .pexpire(copy, ASSEMBLY_TTL_MS)
+              .exec(),
+          ),
+        );
+        for (const [err] of done.flatMap((res) => res ?? [])) if (err) throw err;
         copies.push(copy);
         panes[i] = copy;
         sizes[i] = rows.length;
