@@ -27,7 +27,15 @@ import { Isolated } from '../scripts/harness/isolated';
 import { loadConfig, PROJECT_ROOT } from '../src/config';
 
 const cfg = loadConfig();
-import { startRuntime, stopStartedRuntimes, terminateRegionWorkflows, terminateSupervisors, waitDrained, type Runtime } from '../scripts/harness/runtime';
+import {
+  committedRecords,
+  startRuntime,
+  stopStartedRuntimes,
+  terminateRegionWorkflows,
+  terminateSupervisors,
+  waitDrained,
+  type Runtime,
+} from '../scripts/harness/runtime';
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
 import { buildKStreams, runKStreams } from './peers/kstreams';
 import { redisUsed as redisMemory, soak } from './soak';
@@ -53,12 +61,6 @@ const want = (phase: string) => !only || only.includes(phase);
 const log = (s: string) => process.stdout.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (n: number, d = 0) => Math.round(n * 10 ** d) / 10 ** d;
-
-/** Committed records of a group over a topic (sum over partitions). */
-async function committed(admin: Admin, groupId: string, topic: string): Promise<number> {
-  const res = await admin.fetchOffsets({ groupId, topics: [topic] });
-  return (res[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
-}
 
 async function topicEnd(admin: Admin, topic: string): Promise<number> {
   return (await admin.fetchTopicOffsets(topic)).reduce((a, p) => a + Number(p.high), 0);
@@ -96,7 +98,10 @@ async function measureRuntime(
   let cpu0: Record<string, number> = {};
   let last = { c: -1, at: performance.now() };
   for (;;) {
-    const c = await committed(iso.admin, group, topic);
+    const c = await committedRecords(iso.admin, group, topic).catch(async (e: unknown) => {
+      await rt.stop(); // not left running (and counting) beside the next run
+      throw e;
+    });
     const now = performance.now();
     if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSample([...rt.workers.values()])];
     if (c !== last.c) last = { c, at: now };

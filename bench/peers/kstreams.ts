@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { Admin } from 'kafkajs';
 import type { Config, WindowSpec } from '../../src/config';
 import { java17 } from '../../scripts/stack/services';
+import { committedRecords } from '../../scripts/harness/runtime';
 
 const SRC = path.join(__dirname, 'kstreams');
 
@@ -61,11 +62,6 @@ export async function buildKStreams(cfg: Config): Promise<{ classpath: string; j
   fs.rmSync(build, { recursive: true, force: true });
   fs.writeFileSync(path.join(dir, '.complete'), new Date().toISOString());
   return { classpath, java };
-}
-
-async function committed(admin: Admin, groupId: string, topic: string): Promise<number> {
-  const res = await admin.fetchOffsets({ groupId, topics: [topic] });
-  return (res[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
 }
 
 export interface KStreamsRun {
@@ -132,7 +128,7 @@ export async function runKStreams(
     const started = Date.now();
     for (;;) {
       if (child.exitCode !== null) throw new Error(`the Kafka Streams peer exited (${child.exitCode}): ${stderr}`);
-      const c = await committed(admin, appId, topic);
+      const c = await committedRecords(admin, appId, topic);
       const now = performance.now();
       if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSeconds(child.pid!)];
       if (c >= end) {

@@ -110,21 +110,35 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
   };
 }
 
+/**
+ * Runs a Kafka admin request, asking again while Kafka answers with a retriable error (the
+ * group's coordinator moving or loading, as under load or for a new group) until `timeoutMs`.
+ */
+export async function retryRetriable<T>(request: () => Promise<T>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      return await request();
+    } catch (e) {
+      if (!(e as { retriable?: boolean }).retriable || Date.now() - t0 > timeoutMs) throw e;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  }
+}
+
+/** Records a consumer group has committed on a topic (the sum over its partitions). */
+export async function committedRecords(admin: Admin, groupId: string, topic: string): Promise<number> {
+  const res = await retryRetriable(() => admin.fetchOffsets({ groupId, topics: [topic] }));
+  return (res[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
+}
+
 /** Waits until the consumer group has committed every record of the topic (the stream is drained). */
 export async function waitDrained(admin: Admin, groupId: string, topic: string, timeoutMs = 240_000): Promise<void> {
   const t0 = Date.now();
   for (;;) {
-    let ends: Awaited<ReturnType<Admin['fetchTopicOffsets']>>;
-    let committed: Awaited<ReturnType<Admin['fetchOffsets']>>;
-    try {
-      ends = await admin.fetchTopicOffsets(topic);
-      committed = await admin.fetchOffsets({ groupId, topics: [topic] });
-    } catch (e) {
-      // The group's coordinator moving or loading (a busy broker) is asked again.
-      if (!(e as { retriable?: boolean }).retriable || Date.now() - t0 > timeoutMs) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-      continue;
-    }
+    const left = Math.max(0, timeoutMs - (Date.now() - t0));
+    const ends = await retryRetriable(() => admin.fetchTopicOffsets(topic), left, 500);
+    const committed = await retryRetriable(() => admin.fetchOffsets({ groupId, topics: [topic] }), left, 500);
     const byPart = new Map(committed[0]?.partitions.map((p) => [p.partition, BigInt(p.offset)]) ?? []);
     const behind = ends.reduce((sum, e) => {
       const c = byPart.get(e.partition) ?? -1n;
