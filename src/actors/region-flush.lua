@@ -152,28 +152,66 @@ local function bulk(key, list, dirtyId)
   if dirty and #list > 0 then redis.call('SADD', KEYS[5], dirtyId) end
 end
 
--- Space-Saving (bounded mode): adds n to post in a key of at most K members; a new post
--- replaces the lowest and starts from its count. Returns the post it evicted.
-local function spaceSaving(key, post, n)
-  if redis.call('ZSCORE', key, post) then
-    redis.call('ZINCRBY', key, n, post)
-    return nil
-  end
-  if redis.call('ZCARD', key) < K then
-    redis.call('ZADD', key, n, post)
-    return nil
-  end
-  local low = redis.call('ZPOPMIN', key, 1)
-  redis.call('ZADD', key, tonumber(low[2]) + n, post)
-  return low[1]
-end
-
+-- Space-Saving (bounded mode): adds [n, post, ...] to `key`, a leaderboard of at most K posts,
+-- and records every change in the key id's dirty hash (-1: a post no longer kept). The posts
+-- already kept go first, in bulk (their totals only grow, so none is evicted); then the new
+-- ones in list order: each enters with its count while there is room, and once the key is
+-- full replaces the lowest post (ZPOPMIN: lowest count, then lowest post_id) and starts from
+-- that post's count - the same algorithm per post, in an order that needs two calls per new
+-- post instead of seven. Dirty entries are written in one HSET per CHUNK pairs, in the order
+-- they happened (a post kept and then evicted in the same flush ends at -1).
 local function spaceSavingAll(key, list, dirtyId)
   local dirty = prefix .. 'dirty:' .. dirtyId
-  for j = 1, #list, 2 do
-    local evicted = spaceSaving(key, list[j + 1], list[j])
-    if evicted then pending = pending + redis.call('HSET', dirty, evicted, '-1') end
-    pending = pending + redis.call('HSET', dirty, list[j + 1], redis.call('ZSCORE', key, list[j + 1]))
+  local changes = {}
+  local fresh = {}
+  for base = 1, #list, 2 * CHUNK do
+    local last = math.min(#list, base + 2 * CHUNK - 1)
+    local posts = {}
+    for j = base + 1, last, 2 do posts[#posts + 1] = list[j] end
+    local old = redis.call('ZMSCORE', key, unpack(posts))
+    local kept = {}
+    local i = 0
+    for j = base, last, 2 do
+      i = i + 1
+      if old[i] then
+        local total = tonumber(old[i]) + list[j]
+        kept[#kept + 1] = total
+        kept[#kept + 1] = list[j + 1]
+        changes[#changes + 1] = list[j + 1]
+        changes[#changes + 1] = total
+      else
+        fresh[#fresh + 1] = list[j]
+        fresh[#fresh + 1] = list[j + 1]
+      end
+    end
+    if #kept > 0 then redis.call('ZADD', key, unpack(kept)) end
+  end
+  local card = redis.call('ZCARD', key)
+  local j = 1
+  local room = {}
+  while j <= #fresh and card < K do
+    room[#room + 1] = fresh[j]
+    room[#room + 1] = fresh[j + 1]
+    changes[#changes + 1] = fresh[j + 1]
+    changes[#changes + 1] = fresh[j]
+    card = card + 1
+    j = j + 2
+  end
+  for base = 1, #room, 2 * CHUNK do
+    redis.call('ZADD', key, unpack(room, base, math.min(#room, base + 2 * CHUNK - 1)))
+  end
+  while j <= #fresh do
+    local low = redis.call('ZPOPMIN', key, 1)
+    local total = tonumber(low[2]) + fresh[j]
+    redis.call('ZADD', key, total, fresh[j + 1])
+    changes[#changes + 1] = low[1]
+    changes[#changes + 1] = -1
+    changes[#changes + 1] = fresh[j + 1]
+    changes[#changes + 1] = total
+    j = j + 2
+  end
+  for base = 1, #changes, 2 * CHUNK do
+    pending = pending + redis.call('HSET', dirty, unpack(changes, base, math.min(#changes, base + 2 * CHUNK - 1)))
   end
   if #list > 0 then redis.call('SADD', KEYS[5], dirtyId) end
 end

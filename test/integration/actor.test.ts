@@ -15,6 +15,7 @@ import {
   regionBoundedKey,
   regionMetaKey,
   regionOffsetsKey,
+  regionPrefix,
   regionSeenKey,
   regionTopKey,
   regionTrailingKey,
@@ -195,6 +196,23 @@ describe('bounded mode (Space-Saving leaderboards, real Redis)', () => {
     }
     expect(Object.keys(truth).length).to.be.greaterThan(K * 4);
     expect(await own.redis.exists(regionBoundedKey(own.region))).to.equal(0);
+  });
+
+  it('records every change for the checkpoint: a kept post at its count, -1 for one evicted (also one that entered and left in one flush)', async () => {
+    const r = unique('ss_dirty');
+    await own.redis.hset(regionMetaKey(r), 'epoch', own.epoch);
+    const actor = new ActorSystem(own.redis, { windows: [], boundedK: 3, dedupHorizonMs: 3_600_000, mode: 'bounded' }).actor(r);
+    const posts = (list: string[], from: number) => list.map((p, i) => ev(from + i, p, r, T0, `${r}-${from + i}`));
+    await actor.apply(0, posts(['a', 'a', 'a', 'a', 'a', 'b', 'b', 'b', 'c'], 0), own.epoch);
+    // One flush: a is kept (6); d replaces the lowest, c (1 + 1 = 2); e then replaces d, now the lowest (2 + 1 = 3).
+    await actor.apply(0, posts(['a', 'd', 'e'], 9), own.epoch);
+    expect(await own.redis.zrevrange(regionTopKey(r), 0, -1, 'WITHSCORES')).to.deep.equal(['a', '6', 'e', '3', 'b', '3']);
+    expect(await own.redis.hgetall(`${regionPrefix(r)}dirty:all`)).to.deep.equal({ a: '6', b: '3', c: '-1', d: '-1', e: '3' });
+    // The same evictions one flush each, for comparison: f replaces b (the lowest of the tied 3s by post_id: 3 + 1), then g replaces e (3 + 1).
+    await actor.apply(0, posts(['f'], 12), own.epoch);
+    await actor.apply(0, posts(['g'], 13), own.epoch);
+    expect(await own.redis.zrevrange(regionTopKey(r), 0, -1, 'WITHSCORES')).to.deep.equal(['a', '6', 'g', '4', 'f', '4']);
+    expect(await own.redis.hgetall(`${regionPrefix(r)}dirty:all`)).to.deep.equal({ a: '6', b: '-1', c: '-1', d: '-1', e: '-1', f: '4', g: '4' });
   });
 });
 
