@@ -125,6 +125,13 @@ local D = cjson.decode(ARGV[4])
 -- Entries newly waiting for a checkpoint (HSET counts the fields it adds).
 local pending = 0
 
+-- The scores in `key` (false where absent) of the posts of list[base..last], a [n, post, ...] list.
+local function scoresOf(key, list, base, last)
+  local posts = {}
+  for j = base + 1, last, 2 do posts[#posts + 1] = list[j] end
+  return redis.call('ZMSCORE', key, unpack(posts))
+end
+
 -- Adds [n, post, ...] to `key` (rewriting the list in place to [total, post, ...]) and, when
 -- `dirtyId` is given, records the totals in that key id's dirty hash. One ZMSCORE, one ZADD
 -- and one HSET per CHUNK posts.
@@ -132,9 +139,7 @@ local function bulk(key, list, dirtyId)
   local dirty = dirtyId and (prefix .. 'dirty:' .. dirtyId)
   for base = 1, #list, 2 * CHUNK do
     local last = math.min(#list, base + 2 * CHUNK - 1)
-    local posts = {}
-    for j = base + 1, last, 2 do posts[#posts + 1] = list[j] end
-    local old = redis.call('ZMSCORE', key, unpack(posts))
+    local old = scoresOf(key, list, base, last)
     local hargs = {}
     local i = 0
     for j = base, last, 2 do
@@ -166,9 +171,7 @@ local function spaceSavingAll(key, list, dirtyId)
   local fresh = {}
   for base = 1, #list, 2 * CHUNK do
     local last = math.min(#list, base + 2 * CHUNK - 1)
-    local posts = {}
-    for j = base + 1, last, 2 do posts[#posts + 1] = list[j] end
-    local old = redis.call('ZMSCORE', key, unpack(posts))
+    local old = scoresOf(key, list, base, last)
     local kept = {}
     local i = 0
     for j = base, last, 2 do
