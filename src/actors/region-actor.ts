@@ -386,17 +386,20 @@ export class RegionActor {
   /**
    * What the events add to each key, aggregated here (V8 is much faster at it than Lua):
    * first per (event-time grain, post), then per window, pane and bucket. Events late for a
-   * spec (a late-mask bit) skip that spec's window or session.
+   * spec (a late-mask bit) skip that spec's window or session. A key that received every
+   * event of the flush adds exactly what all-time adds (each event adds to one key per spec):
+   * its list is sent as 0, "the same as a" — the usual case (a flush within one window of
+   * each spec), so the posts are sent and decoded once instead of once per key.
    */
   private pack(events: Pending[]): { counts: string; posts: number } {
     const { windows, sessions = [] } = this.opts;
     const withPanes = this.opts.mode !== 'bounded';
     const g = this.grain;
     const all = new Map<string, number>();
-    const byGrain = new Map<number, Map<string, number>>();
+    const byGrain = new Map<number, { n: number; posts: Map<string, number> }>();
     const late: Pending[] = [];
     let lastGrain = NaN;
-    let grainMap: Map<string, number> | undefined;
+    let grainEntry: { n: number; posts: Map<string, number> } | undefined;
     for (const p of events) {
       const post = p.event.post_id;
       all.set(post, (all.get(post) ?? 0) + 1);
@@ -408,43 +411,50 @@ export class RegionActor {
       const gr = ts - (ts % g);
       if (gr !== lastGrain) {
         lastGrain = gr;
-        grainMap = byGrain.get(gr);
-        if (!grainMap) byGrain.set(gr, (grainMap = new Map()));
+        grainEntry = byGrain.get(gr);
+        if (!grainEntry) byGrain.set(gr, (grainEntry = { n: 0, posts: new Map() }));
       }
-      grainMap!.set(post, (grainMap!.get(post) ?? 0) + 1);
+      grainEntry!.n++;
+      grainEntry!.posts.set(post, (grainEntry!.posts.get(post) ?? 0) + 1);
     }
-    const win = new Map<string, Map<string, number>>();
-    const pane = windows.map(() => new Map<number, Map<string, number>>());
-    const bucket = sessions.map(() => new Map<number, Map<string, number>>());
-    const addTo = <K>(m: Map<K, Map<string, number>>, key: K, post: string, n: number) => {
+    /**
+     * A key's deltas: the grains and the late events' posts it takes, and how many events
+     * they sum; summed per post only when sent (a key that took every event is sent as 0).
+     */
+    type Deltas = { n: number; grains: Map<string, number>[]; posts: string[] };
+    const win = new Map<string, Deltas>();
+    const pane = windows.map(() => new Map<number, Deltas>());
+    const bucket = sessions.map(() => new Map<number, Deltas>());
+    const keyOf = <K>(m: Map<K, Deltas>, key: K): Deltas => {
       let t = m.get(key);
-      if (!t) m.set(key, (t = new Map()));
-      t.set(post, (t.get(post) ?? 0) + n);
+      if (!t) m.set(key, (t = { n: 0, grains: [], posts: [] }));
+      return t;
     };
-    for (const [gr, posts] of byGrain) {
+    const addAll = (t: Deltas, from: { n: number; posts: Map<string, number> }) => {
+      t.n += from.n;
+      t.grains.push(from.posts);
+    };
+    const addOne = (t: Deltas, post: string) => {
+      t.n++;
+      t.posts.push(post);
+    };
+    for (const [gr, grain] of byGrain) {
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k];
-        const id = windowId(w.name, gr - (gr % w.sizeMs));
-        const paneStart = gr - (gr % trailingPaneMs(w.sizeMs));
-        for (const [post, n] of posts) {
-          addTo(win, id, post, n);
-          if (withPanes) addTo(pane[k], paneStart, post, n);
-        }
+        addAll(keyOf(win, windowId(w.name, gr - (gr % w.sizeMs))), grain);
+        if (withPanes) addAll(keyOf(pane[k], gr - (gr % trailingPaneMs(w.sizeMs))), grain);
       }
-      for (let q = 0; q < sessions.length; q++) {
-        const start = gr - (gr % sessions[q].bucketMs);
-        for (const [post, n] of posts) addTo(bucket[q], start, post, n);
-      }
+      for (let q = 0; q < sessions.length; q++) addAll(keyOf(bucket[q], gr - (gr % sessions[q].bucketMs)), grain);
     }
     for (const p of late) {
       const { post_id: post, timestamp: ts } = p.event;
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k];
-        if ((p.lateMask & lateMaskBit(k)) === 0) addTo(win, windowId(w.name, ts - (ts % w.sizeMs)), post, 1);
-        if (withPanes) addTo(pane[k], ts - (ts % trailingPaneMs(w.sizeMs)), post, 1);
+        if ((p.lateMask & lateMaskBit(k)) === 0) addOne(keyOf(win, windowId(w.name, ts - (ts % w.sizeMs))), post);
+        if (withPanes) addOne(keyOf(pane[k], ts - (ts % trailingPaneMs(w.sizeMs))), post);
       }
       for (let q = 0; q < sessions.length; q++) {
-        if ((p.lateMask & sessionLateBit(q)) === 0) addTo(bucket[q], ts - (ts % sessions[q].bucketMs), post, 1);
+        if ((p.lateMask & sessionLateBit(q)) === 0) addOne(keyOf(bucket[q], ts - (ts % sessions[q].bucketMs)), post);
       }
     }
     const flat = (m: Map<string, number>) => {
@@ -452,7 +462,15 @@ export class RegionActor {
       for (const [post, n] of m) out.push(n, post);
       return out;
     };
-    const obj = <K>(m: Map<K, Map<string, number>>) => Object.fromEntries([...m].map(([k, t]) => [String(k), flat(t)]));
+    const list = (t: Deltas) => {
+      if (t.n === events.length) return 0;
+      if (t.grains.length === 1 && t.posts.length === 0) return flat(t.grains[0]);
+      const sum = new Map<string, number>();
+      for (const grain of t.grains) for (const [post, n] of grain) sum.set(post, (sum.get(post) ?? 0) + n);
+      for (const post of t.posts) sum.set(post, (sum.get(post) ?? 0) + 1);
+      return flat(sum);
+    };
+    const obj = <K>(m: Map<K, Deltas>) => Object.fromEntries([...m].map(([k, t]) => [String(k), list(t)]));
     return { counts: JSON.stringify({ a: flat(all), w: obj(win), p: pane.map(obj), b: bucket.map(obj) }), posts: all.size };
   }
 

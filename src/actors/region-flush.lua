@@ -22,7 +22,8 @@
 -- ARGV[3] event ids, JSON ["id", ...] (no id twice: the caller removes repeats first)
 -- ARGV[4] the counts the events add, aggregated by the caller, JSON
 --         {a: [n, post, ...], w: {window id: [n, post, ...]}, p: [{pane start: [n, post, ...]}
---         per tumbling spec], b: [{bucket start: [n, post, ...]} per session spec]}
+--         per tumbling spec], b: [{bucket start: [n, post, ...]} per session spec]}; a key's
+--         list is 0 when it took every event of the flush (it adds exactly what `a` adds)
 --
 -- Nothing is written unless every event is new:
 --   {'NOMETA'} / {'EPOCH', epoch}  Redis lost its state or was rebuilt: the caller rewinds;
@@ -122,6 +123,16 @@ for i, p in ipairs(parts) do
 end
 
 local D = cjson.decode(ARGV[4])
+-- A key's list sent as 0 took every event of the flush: it adds exactly what all-time adds.
+-- Each such key gets its own copy of the all-time deltas (bulk rewrites a list into totals).
+local base = {}
+for j = 1, #D.a do base[j] = D.a[j] end
+local function listOf(x)
+  if x ~= 0 then return x end
+  local copy = {}
+  for j = 1, #base do copy[j] = base[j] end
+  return copy
+end
 -- Entries newly waiting for a checkpoint (HSET counts the fields it adds).
 local pending = 0
 
@@ -249,7 +260,8 @@ end
 local written = {}
 local spec = {}
 for k = 1, #W do spec[W[k][1]] = W[k] end
-for id, list in pairs(D.w) do
+for id, sent in pairs(D.w) do
+  local list = listOf(sent)
   local key = prefix .. 'top_k:' .. id
   if bounded then spaceSavingAll(key, list, id) else bulk(key, list, id) end
   local sep = string.find(id, ':', 1, true)
@@ -275,9 +287,10 @@ for k = 1, #W do
   local live, spare, job = rangeOf(st[1]), rangeOf(st[2]), rangeOf(st[3])
   local floor = live and live[1]
   if spare and (floor == nil or spare[1] < floor) then floor = spare[1] end
-  for startKey, list in pairs((D.p or {})[k] or {}) do
+  for startKey, sent in pairs((D.p or {})[k] or {}) do
     local start = tonumber(startKey)
     if floor == nil or start >= floor then
+      local list = listOf(sent)
       local key = prefix .. 'pane:' .. w[1] .. ':' .. startKey
       local into = {}
       if live and start >= live[1] and start <= live[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] end
@@ -305,8 +318,9 @@ local refused = 0
 for q = 1, #Q do
   local s = Q[q]
   local sealed = tonumber(redis.call('HGET', KEYS[7], s[1]) or '-1')
-  for startKey, list in pairs((D.b or {})[q] or {}) do
+  for startKey, sent in pairs((D.b or {})[q] or {}) do
     local start = tonumber(startKey)
+    local list = listOf(sent)
     if start >= sealed then
       local key = prefix .. 'bucket:' .. s[1] .. ':' .. startKey
       bulk(key, list, nil)

@@ -15,6 +15,9 @@ import {
   regionBoundedKey,
   regionMetaKey,
   regionOffsetsKey,
+  regionPaneKey,
+  regionDirtyEntriesKey,
+  lateMaskBit,
   regionPrefix,
   regionSeenKey,
   regionTopKey,
@@ -32,6 +35,9 @@ const windows = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
 // Recent event time (window keys and dedup sets expire relative to event time), minute-aligned.
 const T0 = Math.floor(Date.now() / 60_000) * 60_000 - 120_000;
 const hourOf = (t: number) => Math.floor(t / 3_600_000) * 3_600_000;
+
+/** [a, b, c, d] -> [[a, b], [c, d]] */
+const chunk = (flat: string[]): [string, string][] => Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i], flat[2 * i + 1]]);
 
 function ev(i: number, post: string, region: string, ts = T0, id = `e${i}`): OffsetEvent {
   return { offset: String(i), event: { event_id: id, post_id: post, region_id: region, timestamp: ts } };
@@ -71,6 +77,32 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     else expect(await redis.zrevrange(h0, 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'b', '1']);
     expect(await redis.hget(regionOffsetsKey(r), '0')).to.equal('3');
     expect(await redis.pttl(regionWindowKey(r, windowId('1m', T0)))).to.be.greaterThan(0);
+  });
+
+  it('a late event skips only the windows it is late for (still in all-time, the other windows and the panes), also when the rest of the flush shares one window', async () => {
+    const r = await region('late');
+    const actors = new ActorSystem(redis, { windows, boundedK: 10, dedupHorizonMs: 3_600_000 });
+    const t = T0 + 5_000;
+    const late1m = (e: OffsetEvent): OffsetEvent => ({ ...e, lateMask: lateMaskBit(0) });
+    const m = regionWindowKey(r, windowId('1m', T0));
+    const h = regionWindowKey(r, windowId('1h', hourOf(T0)));
+    const pane1m = regionPaneKey(r, '1m', t - (t % trailingPaneMs(60_000)));
+    const pane1h = regionPaneKey(r, '1h', t - (t % trailingPaneMs(3_600_000)));
+    const read = async (key: string) => Object.fromEntries(chunk(await redis.zrange(key, 0, -1, 'WITHSCORES')));
+    // Every event in one window of each spec (each key takes all of them).
+    await actors.actor(r).apply(0, [ev(0, 'a', r, t), ev(1, 'a', r, t), ev(2, 'b', r, t)], EPOCH);
+    // One event late for 1m beside on-time ones; then a flush of only a late one.
+    await actors.actor(r).apply(0, [late1m(ev(3, 'c', r, t)), ev(4, 'd', r, t)], EPOCH);
+    await actors.actor(r).apply(0, [late1m(ev(5, 'e', r, t))], EPOCH);
+    // All in one window again, onto counts already there: each key adds the deltas, not another key's totals.
+    await actors.actor(r).apply(0, [ev(6, 'a', r, t), ev(7, 'b', r, t)], EPOCH);
+    expect(await read(regionTopKey(r))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    expect(await read(m)).to.deep.equal({ a: '3', b: '2', d: '1' });
+    expect(await read(h)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    for (const pane of [pane1m, pane1h]) expect(await read(pane)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    // The checkpoint's entries say the same.
+    expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1m', T0)))).to.deep.equal({ a: '3', b: '2', d: '1' });
+    expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1h', hourOf(T0))))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
   });
 
   it('skips a redelivered batch by the offset fence, and re-sent event_ids by dedup', async () => {
