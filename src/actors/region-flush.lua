@@ -125,13 +125,16 @@ end
 local D = cjson.decode(ARGV[4])
 -- A key's list sent as 0 took every event of the flush: it adds exactly what all-time adds.
 -- Each such key gets its own copy of the all-time deltas (bulk rewrites a list into totals).
-local base = {}
-for j = 1, #D.a do base[j] = D.a[j] end
+local function copyOf(list)
+  if #list <= 7000 then return { unpack(list) } end -- sized at once (unpack's limit is 8,000 values)
+  local copy = {}
+  for j = 1, #list do copy[j] = list[j] end
+  return copy
+end
+local base = copyOf(D.a)
 local function listOf(x)
   if x ~= 0 then return x end
-  local copy = {}
-  for j = 1, #base do copy[j] = base[j] end
-  return copy
+  return copyOf(base)
 end
 -- Entries newly waiting for a checkpoint (HSET counts the fields it adds).
 local pending = 0
@@ -300,11 +303,7 @@ for k = 1, #W do
         job = nil
       end
       local copies = {}
-      for i = 1, #into do
-        local copy = {}
-        for j = 1, #list do copy[j] = list[j] end
-        copies[i] = copy
-      end
+      for i = 1, #into do copies[i] = copyOf(list) end
       bulk(key, list, nil)
       for i = 1, #into do bulk(into[i], copies[i], nil) end
       -- Subtracted and deleted once the watermark passes start + size; a pane never reached
