@@ -113,6 +113,10 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
         if (err) throw err;
         return n as number;
       });
+      // A sum made after the window's own TTL (its workflow held up past it) still lives until
+      // the workflow persists it and expires it (expireWindow): a past expiry would delete it
+      // at once, and the record would get an empty snapshot.
+      expireAt = Math.max(expireAt, Date.now() + ASSEMBLY_TTL_MS);
       const marker = regionAssemblyKey(region, id, randomUUID());
       // A pane whose key is gone may have expired before this ran (the workflow was held up
       // past the pane's TTL): its persisted snapshot is summed instead, from a private copy.

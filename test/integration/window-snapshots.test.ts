@@ -114,6 +114,28 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES'))).to.deep.equal(small);
   });
 
+  it("keeps a sum made after the window's own TTL (the workflow held up past it) until it is persisted and expired", async () => {
+    for (const [n, label] of [
+      [400, 'one ZUNIONSTORE'],
+      [3_000, 'in pages'],
+    ] as const) {
+      const sums = await panes(5, n, n / 4);
+      const past = Date.now() - 1_000;
+      expect(await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, past), label).to.equal(sums.size);
+      expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES')), label).to.deep.equal(sums);
+      expect(await redis.pttl(regionWindowKey(region, id)), `${label}: it still expires`).to.be.greaterThan(0);
+      const snap = await store().persistWindow(region, '5m@1m', START);
+      expect(snap.posts, label).to.equal(sums.size);
+      expect(asMap((await store().readWindow(region, id)).flatMap((r) => [r.post_id, String(r.view_count)])), `${label}: the snapshot`).to.deep.equal(sums);
+      await store().expireWindow(region, id);
+      expect(await redis.exists(regionWindowKey(region, id)), label).to.equal(0);
+      for (let i = 0; i < 5; i++) await redis.del(regionWindowKey(region, windowId('1m', START + i * SLIDE)));
+      await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [region, '5m@1m', new Date(START)], {
+        prepare: true,
+      });
+    }
+  });
+
   it("sums a pane whose key expired (the workflow held up past the pane's TTL) from its persisted snapshot", async () => {
     for (const [n, label] of [
       [400, 'one ZUNIONSTORE'],
