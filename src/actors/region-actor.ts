@@ -395,14 +395,12 @@ export class RegionActor {
     const { windows, sessions = [] } = this.opts;
     const withPanes = this.opts.mode !== 'bounded';
     const g = this.grain;
-    const all = new Map<string, number>();
     const byGrain = new Map<number, { n: number; posts: Map<string, number> }>();
     const late: Pending[] = [];
     let lastGrain = NaN;
     let grainEntry: { n: number; posts: Map<string, number> } | undefined;
     for (const p of events) {
       const post = p.event.post_id;
-      all.set(post, (all.get(post) ?? 0) + 1);
       if (p.lateMask !== 0) {
         late.push(p);
         continue;
@@ -416,6 +414,13 @@ export class RegionActor {
       }
       grainEntry!.n++;
       grainEntry!.posts.set(post, (grainEntry!.posts.get(post) ?? 0) + 1);
+    }
+    // All-time: the sum of the grains and the late events (one grain, nothing late: that grain).
+    let all = grainEntry?.posts ?? new Map<string, number>();
+    if (byGrain.size !== 1 || late.length > 0) {
+      all = new Map();
+      for (const grain of byGrain.values()) for (const [post, n] of grain.posts) all.set(post, (all.get(post) ?? 0) + n);
+      for (const p of late) all.set(p.event.post_id, (all.get(p.event.post_id) ?? 0) + 1);
     }
     /**
      * A key's deltas: the grains and the late events' posts it takes, and how many events

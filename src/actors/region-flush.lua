@@ -131,18 +131,18 @@ local function copyOf(list)
   for j = 1, #list do copy[j] = list[j] end
   return copy
 end
-local base = copyOf(D.a)
+local allDeltas = copyOf(D.a)
 local function listOf(x)
   if x ~= 0 then return x end
-  return copyOf(base)
+  return copyOf(allDeltas)
 end
 -- Entries newly waiting for a checkpoint (HSET counts the fields it adds).
 local pending = 0
 
--- The scores in `key` (false where absent) of the posts of list[base..last], a [n, post, ...] list.
-local function scoresOf(key, list, base, last)
+-- The scores in `key` (false where absent) of the posts of list[first..last], a [n, post, ...] list.
+local function scoresOf(key, list, first, last)
   local posts = {}
-  for j = base + 1, last, 2 do posts[#posts + 1] = list[j] end
+  for j = first + 1, last, 2 do posts[#posts + 1] = list[j] end
   return redis.call('ZMSCORE', key, unpack(posts))
 end
 

@@ -116,7 +116,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
       // A sum made after the window's own TTL (its workflow held up past it) still lives until
       // the workflow persists it and expires it (expireWindow): a past expiry would delete it
       // at once, and the record would get an empty snapshot.
-      expireAt = Math.max(expireAt, Date.now() + ASSEMBLY_TTL_MS);
+      const until = Math.max(expireAt, Date.now() + ASSEMBLY_TTL_MS);
       const marker = regionAssemblyKey(region, id, randomUUID());
       // A pane whose key is gone may have expired before this ran (the workflow was held up
       // past the pane's TTL): its persisted snapshot is summed instead, from a private copy.
@@ -147,7 +147,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
           const [[, n]] = (await redis
             .multi()
             .zunionstore(key, panes.length, ...panes)
-            .pexpireat(key, expireAt)
+            .pexpireat(key, until)
             .sadd(GLOBAL_DIRTY_KEY, id)
             .exec()) as [[null, number]];
           return n;
@@ -161,7 +161,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
             cursor = String(await s.hhSlidingAssemble(marker, sum, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
           } while (cursor !== '0');
         }
-        return Number(await s.hhSlidingAssemble(marker, sum, key, GLOBAL_DIRTY_KEY, 'finish', expireAt, id));
+        return Number(await s.hhSlidingAssemble(marker, sum, key, GLOBAL_DIRTY_KEY, 'finish', until, id));
       } finally {
         if (copies.length) await redis.del(...copies);
       }
