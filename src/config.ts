@@ -152,6 +152,17 @@ export interface WindowSpec {
 }
 
 /**
+ * How long a tumbling window's Redis key (and its entries in the record) outlive the
+ * window's TTL. The window's workflow deletes the key at the TTL after persisting it; the
+ * grace is for a workflow held up past the TTL (Temporal lagging, the runtime down for a
+ * while, a backlog read after downtime): it still finds the key and persists the counts.
+ */
+export const WINDOW_KEY_GRACE_MS = 600_000;
+
+/** When a tumbling window's Redis key (and its record entries) expire: its TTL after its end, plus the grace. */
+export const windowKeyExpireAt = (spec: WindowSpec, start: number): number => start + spec.sizeMs + spec.ttlMs + WINDOW_KEY_GRACE_MS;
+
+/**
  * A sliding window spec `<size>@<slide>`: windows [s, s + size) for every s on the slide
  * grid, each the sum of the tumbling windows of its `pane` spec (size = the slide) it covers.
  */

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { FLUSH_DEFAULTS, trailingPaneMs, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
+import { FLUSH_DEFAULTS, trailingPaneMs, WINDOW_KEY_GRACE_MS, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import { FlushBudget } from './flush-budget';
@@ -169,7 +169,8 @@ export class RegionActor {
       mode: opts.mode ?? 'exact',
       dedup_ms: opts.dedupHorizonMs,
       dedup_slices: opts.dedupSlices ?? 20,
-      w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs, trailingPaneMs(w.sizeMs)]),
+      // A window key's expiry: its TTL after its end, plus the grace for a workflow held up past it.
+      w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs + WINDOW_KEY_GRACE_MS, trailingPaneMs(w.sizeMs)]),
       s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
     }).slice(1);
     this.grain = [...windows.flatMap((w) => [w.sizeMs, trailingPaneMs(w.sizeMs)]), ...sessions.map((s) => s.bucketMs)].reduce(gcd, 0) || 1000;

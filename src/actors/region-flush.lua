@@ -16,7 +16,7 @@
 --
 -- ARGV[1] header, JSON (named fields): epoch, prefix "region:{r}:", k (bounded size), mode
 --         ("exact" | "bounded"), dedup_ms (ids are remembered for at least this, by
---         processing time), dedup_slices (eviction granularity), w [[name, size ms, ttl ms, pane ms], ...] tumbling specs,
+--         processing time), dedup_slices (eviction granularity), w [[name, size ms, ttl ms (with the grace), pane ms], ...] tumbling specs,
 --         s [[name, bucket ms, ttl ms], ...] session specs
 -- ARGV[2] partitions, JSON [[partition, first offset, last offset], ...] of the events here
 -- ARGV[3] event ids, JSON ["id", ...] (no id twice: the caller removes repeats first)

@@ -17,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
-import type { WindowSpec, TopKMode } from '../config';
+import { windowKeyExpireAt, type WindowSpec, type TopKMode } from '../config';
 import {
   ALL_TIME,
   appliedKey,
@@ -238,7 +238,7 @@ export class RegionRecord {
         let expireAt: number | null = null;
         if (keyId !== ALL_TIME) {
           const w = this.windowOf(keyId);
-          expireAt = w ? w.start + w.spec.sizeMs + w.spec.ttlMs : null;
+          expireAt = w ? windowKeyExpireAt(w.spec, w.start) : null;
           if (expireAt === null || cassandraTtl(expireAt, at) <= 0) continue; // expired (or no longer configured): nothing to keep
         }
         let read = 0;
@@ -649,7 +649,7 @@ export class RegionRecord {
       if (keyId !== ALL_TIME) {
         const w = this.windowOf(keyId);
         if (!w) continue;
-        expireAt = w.start + w.spec.sizeMs + w.spec.ttlMs;
+        expireAt = windowKeyExpireAt(w.spec, w.start);
         if (expireAt <= now) continue;
         key = regionWindowKey(region, keyId);
       }

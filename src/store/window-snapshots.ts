@@ -7,10 +7,11 @@
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { GLOBAL_DIRTY_KEY, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
+import { GLOBAL_DIRTY_KEY, globalMetaKey, globalTopKey, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
 import { byRank, type RankedCount } from '../ranking';
 import { SCAN_PAGE, scanPages } from './scan-counts';
 import { scripted } from './scripts';
+import { WINDOW_KEY_GRACE_MS } from '../config';
 
 /** Panes with more members than this in all are summed in pages, not by one ZUNIONSTORE. */
 export const SLIDING_STEP_MEMBERS = 5000;
@@ -85,13 +86,13 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
 
     readWindow,
 
-    /** Rebuilds the window's Redis key from its persisted snapshot (recompute). */
+    /** Rebuilds the window's Redis key from its persisted snapshot (recompute); it expires as the flush would have it (`expireAt` = the window's TTL, plus the grace). */
     async restoreWindow(region: string, id: string, expireAt: number): Promise<WindowSnapshot> {
       const rows = await readWindow(region, id);
       const key = regionWindowKey(region, id);
       const tx = redis.multi().del(key);
       for (const args of zaddChunks(rows)) tx.zadd(key, ...args);
-      if (rows.length) tx.pexpireat(key, expireAt);
+      if (rows.length) tx.pexpireat(key, expireAt + WINDOW_KEY_GRACE_MS);
       await tx.exec();
       return { posts: rows.length, events: rows.reduce((a, r) => a + r.view_count, 0), top: rows.sort(byRank).slice(0, 10) };
     },
@@ -167,9 +168,15 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
       }
     },
 
-    /** The window's TTL passed: its Redis key goes (the flush set the same expiry; this makes it certain). */
+    /**
+     * The window's TTL passed: its Redis key goes, and the global merge of the window (every
+     * region's window of this id has the same TTL). The keys' own expiry is later (the grace,
+     * WINDOW_KEY_GRACE_MS, for a workflow held up past the TTL): this is what ends them on time.
+     */
     async expireWindow(region: string, id: string): Promise<void> {
-      await redis.del(regionWindowKey(region, id));
+      // One DEL per key: they are in different hash slots.
+      const res = await redis.pipeline().del(regionWindowKey(region, id)).del(globalTopKey(id)).del(globalMetaKey(id)).exec();
+      for (const [err] of res ?? []) if (err) throw err;
     },
   };
 }

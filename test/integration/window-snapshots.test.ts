@@ -8,7 +8,11 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { Redis } from 'ioredis';
 import { cassandraClient, opsRedis } from '../../src/clients';
-import { GLOBAL_DIRTY_KEY, regionAssemblyKey, regionPrefix, regionWindowKey, windowId } from '../../src/keys';
+import { GLOBAL_DIRTY_KEY, globalMetaKey, globalTopKey, regionAssemblyKey, regionMetaKey, regionPrefix, regionWindowKey, windowId } from '../../src/keys';
+import { ActorSystem } from '../../src/actors/region-actor';
+import { mergeChanged } from '../../src/store/global-merge';
+import { loadConfig, WINDOW_KEY_GRACE_MS } from '../../src/config';
+import { freeRedisDb } from '../support/redis';
 import { scripted } from '../../src/store/scripts';
 import { SLIDING_STEP_MEMBERS, windowStore } from '../../src/store/window-snapshots';
 import { byRank } from '../../src/ranking';
@@ -131,6 +135,49 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
       expect(await redis.exists(regionWindowKey(region, id)), label).to.equal(0);
       for (let i = 0; i < 5; i++) await redis.del(regionWindowKey(region, windowId('1m', START + i * SLIDE)));
       await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [region, '5m@1m', new Date(START)], {
+        prepare: true,
+      });
+    }
+  });
+
+  it("keeps a tumbling window's key past its TTL (the workflow held up past it) until it is persisted and expired", async () => {
+    // Its own database: the flush also marks the region and its windows for the global merge.
+    const own = opsRedis(cfg, await freeRedisDb());
+    const r = unique('ws_held');
+    const windows = loadConfig({ HH_WINDOWS: '1s/100ms/1s' }).ingest.windows;
+    // Events of a window whose TTL (end + 1 s) already passed, not late (the watermark is
+    // behind them: a backlog read after downtime), and the window's workflow not yet run.
+    const t = Date.now() - 5_000;
+    const start = t - (t % 1000);
+    const w = windowId('1s', start);
+    try {
+      await own.hset(regionMetaKey(r), 'epoch', 'e');
+      const events = ['a', 'b', 'a', 'c', 'a'].map((post, i) => ({
+        offset: String(i),
+        event: { event_id: `h${i}`, post_id: post, region_id: r, timestamp: t },
+      }));
+      await new ActorSystem(own, { windows, boundedK: 10, dedupHorizonMs: 60_000 }).actor(r).apply(0, events, 'e');
+      const ttl = await own.pttl(regionWindowKey(r, w));
+      expect(ttl, 'the key still lives, with an expiry').to.be.greaterThan(0);
+      expect(ttl).to.be.at.most(WINDOW_KEY_GRACE_MS);
+      const held = windowStore(own, cassandra, cfg.cassandra.keyspace);
+      expect(await held.persistWindow(r, '1s', start)).to.include({ posts: 3, events: 5 });
+      expect(asMap((await held.readWindow(r, w)).flatMap((x) => [x.post_id, String(x.view_count)]))).to.deep.equal(
+        new Map([
+          ['a', 3],
+          ['b', 1],
+          ['c', 1],
+        ]),
+      );
+      // The window's global merge lives as long, and goes with it.
+      await mergeChanged(own, 10);
+      expect(await own.zrange(globalTopKey(w), 0, -1)).to.have.members(['a', 'b', 'c']);
+      await held.expireWindow(r, w);
+      expect(await own.exists(regionWindowKey(r, w), globalTopKey(w), globalMetaKey(w))).to.equal(0);
+    } finally {
+      await own.flushdb();
+      own.disconnect();
+      await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [r, '1s', new Date(start)], {
         prepare: true,
       });
     }
