@@ -510,7 +510,7 @@ export const FLUSH_DEFAULTS = {
    * The time one flush script may hold Redis (every other client waits meanwhile), ms: the
    * actor sizes its flushes to it. Well under the 50 ms that counts as a stall, so a flush
    * stretched by a busy machine or a jump in cost still stays below it: at 25 ms the bench's
-   * memory phases' longest flushes were 54-59 ms, at 20 ms 32-37 ms (README, Benchmarks).
+   * memory phases' longest scripts were 54-56 ms, at 20 ms 32-47 ms in two runs (README, Benchmarks).
    */
   targetMs: 20,
 } as const;
