@@ -114,10 +114,11 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
         if (err) throw err;
         return n as number;
       });
-      // A sum made after the window's own TTL (its workflow held up past it) still lives until
-      // the workflow persists it and expires it (expireWindow): a past expiry would delete it
-      // at once, and the record would get an empty snapshot.
-      const until = Math.max(expireAt, Date.now() + ASSEMBLY_TTL_MS);
+      // Like a tumbling window's key: the TTL plus the grace (the workflow's expireWindow ends it
+      // on time). A sum made even later (its workflow held up past both) still lives until the
+      // workflow persists and expires it: a past expiry would delete it at once, and the record
+      // would get an empty snapshot.
+      const until = Math.max(expireAt + WINDOW_KEY_GRACE_MS, Date.now() + ASSEMBLY_TTL_MS);
       const marker = regionAssemblyKey(region, id, randomUUID());
       // A pane whose key is gone may have expired before this ran (the workflow was held up
       // past the pane's TTL): its persisted snapshot is summed instead, from a private copy.

@@ -49,18 +49,18 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
   /** Calls of a Redis command so far, from the server's own counts (the scripts' calls included). */
   const calls = async (cmd: string): Promise<number> => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(await redis.info('commandstats'))?.[1] ?? 0);
 
+  /** A window's persisted snapshot, gone. */
+  const deleteSnapshot = (r: string, spec: string, start: number) =>
+    cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [r, spec, new Date(start)], { prepare: true });
   /** The panes' persisted snapshots, gone (a test's snapshot must not leak into the next one's). */
   const deleteSnapshots = async () => {
-    for (let i = 0; i < 5; i++) {
-      await cassandra.execute(
-        `DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
-        [region, '1m', new Date(START + i * SLIDE)],
-        {
-          prepare: true,
-        },
-      );
-    }
+    for (let i = 0; i < 5; i++) await deleteSnapshot(region, '1m', START + i * SLIDE);
   };
+  /** Pane sizes the sliding tests run at: summed by one ZUNIONSTORE, and in pages. */
+  const SIZES = [
+    [400, 'one ZUNIONSTORE'],
+    [3_000, 'in pages'],
+  ] as const;
 
   const asMap = (flat: string[]) => {
     const m = new Map<string, number>();
@@ -119,10 +119,7 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
   });
 
   it("keeps a sum made after the window's own TTL (the workflow held up past it) until it is persisted and expired", async () => {
-    for (const [n, label] of [
-      [400, 'one ZUNIONSTORE'],
-      [3_000, 'in pages'],
-    ] as const) {
+    for (const [n, label] of SIZES) {
       const sums = await panes(5, n, n / 4);
       const past = Date.now() - 1_000;
       expect(await store().assembleSliding(region, id, '1m', START, 5 * SLIDE, SLIDE, past), label).to.equal(sums.size);
@@ -134,9 +131,7 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
       await store().expireWindow(region, id);
       expect(await redis.exists(regionWindowKey(region, id)), label).to.equal(0);
       for (let i = 0; i < 5; i++) await redis.del(regionWindowKey(region, windowId('1m', START + i * SLIDE)));
-      await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [region, '5m@1m', new Date(START)], {
-        prepare: true,
-      });
+      await deleteSnapshot(region, '5m@1m', START);
     }
   });
 
@@ -177,17 +172,12 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     } finally {
       await own.flushdb();
       own.disconnect();
-      await cassandra.execute(`DELETE FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`, [r, '1s', new Date(start)], {
-        prepare: true,
-      });
+      await deleteSnapshot(r, '1s', start);
     }
   });
 
   it("sums a pane whose key expired (the workflow held up past the pane's TTL) from its persisted snapshot", async () => {
-    for (const [n, label] of [
-      [400, 'one ZUNIONSTORE'],
-      [3_000, 'in pages'],
-    ] as const) {
+    for (const [n, label] of SIZES) {
       const sums = await panes(5, n, n / 4);
       const gone = regionWindowKey(region, windowId('1m', START + 2 * SLIDE));
       await store().persistWindow(region, '1m', START + 2 * SLIDE);
@@ -211,7 +201,7 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     expect((await calls('zscan')) - scans, 'ZSCAN pages').to.be.greaterThan(10);
     expect(n).to.equal(large.size);
     expect(asMap(await redis.zrange(regionWindowKey(region, id), 0, -1, 'WITHSCORES'))).to.deep.equal(large);
-    expect(await redis.pexpiretime(regionWindowKey(region, id))).to.equal(START + 3_600_000);
+    expect(await redis.pexpiretime(regionWindowKey(region, id))).to.equal(START + 3_600_000 + WINDOW_KEY_GRACE_MS);
     expect(await redis.sismember(GLOBAL_DIRTY_KEY, id)).to.equal(1);
     const left = await redis.scan('0', 'MATCH', `${regionPrefix(region)}assembling:*`, 'COUNT', 10_000);
     expect(left[1], "the assembly's own keys").to.deep.equal([]);
