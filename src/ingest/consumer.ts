@@ -33,15 +33,8 @@ export const CONSUMER_SETTINGS = {
   sessionTimeout: 15_000, // 15 s
   /** A rebalance reaches a member with its next heartbeat: the sooner, the shorter the pause. */
   heartbeatInterval: 1_000, // 1 s
-  /**
-   * Bytes fetched per partition per request (one batch). kafkajs fetches again only once
-   * every batch of the last fetch was handed on, and a partition with maxBatchesInFlight
-   * batches waits for its oldest: smaller batches shorten that wait, so an event in another
-   * partition is fetched sooner. 256 KiB (~2,000 events) against 2 MiB, adjacent
-   * BENCH_ONLY=fresh runs: freshness p99 at half rate 618/637/428/620 against 630/1,102/871/708
-   * ms, at a quarter 345/370/888/437 against 527/594/347/691 ms; (b) within its spread.
-   */
-  maxBytesPerPartition: 256 * 1024, // 256 KiB
+  /** Bytes fetched per partition per request: one batch, one flush per region. */
+  maxBytesPerPartition: 2 * 1024 * 1024, // 2 MiB
   /** An idle fetch returns after this long: bounds how stale an idle partition's counts get. */
   maxWaitTimeInMs: 200, // 200 ms
   /** How often the member checks Redis's epoch when no batch is flowing (a loss or a rebuild). */
