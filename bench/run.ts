@@ -31,6 +31,8 @@ import {
   committedRecords,
   startRuntime,
   stopStartedRuntimes,
+  runningRegionWorkflows,
+  terminatePrefixWorkflows,
   terminateRegionWorkflows,
   terminateSupervisors,
   waitDrained,
@@ -475,6 +477,7 @@ async function main(): Promise<void> {
   const topic = iso.env.HH_KAFKA_TOPIC;
   const regions = regionNames(REGIONS, prefix);
   let rt: Runtime | undefined;
+  let leftover: string | undefined;
   const t0 = Date.now();
   log(
     `bench ${smoke ? '(smoke) ' : ''}on ${os.cpus().length} cores, ${round(os.totalmem() / 2 ** 30)} GiB; ${N.toLocaleString()} events, ${REGIONS} regions, ${POSTS.toLocaleString()} Zipf posts`,
@@ -667,16 +670,22 @@ async function main(): Promise<void> {
       await rt.stop();
       await terminateSupervisors(rt.cfg);
     }
-    await terminateRegionWorkflows(cfg, [...regions, ...[1, 2, 3, 4].flatMap((n) => [`${prefix}probe${n}`, `${prefix}qprobe${n}`])]);
+    // Every region of this run is named `<prefix>...` (the loads', the probes', the memory phases').
+    await terminatePrefixWorkflows(cfg, prefix);
     for (const ks of keyspaces) await iso.cassandra.execute(`DROP KEYSPACE IF EXISTS ${ks}`).catch(() => undefined);
     await feeder.disconnect().catch(() => undefined);
     await iso.tearDown(undefined, []);
+    // Every coordinator and window this run started must be gone: left running, they load
+    // the Temporal server of every later run (and its visibility store).
+    const left = await runningRegionWorkflows(cfg, prefix);
+    if (left.length) leftover = `${left.length} workflows of this run still run after its cleanup, e.g. ${left.slice(0, 5).join(', ')}`;
     // Deleted last: a producer that has sent to a topic fails its next send once that topic is gone.
     const admin = iso.kafka.admin();
     await admin.connect();
     await admin.deleteTopics({ topics: [...MEM_DISTINCT.map((d) => memTopic(iso, d)), ...soakTopics] }).catch(() => undefined);
     await admin.disconnect();
   }
+  if (leftover) throw new Error(leftover);
 }
 
 main().catch((e: Error) => {

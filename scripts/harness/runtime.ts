@@ -195,22 +195,55 @@ export async function waitGroupEmpty(admin: Admin, groupId: string, timeoutMs = 
   }
 }
 
-/** Terminates the coordinators and window workflows of the given regions (they outlive a test runtime otherwise). */
-export async function terminateRegionWorkflows(cfg: Config, regions: string[]): Promise<void> {
+/** Visibility query: the running coordinator and window workflows of `region`, found by id as well as by search attribute. */
+const runningOf = (region: string) =>
+  `(Region = "${region}" OR WorkflowId = "${coordinatorWorkflowId(region)}" OR WorkflowId STARTS_WITH "window:${region}:") AND ExecutionStatus = "Running"`;
+
+/** Visibility query: the running coordinator and window workflows of every region named `<prefix>...`. */
+const runningWithPrefix = (prefix: string) =>
+  `(WorkflowId STARTS_WITH "${coordinatorWorkflowId(prefix)}" OR WorkflowId STARTS_WITH "window:${prefix}") AND ExecutionStatus = "Running"`;
+
+/**
+ * Terminates the workflows the queries list, again until a pass finds none left: the
+ * visibility store lags behind the workflows it lists.
+ */
+async function terminateListed(cfg: Config, queries: string[]): Promise<void> {
   const client = await temporalClient(cfg);
   try {
-    for (const region of regions) {
-      await client.workflow
-        .getHandle(coordinatorWorkflowId(region))
-        .terminate('test finished')
-        .catch(() => undefined);
-      for await (const wf of client.workflow.list({ query: `Region = "${region}" AND ExecutionStatus = "Running"` })) {
-        await client.workflow
-          .getHandle(wf.workflowId)
-          .terminate('test finished')
-          .catch(() => undefined);
+    for (let pass = 0; pass < 5; pass++) {
+      let terminated = 0;
+      for (const query of queries) {
+        for await (const wf of client.workflow.list({ query })) {
+          await client.workflow
+            .getHandle(wf.workflowId)
+            .terminate('test finished')
+            .then(
+              () => terminated++,
+              () => undefined,
+            );
+        }
       }
+      if (terminated === 0) return;
+      await new Promise((r) => setTimeout(r, 1000));
     }
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Terminates the coordinators and window workflows of the given regions (they outlive a test runtime otherwise). */
+export const terminateRegionWorkflows = (cfg: Config, regions: string[]): Promise<void> => terminateListed(cfg, regions.map(runningOf));
+
+/** Terminates the coordinators and window workflows of every region named `<prefix>...` (a bench run's regions). */
+export const terminatePrefixWorkflows = (cfg: Config, prefix: string): Promise<void> => terminateListed(cfg, [runningWithPrefix(prefix)]);
+
+/** Ids of the coordinator and window workflows still running for regions named `<prefix>...` (a run's leftovers). */
+export async function runningRegionWorkflows(cfg: Config, prefix: string): Promise<string[]> {
+  const client = await temporalClient(cfg);
+  try {
+    const ids: string[] = [];
+    for await (const wf of client.workflow.list({ query: runningWithPrefix(prefix) })) ids.push(wf.workflowId);
+    return ids;
   } finally {
     await client.connection.close();
   }

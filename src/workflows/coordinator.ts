@@ -19,7 +19,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { coordinatorStatusQuery, progressSignal, watermarkSignal, windowWorkflowId, type SessionSpecInput, type WindowSpecInput } from './definitions';
+import {
+  coordinatorStatusQuery,
+  progressSignal,
+  watermarkSignal,
+  windowSearchAttributes,
+  windowWorkflowId,
+  type SessionSpecInput,
+  type WindowSpecInput,
+} from './definitions';
 import type { windowWorkflow, WindowInput } from './window';
 import type { Activities } from '../activities';
 
@@ -147,7 +155,14 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
  */
 async function startWindow(id: string, args: WindowInput): Promise<void> {
   try {
-    await startChild<typeof windowWorkflow>('windowWorkflow', { workflowId: id, args: [args], parentClosePolicy: ParentClosePolicy.ABANDON });
+    await startChild<typeof windowWorkflow>('windowWorkflow', {
+      workflowId: id,
+      args: [args],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      // Visible by region from its start, not only once its first task ran (the window sets
+      // the same itself): a window whose worker never ran it is still found by `Region = "NA"`.
+      typedSearchAttributes: windowSearchAttributes(args.region, args.spec.name, args.start),
+    });
   } catch (e) {
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
   }

@@ -2,7 +2,7 @@
  * Signal, query and update definitions and search attribute keys shared by the window
  * workflows and their callers (one name, one type).
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const watermarkSignal = defineSignal<[number]>('watermark');
@@ -44,6 +44,16 @@ export const SA_REGION = defineSearchAttributeKey('Region', SearchAttributeType.
 export const SA_WINDOW_START = defineSearchAttributeKey('WindowStart', SearchAttributeType.DATETIME);
 export const SA_WINDOW_SPEC = defineSearchAttributeKey('WindowSpec', SearchAttributeType.KEYWORD);
 export const SA_WINDOW_STATE = defineSearchAttributeKey('WindowState', SearchAttributeType.KEYWORD);
+
+/** A new window's search attributes (set when it is started, and by the window itself). */
+export function windowSearchAttributes(region: string, spec: string, start: number): SearchAttributePair[] {
+  return [
+    { key: SA_REGION, value: region },
+    { key: SA_WINDOW_START, value: new Date(start) },
+    { key: SA_WINDOW_SPEC, value: spec },
+    { key: SA_WINDOW_STATE, value: 'OPEN' },
+  ];
+}
 
 /** A window spec as the workflows need it (plain data, from the config). */
 export interface WindowSpecInput {

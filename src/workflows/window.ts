@@ -10,11 +10,9 @@ import type { Activities } from '../activities';
 import {
   recomputeSignal,
   recomputeUpdate,
-  SA_REGION,
-  SA_WINDOW_SPEC,
-  SA_WINDOW_START,
   SA_WINDOW_STATE,
   watermarkSignal,
+  windowSearchAttributes,
   windowStatusQuery,
   type WindowSpecInput,
   type WindowState,
@@ -41,12 +39,7 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
     status.state = state;
     upsertSearchAttributes([{ key: SA_WINDOW_STATE, value: state }]);
   };
-  upsertSearchAttributes([
-    { key: SA_REGION, value: region },
-    { key: SA_WINDOW_START, value: new Date(start) },
-    { key: SA_WINDOW_SPEC, value: spec.name },
-    { key: SA_WINDOW_STATE, value: 'OPEN' },
-  ]);
+  upsertSearchAttributes(windowSearchAttributes(region, spec.name, start));
 
   setHandler(watermarkSignal, (wm) => {
     if (status.watermark === null || wm > status.watermark) status.watermark = wm;
