@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import type { Producer } from 'kafkajs';
 import { type Client } from '@temporalio/client';
 import { regionTopKey, regionWindowKey } from '../../src/keys';
-import { recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
+import { coordinatorWorkflowId, recomputeSignal, windowStatusQuery, windowWorkflowId, type WindowStatus } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
 import { dumpOnFailure } from '../support/failure';
@@ -149,6 +149,19 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     const finals: string[] = [];
     for await (const wf of client.workflow.list({ query: `Region = "${region}" AND WindowState = "FINAL"` })) finals.push(wf.workflowId);
     expect(finals).to.include(w0);
+    // The coordinator starts each window with its search attributes (found by region before its first task runs).
+    const history = await client.workflow.getHandle(coordinatorWorkflowId(region)).fetchHistory();
+    const starts = (history.events ?? []).flatMap((e) =>
+      e.startChildWorkflowExecutionInitiatedEventAttributes ? [e.startChildWorkflowExecutionInitiatedEventAttributes] : [],
+    );
+    expect(starts.map((a) => a.workflowId)).to.include(w0);
+    for (const a of starts)
+      expect(Object.keys(a.searchAttributes?.indexedFields ?? {}), a.workflowId ?? '').to.include.members([
+        'Region',
+        'WindowSpec',
+        'WindowStart',
+        'WindowState',
+      ]);
   });
 
   it('recompute (admin endpoint, then signal) rebuilds a corrupted window key from its snapshot', async () => {
