@@ -98,7 +98,8 @@ async function measureRuntime(
   let t0 = 0;
   let c0 = 0;
   let cpu0: Record<string, number> = {};
-  let last = { c: -1, at: performance.now() };
+  const polled = performance.now();
+  let last = { c: -1, at: polled };
   for (;;) {
     const c = await committedRecords(iso.admin, group, topic).catch(async (e: unknown) => {
       await rt.stop(); // not left running (and counting) beside the next run
@@ -119,7 +120,10 @@ async function measureRuntime(
       const cpu1 = cpuSample([...rt.workers.values()]);
       const per = 100_000 / Math.max(1, end - c0);
       const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, round((cpu1[k] - (cpu0[k] ?? 0)) * per, 2)]));
-      return { rt, eps: ((end - c0) / (now - t0)) * 1000, ms: now - t0, cpu_s_per_100k: cpu, redis_us_per_event: await redisCommandCost(iso.redis, end) };
+      // A run committed whole by the first sample (a smoke run's few events) has no interval
+      // between samples: it is timed from the first poll instead (a lower bound), not as 0 / 0.
+      const [from, at] = c0 < end ? [c0, t0] : [0, polled];
+      return { rt, eps: ((end - from) / (now - at)) * 1000, ms: now - at, cpu_s_per_100k: cpu, redis_us_per_event: await redisCommandCost(iso.redis, end) };
     }
     await sleep(20);
   }
