@@ -8,10 +8,12 @@
  * Far from its limit a client does not wait for Redis: while the last decision this process
  * got for it (under 100 ms old: a client sending steadily) left more than `headroom` of its
  * limit, less the requests let through since and not yet decided, a request passes at once
- * and its decision is taken
- * in the background (every request is still counted in Redis). Near the limit each request
- * waits for its decision, so the limit holds there as before; a request's Redis round trip
- * (and Redis's own stalls) is off the path of the clients that are nowhere near it.
+ * and is counted in the background. The background counts of a client go one call at a time:
+ * the requests let through while one is out are counted together by the next (one call of
+ * cost n, rate-limit.lua), so a busy client costs a Redis call per round trip, not per
+ * request (every request is still counted). Near the limit each request waits for its own
+ * decision, so the limit holds there as before; a request's Redis round trip (and Redis's
+ * own stalls) is off the path of the clients that are nowhere near it.
  */
 import type { RequestHandler, Response } from 'express';
 import type { RateDecision, RateLimiter } from '../store/rate-limit';
@@ -39,6 +41,12 @@ interface Known {
   undecided: number;
 }
 
+/** A client's background counting: the call out, and the requests let through for the next one. */
+interface Counting {
+  out: boolean;
+  queued: number;
+}
+
 /** A decision is trusted this long (ms): a client sending steadily refreshes it with every request. */
 const KNOWN_FOR_MS = 100;
 /** Clients remembered (the oldest forgotten first). */
@@ -48,6 +56,7 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
   const timeoutMs = deps.timeoutMs ?? 250;
   const headroom = deps.headroom ?? 0.25;
   const known = new Map<string, Known>();
+  const counting = new Map<string, Counting>();
   let calls = 0;
   const learn = (client: string, seq: number, decision: RateDecision, undecided: number) => {
     const k = known.get(client);
@@ -63,6 +72,35 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       'ratelimit-reset': String(Math.ceil(d.resetMs / 1000)),
     });
 
+  /** Counts the client's queued requests in one call, then whatever was queued meanwhile. */
+  const countInBackground = (client: string, c: Counting) => {
+    const n = c.queued;
+    c.queued = 0;
+    c.out = true;
+    const seq = ++calls;
+    const decided = () => {
+      const now = known.get(client);
+      if (now) now.undecided = Math.max(0, now.undecided - n);
+      return now?.undecided ?? 0;
+    };
+    const then = () => {
+      if (c.queued > 0) return countInBackground(client, c);
+      c.out = false;
+      counting.delete(client);
+    };
+    deps.limiter(client, n).then(
+      (d) => {
+        learn(client, seq, d, decided());
+        then();
+      },
+      (e: Error) => {
+        decided();
+        deps.onUnavailable?.(e);
+        then();
+      },
+    );
+  };
+
   return (req, res, next) => {
     const client = deps.credentials.clientOf(req);
     const k = known.get(client);
@@ -70,19 +108,10 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       k.undecided++;
       headers(res, k.decision, k.decision.remaining - k.undecided);
       next();
-      const seq = ++calls;
-      const decided = () => {
-        const now = known.get(client);
-        if (now) now.undecided = Math.max(0, now.undecided - 1);
-        return now?.undecided ?? 0;
-      };
-      deps.limiter(client).then(
-        (d) => learn(client, seq, d, decided()),
-        (e: Error) => {
-          decided();
-          deps.onUnavailable?.(e);
-        },
-      );
+      let c = counting.get(client);
+      if (!c) counting.set(client, (c = { out: false, queued: 0 }));
+      c.queued++;
+      if (!c.out) countInBackground(client, c);
       return;
     }
     let timer: NodeJS.Timeout | undefined;

@@ -7,6 +7,9 @@
 -- ARGV[2]  rate: tokens added per second (token bucket); requests per window (windows)
 -- ARGV[3]  burst: bucket capacity (token bucket); the window in ms (windows)
 -- ARGV[4]  a unique request id (the sliding window's member)
+-- ARGV[5]  cost: how many requests this call counts (default 1). More than one is a batch of
+--          requests the caller already let through: as many as still fit are counted, and the
+--          call is allowed only when all of them fit (so the caller's next requests wait).
 --
 -- Returns {allowed 1|0, remaining, ms until the limit resets, ms to wait before a retry (0 if allowed)}.
 --   token bucket: tokens refill continuously at `rate`/s up to `burst`; a request takes one.
@@ -18,16 +21,18 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local algo = ARGV[1]
 local rate = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
+local cost = tonumber(ARGV[5]) or 1
 
 if algo == 'token-bucket' then
   local s = redis.call('HMGET', KEYS[1], 'tokens', 'at')
   local tokens = tonumber(s[1]) or burst
   local at = tonumber(s[2]) or now
   if now > at then tokens = math.min(burst, tokens + (now - at) * rate / 1000) end
+  local taken = math.min(cost, math.floor(tokens))
+  tokens = tokens - taken
   local allowed = 0
   local retry = 0
-  if tokens >= 1 then
-    tokens = tokens - 1
+  if taken == cost then
     allowed = 1
   else
     retry = math.ceil((1 - tokens) * 1000 / rate)
@@ -45,8 +50,10 @@ if algo == 'fixed-window' then
   local reset = (i + 1) * w - now
   local n = tonumber(redis.call('GET', key) or '0')
   if n >= rate then return {0, 0, reset, reset} end
-  n = redis.call('INCR', key)
-  if n == 1 then redis.call('PEXPIRE', key, w + 1000) end
+  local taken = math.min(cost, rate - n)
+  n = redis.call('INCRBY', key, taken)
+  if n == taken then redis.call('PEXPIRE', key, w + 1000) end
+  if taken < cost then return {0, rate - n, reset, reset} end
   return {1, rate - n, reset, 0}
 end
 
@@ -59,10 +66,21 @@ if algo == 'sliding-window' then
     local retry = oldest + w - now
     return {0, 0, retry, retry}
   end
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  local taken = math.min(cost, rate - n)
+  if taken == 1 then
+    redis.call('ZADD', KEYS[1], now, ARGV[4])
+  else
+    local add = {}
+    for i = 1, taken do
+      add[2 * i - 1] = now
+      add[2 * i] = ARGV[4] .. ':' .. i
+    end
+    redis.call('ZADD', KEYS[1], unpack(add))
+  end
   redis.call('PEXPIRE', KEYS[1], w + 1000)
   local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-  return {1, rate - n - 1, oldest + w - now, 0}
+  if taken < cost then return {0, rate - n - taken, oldest + w - now, oldest + w - now} end
+  return {1, rate - n - taken, oldest + w - now, 0}
 end
 
 return redis.error_reply('unknown rate-limit algorithm ' .. tostring(algo))

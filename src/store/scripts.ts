@@ -42,8 +42,15 @@ export interface StoreScripts {
   hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'finish', ...args: Arg[]): Promise<string | number>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
   hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
-  /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id → [allowed, remaining, reset ms, retry ms]. */
-  hhRateLimit(state: string, algorithm: string, rate: number, burstOrWindow: number, requestId: string): Promise<[number, number, number, number]>;
+  /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id, cost → [allowed, remaining, reset ms, retry ms]. */
+  hhRateLimit(
+    state: string,
+    algorithm: string,
+    rate: number,
+    burstOrWindow: number,
+    requestId: string,
+    cost: number,
+  ): Promise<[number, number, number, number]>;
   hhRelease(lock: string, token: string): Promise<number>;
   /** 1 when the lock was still the caller's and now lives `ms` more, else 0. */
   hhRenew(lock: string, token: string, ms: number): Promise<number>;

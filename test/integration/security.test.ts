@@ -64,6 +64,30 @@ describe('security: rate limiters against their definitions (real Redis)', () =>
     expect((await limit(c)).allowed).to.equal(true);
   });
 
+  it('a call of cost n (a batch the API let through) counts as many as still fit, and is allowed only when all of them fit', async () => {
+    const tb = redisRateLimiter(redis, { algorithm: 'token-bucket', ratePerSecond: 1, burst: 5 });
+    const a = unique('cost-tb');
+    expect(await tb(a, 3)).to.include({ allowed: true, remaining: 2 });
+    expect(await tb(a, 3)).to.include({ allowed: false, remaining: 0 }); // 2 of the 3 fit
+    expect((await tb(a)).allowed).to.equal(false);
+
+    const w = 2_000;
+    const fw = redisRateLimiter(redis, { algorithm: 'fixed-window', perWindow: 5, windowMs: w });
+    const f = unique('cost-fw');
+    await sleep(w - ((await serverNow()) % w) + 5); // the round in one window
+    expect(await fw(f, 3)).to.include({ allowed: true, remaining: 2 });
+    expect(await fw(f, 3)).to.include({ allowed: false, remaining: 0 });
+    expect((await fw(f)).allowed).to.equal(false);
+
+    const sw = redisRateLimiter(redis, { algorithm: 'sliding-window', perWindow: 5, windowMs: 60_000 });
+    const c = unique('cost-sw');
+    expect(await sw(c, 3)).to.include({ allowed: true, remaining: 2 });
+    expect(await redis.zcard(rateLimitKey(c)), 'each request logged').to.equal(3);
+    expect(await sw(c, 3)).to.include({ allowed: false, remaining: 0 });
+    expect(await redis.zcard(rateLimitKey(c)), 'the two that fit logged').to.equal(5);
+    expect((await sw(c)).allowed).to.equal(false);
+  });
+
   it('sliding window: at most N accepted requests in any window of w ms, whatever the alignment', async () => {
     const w = 500;
     const limit = redisRateLimiter(redis, { algorithm: 'sliding-window', perWindow: 4, windowMs: w });

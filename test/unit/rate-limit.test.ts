@@ -11,10 +11,12 @@ import type { RateDecision } from '../../src/store/rate-limit';
 /** A limiter whose decisions the test releases by hand, in order. */
 function heldLimiter() {
   const waiting: ((d: RateDecision) => void)[] = [];
-  const limiter = sinon.spy((_client: string) => new Promise<RateDecision>((resolve) => waiting.push(resolve)));
+  const limiter = sinon.spy((_client: string, _cost?: number) => new Promise<RateDecision>((resolve) => waiting.push(resolve)));
+  /** The requests each call counted, in call order. */
+  const costs = () => limiter.args.map((a) => a[1] ?? 1);
   const decide = (remaining: number, allowed = remaining >= 0) =>
     waiting.shift()!({ allowed, limit: 100, remaining: Math.max(0, remaining), resetMs: 1000, retryMs: allowed ? 0 : 1000 });
-  return { limiter, decide, waiting };
+  return { limiter, decide, waiting, costs };
 }
 
 describe('rate limit middleware: clients far from their limit do not wait for Redis', () => {
@@ -37,7 +39,7 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
 
   const settle = () => new Promise((r) => setTimeout(r, 30));
 
-  it('the first request waits for its decision; the next ones pass at once while its decision is still out, and are each counted', async () => {
+  it('the first request waits for its decision; the next ones pass at once, and are each counted: one call at a time, the ones let through meanwhile together', async () => {
     const first = served();
     await settle();
     expect(held.waiting.length, 'the first request waits').to.equal(1);
@@ -45,14 +47,22 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
     const r1 = await first;
     expect(r1.status).to.equal(200);
     expect(r1.headers.get('ratelimit-remaining')).to.equal('90');
-    // Its decisions never come back during these two: they pass anyway.
-    const r2 = await served();
-    const r3 = await served();
-    expect([r2.status, r3.status]).to.deep.equal([200, 200]);
-    expect([r2.headers.get('ratelimit-remaining'), r3.headers.get('ratelimit-remaining')]).to.deep.equal(['89', '88']);
-    expect(held.limiter.callCount, 'every request is decided (counted) by the limiter').to.equal(3);
+    // The background count of the second never comes back during the next four: they pass anyway.
+    const rs = [];
+    for (let i = 0; i < 5; i++) rs.push(await served());
+    expect(rs.map((r) => r.status)).to.deep.equal([200, 200, 200, 200, 200]);
+    expect(rs.map((r) => r.headers.get('ratelimit-remaining'))).to.deep.equal(['89', '88', '87', '86', '85']);
+    expect(held.costs(), 'the first, then the second (its call still out)').to.deep.equal([1, 1]);
     held.decide(89);
-    held.decide(88);
+    await settle();
+    expect(held.costs(), 'the four let through meanwhile, counted by one call').to.deep.equal([1, 1, 4]);
+    held.decide(85);
+    await settle();
+    expect(held.limiter.callCount, 'nothing left to count').to.equal(3);
+    // Counted, the client is known again: the next request passes at once and is counted alone.
+    expect((await served()).headers.get('ratelimit-remaining')).to.equal('84');
+    expect(held.costs()).to.deep.equal([1, 1, 4, 1]);
+    held.decide(84);
   });
 
   it('near the limit every request waits for its decision, and a refusal is a 429', async () => {
@@ -82,10 +92,15 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
     for (let i = 0; i < 4; i++) expect((await served()).status).to.equal(200);
     const fifth = served();
     await settle();
-    expect(held.waiting.length, 'four undecided and the fifth waiting').to.equal(5);
-    for (let i = 0; i < 4; i++) held.decide(29 - i);
-    held.decide(-1);
+    // Four undecided (one counted by the call out, three queued for the next) and the fifth waiting.
+    expect(held.costs()).to.deep.equal([1, 1, 1]);
+    expect(held.waiting.length).to.equal(2);
+    held.decide(29); // the second's count: the three queued go in one call, behind the fifth's decision
+    await settle();
+    expect(held.costs()).to.deep.equal([1, 1, 1, 3]);
+    held.decide(-1); // the fifth's
     expect((await fifth).status).to.equal(429);
+    held.decide(-1);
   });
 
   it('a refusal learned in the background makes the next request wait', async () => {
