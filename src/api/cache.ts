@@ -58,8 +58,11 @@ export class SharedCache<T> {
   }
 }
 
-/** GET /top-posts answers (serialized JSON) by request. */
-export class AnswerCache extends SharedCache<string> {
+/**
+ * GET /top-posts answers by request: serialized JSON, kept encoded (a reused answer is sent
+ * as it is, not encoded again per request).
+ */
+export class AnswerCache<T = Buffer> extends SharedCache<T> {
   /** Reused for `ttlMs`; while one is read again for longer than `waitMs`, the previous answer serves for up to `staleMs` more. */
   constructor(ttlMs: number, staleMs = ttlMs > 0 ? ANSWER_STALE_MS : 0, waitMs?: number) {
     super(ttlMs, undefined, staleMs, waitMs);

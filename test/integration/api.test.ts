@@ -72,6 +72,7 @@ describe('api (against the real stack)', function () {
     await redis.hset(regionMetaKey(region), 'epoch', 'e1');
     const res = await fetch(`${base}/top-posts?region=${region}&k=1`);
     expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.equal('application/json; charset=utf-8');
     expect(await res.json()).to.deep.equal({
       region,
       timeframe: 'all',

@@ -6,7 +6,7 @@ describe('API answer cache', () => {
   afterEach(() => sinon.restore());
 
   it('shares one computation among identical requests in flight, and (ttl 0) computes again after it', async () => {
-    const cache = new AnswerCache(0);
+    const cache = new AnswerCache<string>(0);
     let release!: (s: string) => void;
     const compute = sinon.stub().callsFake(() => new Promise<string>((r) => (release = r)));
     const a = cache.get('k', compute);
@@ -21,7 +21,7 @@ describe('API answer cache', () => {
 
   it('reuses an answer for its ttl, then computes again; keys are separate', async () => {
     const clock = sinon.useFakeTimers({ toFake: ['performance'] });
-    const cache = new AnswerCache(50, 0);
+    const cache = new AnswerCache<string>(50, 0);
     let n = 0;
     const compute = async () => `v${++n}`;
     expect(await cache.get('k', compute)).to.equal('v1');
@@ -33,7 +33,7 @@ describe('API answer cache', () => {
   });
 
   it('does not keep a failure', async () => {
-    const cache = new AnswerCache(1000);
+    const cache = new AnswerCache<string>(1000);
     await cache.get('k', async () => Promise.reject(new Error('redis down'))).catch(() => undefined);
     await new Promise((r) => setImmediate(r));
     expect(await cache.get('k', async () => 'ok')).to.equal('ok');
@@ -41,7 +41,7 @@ describe('API answer cache', () => {
 
   it('an answer read again for longer than waitMs is answered by the previous one, up to ttl + staleMs old; a quick read answers new', async () => {
     const clock = sinon.useFakeTimers({ toFake: ['performance', 'setTimeout', 'clearTimeout'] });
-    const cache = new AnswerCache(50, 1000, 20);
+    const cache = new AnswerCache<string>(50, 1000, 20);
     expect(await cache.get('k', async () => 'v1')).to.equal('v1');
     clock.tick(60);
     let release!: (s: string) => void;
@@ -64,7 +64,7 @@ describe('API answer cache', () => {
   });
 
   it('with ttl 0 never serves a previous answer', async () => {
-    const cache = new AnswerCache(0);
+    const cache = new AnswerCache<string>(0);
     expect(await cache.get('k', async () => 'v1')).to.equal('v1');
     let release!: (s: string) => void;
     const p = cache.get('k', () => new Promise<string>((r) => (release = r)));

@@ -40,7 +40,7 @@ export function topPostsRouter(read: ReadService, answers: AnswerCache, limits: 
       if (window) answer = await read.windowTop(region, window, k);
       else if (region === GLOBAL) answer = await read.globalTop(timeframe, variant, k);
       else answer = await read.regionTop(region, timeframe, variant, k);
-      return JSON.stringify({ ...answer, ...estimated });
+      return Buffer.from(JSON.stringify({ ...answer, ...estimated }));
     });
     res.type('application/json').send(body);
   });
