@@ -8,10 +8,10 @@
  * Far from its limit a client does not wait for Redis: while the last decision this process
  * got for it (under 100 ms old: a client sending steadily) left more than `headroom` of its
  * limit, less the requests let through since and not yet decided, a request passes at once
- * and is counted in the background. The background counts of a client go one call at a time:
- * the requests let through while one is out are counted together by the next (one call of
- * cost n, rate-limit.lua), so a busy client costs a Redis call per round trip, not per
- * request (every request is still counted). Near the limit each request waits for its own
+ * and is counted in the background. The background counts of a client go one call at a time,
+ * at most one every `countEveryMs`: the requests let through meanwhile are counted together
+ * by the next (one call of cost n, rate-limit.lua), so a busy client costs ~100 Redis calls
+ * a second, not one per request (every request is still counted). Near the limit each request waits for its own
  * decision, so the limit holds there as before; a request's Redis round trip (and Redis's
  * own stalls) is off the path of the clients that are nowhere near it.
  */
@@ -27,6 +27,8 @@ export interface RateLimitDeps {
   timeoutMs?: number;
   /** The share of a client's limit left above which a request does not wait for its decision. @default 0.25 */
   headroom?: number;
+  /** A client's background counts start at most this often (ms). @default 10 */
+  countEveryMs?: number;
   onUnavailable?: (e: Error) => void;
   onRefused?: (client: string) => void;
 }
@@ -41,10 +43,14 @@ interface Known {
   undecided: number;
 }
 
-/** A client's background counting: the call out, and the requests let through for the next one. */
+/** A client's background counting. */
 interface Counting {
+  /** A call is out or waits for its turn. */
   out: boolean;
+  /** Requests let through and not yet counted by a call. */
   queued: number;
+  /** When its last call started. */
+  last: number;
 }
 
 /** A decision is trusted this long (ms): a client sending steadily refreshes it with every request. */
@@ -55,6 +61,7 @@ const MAX_KNOWN = 10_000;
 export function rateLimit(deps: RateLimitDeps): RequestHandler {
   const timeoutMs = deps.timeoutMs ?? 250;
   const headroom = deps.headroom ?? 0.25;
+  const countEveryMs = deps.countEveryMs ?? 10;
   const known = new Map<string, Known>();
   const counting = new Map<string, Counting>();
   let calls = 0;
@@ -72,11 +79,21 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       'ratelimit-reset': String(Math.ceil(d.resetMs / 1000)),
     });
 
-  /** Counts the client's queued requests in one call, then whatever was queued meanwhile. */
-  const countInBackground = (client: string, c: Counting) => {
-    const n = c.queued;
-    c.queued = 0;
+  /** Counts the client's queued requests in one call, no sooner than countEveryMs after its last one. */
+  const schedule = (client: string, c: Counting) => {
     c.out = true;
+    const wait = c.last + countEveryMs - Date.now();
+    if (wait <= 0) countNow(client, c);
+    else setTimeout(() => countNow(client, c), wait).unref();
+  };
+  const countNow = (client: string, c: Counting) => {
+    const n = c.queued;
+    if (n === 0) {
+      c.out = false; // a waiting request's call counted them meanwhile
+      return;
+    }
+    c.last = Date.now();
+    c.queued = 0;
     const seq = ++calls;
     const decided = () => {
       const now = known.get(client);
@@ -84,9 +101,8 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       return now?.undecided ?? 0;
     };
     const then = () => {
-      if (c.queued > 0) return countInBackground(client, c);
-      c.out = false;
-      counting.delete(client);
+      if (c.queued > 0) schedule(client, c);
+      else c.out = false;
     };
     deps.limiter(client, n).then(
       (d) => {
@@ -109,9 +125,19 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       headers(res, k.decision, k.decision.remaining - k.undecided);
       next();
       let c = counting.get(client);
-      if (!c) counting.set(client, (c = { out: false, queued: 0 }));
+      if (!c) {
+        counting.set(client, (c = { out: false, queued: 0, last: 0 }));
+        if (counting.size > MAX_KNOWN) {
+          for (const [other, o] of counting) {
+            if (!o.out) {
+              counting.delete(other);
+              break;
+            }
+          }
+        }
+      }
       c.queued++;
-      if (!c.out) countInBackground(client, c);
+      if (!c.out) schedule(client, c);
       return;
     }
     let timer: NodeJS.Timeout | undefined;
@@ -119,18 +145,30 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       timer = setTimeout(() => reject(new Error(`rate limiter did not answer within ${timeoutMs} ms`)), timeoutMs);
     });
     const seq = ++calls;
-    void Promise.race([deps.limiter(client), timeout])
+    // Requests let through and still waiting for their background count go first, in this
+    // call: a decision never misses what was already served (this one is refused when they
+    // take what is left).
+    const c = counting.get(client);
+    const carried = c?.queued ?? 0;
+    if (c) c.queued = 0;
+    const undecidedAfter = () => {
+      const k = known.get(client);
+      if (k) k.undecided = Math.max(0, k.undecided - carried);
+      return k?.undecided ?? 0;
+    };
+    void Promise.race([deps.limiter(client, 1 + carried), timeout])
       .then(
         (d) => ({ d, e: undefined }),
         (e: Error) => ({ d: undefined, e }),
       )
       .then(({ d, e }) => {
         clearTimeout(timer);
+        const undecided = undecidedAfter();
         if (!d) {
           deps.onUnavailable?.(e!);
           return next();
         }
-        learn(client, seq, d, known.get(client)?.undecided ?? 0);
+        learn(client, seq, d, undecided);
         headers(res, d, d.remaining);
         if (d.allowed) return next();
         deps.onRefused?.(client);

@@ -137,7 +137,7 @@ describe('security: the API (producer keys, rate limits, audit; real Redis and C
       cacheMs: 0,
       health: async () => ({ status: 'ok' }) as never,
       credentials,
-      rateLimiter: (client) => limiter(client),
+      rateLimiter: (client, cost) => limiter(client, cost),
       admin: {
         credentials,
         forceRebuild: async () => ({ epoch: 'e2', dropped: 3, restored: 4 }),

@@ -92,15 +92,15 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
     for (let i = 0; i < 4; i++) expect((await served()).status).to.equal(200);
     const fifth = served();
     await settle();
-    // Four undecided (one counted by the call out, three queued for the next) and the fifth waiting.
-    expect(held.costs()).to.deep.equal([1, 1, 1]);
+    // Four undecided: one counted by the call out, three queued - and counted by the fifth's
+    // call, which waits (a decision never misses requests already served).
+    expect(held.costs()).to.deep.equal([1, 1, 4]);
     expect(held.waiting.length).to.equal(2);
-    held.decide(29); // the second's count: the three queued go in one call, behind the fifth's decision
-    await settle();
-    expect(held.costs()).to.deep.equal([1, 1, 1, 3]);
-    held.decide(-1); // the fifth's
+    held.decide(29); // the second's count
+    held.decide(-1); // the fifth's: the three before it took what was left
     expect((await fifth).status).to.equal(429);
-    held.decide(-1);
+    await settle();
+    expect(held.limiter.callCount, 'nothing left to count').to.equal(3);
   });
 
   it('a refusal learned in the background makes the next request wait', async () => {
@@ -116,5 +116,45 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
     expect(held.waiting.length, 'the next request waits').to.equal(1);
     held.decide(-1);
     expect((await next).status).to.equal(429);
+  });
+});
+
+describe('rate limit middleware: a busy client far from its limit', () => {
+  it('is counted by at most one call every countEveryMs, every request still counted', async () => {
+    const limiter = sinon.spy(async (_client: string, _cost?: number): Promise<RateDecision> => ({
+      allowed: true,
+      limit: 1_000_000,
+      remaining: 900_000,
+      resetMs: 1000,
+      retryMs: 0,
+    }));
+    const app = express();
+    app.use(rateLimit({ limiter, credentials: new Credentials({ producerKeys: [] }), countEveryMs: 50 }));
+    app.get('/x', (_req, res) => res.send('ok'));
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const t0 = Date.now();
+      const statuses: number[] = [];
+      // 10 callers at once, 30 requests each.
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          for (let i = 0; i < 30; i++) statuses.push((await fetch(`${base}/x`)).status);
+        }),
+      );
+      const ms = Date.now() - t0;
+      await new Promise((r) => setTimeout(r, 150)); // the last counts go out
+      expect(statuses.filter((s) => s === 200)).to.have.length(300);
+      const costs = limiter.args.map((a) => a[1] ?? 1);
+      expect(
+        costs.reduce((a, b) => a + b, 0),
+        'every request counted',
+      ).to.equal(300);
+      // The first requests wait for their decisions (at most one per caller); after that, one call per 50 ms.
+      expect(limiter.callCount).to.be.at.most(10 + Math.ceil(ms / 50) + 2);
+    } finally {
+      server.close();
+    }
   });
 });
