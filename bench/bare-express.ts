@@ -12,9 +12,10 @@ const body = process.env.BENCH_BODY ?? '{}';
 
 if (cluster.isPrimary) {
   for (let i = 0; i < workers; i++) cluster.fork();
-  let up = 0;
-  cluster.on('listening', () => {
-    if (++up === workers) process.stdout.write(`bare express listening on ${port} (${workers} workers)\n`);
+  const pids: number[] = [];
+  cluster.on('listening', (w) => {
+    pids.push(w.process.pid!);
+    if (pids.length === workers) process.stdout.write(`bare express listening on ${port} (${workers} workers, pids ${pids.join(',')})\n`);
   });
   process.on('SIGTERM', () => {
     for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');

@@ -76,6 +76,9 @@ export interface BenchResults {
     limit_p50_ms: number;
     limit_p99_ms: number;
     limit_at_2000_rps: { rps: number; p50_ms: number; p99_ms: number; p99_runs_ms: number[] };
+    /** CPU the serving processes spent per request in the 16-connection runs (µs; absent in reports before it). */
+    cpu_us_per_request?: number;
+    limit_cpu_us_per_request?: number;
     body_bytes: number;
   };
   memory: Record<string, MemoryFigures>;
@@ -169,7 +172,7 @@ function markdown(r: BenchResults, rs: Record<string, string>): string {
     [
       '(e) GET /top-posts (autocannon, 16 connections)',
       `${fmt(r.api.rps)} req/s, p50 ${r.api.p50_ms} ms, p99 ${r.api.p99_ms} ms`,
-      `${r.api.body_bytes}-byte answers`,
+      `${r.api.body_bytes}-byte answers${r.api.cpu_us_per_request === undefined ? '' : `; ${r.api.cpu_us_per_request} CPU µs per request (the API processes)`}`,
     ],
     [
       '(e) GET /top-posts at 2,000 req/s',
@@ -179,7 +182,7 @@ function markdown(r: BenchResults, rs: Record<string, string>): string {
     [
       '(e) limit: bare Express, constant body of the same size',
       `${fmt(r.api.limit_rps)} req/s, p50 ${r.api.limit_p50_ms} ms, p99 ${r.api.limit_p99_ms} ms`,
-      'same worker count',
+      `same worker count${r.api.limit_cpu_us_per_request === undefined ? '' : `; ${r.api.limit_cpu_us_per_request} CPU µs per request`}`,
     ],
     [
       '(e) limit at 2,000 req/s',

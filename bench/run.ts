@@ -288,10 +288,14 @@ async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number
   };
 }
 
-async function cannon(url: string, opts: { seconds: number; rate?: number }) {
+/** An autocannon run; with `pids`, also the CPU those processes spent per request served (µs). */
+async function cannon(url: string, opts: { seconds: number; rate?: number; pids?: number[] }) {
+  const cpu = () => (opts.pids ?? []).reduce((a, pid) => a + cpuSeconds(pid), 0);
+  const c0 = cpu();
   const r = await autocannon({ url, connections: 16, duration: opts.seconds, ...(opts.rate ? { overallRate: opts.rate } : {}) });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-  return { rps: round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99 };
+  const cpuUs = opts.pids ? { cpu_us_per_request: round(((cpu() - c0) * 1e6) / Math.max(1, r.requests.total)) } : {};
+  return { rps: round(r.requests.average), p50_ms: r.latency.p50, p99_ms: r.latency.p99, ...cpuUs };
 }
 
 /**
@@ -299,10 +303,11 @@ async function cannon(url: string, opts: { seconds: number; rate?: number }) {
  * p99: one stray stall of these shared cores does not decide it, and a busy stretch falls on
  * every URL alike.
  */
-async function cannonMedians(urls: string[], opts: { seconds: number; rate: number }) {
+async function cannonMedians(urls: string[], opts: { seconds: number; rate: number; pids: number[][] }) {
   const runs: Awaited<ReturnType<typeof cannon>>[][] = urls.map(() => []);
   for (let i = 0; i < 3; i++) {
-    for (const [u, url] of urls.entries()) runs[u].push(await cannon(url, { seconds: Math.max(1, Math.round(opts.seconds / 2)), rate: opts.rate }));
+    for (const [u, url] of urls.entries())
+      runs[u].push(await cannon(url, { seconds: Math.max(1, Math.round(opts.seconds / 2)), rate: opts.rate, pids: opts.pids[u] }));
   }
   return runs.map((r) => ({ ...[...r].sort((a, b) => a.p99_ms - b.p99_ms)[1], p99_runs_ms: r.map((x) => x.p99_ms) }));
 }
@@ -316,19 +321,24 @@ async function api(rt: Runtime, region: string) {
     env: { ...process.env, BENCH_PORT: String(port), BENCH_BODY: body, HH_WORKERS: String(rt.cfg.runtime.apiProcesses || rt.cfg.runtime.workers) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise<void>((resolve, reject) => {
-    bare.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+  // Its serving processes (it prints their pids), and ours: the API processes, else the workers.
+  const barePids = await new Promise<number[]>((resolve, reject) => {
+    bare.stdout!.on('data', (d: Buffer) => {
+      const m = /listening .*pids ([\d,]+)/.exec(d.toString());
+      if (m) resolve(m[1].split(',').map(Number));
+    });
     bare.once('exit', (c) => reject(new Error(`bare express exited (${c})`)));
   });
+  const ourPids = [...(rt.apis.size > 0 ? rt.apis : rt.workers).values()];
   try {
     const limitUrl = `http://127.0.0.1:${port}/top-posts?region=${region}&k=10`;
     await cannon(url, { seconds: 1 }); // warm-up
     await cannon(limitUrl, { seconds: 1 });
     // Side by side: each of our runs is followed by bare Express's, so whatever else these
     // cores do meanwhile (the runtime's checkpoints and windows after its load) falls on both.
-    const ours = await cannon(url, { seconds: API_SECONDS });
-    const limit = await cannon(limitUrl, { seconds: API_SECONDS });
-    const [at2000, limitAt2000] = await cannonMedians([url, limitUrl], { seconds: API_SECONDS, rate: 2000 });
+    const ours = await cannon(url, { seconds: API_SECONDS, pids: ourPids });
+    const limit = await cannon(limitUrl, { seconds: API_SECONDS, pids: barePids });
+    const [at2000, limitAt2000] = await cannonMedians([url, limitUrl], { seconds: API_SECONDS, rate: 2000, pids: [ourPids, barePids] });
     return { body_bytes: Buffer.byteLength(body), ours, at2000, limit, limitAt2000 };
   } finally {
     bare.kill('SIGTERM');
@@ -573,7 +583,7 @@ async function main(): Promise<void> {
     await waitDrained(iso.admin, `${id}.ours2`, topic);
     const a = await api(rt, regions[0]);
     log(
-      `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms; at 2,000 req/s p99 ${a.at2000.p99_ms} ms (runs ${a.at2000.p99_runs_ms.join('/')}); bare Express ${a.limit.rps.toLocaleString()} req/s, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms (runs ${a.limitAt2000.p99_runs_ms.join('/')})`,
+      `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms, ${a.ours.cpu_us_per_request} CPU µs per request; at 2,000 req/s p99 ${a.at2000.p99_ms} ms (runs ${a.at2000.p99_runs_ms.join('/')}); bare Express ${a.limit.rps.toLocaleString()} req/s, ${a.limit.cpu_us_per_request} CPU µs per request, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms (runs ${a.limitAt2000.p99_runs_ms.join('/')})`,
     );
     await rt.stop();
     await terminateSupervisors(rt.cfg);
@@ -655,6 +665,8 @@ async function main(): Promise<void> {
         limit_rps: a.limit.rps,
         limit_p50_ms: a.limit.p50_ms,
         limit_p99_ms: a.limit.p99_ms,
+        cpu_us_per_request: a.ours.cpu_us_per_request,
+        limit_cpu_us_per_request: a.limit.cpu_us_per_request,
         limit_at_2000_rps: a.limitAt2000,
         body_bytes: a.body_bytes,
       },
