@@ -72,6 +72,12 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
     known.set(client, { decision, at: Date.now(), seq, undecided });
     if (known.size > MAX_KNOWN) known.delete(known.keys().next().value as string);
   };
+  /** `n` of the client's requests let through have been decided (counted, or lost): its undecided left. */
+  const settle = (client: string, n: number) => {
+    const k = known.get(client);
+    if (k) k.undecided = Math.max(0, k.undecided - n);
+    return k?.undecided ?? 0;
+  };
   const headers = (res: Response, d: RateDecision, remaining: number) =>
     res.set({
       'ratelimit-limit': String(d.limit),
@@ -95,24 +101,19 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
     c.last = Date.now();
     c.queued = 0;
     const seq = ++calls;
-    const decided = () => {
-      const now = known.get(client);
-      if (now) now.undecided = Math.max(0, now.undecided - n);
-      return now?.undecided ?? 0;
-    };
-    const then = () => {
+    const afterCall = () => {
       if (c.queued > 0) schedule(client, c);
       else c.out = false;
     };
     deps.limiter(client, n).then(
       (d) => {
-        learn(client, seq, d, decided());
-        then();
+        learn(client, seq, d, settle(client, n));
+        afterCall();
       },
       (e: Error) => {
-        decided();
+        settle(client, n);
         deps.onUnavailable?.(e);
-        then();
+        afterCall();
       },
     );
   };
@@ -151,11 +152,6 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
     const c = counting.get(client);
     const carried = c?.queued ?? 0;
     if (c) c.queued = 0;
-    const undecidedAfter = () => {
-      const k = known.get(client);
-      if (k) k.undecided = Math.max(0, k.undecided - carried);
-      return k?.undecided ?? 0;
-    };
     void Promise.race([deps.limiter(client, 1 + carried), timeout])
       .then(
         (d) => ({ d, e: undefined }),
@@ -163,7 +159,7 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
       )
       .then(({ d, e }) => {
         clearTimeout(timer);
-        const undecided = undecidedAfter();
+        const undecided = settle(client, carried);
         if (!d) {
           deps.onUnavailable?.(e!);
           return next();

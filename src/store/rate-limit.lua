@@ -6,7 +6,7 @@
 -- ARGV[1]  algorithm: token-bucket | fixed-window | sliding-window
 -- ARGV[2]  rate: tokens added per second (token bucket); requests per window (windows)
 -- ARGV[3]  burst: bucket capacity (token bucket); the window in ms (windows)
--- ARGV[4]  a unique request id (the sliding window's member)
+-- ARGV[4]  a unique request id (the sliding window logs its requests as <id>:1, <id>:2, ...)
 -- ARGV[5]  cost: how many requests this call counts (default 1). More than one is a batch of
 --          requests the caller already let through: as many as still fit are counted, and the
 --          call is allowed only when all of them fit (so the caller's next requests wait).
@@ -67,16 +67,12 @@ if algo == 'sliding-window' then
     return {0, 0, retry, retry}
   end
   local taken = math.min(cost, rate - n)
-  if taken == 1 then
-    redis.call('ZADD', KEYS[1], now, ARGV[4])
-  else
-    local add = {}
-    for i = 1, taken do
-      add[2 * i - 1] = now
-      add[2 * i] = ARGV[4] .. ':' .. i
-    end
-    redis.call('ZADD', KEYS[1], unpack(add))
+  local add = {}
+  for i = 1, taken do
+    add[2 * i - 1] = now
+    add[2 * i] = ARGV[4] .. ':' .. i
   end
+  redis.call('ZADD', KEYS[1], unpack(add))
   redis.call('PEXPIRE', KEYS[1], w + 1000)
   local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
   if taken < cost then return {0, rate - n - taken, oldest + w - now, oldest + w - now} end
