@@ -11,6 +11,10 @@ import { NativeConnection, type NativeConnectionOptions } from '@temporalio/work
 import type { Config } from './config';
 import { kafkaLogCreator } from './log';
 import type { CassandraRole, KafkaRole, RedisRole } from './secrets';
+import { fixKafkajsRequestQueue } from './kafka-request-queue';
+
+// Before any Kafka client exists: kafkajs 2.2.4's queues would otherwise spin a 1 ms timer per connection.
+fixKafkajsRequestQueue();
 
 export interface KafkaClientOptions {
   /** kafkajs's retry of a failed request (its own default: 5 retries with back-off). */
