@@ -17,7 +17,7 @@
 import { version as kafkajsVersion } from 'kafkajs/package.json';
 
 /** The fields and methods of kafkajs's RequestQueue the rule uses. */
-export interface RequestQueueInternals {
+interface RequestQueueInternals {
   pending: unknown[];
   throttledUntil: number;
   throttleCheckTimeoutId: NodeJS.Timeout | null;
@@ -29,7 +29,7 @@ export interface RequestQueueInternals {
 const WAITING_CHECK_MS = 10;
 
 /** The version whose queue this fixes: another one must be read again before the fix applies. */
-export const FIXED_KAFKAJS_VERSION = '2.2.4';
+const FIXED_KAFKAJS_VERSION = '2.2.4';
 
 function scheduleCheckWhileWaiting(this: RequestQueueInternals): void {
   if (this.throttleCheckTimeoutId !== null || this.pending.length === 0) return;
@@ -49,17 +49,14 @@ export function kafkajsRequestQueue(): { prototype: RequestQueueInternals } {
   return require('kafkajs/src/network/requestQueue') as { prototype: RequestQueueInternals };
 }
 
-let applied = false;
-
-/** Applies the rule to kafkajs's RequestQueue (once); throws on a kafkajs version it was not written for. */
-export function fixKafkajsRequestQueue(queue: { prototype: RequestQueueInternals } = kafkajsRequestQueue()): void {
-  if (applied) return;
+/** Applies the rule to kafkajs's RequestQueue (again: the same); throws on a kafkajs version it was not written for. */
+export function fixKafkajsRequestQueue(): void {
   if (kafkajsVersion !== FIXED_KAFKAJS_VERSION) {
     throw new Error(`src/kafka-request-queue.ts fixes kafkajs ${FIXED_KAFKAJS_VERSION}'s request queue; kafkajs is ${kafkajsVersion}: read its queue again`);
   }
-  if (typeof queue.prototype.scheduleCheckPendingRequests !== 'function' || typeof queue.prototype.checkPendingRequests !== 'function') {
+  const { prototype } = kafkajsRequestQueue();
+  if (typeof prototype.scheduleCheckPendingRequests !== 'function' || typeof prototype.checkPendingRequests !== 'function') {
     throw new Error('kafkajs RequestQueue has no scheduleCheckPendingRequests/checkPendingRequests: read its queue again');
   }
-  queue.prototype.scheduleCheckPendingRequests = scheduleCheckWhileWaiting;
-  applied = true;
+  prototype.scheduleCheckPendingRequests = scheduleCheckWhileWaiting;
 }

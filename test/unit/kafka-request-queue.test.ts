@@ -8,7 +8,6 @@ type Queue = {
   push(r: { entry: Record<string, unknown>; expectResponse: boolean; sendRequest: () => void }): void;
   fulfillRequest(r: { correlationId: number; payload: Buffer | null; size: number }): void;
   maybeThrottle(ms: number): void;
-  destroy(): void;
 };
 const RequestQueue = kafkajsRequestQueue() as unknown as new (o: Record<string, unknown>) => Queue;
 const quiet = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -32,6 +31,16 @@ describe("kafkajs's request queue (src/kafka-request-queue.ts: fixed, as clients
     clock.tick(1000);
     expect(checks.callCount, 'checks in an idle second').to.equal(0);
     expect(clock.countTimers(), 'timers armed').to.equal(0);
+  });
+
+  it("is the queue of kafkajs's own connections (the module kafkajs loads is the one fixed)", () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Connection = require('kafkajs/src/network/connection') as new (o: Record<string, unknown>) => { requestQueue: Queue };
+    const logger = { ...quiet, namespace: () => logger };
+    const { requestQueue } = new Connection({ host: '127.0.0.1', port: 9, logger, socketFactory: () => undefined, requestTimeout: 30_000 });
+    requestQueue.checkPendingRequests(); // as after a response
+    clock.tick(1000);
+    expect(clock.countTimers(), 'timers armed by an idle connection').to.equal(0);
   });
 
   it('a request that waits out a throttle is sent when the throttle ends, and then the queue is idle again', () => {
