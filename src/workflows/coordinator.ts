@@ -60,6 +60,12 @@ interface CoordinatorState {
   /** Per spec: the start of the next window to start. */
   next: Record<string, number>;
   /**
+   * Per spec: the start of the first window this coordinator started (its lineage across
+   * continue-as-new); windows before it are started when events in them are reported later.
+   * Unknown for a coordinator that adopted an earlier one's windows: it starts none before them.
+   */
+  first?: Record<string, number>;
+  /**
    * Windows not yet FINAL, with the watermarks that make them CLOSED and FINAL (entries
    * from before the threshold-signals patch have no closeAt: signalled every step).
    */
@@ -104,13 +110,29 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       const current = Math.floor(wm / step) * step;
       // The first windows: every one that holds the earliest event seen (it may be behind the
       // watermark already; sliding windows overlap, so several hold it).
-      let from = st.next[spec.name] ?? Math.min(current, Math.floor(earliest / step) * step - (spec.sizeMs - step));
+      const holdsEarliest = Math.floor(earliest / step) * step - (spec.sizeMs - step);
+      const fresh = st.next[spec.name] === undefined;
+      let from = st.next[spec.name] ?? Math.min(current, holdsEarliest);
       if (current - from > MAX_CATCH_UP * step) from = current - MAX_CATCH_UP * step;
+      const first = (st.first ??= {});
+      // Events reported after the first step may be older than every window started: a
+      // member that took a partition over reports its watermark before reading its backlog.
+      // Their windows hold counts only a window workflow persists and expires: start them too.
+      const before = first[spec.name];
+      if (before !== undefined && holdsEarliest < before && patched('coordinator-starts-earlier-windows')) {
+        for (let start = Math.max(holdsEarliest, current - MAX_CATCH_UP * step); start < before; start += step) {
+          const id = windowWorkflowId(input.region, spec.name, start);
+          await startWindow(id, { region: input.region, spec, start }, true);
+          live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
+        }
+        first[spec.name] = Math.min(before, Math.max(holdsEarliest, current - MAX_CATCH_UP * step));
+      }
       for (let start = from; start <= current; start += step) {
         const id = windowWorkflowId(input.region, spec.name, start);
         await startWindow(id, { region: input.region, spec, start });
         live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
+      if (fresh) first[spec.name] = from;
       st.next[spec.name] = current + step;
     }
     for (const sp of input.sessions ?? []) {
@@ -152,13 +174,16 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
 /**
  * Starts a window workflow (abandoned: it outlives this run). One that already runs (a
  * coordinator before this one started it) is fine: it is signalled like the others.
+ * `onlyIfNew`: not even one that already completed is started again.
  */
-async function startWindow(id: string, args: WindowInput): Promise<void> {
+async function startWindow(id: string, args: WindowInput, onlyIfNew = false): Promise<void> {
   try {
     await startChild<typeof windowWorkflow>('windowWorkflow', {
       workflowId: id,
       args: [args],
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      // A window started late never replaces one that already ran and completed.
+      ...(onlyIfNew ? { workflowIdReusePolicy: 'REJECT_DUPLICATE' as const } : {}),
       // Visible by region from its start, not only once its first task ran (the window sets
       // the same itself): a window whose worker never ran it is still found by `Region = "NA"`.
       typedSearchAttributes: windowSearchAttributes(args.region, args.spec.name, args.start),

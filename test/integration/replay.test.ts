@@ -22,6 +22,7 @@ describe('workflow replay of recorded histories (determinism guard)', function (
       'global-merge.json',
       'window-patched.json',
       'coordinator-patched.json',
+      'coordinator-earlier-windows.json',
     ]);
   });
 

@@ -4,7 +4,10 @@
  * of event time, the windows close, finalize and expire while the server skips the clock.
  * Activities are sinon stubs here (this tests the workflows alone).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { expect } from 'chai';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import * as sinon from 'sinon';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -12,7 +15,7 @@ import { loadConfig } from '../../src/config';
 import { testServerWrapper } from '../../scripts/stack/services';
 import { WORKFLOWS_PATH } from '../../src/worker';
 import { regionCoordinatorWorkflow } from '../../src/workflows/coordinator';
-import { coordinatorWorkflowId, progressSignal, windowWorkflowId } from '../../src/workflows/definitions';
+import { coordinatorStatusQuery, coordinatorWorkflowId, progressSignal, windowWorkflowId } from '../../src/workflows/definitions';
 import { unique } from '../helpers';
 import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
 
@@ -110,5 +113,68 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
     }
     const realMs = Date.now() - t0;
     process.stdout.write(`      simulated >2 days of workflow time (${regions.length} regions, ${calls.length} activity calls) in ${realMs} ms of real time\n`);
+  });
+
+  it('starts the windows of events a member reports only after the first step (a partition taken over before its backlog was read)', async () => {
+    // A member that took a partition over from a snapshot reports the region's watermark
+    // before it has read the partition's backlog: its first signal names no earlier event.
+    // When it reads the backlog, the earlier events' windows must still get their workflows
+    // (their keys hold counts that only a window workflow persists and expires).
+    const specs = loadConfig({ HH_WINDOWS: '1h/5m/2h' }).ingest.windows.map(({ name, sizeMs, latenessMs, ttlMs }) => ({ name, sizeMs, latenessMs, ttlMs }));
+    const region = unique('LATAM');
+    const activities = {
+      persistWindow: sinon.stub().resolves({ posts: 1, events: 1, top: [{ post_id: 'p', view_count: 1 }] }),
+      expireWindow: sinon.stub().resolves(),
+      restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),
+      runningWindows: sinon.stub().resolves([]),
+    };
+    const taskQueue = unique('ts');
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
+    const base = Math.floor((await env.currentTimeMs()) / HOUR) * HOUR - 6 * HOUR;
+    // Within a step the coordinator takes the watermark in before it starts the windows: a
+    // window is looked for for a few seconds of real time before it counts as not started.
+    const exists = async (start: number): Promise<boolean> => {
+      for (let i = 0; i < 50; i++) {
+        try {
+          await env.client.workflow.getHandle(windowWorkflowId(region, '1h', start)).describe();
+          return true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      return false;
+    };
+    await worker.runUntil(async () => {
+      const signal = async (watermark: number, earliest: number) =>
+        env.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
+          workflowId: coordinatorWorkflowId(region),
+          taskQueue,
+          args: [{ region, specs }],
+          signal: progressSignal,
+          signalArgs: [{ watermark, earliest }],
+        });
+      await signal(base + 3 * HOUR, base + 3 * HOUR);
+      const status = env.client.workflow.getHandle(coordinatorWorkflowId(region));
+      const stepped = async (wm: number) => {
+        for (let i = 0; (await status.query(coordinatorStatusQuery)).watermark !== wm; i++) {
+          if (i > 300) throw new Error(`the coordinator did not take watermark ${wm} in`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await stepped(base + 3 * HOUR);
+      expect(await exists(base + 3 * HOUR), "the first step starts the watermark's window").to.equal(true);
+      expect(await exists(base + HOUR), 'no event of an earlier window reported yet').to.equal(false);
+      // The backlog read: events of base+1h and base+2h, reported with the next watermark.
+      await signal(base + 3 * HOUR + HOUR / 2, base + HOUR + 60_000);
+      await stepped(base + 3 * HOUR + HOUR / 2);
+      for (const h of [1, 2]) expect(await exists(base + h * HOUR), `the window of hour ${h}, whose events came after the first step`).to.equal(true);
+      expect(await exists(base), 'a window before the earliest event').to.equal(false);
+      // The new path replays deterministically; HH_SAVE_HISTORY=1 keeps this history for the
+      // replay suite (test/histories/coordinator-earlier-windows.json).
+      const history = await status.fetchHistory();
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history);
+      if (process.env.HH_SAVE_HISTORY === '1')
+        fs.writeFileSync(path.join(__dirname, '..', 'histories', 'coordinator-earlier-windows.json'), historyToJSON(history));
+    });
   });
 });
