@@ -23,7 +23,7 @@ import type { Metrics } from '../metrics';
 import { advancePosition, readPositions } from '../store/positions';
 import { sendChunked } from '../produce-chunked';
 import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
-import { Watermarks } from './watermarks';
+import { Watermarks, type WatermarkSnapshot } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
 import { GroupOffsets } from './group-offsets';
 
@@ -255,7 +255,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     if (fresh.length === 0) return;
     // Partitions taken over from another member carry on from its last watermark state.
     redis.hmget(watermarksKey(topic), ...fresh.map(String)).then(
-      (snaps) => snaps.forEach((s, i) => s && assigned.has(fresh[i]) && watermarks.seed(fresh[i], JSON.parse(s) as { max: number; regions: string[] })),
+      (snaps) => snaps.forEach((s, i) => s && assigned.has(fresh[i]) && watermarks.seed(fresh[i], JSON.parse(s) as WatermarkSnapshot)),
       (err: Error) => log(`cannot read the partitions' watermark state: ${err.message}`),
     );
   });

@@ -1,3 +1,11 @@
+/** A partition's watermark state, as one member leaves it for the next (in `hh:watermarks:<topic>`). */
+export interface WatermarkSnapshot {
+  max: number;
+  regions: string[];
+  /** Per region: its earliest event time not yet reported to its coordinator. */
+  earliest?: Record<string, number>;
+}
+
 /**
  * Event-time watermarks of the partitions one ingest member holds: max event time seen
  * minus a bounded out-of-orderness; a partition that is caught up and idle for longer than
@@ -70,12 +78,17 @@ export class Watermarks {
     if ((this.earliest.get(region) ?? Infinity) >= earliest) this.earliest.delete(region);
   }
 
-  /** What another member needs to carry on a partition's watermark: its max event time and regions. */
-  snapshot(partition: number): { max: number; regions: string[] } | undefined {
+  /**
+   * What another member needs to carry on a partition's watermark: its max event time and
+   * regions, and those regions' earliest event times not yet taken (events applied here whose
+   * windows the coordinator may not know of yet: the next owner does not read them again).
+   */
+  snapshot(partition: number): WatermarkSnapshot | undefined {
     const max = this.maxEvent.get(partition);
     if (max === undefined) return undefined;
     const regions = [...this.regionParts].filter(([, parts]) => parts.has(partition)).map(([r]) => r);
-    return { max, regions };
+    const pending = regions.filter((r) => this.earliest.has(r)).map((r) => [r, this.earliest.get(r)!] as const);
+    return pending.length ? { max, regions, earliest: Object.fromEntries(pending) } : { max, regions };
   }
 
   /**
@@ -83,7 +96,7 @@ export class Watermarks {
    * partition counts as caught up and idle from now, so a quiet partition's watermark keeps
    * moving by processing time; a batch that arrives corrects both. No-op once it has data.
    */
-  seed(partition: number, snap: { max: number; regions: string[] }): void {
+  seed(partition: number, snap: WatermarkSnapshot): void {
     if (this.maxEvent.has(partition)) return;
     this.maxEvent.set(partition, snap.max);
     this.lastBatchAt.set(partition, this.now());
@@ -92,6 +105,8 @@ export class Watermarks {
       let parts = this.regionParts.get(r);
       if (!parts) this.regionParts.set(r, (parts = new Set()));
       parts.add(partition);
+      const e = snap.earliest?.[r];
+      if (typeof e === 'number' && e < (this.earliest.get(r) ?? Infinity)) this.earliest.set(r, e);
     }
     this.advance(partition);
   }

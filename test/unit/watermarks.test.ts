@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Watermarks } from '../../src/ingest/watermarks';
+import { Watermarks, type WatermarkSnapshot } from '../../src/ingest/watermarks';
 import { lateMask } from '../../src/ingest/triage';
 import { loadConfig } from '../../src/config';
 
@@ -87,7 +87,7 @@ describe('event-time watermarks', () => {
     const before = new Watermarks(5000, 10_000, () => now);
     before.observe(3, 990_000, [['NA', 990_000]], true);
     const snap = before.snapshot(3)!;
-    expect(snap).to.deep.equal({ max: 990_000, regions: ['NA'] });
+    expect(snap).to.deep.equal({ max: 990_000, regions: ['NA'], earliest: { NA: 990_000 } });
     const after = new Watermarks(5000, 10_000, () => now); // the new owner: no batch will come
     after.seed(3, snap);
     expect(after.regions().get('NA')!.watermark).to.equal(985_000);
@@ -95,6 +95,19 @@ describe('event-time watermarks', () => {
     expect(after.regions().get('NA')!.watermark).to.equal(now - 5000);
     after.seed(3, { max: 0, regions: ['EU'] }); // has state already: ignored
     expect([...after.regions().keys()]).to.deep.equal(['NA']);
+  });
+
+  it('hands the next owner the earliest event times its coordinator has not been told of (they are not read again)', () => {
+    const now = 1_000_000;
+    const before = new Watermarks(5000, 10_000, () => now);
+    // Applied here, then the member died before its report: the next owner resumes after these.
+    before.observe(3, 990_000, [['NA', 940_000]], true);
+    const after = new Watermarks(5000, 10_000, () => now);
+    after.seed(3, JSON.parse(JSON.stringify(before.snapshot(3))) as WatermarkSnapshot);
+    expect(after.regions().get('NA')).to.deep.equal({ watermark: 985_000, earliest: 940_000 });
+    // Once reported, nothing is pending: the snapshot carries none.
+    before.taken('NA', 940_000);
+    expect(before.snapshot(3)).to.deep.equal({ max: 990_000, regions: ['NA'] });
   });
 
   it('marks the window specs an event is beyond the allowed lateness of', () => {
