@@ -92,6 +92,11 @@ export interface BenchResults {
     cpu_s_per_100k_events: Record<string, Record<string, number>>;
     /** Redis microseconds per event by command, the costliest first. */
     redis_us_per_event: Record<string, Record<string, number>>;
+    /** How the runs' flushes went (the runtime's metrics): events per flush, mean script and flush time, checkpoint backpressure. */
+    flushes?: Record<
+      string,
+      { flushes: number; events_per_flush: number; script_ms: number; flush_ms: number; backpressure_s: number; reads_per_event: number } | undefined
+    >;
   };
   seconds: number;
 }

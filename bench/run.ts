@@ -78,7 +78,14 @@ async function measureRuntime(
   group: string,
   topic: string,
   env: Record<string, string> = {},
-): Promise<{ rt: Runtime; eps: number; ms: number; cpu_s_per_100k: Record<string, number>; redis_us_per_event: Record<string, number> }> {
+): Promise<{
+  rt: Runtime;
+  eps: number;
+  ms: number;
+  cpu_s_per_100k: Record<string, number>;
+  redis_us_per_event: Record<string, number>;
+  flushes: FlushSummary;
+}> {
   const end = await topicEnd(iso.admin, topic);
   // A keyspace of its own (created now): no earlier run's record, and no TRUNCATE (which
   // makes Cassandra snapshot and compact while the next run is measured).
@@ -123,10 +130,51 @@ async function measureRuntime(
       // A run committed whole by the first sample (a smoke run's few events) has no interval
       // between samples: it is timed from the first poll instead (a lower bound), not as 0 / 0.
       const [from, at] = c0 < end ? [c0, t0] : [0, polled];
-      return { rt, eps: ((end - from) / (now - at)) * 1000, ms: now - at, cpu_s_per_100k: cpu, redis_us_per_event: await redisCommandCost(iso.redis, end) };
+      return {
+        rt,
+        eps: ((end - from) / (now - at)) * 1000,
+        ms: now - at,
+        cpu_s_per_100k: cpu,
+        redis_us_per_event: await redisCommandCost(iso.redis, end),
+        flushes: await flushSummary(rt),
+      };
     }
     await sleep(20);
   }
+}
+
+export interface FlushSummary {
+  flushes: number;
+  events_per_flush: number;
+  /** Mean time a flush script held Redis, and a whole flush took (script, round trip, the actor's work), ms. */
+  script_ms: number;
+  flush_ms: number;
+  /** Seconds flushes waited for a checkpoint to take the entries waiting for one. */
+  backpressure_s: number;
+  /** Records read from Kafka per event applied (above 1: records read again, e.g. after a seek back). */
+  reads_per_event: number;
+}
+
+/**
+ * How the run's flushes went, from the runtime's own metrics (summed over its workers): how
+ * many events a flush held decides what a post costs (a hot post is written once per flush).
+ */
+async function flushSummary(rt: Runtime): Promise<FlushSummary> {
+  const text = await (await fetch(`${rt.api}/metrics`)).text();
+  const sum = (name: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(name) && (l[name.length] === ' ' || l[name.length] === '{'))
+      .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  const flushes = sum('hh_flush_duration_seconds_count');
+  return {
+    flushes,
+    events_per_flush: round(sum('hh_events_applied_total') / Math.max(1, flushes)),
+    script_ms: round((sum('hh_flush_script_seconds_sum') * 1000) / Math.max(1, flushes), 2),
+    flush_ms: round((sum('hh_flush_duration_seconds_sum') * 1000) / Math.max(1, flushes), 2),
+    backpressure_s: round(sum('hh_backpressure_seconds_total'), 2),
+    reads_per_event: round(sum('hh_events_consumed_total') / Math.max(1, sum('hh_events_applied_total')), 3),
+  };
 }
 
 /** CPU seconds (user + system) a process has used so far; 0 when it is not ours to see. */
@@ -549,7 +597,11 @@ async function main(): Promise<void> {
       `(k) Kafka Streams (same job):       ${kstreams.at_least_once ? `${kstreams.at_least_once.eps.toLocaleString()} events/s at least once, ${kstreams.exactly_once_v2?.eps.toLocaleString()} exactly_once_v2` : `skipped: ${kstreams.skipped}`}`,
     );
 
-    let one = { eps: NaN, cpu_s_per_100k: {}, redis_us_per_event: {} };
+    let one: { eps: number; cpu_s_per_100k: Record<string, number>; redis_us_per_event: Record<string, number>; flushes?: FlushSummary } = {
+      eps: NaN,
+      cpu_s_per_100k: {},
+      redis_us_per_event: {},
+    };
     let exact1 = true;
     if (want('compare')) {
       const run = await measureRuntime(iso, 1, `${id}.ours1`, topic);
@@ -562,6 +614,7 @@ async function main(): Promise<void> {
     log(`(g) ours, 1 worker:                 ${round(one.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact1})`);
     log(`    CPU seconds per 100k events: ${JSON.stringify(one.cpu_s_per_100k)}`);
     log(`    Redis µs per event by command: ${JSON.stringify(one.redis_us_per_event)}`);
+    if (one.flushes) log(`    flushes: ${JSON.stringify(one.flushes)}`);
 
     const two = await measureRuntime(iso, 2, `${id}.ours2`, topic);
     rt = two.rt;
@@ -569,6 +622,7 @@ async function main(): Promise<void> {
     log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2})`);
     log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
     log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
+    log(`    flushes: ${JSON.stringify(two.flushes)}`);
 
     const fresh = want('fresh')
       ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 2)), prefix)
@@ -678,6 +732,7 @@ async function main(): Promise<void> {
         speedup: round(two.eps / one.eps, 2),
         cpu_s_per_100k_events: { workers_1: one.cpu_s_per_100k, workers_2: two.cpu_s_per_100k },
         redis_us_per_event: { workers_1: one.redis_us_per_event, workers_2: two.redis_us_per_event },
+        flushes: { workers_1: one.flushes, workers_2: two.flushes },
       },
       seconds: round((Date.now() - t0) / 1000),
     };

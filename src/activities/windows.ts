@@ -7,6 +7,7 @@ import { sealSessions, type SealedSession } from '../store/sessions';
 import { windowStore, type WindowSnapshot } from '../store/window-snapshots';
 import { SA_WINDOW_SPEC, SA_WINDOW_START, SA_WINDOW_STATE } from '../workflows/definitions';
 import { missing } from './errors';
+import { regionWindowKey } from '../keys';
 
 /** A window workflow still running, as its search attributes describe it. */
 export interface RunningWindow {
@@ -51,6 +52,21 @@ export function windowActivities({ redis, cassandra, keyspace, temporal }: Windo
     /** Seals the region's sessions the watermark passed; returns every sealed one after `after`. */
     sealSessions: ({ region, spec, watermark, after }: { region: string; spec: SessionSpec; watermark: number; after: number }): Promise<SealedSession[]> =>
       sealSessions(redis, region, spec, watermark, after),
+
+    /**
+     * Of the region's window key ids (`<spec>:<start>`), those whose key holds counts now (one
+     * pipelined EXISTS each): a window older than its coordinator's first gets a workflow only
+     * if events were counted into it (one event with an old timestamp, late for every window,
+     * starts none).
+     */
+    async countedWindows({ region, ids }: { region: string; ids: string[] }): Promise<string[]> {
+      const replies = ids.length ? await redis.pipeline(ids.map((id) => ['exists', regionWindowKey(region, id)])).exec() : [];
+      return ids.filter((_, i) => {
+        const [err, n] = replies![i];
+        if (err) throw err;
+        return n === 1;
+      });
+    },
 
     /** The region's window workflows still running (visibility), for a coordinator starting without state. */
     async runningWindows({ region }: { region: string }): Promise<RunningWindow[]> {

@@ -30,9 +30,10 @@ import {
 } from './definitions';
 import type { windowWorkflow, WindowInput } from './window';
 import type { Activities } from '../activities';
+import { windowId } from '../keys';
 
 // Local: one marker in history per call, run by the worker running this workflow (it has Redis).
-const { sealSessions } = proxyLocalActivities<Activities>({
+const { sealSessions, countedWindows } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
@@ -120,11 +121,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       // Their windows hold counts only a window workflow persists and expires: start them too.
       const before = first[spec.name];
       if (before !== undefined && holdsEarliest < before && patched('coordinator-starts-earlier-windows')) {
-        for (let start = Math.max(holdsEarliest, current - MAX_CATCH_UP * step); start < before; start += step) {
-          const id = windowWorkflowId(input.region, spec.name, start);
-          await startWindow(id, { region: input.region, spec, start }, true);
-          live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
-        }
+        await startEarlier(input.region, spec, Math.max(holdsEarliest, current - MAX_CATCH_UP * step), before, st);
         first[spec.name] = Math.min(before, Math.max(holdsEarliest, current - MAX_CATCH_UP * step));
       }
       for (let start = from; start <= current; start += step) {
@@ -168,6 +165,31 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 5000) {
       await continueAsNew<typeof regionCoordinatorWorkflow>({ ...input, state: st });
     }
+  }
+}
+
+/**
+ * Starts the windows of `spec` from `from` up to (not including) `before` that hold counts (a
+ * sliding window: whose panes do). Only those: their events were reported after the first
+ * step, and an event late for every window (one bad timestamp) must not start hundreds of
+ * empty ones. Never one that already ran.
+ */
+async function startEarlier(region: string, spec: WindowSpecInput, from: number, before: number, st: CoordinatorState): Promise<void> {
+  const step = spec.slideMs ?? spec.sizeMs;
+  const keysOf = (start: number): string[] => {
+    if (!spec.slideMs || !spec.pane) return [windowId(spec.name, start)];
+    const panes: string[] = [];
+    for (let p = start; p < start + spec.sizeMs; p += spec.slideMs) panes.push(windowId(spec.pane, p));
+    return panes;
+  };
+  const starts: number[] = [];
+  for (let start = from; start < before; start += step) starts.push(start);
+  const counted = new Set(await countedWindows({ region, ids: [...new Set(starts.flatMap(keysOf))] }));
+  for (const start of starts) {
+    if (!keysOf(start).some((k) => counted.has(k))) continue;
+    const id = windowWorkflowId(region, spec.name, start);
+    await startWindow(id, { region, spec, start }, true);
+    live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
   }
 }
 

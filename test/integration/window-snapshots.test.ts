@@ -18,6 +18,7 @@ import { SLIDING_STEP_MEMBERS, windowStore } from '../../src/store/window-snapsh
 import { byRank } from '../../src/ranking';
 import { cfg, unique } from '../helpers';
 import { killAfterStarted } from '../support/kill-child';
+import { windowActivities } from '../../src/activities/windows';
 
 describe('window snapshots in pages (real Redis and Cassandra)', function () {
   this.timeout(120_000);
@@ -87,6 +88,15 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
   after(async () => {
     redis.disconnect();
     await cassandra.shutdown();
+  });
+
+  it('names the windows whose keys hold counts (a coordinator starts an earlier window only then)', async () => {
+    await redis.zadd(regionWindowKey(region, windowId('1m', START)), 3, 'p1');
+    await redis.zadd(regionWindowKey(region, windowId('1m', START + 2 * SLIDE)), 1, 'p2');
+    const { countedWindows } = windowActivities({ redis });
+    const ids = [0, 1, 2, 3].map((i) => windowId('1m', START + i * SLIDE));
+    expect(await countedWindows({ region, ids })).to.deep.equal([ids[0], ids[2]]);
+    expect(await countedWindows({ region, ids: [] })).to.deep.equal([]);
   });
 
   it("persists a 12,000-post window read in pages: Cassandra holds exactly the key's counts", async () => {
