@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MAX_SESSION_SPECS, MAX_TUMBLING_SPECS } from './keys';
+import { MAX_SESSION_SPECS, MAX_TUMBLING_SPECS, WINDOW_KEY_GRACE_MS } from './keys';
 import { readSecrets, SERVER_USERS, type CassandraRole, type KafkaRole, type PartialSecrets, type RedisRole } from './secrets';
 
 export class ConfigError extends Error {
@@ -151,13 +151,8 @@ export interface WindowSpec {
   readonly ttlMs: number;
 }
 
-/**
- * How long a tumbling window's Redis key (and its entries in the record) outlive the
- * window's TTL. The window's workflow deletes the key at the TTL after persisting it; the
- * grace is for a workflow held up past the TTL (Temporal lagging, the runtime down for a
- * while, a backlog read after downtime): it still finds the key and persists the counts.
- */
-export const WINDOW_KEY_GRACE_MS = 600_000;
+/** How long a window's key outlives its TTL (keys.ts, where the workflows read it too). */
+export { WINDOW_KEY_GRACE_MS };
 
 /** When a tumbling window's Redis key (and its record entries) expire: its TTL after its end, plus the grace. */
 export const windowKeyExpireAt = (spec: WindowSpec, start: number): number => start + spec.sizeMs + spec.ttlMs + WINDOW_KEY_GRACE_MS;

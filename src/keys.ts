@@ -118,3 +118,11 @@ export const MAX_SESSION_SPECS = 8;
 export const SESSION_BIT0 = MAX_TUMBLING_SPECS;
 export const lateMaskBit = (k: number): number => 1 << k;
 export const sessionLateBit = (q: number): number => 1 << (SESSION_BIT0 + q);
+
+/**
+ * How long a tumbling window's Redis key (and its entries in the record) outlive the
+ * window's TTL. The window's workflow deletes the key at the TTL after persisting it; the
+ * grace is for a workflow held up past the TTL (Temporal lagging, the runtime down for a
+ * while, a backlog read after downtime): it still finds the key and persists the counts.
+ */
+export const WINDOW_KEY_GRACE_MS = 600_000;

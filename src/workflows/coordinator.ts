@@ -30,7 +30,7 @@ import {
 } from './definitions';
 import type { windowWorkflow, WindowInput } from './window';
 import type { Activities } from '../activities';
-import { windowId } from '../keys';
+import { WINDOW_KEY_GRACE_MS, windowId } from '../keys';
 
 // Local: one marker in history per call, run by the worker running this workflow (it has Redis).
 const { sealSessions, countedWindows } = proxyLocalActivities<Activities>({
@@ -99,6 +99,10 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
   setHandler(coordinatorStatusQuery, () => ({ watermark: st.watermark, live: st.live.map((l) => l.id) }));
 
   if (!input.state && patched('coordinator-adopts-running-windows')) await adoptRunning(input, st);
+  // A new coordinator (not a continuation) first looks for windows whose keys hold counts that
+  // no report named: a member killed after its flushes and before its first report leaves
+  // them, and the member that takes its partitions over resumes after those events.
+  let reconcile = !input.state;
 
   for (;;) {
     await condition(() => pending !== null);
@@ -124,6 +128,12 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         await startEarlier(input.region, spec, Math.max(holdsEarliest, current - MAX_CATCH_UP * step), before, st);
         first[spec.name] = Math.min(before, Math.max(holdsEarliest, current - MAX_CATCH_UP * step));
       }
+      if (reconcile && patched('coordinator-reconciles-counted-windows')) {
+        // Every window whose key may still exist (it expires ttl + grace after the window ends).
+        const oldest = Math.floor((current - spec.sizeMs - spec.ttlMs - WINDOW_KEY_GRACE_MS) / step) * step;
+        const lowest = Math.max(oldest, current - MAX_CATCH_UP * step);
+        if (lowest < from) await startEarlier(input.region, spec, lowest, from, st);
+      }
       for (let start = from; start <= current; start += step) {
         const id = windowWorkflowId(input.region, spec.name, start);
         await startWindow(id, { region: input.region, spec, start });
@@ -142,6 +152,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         taken[sp.name] = s.start;
       }
     }
+    reconcile = false;
     const still: CoordinatorState['live'] = [];
     if (patched('coordinator-threshold-signals')) {
       // Only a watermark that moves a window on (to CLOSED, to FINAL) is signalled to it: a
@@ -170,9 +181,8 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
 
 /**
  * Starts the windows of `spec` from `from` up to (not including) `before` that hold counts (a
- * sliding window: whose panes do). Only those: their events were reported after the first
- * step, and an event late for every window (one bad timestamp) must not start hundreds of
- * empty ones. Never one that already ran.
+ * sliding window: whose panes do). Only those: an event late for every window (one bad
+ * timestamp) must not start hundreds of empty ones. Never one that already ran.
  */
 async function startEarlier(region: string, spec: WindowSpecInput, from: number, before: number, st: CoordinatorState): Promise<void> {
   const step = spec.slideMs ?? spec.sizeMs;

@@ -56,6 +56,7 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       }),
       restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),
       runningWindows: sinon.stub().resolves([]), // fresh coordinators: no windows of an earlier one
+      countedWindows: sinon.stub().resolves([]), // and no counts that no report named
     };
     const taskQueue = unique('ts');
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
@@ -115,72 +116,91 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
     process.stdout.write(`      simulated >2 days of workflow time (${regions.length} regions, ${calls.length} activity calls) in ${realMs} ms of real time\n`);
   });
 
-  it('starts the windows of events a member reports only after the first step (a partition taken over before its backlog was read)', async () => {
-    // A member that took a partition over from a snapshot reports the region's watermark
-    // before it has read the partition's backlog: its first signal names no earlier event.
-    // When it reads the backlog, the earlier events' windows must still get their workflows
-    // (their keys hold counts that only a window workflow persists and expires).
+  /**
+   * One region's coordinator on a worker whose Redis (countedWindows) holds the 1h window keys
+   * `counted()` names; `exists` looks for a window workflow for a few seconds of real time (a
+   * step takes its watermark in before it starts windows).
+   */
+  async function coordinatorOf(counted: () => number[]) {
     const specs = loadConfig({ HH_WINDOWS: '1h/5m/2h' }).ingest.windows.map(({ name, sizeMs, latenessMs, ttlMs }) => ({ name, sizeMs, latenessMs, ttlMs }));
     const region = unique('LATAM');
-    let base = 0;
+    const base = Math.floor((await env.currentTimeMs()) / HOUR) * HOUR - 6 * HOUR;
     const activities = {
       persistWindow: sinon.stub().resolves({ posts: 1, events: 1, top: [{ post_id: 'p', view_count: 1 }] }),
       expireWindow: sinon.stub().resolves(),
       restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),
       runningWindows: sinon.stub().resolves([]),
-      // Redis as the backlog left it: the keys of hours 1 and 2 hold counts; hour 0's event was
-      // late for its window (not counted into it), so hour 0 has no key.
-      countedWindows: sinon
-        .stub()
-        .callsFake(async ({ ids }: { ids: string[] }) => ids.filter((id) => id === `1h:${base + HOUR}` || id === `1h:${base + 2 * HOUR}`)),
+      countedWindows: sinon.stub().callsFake(async ({ ids }: { ids: string[] }) => ids.filter((id) => counted().some((h) => id === `1h:${base + h * HOUR}`))),
     };
     const taskQueue = unique('ts');
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
-    base = Math.floor((await env.currentTimeMs()) / HOUR) * HOUR - 6 * HOUR;
-    // Within a step the coordinator takes the watermark in before it starts the windows: a
-    // window is looked for for a few seconds of real time before it counts as not started.
-    const exists = async (start: number): Promise<boolean> => {
-      for (let i = 0; i < 50; i++) {
-        try {
-          await env.client.workflow.getHandle(windowWorkflowId(region, '1h', start)).describe();
-          return true;
-        } catch {
-          await new Promise((r) => setTimeout(r, 100));
+    const status = env.client.workflow.getHandle(coordinatorWorkflowId(region));
+    return {
+      base,
+      worker,
+      status,
+      exists: async (hour: number): Promise<boolean> => {
+        for (let i = 0; i < 50; i++) {
+          try {
+            await env.client.workflow.getHandle(windowWorkflowId(region, '1h', base + hour * HOUR)).describe();
+            return true;
+          } catch {
+            await new Promise((r) => setTimeout(r, 100));
+          }
         }
-      }
-      return false;
-    };
-    await worker.runUntil(async () => {
-      const signal = async (watermark: number, earliest: number) =>
-        env.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
+        return false;
+      },
+      /** Signals the coordinator, and waits until it took the watermark in. */
+      step: async (watermark: number, earliest: number) => {
+        await env.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
           workflowId: coordinatorWorkflowId(region),
           taskQueue,
           args: [{ region, specs }],
           signal: progressSignal,
           signalArgs: [{ watermark, earliest }],
         });
-      await signal(base + 3 * HOUR, base + 3 * HOUR);
-      const status = env.client.workflow.getHandle(coordinatorWorkflowId(region));
-      const stepped = async (wm: number) => {
-        for (let i = 0; (await status.query(coordinatorStatusQuery)).watermark !== wm; i++) {
-          if (i > 300) throw new Error(`the coordinator did not take watermark ${wm} in`);
+        for (let i = 0; (await status.query(coordinatorStatusQuery)).watermark !== watermark; i++) {
+          if (i > 300) throw new Error(`the coordinator did not take watermark ${watermark} in`);
           await new Promise((r) => setTimeout(r, 100));
         }
-      };
-      await stepped(base + 3 * HOUR);
-      expect(await exists(base + 3 * HOUR), "the first step starts the watermark's window").to.equal(true);
-      expect(await exists(base + HOUR), 'no event of an earlier window reported yet').to.equal(false);
-      // The backlog read: events of hours 0 (late for its window), 1 and 2, reported with the next watermark.
-      await signal(base + 3 * HOUR + HOUR / 2, base + 60_000);
-      await stepped(base + 3 * HOUR + HOUR / 2);
-      for (const h of [1, 2]) expect(await exists(base + h * HOUR), `the window of hour ${h}, whose events came after the first step`).to.equal(true);
-      expect(await exists(base), 'a window whose key holds no counts').to.equal(false);
+      },
+    };
+  }
+
+  it('starts the windows of events a member reports only after the first step (a partition taken over before its backlog was read)', async () => {
+    // A member that took a partition over from a snapshot reports the region's watermark
+    // before it has read the partition's backlog: its first signal names no earlier event.
+    // When it reads the backlog, the earlier events' windows must still get their workflows
+    // (their keys hold counts that only a window workflow persists and expires).
+    let counted: number[] = [];
+    const c = await coordinatorOf(() => counted);
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 3 * HOUR, c.base + 3 * HOUR);
+      expect(await c.exists(3), "the first step starts the watermark's window").to.equal(true);
+      expect(await c.exists(1), 'no event of an earlier window counted yet').to.equal(false);
+      // The backlog read: events of hours 0 (late for its window: no key), 1 and 2, reported with the next watermark.
+      counted = [1, 2];
+      await c.step(c.base + 3 * HOUR + HOUR / 2, c.base + 60_000);
+      for (const h of [1, 2]) expect(await c.exists(h), `the window of hour ${h}, whose events came after the first step`).to.equal(true);
+      expect(await c.exists(0), 'a window whose key holds no counts').to.equal(false);
       // The new path replays deterministically; HH_SAVE_HISTORY=1 keeps this history for the
       // replay suite (test/histories/coordinator-earlier-windows.json).
-      const history = await status.fetchHistory();
+      const history = await c.status.fetchHistory();
       await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history);
       if (process.env.HH_SAVE_HISTORY === '1')
         fs.writeFileSync(path.join(__dirname, '..', 'histories', 'coordinator-earlier-windows.json'), historyToJSON(history));
+    });
+  });
+
+  it('starts, when it starts, the windows whose keys hold counts no report named (a member killed after its flushes, before its first report)', async () => {
+    // The member that takes the partition over resumes after those events: no report will
+    // ever name them. Only Redis knows their windows hold counts.
+    const c = await coordinatorOf(() => [1]);
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 3 * HOUR, c.base + 3 * HOUR);
+      expect(await c.exists(1), 'the window whose key holds counts').to.equal(true);
+      expect(await c.exists(3), "the watermark's window").to.equal(true);
+      for (const h of [0, 2]) expect(await c.exists(h), `hour ${h}: no counts`).to.equal(false);
     });
   });
 });
