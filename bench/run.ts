@@ -205,6 +205,8 @@ function cpuSample(workers: number[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, pid] of Object.entries(serverPids())) out[name] = cpuSeconds(pid);
   out.workers = workers.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  // Each worker too: one holding the partitions of more regions than the other does more.
+  workers.forEach((pid, i) => (out[`worker${i + 1}`] = cpuSeconds(pid)));
   return out;
 }
 
