@@ -160,7 +160,13 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       for (const w of st.live) {
         const due = w.closeAt === undefined ? -Infinity : w.closed ? w.finalAt : w.closeAt;
         if (wm >= due) {
-          await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
+          try {
+            await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
+          } catch (e) {
+            // Closed already (terminated by an operator): nothing to move on; the step goes on.
+            log.warn('cannot signal a window; it is no longer followed', { id: w.id, error: String(e) });
+            continue;
+          }
           w.closed = true;
         }
         if (wm < w.finalAt) still.push(w);
@@ -198,17 +204,20 @@ async function startEarlier(region: string, spec: WindowSpecInput, from: number,
   for (const start of starts) {
     if (!keysOf(start).some((k) => counted.has(k))) continue;
     const id = windowWorkflowId(region, spec.name, start);
-    await startWindow(id, { region, spec, start }, true);
-    live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
+    // One that exists already is left alone: this coordinator or an earlier one signals it, it
+    // only waits for its TTL, or it completed (a signal to it would fail).
+    if (await startWindow(id, { region, spec, start }, true)) {
+      live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
+    }
   }
 }
 
 /**
- * Starts a window workflow (abandoned: it outlives this run). One that already runs (a
- * coordinator before this one started it) is fine: it is signalled like the others.
- * `onlyIfNew`: not even one that already completed is started again.
+ * Starts a window workflow (abandoned: it outlives this run); false if it existed. One that
+ * already runs (a coordinator before this one started it) is fine: it is signalled like the
+ * others. `onlyIfNew`: not even one that already completed is started again.
  */
-async function startWindow(id: string, args: WindowInput, onlyIfNew = false): Promise<void> {
+async function startWindow(id: string, args: WindowInput, onlyIfNew = false): Promise<boolean> {
   try {
     await startChild<typeof windowWorkflow>('windowWorkflow', {
       workflowId: id,
@@ -220,8 +229,10 @@ async function startWindow(id: string, args: WindowInput, onlyIfNew = false): Pr
       // the same itself): a window whose worker never ran it is still found by `Region = "NA"`.
       typedSearchAttributes: windowSearchAttributes(args.region, args.spec.name, args.start),
     });
+    return true;
   } catch (e) {
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+    return false;
   }
 }
 

@@ -150,6 +150,8 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
         }
         return false;
       },
+      region,
+      taskQueue,
       /** Signals the coordinator, and waits until it took the watermark in. */
       step: async (watermark: number, earliest: number) => {
         await env.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
@@ -201,6 +203,36 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       expect(await c.exists(1), 'the window whose key holds counts').to.equal(true);
       expect(await c.exists(3), "the watermark's window").to.equal(true);
       for (const h of [0, 2]) expect(await c.exists(h), `hour ${h}: no counts`).to.equal(false);
+    });
+  });
+
+  it('leaves a window that already ran alone when its key still holds counts (no start, no signal to a closed workflow)', async () => {
+    // E.g. a key recreated after its window expired: the window must not run again, and a
+    // signal to its closed workflow would fail the coordinator's step.
+    const c = await coordinatorOf(() => [1]);
+    const ran = await env.client.workflow.start('windowWorkflow', {
+      workflowId: windowWorkflowId(c.region, '1h', c.base + HOUR),
+      taskQueue: unique('nobody'),
+      args: [{ region: c.region, spec: { name: '1h', sizeMs: HOUR, latenessMs: 300_000, ttlMs: 7_200_000 }, start: c.base + HOUR }],
+    });
+    await ran.terminate('ran before');
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 3 * HOUR, c.base + 3 * HOUR);
+      await c.step(c.base + 4 * HOUR, c.base + 4 * HOUR); // the coordinator goes on
+      expect((await ran.describe()).status.name).to.equal('TERMINATED');
+      expect(await c.exists(4)).to.equal(true);
+    });
+  });
+
+  it('goes on when a window it follows was terminated by an operator (its signal fails)', async () => {
+    const c = await coordinatorOf(() => []);
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 3 * HOUR, c.base + 3 * HOUR);
+      expect(await c.exists(3)).to.equal(true);
+      await env.client.workflow.getHandle(windowWorkflowId(c.region, '1h', c.base + 3 * HOUR)).terminate('operator');
+      await c.step(c.base + 4 * HOUR, c.base + 4 * HOUR); // hour 3 closes: its signal fails
+      await c.step(c.base + 5 * HOUR, c.base + 5 * HOUR);
+      expect(await c.exists(5)).to.equal(true);
     });
   });
 });
