@@ -42,6 +42,19 @@ export interface SoakFigures {
   worker_heap_ratio: number;
 }
 
+/** How a run's flushes went, from the runtime's own metrics (summed over its workers). */
+export interface FlushSummary {
+  flushes: number;
+  events_per_flush: number;
+  /** Mean time a flush script held Redis, and a whole flush took (script, round trip, the actor's work), ms. */
+  script_ms: number;
+  flush_ms: number;
+  /** Seconds flushes waited for a checkpoint to take the entries waiting for one. */
+  backpressure_s: number;
+  /** Records read from Kafka per event applied (above 1: records read again, e.g. after a seek back). */
+  reads_per_event: number;
+}
+
 export interface BenchResults {
   when: string;
   smoke: boolean;
@@ -92,11 +105,8 @@ export interface BenchResults {
     cpu_s_per_100k_events: Record<string, Record<string, number>>;
     /** Redis microseconds per event by command, the costliest first. */
     redis_us_per_event: Record<string, Record<string, number>>;
-    /** How the runs' flushes went (the runtime's metrics): events per flush, mean script and flush time, checkpoint backpressure. */
-    flushes?: Record<
-      string,
-      { flushes: number; events_per_flush: number; script_ms: number; flush_ms: number; backpressure_s: number; reads_per_event: number } | undefined
-    >;
+    /** How the runs' flushes went (the runtime's metrics). */
+    flushes?: Record<string, FlushSummary | undefined>;
   };
   seconds: number;
 }

@@ -41,7 +41,7 @@ import {
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
 import { buildKStreams, runKStreams } from './peers/kstreams';
 import { redisUsed as redisMemory, soak } from './soak';
-import { writeReport, type BenchResults } from './report';
+import { writeReport, type BenchResults, type FlushSummary } from './report';
 
 const smoke = process.argv.includes('--smoke');
 /** `--soak [--soak-minutes N]`: also the soak of both modes (N minutes each, default 20). */
@@ -141,18 +141,6 @@ async function measureRuntime(
     }
     await sleep(20);
   }
-}
-
-export interface FlushSummary {
-  flushes: number;
-  events_per_flush: number;
-  /** Mean time a flush script held Redis, and a whole flush took (script, round trip, the actor's work), ms. */
-  script_ms: number;
-  flush_ms: number;
-  /** Seconds flushes waited for a checkpoint to take the entries waiting for one. */
-  backpressure_s: number;
-  /** Records read from Kafka per event applied (above 1: records read again, e.g. after a seek back). */
-  reads_per_event: number;
 }
 
 /**

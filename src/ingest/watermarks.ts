@@ -81,7 +81,9 @@ export class Watermarks {
   /**
    * What another member needs to carry on a partition's watermark: its max event time and
    * regions, and those regions' earliest event times not yet taken (events applied here whose
-   * windows the coordinator may not know of yet: the next owner does not read them again).
+   * windows the coordinator may not know of yet, e.g. the round's signal failed: the next
+   * owner does not read them again). Written by the report round, so events applied after a
+   * member's last round are not in it; a new coordinator finds their windows in Redis.
    */
   snapshot(partition: number): WatermarkSnapshot | undefined {
     const max = this.maxEvent.get(partition);

@@ -125,8 +125,9 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       // Their windows hold counts only a window workflow persists and expires: start them too.
       const before = first[spec.name];
       if (before !== undefined && holdsEarliest < before && patched('coordinator-starts-earlier-windows')) {
-        await startEarlier(input.region, spec, Math.max(holdsEarliest, current - MAX_CATCH_UP * step), before, st);
-        first[spec.name] = Math.min(before, Math.max(holdsEarliest, current - MAX_CATCH_UP * step));
+        const lowest = Math.max(holdsEarliest, current - MAX_CATCH_UP * step);
+        await startEarlier(input.region, spec, lowest, before, st);
+        first[spec.name] = Math.min(before, lowest);
       }
       if (reconcile && patched('coordinator-reconciles-counted-windows')) {
         // Every window whose key may still exist (it expires ttl + grace after the window ends).

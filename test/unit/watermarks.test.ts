@@ -100,7 +100,8 @@ describe('event-time watermarks', () => {
   it('hands the next owner the earliest event times its coordinator has not been told of (they are not read again)', () => {
     const now = 1_000_000;
     const before = new Watermarks(5000, 10_000, () => now);
-    // Applied here, then the member died before its report: the next owner resumes after these.
+    // Applied here; the report round that wrote this snapshot could not signal the coordinator
+    // (Temporal down), then the partition moved on: the next owner resumes after these events.
     before.observe(3, 990_000, [['NA', 940_000]], true);
     const after = new Watermarks(5000, 10_000, () => now);
     after.seed(3, JSON.parse(JSON.stringify(before.snapshot(3))) as WatermarkSnapshot);
