@@ -3,6 +3,7 @@
  * path, built by a factory from injected clients (so each can be tested alone). Every
  * activity takes one object argument.
  */
+import { Context } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import { mergeChanged, type GlobalMergeReport } from '../store/global-merge';
 import { ingestActivities, type IngestActivityDeps } from './ingest';
@@ -19,8 +20,15 @@ export type { RunningWindow } from './windows';
 export function createActivities(deps: ActivityDeps) {
   return {
     ...windowActivities(deps),
-    /** Merges every key family changed since the last merge into its global Top-K key (exact, TPUT). */
-    mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => mergeChanged(deps.redis, k),
+    /**
+     * Merges every key family changed since the last merge into its global Top-K key (exact,
+     * TPUT), heartbeating per family: a merge lost with its worker is retried within the
+     * heartbeat timeout, not after the start-to-close timeout.
+     */
+    mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => {
+      const ctx = Context.current();
+      return mergeChanged(deps.redis, k, Date.now(), () => ctx.heartbeat());
+    },
     ...ingestActivities(deps.ingest),
   };
 }

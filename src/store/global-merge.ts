@@ -6,11 +6,15 @@ import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
 import { fromWithScores as pairs } from '../ranking';
 import { tput, type MergeStats, type RankSource } from '../ranking/tput';
-import { scanCounts } from './scan-counts';
+import { SCAN_PAGE, scanCounts } from './scan-counts';
 
-/** The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip. */
-export function redisSource(redis: Redis, keys: string[]): RankSource {
+/**
+ * The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip.
+ * `beat` is called before each round trip (the merge activity's heartbeat).
+ */
+export function redisSource(redis: Redis, keys: string[], beat: () => void = () => undefined): RankSource {
   const each = async <T>(f: (p: ReturnType<Redis['pipeline']>, key: string, r: number) => void): Promise<T[]> => {
+    beat();
     const p = redis.pipeline();
     keys.forEach((key, r) => f(p, key, r));
     const res = (await p.exec()) ?? [];
@@ -29,7 +33,7 @@ export function redisSource(redis: Redis, keys: string[]): RankSource {
     },
     sizes: async () => (await each<number>((p, key) => p.zcard(key))).reduce((a, n) => a + n, 0),
     countAtLeast: async (min) => (await each<number>((p, key) => p.zcount(key, String(min), '+inf'))).reduce((a, n) => a + n, 0),
-    leaderboard: (r) => scanCounts(redis, keys[r]),
+    leaderboard: (r) => scanCounts(redis, keys[r], SCAN_PAGE, beat),
   };
 }
 
@@ -63,9 +67,10 @@ export interface GlobalMergeReport {
 
 /**
  * Merges every key family changed since the last merge (the hot path marks them in
- * `global:dirty`) into `global:top_k[:<id>]`, with its figures in `global:meta`.
+ * `global:dirty`) into `global:top_k[:<id>]`, with its figures in `global:meta`. `beat` is
+ * called before each of its round trips to Redis (the activity's heartbeat).
  */
-export async function mergeChanged(redis: Redis, k: number, now = Date.now()): Promise<GlobalMergeReport> {
+export async function mergeChanged(redis: Redis, k: number, now = Date.now(), beat: () => void = () => undefined): Promise<GlobalMergeReport> {
   const families = await redis.spop(GLOBAL_DIRTY_KEY, 100_000);
   const report: GlobalMergeReport = { families: 0, moved: 0, naive: 0, merged: {} };
   if (families.length === 0) return report;
@@ -75,7 +80,7 @@ export async function mergeChanged(redis: Redis, k: number, now = Date.now()): P
       const keys = regions.map((r) => regionalKey(r, family));
       const expireAt = await expiry(redis, family, keys);
       if (expireAt !== undefined && expireAt <= now) continue; // expired meanwhile
-      const { top, stats } = await tput(redisSource(redis, keys), k);
+      const { top, stats } = await tput(redisSource(redis, keys, beat), k);
       const key = globalTopKey(family);
       const meta = globalMetaKey(family);
       const tx = redis.multi().del(key);

@@ -31,9 +31,12 @@ export async function* scanPages(redis: Redis, key: string, page = SCAN_PAGE): A
   } while (cursor !== '0');
 }
 
-/** Every member of `key` with its count, unordered (scanPages, collected). */
-export async function scanCounts(redis: Redis, key: string, page = SCAN_PAGE): Promise<RankedCount[]> {
+/** Every member of `key` with its count, unordered (scanPages, collected; `onPage` after each page). */
+export async function scanCounts(redis: Redis, key: string, page = SCAN_PAGE, onPage: () => void = () => undefined): Promise<RankedCount[]> {
   const all: RankedCount[] = [];
-  for await (const rows of scanPages(redis, key, page)) for (const r of rows) all.push(r);
+  for await (const rows of scanPages(redis, key, page)) {
+    for (const r of rows) all.push(r);
+    onPage();
+  }
   return all;
 }

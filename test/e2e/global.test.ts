@@ -8,6 +8,7 @@
 import { temporalClient } from '../../src/clients';
 import { expect } from 'chai';
 import { type Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { mergeTruth, truthTopK, type Truth } from '../../src/load/generator';
 import { globalMergeStatusQuery, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
@@ -57,7 +58,10 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
     return sum;
   };
 
-  /** What a failure needs to be explained: the merge workflow's state and the merge's keys. */
+  /**
+   * What a failure needs to be explained, in a few lines: the merge workflow (its pending
+   * activity, its last history events), the merge's keys, and the crafted events' windows.
+   */
   const mergeState = async (): Promise<string> => {
     const out: string[] = [];
     const show = async (what: string, f: () => Promise<unknown>) => {
@@ -68,13 +72,25 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
       }
     };
     const handle = client.workflow.getHandle(globalMergeWorkflowId(iso.env.HH_TEMPORAL_TASK_QUEUE));
-    await show('workflow', async () => {
+    out.push(`now: ${new Date().toISOString()}`);
+    await show('merge workflow', async () => {
       const d = await handle.describe();
       const pending = d.raw.pendingActivities?.map((a) => ({ attempt: a.attempt, state: a.state, failure: a.lastFailure?.message }));
       return { status: d.status.name, historyLength: d.historyLength, pending };
     });
-    await show('status query', () => handle.query(globalMergeStatusQuery));
-    await show('global:dirty', () => iso.redis.smembers(GLOBAL_DIRTY_KEY));
+    await show('its last events', async () => {
+      const events = (await handle.fetchHistory()).events ?? [];
+      const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+      return events.slice(-8).map((e) => `${new Date(at(e)).toISOString().slice(11, 23)} ${temporal.api.enums.v1.EventType[e.eventType ?? 0]}`);
+    });
+    await show('status query', async () => {
+      const { merges, families, last } = await handle.query(globalMergeStatusQuery);
+      return { merges, families, last_families: last && Object.keys(last.merged) };
+    });
+    await show('global:dirty', async () => {
+      const n = await iso.redis.scard(GLOBAL_DIRTY_KEY);
+      return { members: n, some: await iso.redis.srandmember(GLOBAL_DIRTY_KEY, 5) };
+    });
     await show('regions', () => iso.redis.smembers(REGIONS_KEY));
     await show('global:meta', () => iso.redis.get(globalMetaKey('all')));
     // The crafted events' windows: each region's 2s and 4s@2s window workflows.
@@ -88,8 +104,11 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
         await show(`${region} ${spec}:${start}`, async () => {
           const h = client.workflow.getHandle(windowWorkflowId(region, spec, start));
           const d = await h.describe();
-          const q = await h.query(windowStatusQuery).catch((e: Error) => e.message);
-          return { status: d.status.name, started: d.startTime, closed: d.closeTime, history: d.historyLength, query: q };
+          const q = await h.query(windowStatusQuery).then(
+            (w) => w.state,
+            (e: Error) => e.message,
+          );
+          return { status: d.status.name, closed: d.closeTime, state: q };
         });
       }
     }
@@ -103,7 +122,9 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
   });
   afterEach(async function () {
     dumpOnFailure(this, rt);
-    if (this.currentTest?.state === 'failed') process.stdout.write(`    --- global merge ---\n${await mergeState()}\n`);
+    // Into the failure's own message: the report at the end of the run shows it whole.
+    const err = this.currentTest?.err;
+    if (this.currentTest?.state === 'failed' && err) err.message += `\n    --- global merge ---\n${await mergeState()}`;
   });
   after(async () => {
     await client?.connection.close();
