@@ -61,9 +61,10 @@ interface CoordinatorState {
   /** Per spec: the start of the next window to start. */
   next: Record<string, number>;
   /**
-   * Per spec: the start of the first window this coordinator started (its lineage across
-   * continue-as-new); windows before it are started when events in them are reported later.
-   * Unknown for a coordinator that adopted an earlier one's windows: it starts none before them.
+   * Per spec: every window from this start on exists (this coordinator's lineage across
+   * continue-as-new started it, or found it); windows before it are started when events in
+   * them are reported later. A coordinator that adopted an earlier one's windows sets it at
+   * its first step.
    */
   first?: Record<string, number>;
   /**
@@ -126,8 +127,11 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       const before = first[spec.name];
       if (before !== undefined && holdsEarliest < before && patched('coordinator-starts-earlier-windows')) {
         const lowest = Math.max(holdsEarliest, current - MAX_CATCH_UP * step);
-        await startEarlier(input.region, spec, lowest, before, st);
-        first[spec.name] = Math.min(before, lowest);
+        const covered = await startEarlier(input.region, spec, lowest, before, st);
+        // `first` stays below only windows that all exist: one checked without counts may
+        // get them later (from a member whose watermark lags), and a later report of its
+        // events must find it below `first` to check it again.
+        first[spec.name] = patched('coordinator-first-over-started-windows') ? covered : Math.min(before, lowest);
       }
       if (reconcile && patched('coordinator-reconciles-counted-windows')) {
         // Every window whose key may still exist (it expires ttl + grace after the window ends).
@@ -141,6 +145,10 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
       if (fresh) first[spec.name] = from;
+      // A coordinator that adopted an earlier one's windows (or continues one from before
+      // `first` existed): every window from here on is started, so later reports of earlier
+      // events start theirs too.
+      else if (first[spec.name] === undefined && patched('coordinator-first-after-adoption')) first[spec.name] = from;
       st.next[spec.name] = current + step;
     }
     for (const sp of input.sessions ?? []) {
@@ -189,9 +197,10 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
 /**
  * Starts the windows of `spec` from `from` up to (not including) `before` that hold counts (a
  * sliding window: whose panes do). Only those: an event late for every window (one bad
- * timestamp) must not start hundreds of empty ones. Never one that already ran.
+ * timestamp) must not start hundreds of empty ones. Never one that already ran. Returns the
+ * lowest start from which every window up to `before` now exists (started here or before).
  */
-async function startEarlier(region: string, spec: WindowSpecInput, from: number, before: number, st: CoordinatorState): Promise<void> {
+async function startEarlier(region: string, spec: WindowSpecInput, from: number, before: number, st: CoordinatorState): Promise<number> {
   const step = spec.slideMs ?? spec.sizeMs;
   const keysOf = (start: number): string[] => {
     if (!spec.slideMs || !spec.pane) return [windowId(spec.name, start)];
@@ -202,8 +211,10 @@ async function startEarlier(region: string, spec: WindowSpecInput, from: number,
   const starts: number[] = [];
   for (let start = from; start < before; start += step) starts.push(start);
   const counted = new Set(await countedWindows({ region, ids: [...new Set(starts.flatMap(keysOf))] }));
+  const exists = new Set<number>();
   for (const start of starts) {
     if (!keysOf(start).some((k) => counted.has(k))) continue;
+    exists.add(start);
     const id = windowWorkflowId(region, spec.name, start);
     // One that exists already is left alone: this coordinator or an earlier one signals it, it
     // only waits for its TTL, or it completed (a signal to it would fail).
@@ -211,6 +222,9 @@ async function startEarlier(region: string, spec: WindowSpecInput, from: number,
       live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
     }
   }
+  let covered = before;
+  while (covered - step >= from && exists.has(covered - step)) covered -= step;
+  return covered;
 }
 
 /**

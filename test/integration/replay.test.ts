@@ -23,6 +23,8 @@ describe('workflow replay of recorded histories (determinism guard)', function (
       'window-patched.json',
       'coordinator-patched.json',
       'coordinator-earlier-windows.json',
+      'coordinator-lagging-member.json',
+      'coordinator-adopted-earlier.json',
     ]);
   });
 

@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import * as sinon from 'sinon';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
 import { testServerWrapper } from '../../scripts/stack/services';
@@ -18,6 +19,7 @@ import { regionCoordinatorWorkflow } from '../../src/workflows/coordinator';
 import { coordinatorStatusQuery, coordinatorWorkflowId, progressSignal, windowWorkflowId } from '../../src/workflows/definitions';
 import { unique } from '../helpers';
 import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
+import type { RunningWindow } from '../../src/activities';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -117,11 +119,21 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
   });
 
   /**
+   * The coordinator's history replays deterministically; HH_SAVE_HISTORY=1 keeps it for the
+   * replay suite (test/histories/<file>).
+   */
+  async function replayAndKeep(handle: WorkflowHandle, file: string): Promise<void> {
+    const history = await handle.fetchHistory();
+    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history);
+    if (process.env.HH_SAVE_HISTORY === '1') fs.writeFileSync(path.join(__dirname, '..', 'histories', file), historyToJSON(history));
+  }
+
+  /**
    * One region's coordinator on a worker whose Redis (countedWindows) holds the 1h window keys
    * `counted()` names; `exists` looks for a window workflow for a few seconds of real time (a
    * step takes its watermark in before it starts windows).
    */
-  async function coordinatorOf(counted: () => number[]) {
+  async function coordinatorOf(counted: () => number[], running: (base: number, region: string) => RunningWindow[] = () => []) {
     const specs = loadConfig({ HH_WINDOWS: '1h/5m/2h' }).ingest.windows.map(({ name, sizeMs, latenessMs, ttlMs }) => ({ name, sizeMs, latenessMs, ttlMs }));
     const region = unique('LATAM');
     const base = Math.floor((await env.currentTimeMs()) / HOUR) * HOUR - 6 * HOUR;
@@ -129,7 +141,7 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       persistWindow: sinon.stub().resolves({ posts: 1, events: 1, top: [{ post_id: 'p', view_count: 1 }] }),
       expireWindow: sinon.stub().resolves(),
       restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),
-      runningWindows: sinon.stub().resolves([]),
+      runningWindows: sinon.stub().resolves(running(base, region)),
       countedWindows: sinon.stub().callsFake(async ({ ids }: { ids: string[] }) => ids.filter((id) => counted().some((h) => id === `1h:${base + h * HOUR}`))),
     };
     const taskQueue = unique('ts');
@@ -185,12 +197,43 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       await c.step(c.base + 3 * HOUR + HOUR / 2, c.base + 60_000);
       for (const h of [1, 2]) expect(await c.exists(h), `the window of hour ${h}, whose events came after the first step`).to.equal(true);
       expect(await c.exists(0), 'a window whose key holds no counts').to.equal(false);
-      // The new path replays deterministically; HH_SAVE_HISTORY=1 keeps this history for the
-      // replay suite (test/histories/coordinator-earlier-windows.json).
-      const history = await c.status.fetchHistory();
-      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history);
-      if (process.env.HH_SAVE_HISTORY === '1')
-        fs.writeFileSync(path.join(__dirname, '..', 'histories', 'coordinator-earlier-windows.json'), historyToJSON(history));
+      await replayAndKeep(c.status, 'coordinator-earlier-windows.json');
+    });
+  });
+
+  it('checks again a window an earlier report found without counts, when its events are reported later (a member whose watermark lags)', async () => {
+    let counted: number[] = [];
+    const c = await coordinatorOf(() => counted);
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 5 * HOUR, c.base + 5 * HOUR);
+      // One member reports events of hour 2; hour 3's events are still in another's backlog.
+      counted = [2];
+      await c.step(c.base + 5 * HOUR + HOUR / 4, c.base + 2 * HOUR + 60_000);
+      expect(await c.exists(2), 'hour 2').to.equal(true);
+      expect(await c.exists(3), 'hour 3: no counts yet').to.equal(false);
+      // The lagging member reads them: hour 3 now holds counts.
+      counted = [2, 3];
+      await c.step(c.base + 5 * HOUR + HOUR / 2, c.base + 3 * HOUR + 60_000);
+      expect(await c.exists(3), 'hour 3, checked again').to.equal(true);
+      expect(await c.exists(4), 'hour 4: never counted').to.equal(false);
+      await replayAndKeep(c.status, 'coordinator-lagging-member.json');
+    });
+  });
+
+  it('a coordinator that adopted running windows starts the windows of earlier events reported after its first step', async () => {
+    let counted: number[] = [];
+    // The terminated coordinator's window of hour 4 is still running (found through visibility).
+    const c = await coordinatorOf(
+      () => counted,
+      (base, region) => [{ id: windowWorkflowId(region, '1h', base + 4 * HOUR), spec: '1h', start: base + 4 * HOUR, state: 'OPEN' }],
+    );
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 5 * HOUR, c.base + 5 * HOUR);
+      expect(await c.exists(5)).to.equal(true);
+      counted = [2];
+      await c.step(c.base + 5 * HOUR + HOUR / 2, c.base + 2 * HOUR + 60_000);
+      expect(await c.exists(2), 'hour 2, reported after the first step').to.equal(true);
+      await replayAndKeep(c.status, 'coordinator-adopted-earlier.json');
     });
   });
 
