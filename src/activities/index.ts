@@ -3,9 +3,9 @@
  * path, built by a factory from injected clients (so each can be tested alone). Every
  * activity takes one object argument.
  */
-import { Context } from '@temporalio/activity';
 import type { Redis } from 'ioredis';
 import { mergeChanged, type GlobalMergeReport } from '../store/global-merge';
+import { heartbeat } from './heartbeat';
 import { ingestActivities, type IngestActivityDeps } from './ingest';
 import { windowActivities, type WindowActivityDeps } from './windows';
 
@@ -25,10 +25,7 @@ export function createActivities(deps: ActivityDeps) {
      * TPUT), heartbeating per family: a merge lost with its worker is retried within the
      * heartbeat timeout, not after the start-to-close timeout.
      */
-    mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => {
-      const ctx = Context.current();
-      return mergeChanged(deps.redis, k, Date.now(), () => ctx.heartbeat());
-    },
+    mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => mergeChanged(deps.redis, k, Date.now(), heartbeat()),
     ...ingestActivities(deps.ingest),
   };
 }

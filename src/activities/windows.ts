@@ -7,6 +7,7 @@ import { sealSessions, type SealedSession } from '../store/sessions';
 import { windowStore, type WindowSnapshot } from '../store/window-snapshots';
 import { SA_WINDOW_SPEC, SA_WINDOW_START, SA_WINDOW_STATE } from '../workflows/definitions';
 import { missing } from './errors';
+import { heartbeat } from './heartbeat';
 import { regionWindowKey } from '../keys';
 
 /** A window workflow still running, as its search attributes describe it. */
@@ -37,17 +38,17 @@ export function windowActivities({ redis, cassandra, keyspace, temporal }: Windo
   const store = cassandra && keyspace ? windowStore(redis, cassandra, keyspace) : undefined;
   const snapshots = (activity: string) => store ?? missing(activity, 'Cassandra');
   return {
-    /** Writes the window's current counts to Cassandra; returns its size and top 10. */
+    /** Writes the window's current counts to Cassandra; returns its size and top 10. Beats per page. */
     persistWindow: ({ region, spec, start }: { region: string; spec: string; start: number }): Promise<WindowSnapshot> =>
-      snapshots('persistWindow').persistWindow(region, spec, start),
-    /** Rebuilds the window's Redis key from its persisted snapshot (recompute). */
+      snapshots('persistWindow').persistWindow(region, spec, start, heartbeat()),
+    /** Rebuilds the window's Redis key from its persisted snapshot (recompute). Beats per page. */
     restoreWindow: ({ region, id, expireAt }: { region: string; id: string; expireAt: number }): Promise<WindowSnapshot> =>
-      snapshots('restoreWindow').restoreWindow(region, id, expireAt),
+      snapshots('restoreWindow').restoreWindow(region, id, expireAt, heartbeat()),
     /** The window's TTL passed: its Redis key goes. */
     expireWindow: ({ region, id }: { region: string; id: string }): Promise<void> => snapshots('expireWindow').expireWindow(region, id),
-    /** Sums a sliding window's panes into its key. */
+    /** Sums a sliding window's panes into its key. Beats per page. */
     assembleSliding: (a: { region: string; id: string; pane: string; start: number; sizeMs: number; slideMs: number; expireAt: number }): Promise<number> =>
-      snapshots('assembleSliding').assembleSliding(a.region, a.id, a.pane, a.start, a.sizeMs, a.slideMs, a.expireAt),
+      snapshots('assembleSliding').assembleSliding(a.region, a.id, a.pane, a.start, a.sizeMs, a.slideMs, a.expireAt, heartbeat()),
 
     /** Seals the region's sessions the watermark passed; returns every sealed one after `after`. */
     sealSessions: ({ region, spec, watermark, after }: { region: string; spec: SessionSpec; watermark: number; after: number }): Promise<SealedSession[]> =>

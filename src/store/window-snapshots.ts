@@ -33,15 +33,20 @@ function zaddChunks(rows: RankedCount[]): (string | number)[][] {
   return out;
 }
 
+/** Called at every page a long step reads or writes (an activity's heartbeat). */
+export type Beat = () => void;
+const noBeat: Beat = () => undefined;
+
 export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
   const table = `${keyspace}.views_by_region_and_window`;
   /** A window's persisted snapshot (`id` = `<spec>:<start ms>`), unordered; empty if never persisted. */
-  const readWindow = async (region: string, id: string): Promise<RankedCount[]> => {
+  const readWindow = async (region: string, id: string, beat: Beat = noBeat): Promise<RankedCount[]> => {
     const parsed = parseWindowId(id);
     if (!parsed) throw new Error(`not a window id: "${id}"`);
     const rows: RankedCount[] = [];
     let pageState: string | undefined;
     do {
+      beat();
       const rs = await cassandra.execute(
         `SELECT post_id, count FROM ${table} WHERE region_id = ? AND window_spec = ? AND window_start = ?`,
         [region, parsed.spec, new Date(parsed.start)],
@@ -58,7 +63,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
      * (of the whole window only its post ids are held, to drop ZSCAN's repeats); returns its
      * size and top 10.
      */
-    async persistWindow(region: string, spec: string, start: number): Promise<WindowSnapshot> {
+    async persistWindow(region: string, spec: string, start: number, beat: Beat = noBeat): Promise<WindowSnapshot> {
       const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
       const at = new Date(start);
       const snap: WindowSnapshot = { posts: 0, events: 0, top: [] };
@@ -72,6 +77,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
       // In pages: the final persist reads a window nobody writes any more (past its lateness);
       // the closing one may see a late event's count at any moment of the read.
       for await (const rows of scanPages(redis, regionWindowKey(region, windowId(spec, start)))) {
+        beat();
         for (const r of rows) {
           snap.posts++;
           snap.events += r.view_count;
@@ -87,8 +93,8 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
     readWindow,
 
     /** Rebuilds the window's Redis key from its persisted snapshot (recompute); it expires as the flush would have it (`expireAt` = the window's TTL, plus the grace). */
-    async restoreWindow(region: string, id: string, expireAt: number): Promise<WindowSnapshot> {
-      const rows = await readWindow(region, id);
+    async restoreWindow(region: string, id: string, expireAt: number, beat: Beat = noBeat): Promise<WindowSnapshot> {
+      const rows = await readWindow(region, id, beat);
       const key = regionWindowKey(region, id);
       const tx = redis.multi().del(key);
       for (const args of zaddChunks(rows)) tx.zadd(key, ...args);
@@ -105,7 +111,16 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
      * never held for the whole sum and readers see the old sum or the new one. A pane whose
      * key expired is read from its persisted snapshot.
      */
-    async assembleSliding(region: string, id: string, pane: string, start: number, sizeMs: number, slideMs: number, expireAt: number): Promise<number> {
+    async assembleSliding(
+      region: string,
+      id: string,
+      pane: string,
+      start: number,
+      sizeMs: number,
+      slideMs: number,
+      expireAt: number,
+      beat: Beat = noBeat,
+    ): Promise<number> {
       const paneIds: string[] = [];
       for (let p = start; p < start + sizeMs; p += slideMs) paneIds.push(windowId(pane, p));
       const panes = paneIds.map((p) => regionWindowKey(region, p));
@@ -125,7 +140,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
       const copies: string[] = [];
       for (let i = 0; i < panes.length; i++) {
         if (sizes[i] > 0) continue;
-        const rows = await readWindow(region, paneIds[i]);
+        const rows = await readWindow(region, paneIds[i], beat);
         if (rows.length === 0) continue; // no events in it (or not persisted: then none expired either)
         const copy = `${marker}:pane:${i}`;
         // A MULTI per 5,000 members, not one for the whole copy (Redis is not held for it), each
@@ -160,6 +175,7 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
         for (let i = 0; i < panes.length; i++) {
           let cursor = '0';
           do {
+            beat();
             cursor = String(await s.hhSlidingAssemble(marker, sum, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
           } while (cursor !== '0');
         }

@@ -22,6 +22,9 @@ import { windowId as windowIdOf } from '../keys';
 
 const { persistWindow, restoreWindow, expireWindow, assembleSliding } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
+  // Each beats per page it reads or writes: one lost with its worker (killed, or its poll's
+  // answer lost) is retried after this, not after the 2 minutes.
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
 

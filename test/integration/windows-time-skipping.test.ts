@@ -9,16 +9,15 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import * as sinon from 'sinon';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { timeSkippingEnv } from '../support/time-skipping';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
-import { testServerWrapper } from '../../scripts/stack/services';
 import { WORKFLOWS_PATH } from '../../src/worker';
 import { regionCoordinatorWorkflow } from '../../src/workflows/coordinator';
 import { coordinatorStatusQuery, coordinatorWorkflowId, progressSignal, windowWorkflowId } from '../../src/workflows/definitions';
 import { unique } from '../helpers';
-import { SEARCH_ATTRIBUTES } from '../../src/bootstrap/temporal';
 import type { RunningWindow } from '../../src/activities';
 
 const HOUR = 3_600_000;
@@ -29,10 +28,7 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
   let env: TestWorkflowEnvironment;
 
   before(async () => {
-    env = await TestWorkflowEnvironment.createTimeSkipping({
-      server: { executable: { type: 'existing-path', path: testServerWrapper(loadConfig()) } },
-    });
-    await env.connection.operatorService.addSearchAttributes({ namespace: env.namespace ?? 'default', searchAttributes: SEARCH_ATTRIBUTES });
+    env = await timeSkippingEnv();
   });
   after(async () => {
     await env?.teardown();
