@@ -8,6 +8,9 @@ import cluster from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
 import type { IngestState } from '../ingest/consumer';
+import { lineLogger } from '../log';
+
+const log = lineLogger('cluster');
 
 /** One worker slot as the primary sees it. */
 export interface SlotStatus {
@@ -62,6 +65,10 @@ export function servePrimary(slots: () => { slot: number; pid: number | null; wo
   const aggregator = new AggregatorRegistry();
   const states = new Map<number, { state: IngestState; at: number }>(); // by cluster worker id
   cluster.on('exit', (w) => states.delete(w.id));
+  // The aggregator asks every worker for its metrics without a callback: a send to one that
+  // just died (killed, not yet reaped) is an 'error' event on its Worker (EPIPE), which would
+  // end the primary and every process with it. Its exit restarts it; the error is logged.
+  cluster.on('fork', (w) => w.on('error', (e: Error) => log(`worker ${w.id} (pid ${w.process.pid}): its IPC channel failed: ${e.message}`)));
   cluster.on('message', (worker, m: unknown) => {
     const msg = m as Request | StateReport;
     if (msg?.type === 'hh:ingest-state') {

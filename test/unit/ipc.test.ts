@@ -5,6 +5,7 @@
  * failed with it).
  */
 import cluster from 'node:cluster';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { servePrimary } from '../../src/runtime/ipc';
@@ -31,7 +32,20 @@ describe('cluster IPC (primary side)', function () {
       for (const h of mochaHandlers) process.on('uncaughtException', h);
       cluster.removeAllListeners('message');
       cluster.removeAllListeners('exit');
+      cluster.removeAllListeners('fork');
     }
     expect(uncaught.map((e) => e.message)).to.deep.equal([]);
+  });
+
+  it('survives asking a worker killed (-9) and not yet reaped for its metrics (EPIPE)', () => {
+    // Seen in CI: a fault test killed a worker while the API asked for metrics; the send to
+    // it failed and the primary, and every process with it, ended.
+    const run = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../support/metrics-primary-child.ts')], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(run.stderr).not.to.include('EPIPE');
+    expect(run.stdout).to.include('primary alive');
+    expect(run.status).to.equal(0);
   });
 });
