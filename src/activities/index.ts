@@ -22,7 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     ...windowActivities(deps),
     /**
      * Merges every key family changed since the last merge into its global Top-K key (exact,
-     * TPUT), heartbeating per family: a merge lost with its worker is retried within the
+     * TPUT), heartbeating at every round trip to Redis: a merge lost with its worker is retried within the
      * heartbeat timeout, not after the start-to-close timeout.
      */
     mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => mergeChanged(deps.redis, k, Date.now(), heartbeat()),

@@ -6,13 +6,13 @@ import type { Redis } from 'ioredis';
 import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
 import { fromWithScores as pairs } from '../ranking';
 import { tput, type MergeStats, type RankSource } from '../ranking/tput';
-import { SCAN_PAGE, scanCounts } from './scan-counts';
+import { SCAN_PAGE, noBeat, scanCounts, type Beat } from './scan-counts';
 
 /**
  * The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip.
  * `beat` is called before each round trip (the merge activity's heartbeat).
  */
-export function redisSource(redis: Redis, keys: string[], beat: () => void = () => undefined): RankSource {
+export function redisSource(redis: Redis, keys: string[], beat: Beat = noBeat): RankSource {
   const each = async <T>(f: (p: ReturnType<Redis['pipeline']>, key: string, r: number) => void): Promise<T[]> => {
     beat();
     const p = redis.pipeline();
@@ -70,7 +70,7 @@ export interface GlobalMergeReport {
  * `global:dirty`) into `global:top_k[:<id>]`, with its figures in `global:meta`. `beat` is
  * called before each of its round trips to Redis (the activity's heartbeat).
  */
-export async function mergeChanged(redis: Redis, k: number, now = Date.now(), beat: () => void = () => undefined): Promise<GlobalMergeReport> {
+export async function mergeChanged(redis: Redis, k: number, now = Date.now(), beat: Beat = noBeat): Promise<GlobalMergeReport> {
   const families = await redis.spop(GLOBAL_DIRTY_KEY, 100_000);
   const report: GlobalMergeReport = { families: 0, moved: 0, naive: 0, merged: {} };
   if (families.length === 0) return report;

@@ -31,8 +31,12 @@ export async function* scanPages(redis: Redis, key: string, page = SCAN_PAGE): A
   } while (cursor !== '0');
 }
 
+/** Called at every page or round trip a long step makes (a running activity's heartbeat). */
+export type Beat = () => void;
+export const noBeat: Beat = () => undefined;
+
 /** Every member of `key` with its count, unordered (scanPages, collected; `onPage` after each page). */
-export async function scanCounts(redis: Redis, key: string, page = SCAN_PAGE, onPage: () => void = () => undefined): Promise<RankedCount[]> {
+export async function scanCounts(redis: Redis, key: string, page = SCAN_PAGE, onPage: Beat = noBeat): Promise<RankedCount[]> {
   const all: RankedCount[] = [];
   for await (const rows of scanPages(redis, key, page)) {
     for (const r of rows) all.push(r);

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { GLOBAL_DIRTY_KEY, globalMetaKey, globalTopKey, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
 import { byRank, type RankedCount } from '../ranking';
-import { SCAN_PAGE, scanPages } from './scan-counts';
+import { SCAN_PAGE, noBeat, scanPages, type Beat } from './scan-counts';
 import { scripted } from './scripts';
 import { WINDOW_KEY_GRACE_MS } from '../config';
 
@@ -32,10 +32,6 @@ function zaddChunks(rows: RankedCount[]): (string | number)[][] {
   for (let j = 0; j < rows.length; j += 5000) out.push(rows.slice(j, j + 5000).flatMap((r) => [r.view_count, r.post_id]));
   return out;
 }
-
-/** Called at every page a long step reads or writes (an activity's heartbeat). */
-export type Beat = () => void;
-const noBeat: Beat = () => undefined;
 
 export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
   const table = `${keyspace}.views_by_region_and_window`;

@@ -12,8 +12,8 @@ import { globalMergeStatusQuery, type GlobalMergeStatus } from './definitions';
 
 const { mergeGlobal } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
-  // A merge beats per key family (milliseconds each): one lost with its worker (killed, or
-  // its poll's answer lost) is retried after this, not after the 2 minutes.
+  // A merge beats at every round trip to Redis: one lost with its worker (killed, or its
+  // poll's answer lost) is retried after this, not after the 2 minutes.
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds' },
 });
