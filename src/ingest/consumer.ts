@@ -11,7 +11,7 @@
  * fences and event_id dedup make the replay count nothing twice.
  */
 import { lineLogger } from '../log';
-import type { Admin, Batch, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import { PartitionAssigners, type Admin, type Batch, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Client as TemporalClient } from '@temporalio/client';
 import { EpochChanged, RedisStateLost, type ActorSystem } from '../actors/region-actor';
@@ -26,6 +26,7 @@ import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
 import { Watermarks, type WatermarkSnapshot } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
 import { GroupOffsets } from './group-offsets';
+import { loadAssigner } from './assigner';
 
 /** The consumer's settings, each with its unit and reason. */
 export const CONSUMER_SETTINGS = {
@@ -122,6 +123,9 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     heartbeatInterval: CONSUMER_SETTINGS.heartbeatInterval,
     maxBytesPerPartition: CONSUMER_SETTINGS.maxBytesPerPartition,
     maxWaitTimeInMs: CONSUMER_SETTINGS.maxWaitTimeInMs,
+    // By load, so one member does not hold most regions (assigner.ts); round robin stays
+    // listed for members of an older version during a rolling restart.
+    partitionAssigners: [loadAssigner, PartitionAssigners.roundRobin],
     // A crash is reported to Temporal (activity failure -> retry), not retried silently here.
     retry: { retries: 5, restartOnFailure: async () => false },
   });

@@ -1,0 +1,105 @@
+/**
+ * The runtime's members share the stream's load, not only its partitions: a topic whose
+ * records sit on half of its partitions (regions hashed onto the same partitions, as the
+ * default region names are) is split evenly between two worker processes, also after one
+ * is killed (-9) and restarted; and the counts stay exact.
+ */
+import { expect } from 'chai';
+import { AssignerProtocol } from 'kafkajs';
+import { unique } from '../helpers';
+import { Isolated } from '../../scripts/harness/isolated';
+import { leaderboard } from '../support/redis';
+import { eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
+
+const HEAVY = 1_500;
+const LIGHT = 15;
+
+describe('partition assignment by load (real Kafka, 2 worker processes)', function () {
+  this.timeout(300_000);
+  const id = unique('assign');
+  const prefix = `${id}_`;
+  const iso = new Isolated(id, { HH_WORKERS: '2', HH_INGEST_HEARTBEAT_TIMEOUT: '10s' });
+  const env = iso.env;
+  /** One region per partition: partition p carries region `<prefix>r<p>`. */
+  const regionOf = (p: number) => `${prefix}r${p}`;
+  const regions = Array.from({ length: 8 }, (_, p) => regionOf(p));
+  const truth: Record<string, Record<string, number>> = {};
+  let rt: Runtime | undefined;
+  let seq = 0;
+
+  before(async () => {
+    await iso.setUp();
+  });
+  after(async () => {
+    await iso.tearDown(rt, regions);
+  });
+
+  /**
+   * The partitions at even places of the broker's metadata order get `heavy` events each,
+   * the others `light`: round robin hands partitions out in that order, i-th to member i mod 2,
+   * so it gave one member every heavy partition (99 % of the records).
+   */
+  const produce = async (heavy: number, light: number) => {
+    const order = (await iso.admin.fetchTopicMetadata({ topics: [env.HH_KAFKA_TOPIC] })).topics[0].partitions.map((x) => x.partitionId);
+    const messages = [];
+    for (const [place, p] of order.entries()) {
+      const region = regionOf(p);
+      for (let i = 0; i < (place % 2 === 0 ? heavy : light); i++) {
+        const post = `${prefix}post-${i % 37}`;
+        (truth[region] ??= {})[post] = (truth[region][post] ?? 0) + 1;
+        messages.push({
+          partition: p,
+          key: region,
+          value: JSON.stringify({ event_id: `${id}-${seq++}`, post_id: post, region_id: region, timestamp: Date.now() }),
+        });
+      }
+    }
+    for (let i = 0; i < messages.length; i += 2_000) await iso.producer.send({ topic: env.HH_KAFKA_TOPIC, acks: -1, messages: messages.slice(i, i + 2_000) });
+  };
+
+  /** Each member's share of the records on the topic, once the group is stable with both members. */
+  const shares = async (): Promise<number[]> => {
+    const topic = env.HH_KAFKA_TOPIC;
+    const offsets = await iso.admin.fetchTopicOffsets(topic);
+    const held = new Map(offsets.map((o) => [o.partition, Number(o.high) - Number(o.low)]));
+    const total = [...held.values()].reduce((a, b) => a + b, 0);
+    let out: number[] = [];
+    await eventually(async () => {
+      const g = (await iso.admin.describeGroups([env.HH_KAFKA_GROUP])).groups[0];
+      expect([g?.state, g?.members.length], 'group').to.deep.equal(['Stable', 2]);
+      const assigned = g.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] ?? []);
+      expect(
+        assigned.flat().sort((a, b) => a - b),
+        'every partition held once',
+      ).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
+      out = assigned.map((ps) => ps.reduce((a, p) => a + held.get(p)!, 0) / total);
+    }, 60_000);
+    return out;
+  };
+
+  const expectExact = async () => {
+    for (const region of regions) expect(await leaderboard(iso.redis, region), region).to.deep.equal(truth[region]);
+  };
+
+  it('splits a topic whose records sit on half of its partitions evenly between the two workers', async () => {
+    await produce(HEAVY, LIGHT);
+    rt = await startRuntime(env);
+    const s = await shares();
+    for (const share of s) expect(share, `shares ${s.map((x) => x.toFixed(3)).join(' / ')}`).to.be.within(0.4, 0.6);
+    await waitDrained(iso.admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await expectExact();
+  });
+
+  it('splits it evenly again after a worker is killed (-9) and restarted, and stays exact', async () => {
+    const victim = rt!.workers.get(1)!;
+    process.kill(victim, 'SIGKILL');
+    await eventually(async () => {
+      expect(rt!.workers.get(1)).to.not.equal(victim);
+    }, 60_000);
+    await produce(HEAVY, LIGHT);
+    const s = await shares();
+    for (const share of s) expect(share, `shares ${s.map((x) => x.toFixed(3)).join(' / ')}`).to.be.within(0.4, 0.6);
+    await waitDrained(iso.admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await expectExact();
+  });
+});
