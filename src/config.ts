@@ -440,6 +440,13 @@ export interface Config {
     /** HH_WATERMARK_REPORT_INTERVAL: how often watermarks are signalled to the region coordinators (coalesced). @default 2s */
     readonly watermarkReportMs: number;
     /**
+     * HH_BALANCE_CHECK_INTERVAL: how often the consumer group's leader compares the members'
+     * shares of the topic's records with an assignment by load, and rejoins the group when
+     * that would lighten the busiest member by more than a fifth (src/ingest/assigner.ts).
+     * @default 60s — a rebalance pauses every member for a few seconds.
+     */
+    readonly balanceCheckMs: number;
+    /**
      * HH_CHECKPOINT_INTERVAL: how often changed counts are checkpointed to Cassandra. @default 5s —
      * bounds the replay after a Redis loss; shorter intervals rewrite hot posts more often
      * (measured on 2 cores: 47,000 events/s at 2 s, 68,000 with checkpoints every 60 s).
@@ -585,6 +592,7 @@ export function loadConfig(env: Env = process.env): Config {
       windowOverdueMs: duration(env, 'HH_WINDOW_OVERDUE', '5m'),
       idleTimeoutMs: duration(env, 'HH_IDLE_TIMEOUT', '10s'),
       watermarkReportMs: duration(env, 'HH_WATERMARK_REPORT_INTERVAL', '2s'),
+      balanceCheckMs: duration(env, 'HH_BALANCE_CHECK_INTERVAL', '60s'),
     },
     global: { k: int(env, 'HH_GLOBAL_K', 100, 1, 10_000), mergeIntervalMs: duration(env, 'HH_GLOBAL_MERGE_INTERVAL', '2s') },
     runtime: {

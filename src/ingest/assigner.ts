@@ -11,11 +11,13 @@
  * the retention period, or a pre-loaded backlog) and hands the heaviest first to
  * the member with the least weight so far (then the fewest partitions, then member id
  * order). A topic without records yet (a fresh deployment) is balanced by partition count,
- * as round robin was; the weights apply from the next rebalance (a worker joining,
- * leaving or restarting). If the offsets cannot be read, the weights are 0 and the
+ * as round robin was; the weights apply from the next rebalance: a worker joining, leaving
+ * or restarting, or the leader's own check (imbalance(), every HH_BALANCE_CHECK_INTERVAL),
+ * which leaves and rejoins the group when a rebalance would lighten the most loaded member
+ * by more than a fifth. If the offsets cannot be read, the weights are 0 and the
  * assignment is by count: the join never fails for it.
  */
-import { AssignerProtocol, type Assigner, type Cluster, type PartitionAssigner } from 'kafkajs';
+import { AssignerProtocol, type Admin, type Assigner, type Cluster, type PartitionAssigner } from 'kafkajs';
 
 export const LOAD_ASSIGNER = 'HeavyHittersByLoad';
 
@@ -102,3 +104,47 @@ export const loadAssigner: PartitionAssigner = ({ cluster, logger }): Assigner =
     return { name: LOAD_ASSIGNER, metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
   },
 });
+
+/**
+ * Whether a rebalance would lighten the most loaded member by more than a fifth: its
+ * records under `current` (each member's partitions) against the most loaded one's under
+ * balance(). A topic with fewer than `minRecords` records is too young to weigh.
+ */
+export function worthRebalancing(current: readonly (readonly number[])[], partitions: readonly WeightedPartition[], minRecords = 1_000): boolean {
+  const weight = new Map(partitions.map((p) => [p.partition, p.weight]));
+  const total = partitions.reduce((a, p) => a + p.weight, 0);
+  if (total < minRecords || current.length < 2) return false;
+  const now = Math.max(...current.map((ps) => ps.reduce((a, p) => a + (weight.get(p) ?? 0), 0)));
+  const plan = balance(
+    current.map((_, i) => `m${String(i).padStart(4, '0')}`),
+    partitions,
+  );
+  const best = Math.max(
+    ...[...plan.values()].map((t) =>
+      Object.values(t)
+        .flat()
+        .reduce((a, p) => a + (weight.get(p) ?? 0), 0),
+    ),
+  );
+  return now > 1.2 * best;
+}
+
+/**
+ * The group leader's check (consumer.ts, every HH_BALANCE_CHECK_INTERVAL): a description of
+ * the imbalance when the stable group's members hold `topic`'s records unevenly enough that
+ * a rebalance by load is worth its pause (worthRebalancing), else undefined.
+ */
+export async function imbalance(admin: Admin, groupId: string, topic: string): Promise<string | undefined> {
+  const group = (await admin.describeGroups([groupId])).groups[0];
+  // Only where this assigner decides (a member of an older version makes it round robin, and a rejoin would change nothing).
+  if (group?.state !== 'Stable' || group.protocol !== LOAD_ASSIGNER || group.members.length < 2) return undefined;
+  const current = group.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] ?? []);
+  const partitions = (await admin.fetchTopicOffsets(topic)).map((o) => ({
+    topic,
+    partition: o.partition,
+    weight: Math.max(0, Number(o.high) - Number(o.low)),
+  }));
+  if (!worthRebalancing(current, partitions)) return undefined;
+  const weight = new Map(partitions.map((p) => [p.partition, p.weight]));
+  return `members hold ${current.map((ps) => ps.reduce((a, p) => a + (weight.get(p) ?? 0), 0)).join(' / ')} records`;
+}

@@ -26,7 +26,7 @@ import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
 import { Watermarks, type WatermarkSnapshot } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
 import { GroupOffsets } from './group-offsets';
-import { loadAssigner } from './assigner';
+import { imbalance, loadAssigner } from './assigner';
 
 /** The consumer's settings, each with its unit and reason. */
 export const CONSUMER_SETTINGS = {
@@ -105,7 +105,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Runs the consumer until `signal` aborts (then drains: the in-flight batch finishes, its
  * offsets are committed, the consumer leaves the group) or the consumer crashes (rejects,
- * so the supervising workflow retries). `onProgress` runs after each batch.
+ * so the supervising workflow retries). As the group's leader it also returns, drained the
+ * same way, when a rebalance by load is worth it: the supervising workflow starts it again.
+ * `onProgress` runs after each batch.
  */
 export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgress?: (p: IngestProgress) => void): Promise<IngestProgress> {
   const { cfg, kafka, producer, actors, metrics, redis, record } = deps;
@@ -129,6 +131,12 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     // A crash is reported to Temporal (activity failure -> retry), not retried silently here.
     retry: { retries: 5, restartOnFailure: async () => false },
   });
+  // The group leader leaves (drained, as on a shutdown) when a rebalance by load is worth
+  // it; the supervising workflow starts the member again at once, and its join rebalances.
+  const rejoin = new AbortController();
+  const stopping = AbortSignal.any([signal, rejoin.signal]);
+  let leader = false;
+  let joinedAt = 0;
   const crashed = new Promise<never>((_, reject) => {
     consumer.on(consumer.events.CRASH, (e) => reject(e.payload.error));
   });
@@ -199,7 +207,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       }
       for (;;) {
         try {
-          const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, signal));
+          const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, stopping));
           const parts = (only ?? [...assigned]).filter((p) => assigned.has(p));
           const read = await readPositions(redis, topic, parts);
           if (read.epoch !== current) continue; // changed again meanwhile
@@ -233,7 +241,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           if (only) void reportLagOnAssignment(commits.map((c) => [c.partition, BigInt(c.offset)]));
           return;
         } catch (e) {
-          if (signal.aborted) return;
+          if (stopping.aborted) return;
           log(`cannot read where to resume (${why}): ${(e as Error).message}; retrying`);
           await sleep(1000);
         }
@@ -241,6 +249,8 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     }));
 
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
+    leader = e.payload.isLeader;
+    joinedAt = Date.now();
     const before = new Set(assigned);
     assigned.clear();
     for (const p of e.payload.memberAssignment[topic] ?? []) assigned.add(p);
@@ -316,7 +326,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   };
 
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
-    if (!isRunning() || isStale() || signal.aborted || batch.messages.length === 0) return;
+    if (!isRunning() || isStale() || stopping.aborted || batch.messages.length === 0) return;
     await resuming;
     const ep = epoch;
     const gen = generation;
@@ -372,6 +382,8 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
 
   await consumer.connect();
   let watcher: NodeJS.Timeout | undefined;
+  let balanceCheck: NodeJS.Timeout | undefined;
+  let groupAdmin: Admin | undefined;
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
@@ -392,13 +404,31 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       );
       groupOffsets.sync(assigned, Date.now(), (offsets) => consumer.commitOffsets(offsets)).catch(() => metrics?.failures.inc({ operation: 'commit_offsets' }));
     }, CONSUMER_SETTINGS.epochCheckMs);
+    balanceCheck = setInterval(() => {
+      if (!leader || stopping.aborted || Date.now() - joinedAt < cfg.ingest.balanceCheckMs) return;
+      // As the member itself (the group's ACL is the ingest user's), connected at the first check.
+      groupAdmin ??= kafka.admin();
+      const admin = groupAdmin;
+      admin
+        .connect()
+        .then(() => imbalance(admin, cfg.ingest.groupId, topic))
+        .then(
+          (why) => {
+            if (!why || !leader || stopping.aborted) return;
+            log(`leaving the group to rebalance it by load: ${why}`);
+            rejoin.abort();
+          },
+          (err: Error) => log(`cannot check the group's balance: ${err.message}`),
+        );
+    }, cfg.ingest.balanceCheckMs);
     const aborted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
+      if (stopping.aborted) resolve();
+      else stopping.addEventListener('abort', () => resolve(), { once: true });
     });
     await Promise.race([aborted, crashed, failedForGood]);
   } finally {
     clearInterval(watcher);
+    clearInterval(balanceCheck);
     reporter.stop();
     // The batches in flight finish (flushed, marked applied, committed) before the member
     // leaves the group; new batches are not taken (the signal is aborted).
@@ -408,6 +438,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     assigned.clear();
     tell();
     await consumer.disconnect();
+    await groupAdmin?.disconnect().catch(() => undefined);
     await actors.drain();
   }
   return progress;

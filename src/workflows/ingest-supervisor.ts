@@ -1,6 +1,7 @@
 /**
  * Supervises one worker process's ingest activity (a Kafka consumer-group member) on
- * that process's own task queue. The activity runs until its process shuts down; when
+ * that process's own task queue. The activity runs until its process shuts down (or, as
+ * the group's leader, it leaves the group to rebalance it by load: started again at once); when
  * it fails or its process dies (heartbeats stop), the retry policy starts it again,
  * on the restarted process. Events never pass through here.
  */
@@ -25,7 +26,7 @@ export async function ingestSupervisorWorkflow(input: IngestSupervisorInput): Pr
   for (let runs = 0; ; runs++) {
     try {
       const done = await ingest();
-      log.info('ingest returned (its process shut down); scheduling the next run', { ...done });
+      log.info('ingest returned (its process shut down, or it left the group to rebalance it by load); scheduling the next run', { ...done });
     } catch (e) {
       if (isCancellation(e)) throw e;
       log.warn('ingest failed beyond its retry policy; restarting after a pause', { error: String(e) });

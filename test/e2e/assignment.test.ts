@@ -2,7 +2,8 @@
  * The runtime's members share the stream's load, not only its partitions: a topic whose
  * records sit on half of its partitions (regions hashed onto the same partitions, as the
  * default region names are) is split evenly between two worker processes, also after one
- * is killed (-9) and restarted; and the counts stay exact.
+ * is killed (-9) and restarted, and also when the topic had no records yet when they joined
+ * (the group leader's balance check rejoins); and the counts stay exact.
  */
 import { expect } from 'chai';
 import { AssignerProtocol } from 'kafkajs';
@@ -101,5 +102,66 @@ describe('partition assignment by load (real Kafka, 2 worker processes)', functi
     for (const share of s) expect(share, `shares ${s.map((x) => x.toFixed(3)).join(' / ')}`).to.be.within(0.4, 0.6);
     await waitDrained(iso.admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
     await expectExact();
+  });
+});
+
+describe('rebalance by load once the load shows (real Kafka, 2 worker processes, a topic empty when they joined)', function () {
+  this.timeout(300_000);
+  const id = unique('rebal');
+  const prefix = `${id}_`;
+  const iso = new Isolated(id, { HH_WORKERS: '2', HH_INGEST_HEARTBEAT_TIMEOUT: '10s', HH_BALANCE_CHECK_INTERVAL: '3s' });
+  const env = iso.env;
+  const regionOf = (p: number) => `${prefix}r${p}`;
+  const regions = Array.from({ length: 8 }, (_, p) => regionOf(p));
+  const truth: Record<string, Record<string, number>> = {};
+  let rt: Runtime | undefined;
+
+  before(async () => {
+    await iso.setUp();
+  });
+  after(async () => {
+    await iso.tearDown(rt, regions);
+  });
+
+  it('the leader rejoins and the two workers end up with even shares; counts exact', async () => {
+    rt = await startRuntime(env);
+    const topic = env.HH_KAFKA_TOPIC;
+    // No records to weigh at the join: split by count in partition order, even ones to one member.
+    const assignment = async () => {
+      const g = (await iso.admin.describeGroups([env.HH_KAFKA_GROUP])).groups[0];
+      expect([g?.state, g?.members.length], 'group').to.deep.equal(['Stable', 2]);
+      return g.members.map((m) => (AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] ?? []).sort((a, b) => a - b));
+    };
+    await eventually(async () => {
+      expect((await assignment()).sort((a, b) => a[0] - b[0])).to.deep.equal([
+        [0, 2, 4, 6],
+        [1, 3, 5, 7],
+      ]);
+    }, 60_000);
+    // Then the load arrives on the even partitions only.
+    const messages = [];
+    for (let p = 0; p < 8; p++) {
+      const region = regionOf(p);
+      for (let i = 0; i < (p % 2 === 0 ? HEAVY : LIGHT); i++) {
+        const post = `${prefix}post-${i % 37}`;
+        (truth[region] ??= {})[post] = (truth[region][post] ?? 0) + 1;
+        messages.push({
+          partition: p,
+          key: region,
+          value: JSON.stringify({ event_id: `${id}-${p}-${i}`, post_id: post, region_id: region, timestamp: Date.now() }),
+        });
+      }
+    }
+    for (let i = 0; i < messages.length; i += 2_000) await iso.producer.send({ topic, acks: -1, messages: messages.slice(i, i + 2_000) });
+    const held = new Map((await iso.admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high) - Number(o.low)]));
+    const total = [...held.values()].reduce((a, b) => a + b, 0);
+    let shares: number[] = [];
+    await eventually(async () => {
+      shares = (await assignment()).map((ps) => ps.reduce((a, p) => a + held.get(p)!, 0) / total);
+      for (const share of shares) expect(share, `shares ${shares.map((x) => x.toFixed(3)).join(' / ')}`).to.be.within(0.4, 0.6);
+    }, 90_000);
+    expect(rt.output.join('\n')).to.match(/leaving the group to rebalance it by load: members hold \d+ \/ \d+ records/);
+    await waitDrained(iso.admin, env.HH_KAFKA_GROUP, topic);
+    for (const region of regions) expect(await leaderboard(iso.redis, region), region).to.deep.equal(truth[region]);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { balance, type WeightedPartition } from '../../src/ingest/assigner';
+import { balance, worthRebalancing, type WeightedPartition } from '../../src/ingest/assigner';
 
 // Kafka's default partitioner hash (kafkajs's own module: the one the producers use).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -48,5 +48,50 @@ describe('partition assignment by load (assigner.ts)', () => {
       expect(Math.max(...l) - Math.min(...l)).to.be.at.most(Math.max(...parts.map((p) => p.weight)));
       expect(Object.fromEntries(balance([...members].reverse(), [...parts].reverse()))).to.deep.equal(Object.fromEntries(plan));
     }
+  });
+
+  it('asks for a rebalance only when it would lighten the busiest member by more than a fifth, on a topic with records to weigh', () => {
+    const w = (...weights: number[]) => weights.map((weight, partition) => ({ topic: T, partition, weight }));
+    // A fresh topic's by-count split, then its load shows on the even partitions.
+    expect(
+      worthRebalancing(
+        [
+          [0, 2, 4, 6],
+          [1, 3, 5, 7],
+        ],
+        w(1500, 15, 1500, 15, 1500, 15, 1500, 15),
+      ),
+    ).to.equal(true);
+    // Already by load: nothing to gain.
+    expect(
+      worthRebalancing(
+        [
+          [0, 2, 5, 7],
+          [1, 3, 4, 6],
+        ],
+        w(1500, 15, 1500, 15, 1500, 15, 1500, 15),
+      ),
+    ).to.equal(false);
+    // Within a fifth of the best split (1,000 against 900): not worth a pause.
+    expect(
+      worthRebalancing(
+        [
+          [0, 1],
+          [2, 3],
+        ],
+        w(500, 500, 400, 400),
+      ),
+    ).to.equal(false);
+    // Too few records to weigh; a lone member.
+    expect(
+      worthRebalancing(
+        [
+          [0, 2],
+          [1, 3],
+        ],
+        w(400, 0, 400, 0),
+      ),
+    ).to.equal(false);
+    expect(worthRebalancing([[0, 1, 2, 3]], w(5000, 0, 0, 0))).to.equal(false);
   });
 });
