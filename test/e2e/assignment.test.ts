@@ -15,18 +15,37 @@ import { eventually, startRuntime, waitDrained, type Runtime } from '../../scrip
 const HEAVY = 1_500;
 const LIGHT = 15;
 
+/**
+ * Produces HEAVY events to each partition in `heavy`, LIGHT to the others: one region per
+ * partition (`<prefix>r<p>`), 37 posts; counted into `truth`.
+ */
+async function loadPartitions(iso: Isolated, prefix: string, heavy: Set<number>, truth: Record<string, Record<string, number>>, tag: string) {
+  const topic = iso.env.HH_KAFKA_TOPIC;
+  const messages = [];
+  for (let p = 0; p < 8; p++) {
+    const region = `${prefix}r${p}`;
+    for (let i = 0; i < (heavy.has(p) ? HEAVY : LIGHT); i++) {
+      const post = `${prefix}post-${i % 37}`;
+      (truth[region] ??= {})[post] = (truth[region][post] ?? 0) + 1;
+      messages.push({
+        partition: p,
+        key: region,
+        value: JSON.stringify({ event_id: `${prefix}${tag}-${p}-${i}`, post_id: post, region_id: region, timestamp: Date.now() }),
+      });
+    }
+  }
+  for (let i = 0; i < messages.length; i += 2_000) await iso.producer.send({ topic, acks: -1, messages: messages.slice(i, i + 2_000) });
+}
+
 describe('partition assignment by load (real Kafka, 2 worker processes)', function () {
   this.timeout(300_000);
   const id = unique('assign');
   const prefix = `${id}_`;
   const iso = new Isolated(id, { HH_WORKERS: '2', HH_INGEST_HEARTBEAT_TIMEOUT: '10s' });
   const env = iso.env;
-  /** One region per partition: partition p carries region `<prefix>r<p>`. */
-  const regionOf = (p: number) => `${prefix}r${p}`;
-  const regions = Array.from({ length: 8 }, (_, p) => regionOf(p));
+  const regions = Array.from({ length: 8 }, (_, p) => `${prefix}r${p}`);
   const truth: Record<string, Record<string, number>> = {};
   let rt: Runtime | undefined;
-  let seq = 0;
 
   before(async () => {
     await iso.setUp();
@@ -36,26 +55,13 @@ describe('partition assignment by load (real Kafka, 2 worker processes)', functi
   });
 
   /**
-   * The partitions at even places of the broker's metadata order get `heavy` events each,
-   * the others `light`: round robin hands partitions out in that order, i-th to member i mod 2,
+   * The partitions at even places of the broker's metadata order get HEAVY events each,
+   * the others LIGHT: round robin hands partitions out in that order, i-th to member i mod 2,
    * so it gave one member every heavy partition (99 % of the records).
    */
-  const produce = async (heavy: number, light: number) => {
+  const produce = async (round: number) => {
     const order = (await iso.admin.fetchTopicMetadata({ topics: [env.HH_KAFKA_TOPIC] })).topics[0].partitions.map((x) => x.partitionId);
-    const messages = [];
-    for (const [place, p] of order.entries()) {
-      const region = regionOf(p);
-      for (let i = 0; i < (place % 2 === 0 ? heavy : light); i++) {
-        const post = `${prefix}post-${i % 37}`;
-        (truth[region] ??= {})[post] = (truth[region][post] ?? 0) + 1;
-        messages.push({
-          partition: p,
-          key: region,
-          value: JSON.stringify({ event_id: `${id}-${seq++}`, post_id: post, region_id: region, timestamp: Date.now() }),
-        });
-      }
-    }
-    for (let i = 0; i < messages.length; i += 2_000) await iso.producer.send({ topic: env.HH_KAFKA_TOPIC, acks: -1, messages: messages.slice(i, i + 2_000) });
+    await loadPartitions(iso, prefix, new Set(order.filter((_, place) => place % 2 === 0)), truth, `round${round}`);
   };
 
   /** Each member's share of the records on the topic, once the group is stable with both members. */
@@ -83,7 +89,7 @@ describe('partition assignment by load (real Kafka, 2 worker processes)', functi
   };
 
   it('splits a topic whose records sit on half of its partitions evenly between the two workers', async () => {
-    await produce(HEAVY, LIGHT);
+    await produce(1);
     rt = await startRuntime(env);
     const s = await shares();
     for (const share of s) expect(share, `shares ${s.map((x) => x.toFixed(3)).join(' / ')}`).to.be.within(0.4, 0.6);
@@ -97,7 +103,7 @@ describe('partition assignment by load (real Kafka, 2 worker processes)', functi
     await eventually(async () => {
       expect(rt!.workers.get(1)).to.not.equal(victim);
     }, 60_000);
-    await produce(HEAVY, LIGHT);
+    await produce(2);
     const s = await shares();
     for (const share of s) expect(share, `shares ${s.map((x) => x.toFixed(3)).join(' / ')}`).to.be.within(0.4, 0.6);
     await waitDrained(iso.admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
@@ -111,8 +117,7 @@ describe('rebalance by load once the load shows (real Kafka, 2 worker processes,
   const prefix = `${id}_`;
   const iso = new Isolated(id, { HH_WORKERS: '2', HH_INGEST_HEARTBEAT_TIMEOUT: '10s', HH_BALANCE_CHECK_INTERVAL: '3s' });
   const env = iso.env;
-  const regionOf = (p: number) => `${prefix}r${p}`;
-  const regions = Array.from({ length: 8 }, (_, p) => regionOf(p));
+  const regions = Array.from({ length: 8 }, (_, p) => `${prefix}r${p}`);
   const truth: Record<string, Record<string, number>> = {};
   let rt: Runtime | undefined;
 
@@ -139,20 +144,7 @@ describe('rebalance by load once the load shows (real Kafka, 2 worker processes,
       ]);
     }, 60_000);
     // Then the load arrives on the even partitions only.
-    const messages = [];
-    for (let p = 0; p < 8; p++) {
-      const region = regionOf(p);
-      for (let i = 0; i < (p % 2 === 0 ? HEAVY : LIGHT); i++) {
-        const post = `${prefix}post-${i % 37}`;
-        (truth[region] ??= {})[post] = (truth[region][post] ?? 0) + 1;
-        messages.push({
-          partition: p,
-          key: region,
-          value: JSON.stringify({ event_id: `${id}-${p}-${i}`, post_id: post, region_id: region, timestamp: Date.now() }),
-        });
-      }
-    }
-    for (let i = 0; i < messages.length; i += 2_000) await iso.producer.send({ topic, acks: -1, messages: messages.slice(i, i + 2_000) });
+    await loadPartitions(iso, prefix, new Set([0, 2, 4, 6]), truth, 'load');
     const held = new Map((await iso.admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high) - Number(o.low)]));
     const total = [...held.values()].reduce((a, b) => a + b, 0);
     let shares: number[] = [];

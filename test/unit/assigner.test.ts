@@ -51,47 +51,54 @@ describe('partition assignment by load (assigner.ts)', () => {
   });
 
   it('asks for a rebalance only when it would lighten the busiest member by more than a fifth, on a topic with records to weigh', () => {
-    const w = (...weights: number[]) => weights.map((weight, partition) => ({ topic: T, partition, weight }));
-    // A fresh topic's by-count split, then its load shows on the even partitions.
-    expect(
-      worthRebalancing(
+    const even = [1500, 15, 1500, 15, 1500, 15, 1500, 15];
+    const cases: [string, number[][], number[], boolean][] = [
+      [
+        "a fresh topic's by-count split, then its load shows on the even partitions",
         [
           [0, 2, 4, 6],
           [1, 3, 5, 7],
         ],
-        w(1500, 15, 1500, 15, 1500, 15, 1500, 15),
-      ),
-    ).to.equal(true);
-    // Already by load: nothing to gain.
-    expect(
-      worthRebalancing(
+        even,
+        true,
+      ],
+      [
+        'already by load: nothing to gain',
         [
           [0, 2, 5, 7],
           [1, 3, 4, 6],
         ],
-        w(1500, 15, 1500, 15, 1500, 15, 1500, 15),
-      ),
-    ).to.equal(false);
-    // Within a fifth of the best split (1,000 against 900): not worth a pause.
-    expect(
-      worthRebalancing(
+        even,
+        false,
+      ],
+      [
+        'within a fifth of the best split (1,000 against 900): not worth a pause',
         [
           [0, 1],
           [2, 3],
         ],
-        w(500, 500, 400, 400),
-      ),
-    ).to.equal(false);
-    // Too few records to weigh; a lone member.
-    expect(
-      worthRebalancing(
+        [500, 500, 400, 400],
+        false,
+      ],
+      [
+        'too few records to weigh',
         [
           [0, 2],
           [1, 3],
         ],
-        w(400, 0, 400, 0),
-      ),
-    ).to.equal(false);
-    expect(worthRebalancing([[0, 1, 2, 3]], w(5000, 0, 0, 0))).to.equal(false);
+        [400, 0, 400, 0],
+        false,
+      ],
+      ['a lone member', [[0, 1, 2, 3]], [5000, 0, 0, 0], false],
+    ];
+    for (const [why, current, weights, want] of cases) {
+      expect(
+        worthRebalancing(
+          current,
+          weights.map((weight, partition) => ({ topic: T, partition, weight })),
+        ),
+        why,
+      ).to.equal(want);
+    }
   });
 });
