@@ -397,7 +397,13 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     reporter.start();
     // Notice a loss or a rebuild of Redis even when no batch is flowing, and keep the group's
     // offsets equal to what was applied (refused commits retried, overwritten ones put right).
+    let toldBatchAt: number | null = null;
     watcher = setInterval(() => {
+      // Health hears of the last batch at most once a second (a message to the primary per batch would cost).
+      if (state.lastBatchAt !== toldBatchAt) {
+        toldBatchAt = state.lastBatchAt;
+        tell();
+      }
       redis.get(EPOCH_KEY).then(
         (e) => (e !== epoch ? resume('epoch check') : undefined),
         () => undefined, // Redis unreachable: the next check (or batch) tells

@@ -114,6 +114,11 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     process.stdout.write(`      produced 200,000 in ${res.ms} ms; drained ${Date.now() - t0} ms after the first send\n`);
     expect(Object.keys(truth)).to.have.members(regions);
     await expectExact();
+    // Health tells when each worker last applied a batch (within a second of it).
+    await eventually(async () => {
+      const h = (await (await fetch(`${rt.api}/healthz`)).json()) as { ingest: { slots: { slot: number; last_batch_at: number | null }[] } };
+      for (const s of h.ingest.slots) expect(s.last_batch_at, `slot ${s.slot}'s last batch`).to.be.a('number').and.within(t0, Date.now());
+    }, 10_000);
   });
 
   it('joins real author and content from Cassandra for every post in the answers', async () => {
