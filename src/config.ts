@@ -443,7 +443,7 @@ export interface Config {
      * HH_BALANCE_CHECK_INTERVAL: how often the consumer group's leader compares the members'
      * shares of the topic's records with an assignment by load, and rejoins the group when
      * that would lighten the busiest member by more than a fifth (src/ingest/assigner.ts).
-     * @default 60s — a rebalance pauses every member for a few seconds.
+     * @default 60s — a rebalance pauses every member while the group rebalances.
      */
     readonly balanceCheckMs: number;
     /**

@@ -54,9 +54,14 @@ export function balance(memberIds: readonly string[], partitions: readonly Weigh
   return new Map(members.map((m) => [m.id, m.topics]));
 }
 
-/** Each partition of `topics` weighed by the records it holds (0 where the offsets could not be read). */
-export async function weighPartitions(cluster: Cluster, topics: readonly string[]): Promise<WeightedPartition[]> {
-  const parts = topics.flatMap((topic) => cluster.findTopicPartitionMetadata(topic).map((m) => ({ topic, partition: m.partitionId, weight: 0 })));
+/** Each partition of `topics`, weight 0. */
+function partitionsOf(cluster: Cluster, topics: readonly string[]): WeightedPartition[] {
+  return topics.flatMap((topic) => cluster.findTopicPartitionMetadata(topic).map((m) => ({ topic, partition: m.partitionId, weight: 0 })));
+}
+
+/** Each partition of `topics` weighed by the records it holds. */
+async function weighPartitions(cluster: Cluster, topics: readonly string[]): Promise<WeightedPartition[]> {
+  const parts = partitionsOf(cluster, topics);
   const request = (fromBeginning: boolean) =>
     cluster.fetchTopicsOffset(
       topics.map((topic) => ({
@@ -72,6 +77,9 @@ export async function weighPartitions(cluster: Cluster, topics: readonly string[
   return parts;
 }
 
+/** The records one member's partitions (of one topic) hold. */
+const loadOf = (held: readonly number[], weight: ReadonlyMap<number, number>) => held.reduce((a, p) => a + (weight.get(p) ?? 0), 0);
+
 /** The kafkajs assigner (`partitionAssigners: [loadAssigner, PartitionAssigners.roundRobin]`). */
 export const loadAssigner: PartitionAssigner = ({ cluster, logger }): Assigner => ({
   name: LOAD_ASSIGNER,
@@ -82,18 +90,15 @@ export const loadAssigner: PartitionAssigner = ({ cluster, logger }): Assigner =
       parts = await weighPartitions(cluster, topics);
     } catch (e) {
       logger.warn('partition weights unavailable: assigning by partition count', { error: (e as Error).message });
-      parts = topics.flatMap((topic) => cluster.findTopicPartitionMetadata(topic).map((m) => ({ topic, partition: m.partitionId, weight: 0 })));
+      parts = partitionsOf(cluster, topics);
     }
     const plan = balance(
       members.map((m) => m.memberId),
       parts,
     );
+    const weights = new Map(topics.map((topic) => [topic, new Map(parts.filter((p) => p.topic === topic).map((p) => [p.partition, p.weight]))]));
     logger.info('partitions assigned by load', {
-      members: [...plan].map(([id, t]) => ({
-        id,
-        partitions: t,
-        weight: parts.filter((p) => t[p.topic]?.includes(p.partition)).reduce((a, p) => a + p.weight, 0),
-      })),
+      members: [...plan].map(([id, t]) => ({ id, partitions: t, weight: topics.reduce((a, topic) => a + loadOf(t[topic] ?? [], weights.get(topic)!), 0) })),
     });
     return [...plan].map(([memberId, assignment]) => ({
       memberId,
@@ -106,27 +111,22 @@ export const loadAssigner: PartitionAssigner = ({ cluster, logger }): Assigner =
 });
 
 /**
- * Whether a rebalance would lighten the most loaded member by more than a fifth: its
- * records under `current` (each member's partitions) against the most loaded one's under
- * balance(). A topic with fewer than `minRecords` records is too young to weigh.
+ * The members' records under `current` (each member's partitions of one topic) when a
+ * rebalance would lighten the most loaded one by more than a fifth (against the most loaded
+ * one under balance()), else undefined. A topic with fewer than `minRecords` records is too
+ * young to weigh.
  */
-export function worthRebalancing(current: readonly (readonly number[])[], partitions: readonly WeightedPartition[], minRecords = 1_000): boolean {
+export function worthRebalancing(current: readonly (readonly number[])[], partitions: readonly WeightedPartition[], minRecords = 1_000): number[] | undefined {
   const weight = new Map(partitions.map((p) => [p.partition, p.weight]));
   const total = partitions.reduce((a, p) => a + p.weight, 0);
-  if (total < minRecords || current.length < 2) return false;
-  const now = Math.max(...current.map((ps) => ps.reduce((a, p) => a + (weight.get(p) ?? 0), 0)));
+  if (total < minRecords || current.length < 2) return undefined;
+  const loads = current.map((held) => loadOf(held, weight));
   const plan = balance(
     current.map((_, i) => `m${String(i).padStart(4, '0')}`),
     partitions,
   );
-  const best = Math.max(
-    ...[...plan.values()].map((t) =>
-      Object.values(t)
-        .flat()
-        .reduce((a, p) => a + (weight.get(p) ?? 0), 0),
-    ),
-  );
-  return now > 1.2 * best;
+  const best = Math.max(...[...plan.values()].map((t) => loadOf(Object.values(t).flat(), weight)));
+  return Math.max(...loads) > 1.2 * best ? loads : undefined;
 }
 
 /**
@@ -144,7 +144,6 @@ export async function imbalance(admin: Admin, groupId: string, topic: string): P
     partition: o.partition,
     weight: Math.max(0, Number(o.high) - Number(o.low)),
   }));
-  if (!worthRebalancing(current, partitions)) return undefined;
-  const weight = new Map(partitions.map((p) => [p.partition, p.weight]));
-  return `members hold ${current.map((ps) => ps.reduce((a, p) => a + (weight.get(p) ?? 0), 0)).join(' / ')} records`;
+  const loads = worthRebalancing(current, partitions);
+  return loads && `members hold ${loads.join(' / ')} records`;
 }

@@ -92,13 +92,21 @@ describe('partition assignment by load (assigner.ts)', () => {
       ['a lone member', [[0, 1, 2, 3]], [5000, 0, 0, 0], false],
     ];
     for (const [why, current, weights, want] of cases) {
-      expect(
-        worthRebalancing(
-          current,
-          weights.map((weight, partition) => ({ topic: T, partition, weight })),
-        ),
-        why,
-      ).to.equal(want);
+      const loads = worthRebalancing(
+        current,
+        weights.map((weight, partition) => ({ topic: T, partition, weight })),
+      );
+      expect(loads !== undefined, why).to.equal(want);
     }
+    // What it reports: the members' records as they stand.
+    expect(
+      worthRebalancing(
+        [
+          [0, 2, 4, 6],
+          [1, 3, 5, 7],
+        ],
+        even.map((weight, partition) => ({ topic: T, partition, weight })),
+      ),
+    ).to.deep.equal([6000, 60]);
   });
 });
