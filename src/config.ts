@@ -192,6 +192,32 @@ export function trailingPaneMs(sizeMs: number): number {
 }
 
 /**
+ * How each spec's trailing panes are built. `source`: the index of the spec whose panes a pane
+ * of this spec is summed from, or -1 when flushes write it. A spec's source is the spec with the
+ * coarsest pane that divides its pane among those that keep their panes at least that long
+ * (size ≥ its pane), so flushes write only the finest panes and each coarser pane is summed
+ * once, when the watermark passes it (src/store/pane-roll.lua). `ttlMs`: how long a pane lives
+ * after its last write when no move reaches it (a region gone quiet): twice its size of
+ * wall-clock time, and at least as long as any pane summed from it.
+ */
+export function paneChain(windows: readonly WindowSpec[]): { source: number; ttlMs: number }[] {
+  const pane = windows.map((w) => trailingPaneMs(w.sizeMs));
+  const source = windows.map((_, k) => {
+    let best = -1;
+    for (let j = 0; j < windows.length; j++) {
+      const fits = pane[j] < pane[k] && pane[k] % pane[j] === 0 && windows[j].sizeMs >= pane[k];
+      if (fits && (best < 0 || pane[j] > pane[best])) best = j;
+    }
+    return best;
+  });
+  const ttl = windows.map((w, k) => 2 * w.sizeMs + pane[k]);
+  // A source outlives every pane summed from it, up its chain (sources have finer panes: coarse first).
+  const order = windows.map((_, k) => k).sort((a, b) => pane[b] - pane[a]);
+  for (const k of order) if (source[k] >= 0) ttl[source[k]] = Math.max(ttl[source[k]], ttl[k]);
+  return windows.map((_, k) => ({ source: source[k], ttlMs: ttl[k] }));
+}
+
+/**
  * HH_WINDOWS entries: tumbling `size[/allowed lateness[/ttl]]`, sliding
  * `size@slide[/allowed lateness[/ttl]]` and session `gap<duration>[/allowed lateness[/ttl]]`,
  * ttl counted from the window's end.

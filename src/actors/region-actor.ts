@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { FLUSH_DEFAULTS, trailingPaneMs, WINDOW_KEY_GRACE_MS, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
+import { FLUSH_DEFAULTS, paneChain, trailingPaneMs, WINDOW_KEY_GRACE_MS, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import { FlushBudget } from './flush-budget';
@@ -77,6 +77,8 @@ export interface ActorOptions {
   flushTargetMs?: number;
   /** Entries waiting for a checkpoint above which flushes wait. @default FLUSH_LIMITS.maxWaitingEntries */
   maxWaitingEntries?: number;
+  /** Events stamped later than the clock plus this are dead-lettered (config HH_EVENT_MAX_AHEAD). @default 5 minutes */
+  maxAheadMs?: number;
 }
 
 /** The most one flush takes. */
@@ -163,14 +165,18 @@ export class RegionActor {
     private readonly onPressure?: (region: string) => void,
   ) {
     const { windows, sessions = [] } = opts;
+    const chain = paneChain(windows);
     this.headerTail = JSON.stringify({
       prefix: regionPrefix(region),
       k: opts.boundedK,
       mode: opts.mode ?? 'exact',
       dedup_ms: opts.dedupHorizonMs,
       dedup_slices: opts.dedupSlices ?? 20,
-      // A window key's expiry: its TTL after its end, plus the grace for a workflow held up past it.
-      w: windows.map((w) => [w.name, w.sizeMs, w.ttlMs + WINDOW_KEY_GRACE_MS, trailingPaneMs(w.sizeMs)]),
+      // Events stamped later than the clock plus this are dead-lettered (the first flush under pane roll-ups starts them past it).
+      ahead: opts.maxAheadMs ?? 300_000,
+      // A window key's expiry: its TTL after its end, plus the grace for a workflow held up past it; the pane's
+      // size, the spec its panes are summed from (1-based; 0: written here) and a pane's expiry (config.ts: paneChain).
+      w: windows.map((w, k) => [w.name, w.sizeMs, w.ttlMs + WINDOW_KEY_GRACE_MS, trailingPaneMs(w.sizeMs), chain[k].source + 1, chain[k].ttlMs]),
       s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
     }).slice(1);
     this.grain = [...windows.flatMap((w) => [w.sizeMs, trailingPaneMs(w.sizeMs)]), ...sessions.map((s) => s.bucketMs)].reduce(gcd, 0) || 1000;

@@ -8,7 +8,9 @@
 --                                           hash region:{r}:dirty:<id> post -> its count after the
 --                                           last change (-1: no longer kept)
 -- KEYS[6]  hash   region:{r}:trailing       spec -> "<lo>:<hi>", the pane starts its trailing key sums;
---                                           spec:next the same for the spare key, spec:job a move in progress
+--                                           spec:next the same for the spare key, spec:job a move in progress;
+--                                           spec:rolled the first pane not yet summed from its source's panes,
+--                                           spec:roll a roll in progress (pane-roll.lua)
 -- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed
 -- The other keys share the region's hash tag (one Redis Cluster slot) and are named from
 -- the prefix: seen, seen:slices, seen:<slice start>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>[:next],
@@ -16,7 +18,9 @@
 --
 -- ARGV[1] header, JSON (named fields): epoch, prefix "region:{r}:", k (bounded size), mode
 --         ("exact" | "bounded"), dedup_ms (ids are remembered for at least this, by
---         processing time), dedup_slices (eviction granularity), w [[name, size ms, ttl ms (with the grace), pane ms], ...] tumbling specs,
+--         processing time), dedup_slices (eviction granularity), ahead (how far past the clock an
+--         accepted event may be stamped), w [[name, size ms, ttl ms (with the grace), pane ms,
+--         source spec of its panes (1-based; 0: none), pane ttl ms], ...] tumbling specs,
 --         s [[name, bucket ms, ttl ms], ...] session specs
 -- ARGV[2] partitions, JSON [[partition, first offset, last offset], ...] of the events here
 -- ARGV[3] event ids, JSON ["id", ...] (no id twice: the caller removes repeats first)
@@ -286,29 +290,59 @@ local function rangeOf(cur)
 end
 for k = 1, #W do
   local w = W[k]
-  local st = redis.call('HMGET', KEYS[6], w[1], w[1] .. ':next', w[1] .. ':job')
-  local live, spare, job = rangeOf(st[1]), rangeOf(st[2]), rangeOf(st[3])
-  local floor = live and live[1]
-  if spare and (floor == nil or spare[1] < floor) then floor = spare[1] end
-  for startKey, sent in pairs((D.p or {})[k] or {}) do
-    local start = tonumber(startKey)
-    if floor == nil or start >= floor then
-      local list = listOf(sent)
-      local key = prefix .. 'pane:' .. w[1] .. ':' .. startKey
-      local into = {}
-      if live and start >= live[1] and start <= live[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] end
-      if spare and start >= spare[1] and start <= spare[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] .. ':next' end
-      if job and start <= job[2] then
-        redis.call('HDEL', KEYS[6], w[1] .. ':job')
-        job = nil
+  local panes = (D.p or {})[k] or {}
+  if next(panes) ~= nil then
+    local st = redis.call('HMGET', KEYS[6], w[1], w[1] .. ':next', w[1] .. ':job', w[1] .. ':rolled', w[1] .. ':roll')
+    local live, spare, job = rangeOf(st[1]), rangeOf(st[2]), rangeOf(st[3])
+    local floor = live and live[1]
+    if spare and (floor == nil or spare[1] < floor) then floor = spare[1] end
+    -- Roll-ups (a spec with a source, w[5]): its panes from `rolled` on are not written here but
+    -- summed from the source spec's panes once the watermark passes them (pane-roll.lua); a pane
+    -- before it was written by flushes and is written on (a late event). The spec's first flush
+    -- sets `rolled`: at its first pane, or, when the spec has ranges already (its panes were
+    -- written by flushes before roll-ups existed), past any pane an accepted event can reach.
+    local rolled = tonumber(st[4])
+    if w[5] > 0 and not rolled then
+      if live or spare then
+        rolled = (math.floor((now + H.ahead) / w[4]) + 1) * w[4]
+      else
+        for startKey in pairs(panes) do
+          local start = tonumber(startKey)
+          if not rolled or start < rolled then rolled = start end
+        end
       end
-      local copies = {}
-      for i = 1, #into do copies[i] = copyOf(list) end
-      bulk(key, list, nil)
-      for i = 1, #into do bulk(into[i], copies[i], nil) end
-      -- Subtracted and deleted once the watermark passes start + size; a pane never reached
-      -- that way (a region gone quiet) expires after twice the size of wall-clock time.
-      redis.call('PEXPIRE', key, fmt(2 * w[2] + w[4]))
+      redis.call('HSET', KEYS[6], w[1] .. ':rolled', fmt(rolled))
+    end
+    for startKey, sent in pairs(panes) do
+      local start = tonumber(startKey)
+      if rolled and start >= rolled then
+        -- Summed later. A roll of this very pane under way (only another process's, during a
+        -- rebalance: rolls run between the region's own flushes) may have read the source panes
+        -- this flush writes: it starts again.
+        if st[5] and start == rolled then
+          redis.call('DEL', prefix .. 'pane:' .. w[1] .. ':' .. startKey)
+          redis.call('HDEL', KEYS[6], w[1] .. ':roll')
+          st[5] = false
+        end
+      elseif floor == nil or start >= floor then
+        local list = listOf(sent)
+        local key = prefix .. 'pane:' .. w[1] .. ':' .. startKey
+        local into = {}
+        if live and start >= live[1] and start <= live[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] end
+        if spare and start >= spare[1] and start <= spare[2] then into[#into + 1] = prefix .. 'trailing:' .. w[1] .. ':next' end
+        if job and start <= job[2] then
+          redis.call('HDEL', KEYS[6], w[1] .. ':job')
+          job = nil
+        end
+        local copies = {}
+        for i = 1, #into do copies[i] = copyOf(list) end
+        bulk(key, list, nil)
+        for i = 1, #into do bulk(into[i], copies[i], nil) end
+        -- Subtracted and deleted once the watermark passes start + size; a pane never reached
+        -- that way (a region gone quiet) expires after w[6] of wall-clock time (twice the size,
+        -- or longer for a source: until the panes summed from it are).
+        redis.call('PEXPIRE', key, fmt(w[6]))
+      end
     end
   end
 end

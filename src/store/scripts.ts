@@ -12,6 +12,7 @@ const SCRIPTS = {
   hhCheckpoint: { lua: lua('checkpoint.lua'), numberOfKeys: 5 },
   hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
   hhTrailingMove: { lua: lua('trailing-move.lua'), numberOfKeys: 1 },
+  hhPaneRoll: { lua: lua('pane-roll.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
   hhSlidingAssemble: { lua: lua('sliding-assemble.lua'), numberOfKeys: 4 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
@@ -38,6 +39,18 @@ export interface StoreScripts {
   hhAdvancePosition(epochKey: string, applied: string, recovery: string, epoch: string, partition: string, offset: string): Promise<number>;
   /** trailing-move.lua: the region's trailing state; op (plan | step | swap), prefix, spec name, then the op's arguments. */
   hhTrailingMove(state: string, op: 'plan' | 'step' | 'swap', prefix: string, spec: string, ...args: Arg[]): Promise<string[]>;
+  /** pane-roll.lua: the region's trailing state; prefix, spec, pane ms, source spec, its pane ms, target, budget, ttl ms → ['DONE', rolled | ''] | ['MORE']. */
+  hhPaneRoll(
+    state: string,
+    prefix: string,
+    spec: string,
+    paneMs: number,
+    source: string,
+    sourcePaneMs: number,
+    target: number,
+    budget: number,
+    ttlMs: number,
+  ): Promise<string[]>;
   /** sliding-assemble.lua: marker, sum, then (step) added set, pane or (finish) window key, global:dirty; op and its arguments. */
   hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'finish', ...args: Arg[]): Promise<string | number>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */

@@ -6,7 +6,7 @@
  * so no call holds Redis for long however large a pane is.
  */
 import type { Redis } from 'ioredis';
-import { trailingPaneMs, type WindowSpec } from '../config';
+import { paneChain, trailingPaneMs, type WindowSpec } from '../config';
 import { GLOBAL_DIRTY_KEY, regionPrefix, regionTrailingStateKey } from '../keys';
 import { scripted } from './scripts';
 
@@ -37,8 +37,20 @@ export async function advanceTrailing(
 ): Promise<string[]> {
   const serialize = opts.serialize ?? (<T>(fn: () => Promise<T>) => fn());
   const wm = Math.floor(watermark);
-  // Only the specs whose range the watermark moves take a turn between the region's flushes.
-  const ranges = windows.length ? await redis.hmget(regionTrailingStateKey(region), ...windows.map((w) => w.name)) : [];
+  // Only the specs whose range the watermark moves, or whose panes are due to be summed, take a turn between the region's flushes.
+  const state = windows.length ? await redis.hmget(regionTrailingStateKey(region), ...windows.flatMap((w) => [w.name, `${w.name}:rolled`])) : [];
+  const ranges = windows.map((_, i) => state[2 * i]);
+  // Roll-ups first, finest panes first (a spec's source has finer panes), and before any move
+  // deletes a source's pane. A spec whose panes could not all be summed (a source lagging)
+  // leaves every move to the next call.
+  const chain = paneChain(windows);
+  const rolls = windows
+    .map((w, k) => ({ w, k, P: trailingPaneMs(w.sizeMs), rolled: state[2 * k + 1] }))
+    .filter(({ k, P, rolled }) => chain[k].source >= 0 && rolled !== null && Number(rolled) < Math.floor(wm / P) * P)
+    .sort((a, b) => a.P - b.P);
+  for (const { w, k } of rolls) {
+    if (!(await serialize(() => rollSpec(redis, region, w, windows[chain[k].source], chain[k].ttlMs, wm, opts)))) return [];
+  }
   const changed: string[] = [];
   for (const [i, w] of windows.entries()) {
     const P = trailingPaneMs(w.sizeMs);
@@ -78,4 +90,37 @@ async function moveSpec(redis: Redis, region: string, w: WindowSpec, watermark: 
   await opts.onStep?.();
   const r = await s.hhTrailingMove(state, 'swap', prefix, w.name, P, job, spareFrom);
   return r[0] === 'OK';
+}
+
+/**
+ * Sums a spec's panes the watermark passed from its source's panes (pane-roll.lua), in calls
+ * of at most `budget` members; true when every pane before the watermark's is summed.
+ */
+async function rollSpec(
+  redis: Redis,
+  region: string,
+  w: WindowSpec,
+  source: WindowSpec,
+  ttlMs: number,
+  watermark: number,
+  opts: TrailingOptions,
+): Promise<boolean> {
+  const s = scripted(redis);
+  const P = trailingPaneMs(w.sizeMs);
+  const target = Math.floor(watermark / P) * P;
+  for (;;) {
+    await opts.onStep?.();
+    const r = await s.hhPaneRoll(
+      regionTrailingStateKey(region),
+      regionPrefix(region),
+      w.name,
+      P,
+      source.name,
+      trailingPaneMs(source.sizeMs),
+      target,
+      opts.budget ?? TRAILING_STEP_MEMBERS,
+      ttlMs,
+    );
+    if (r[0] === 'DONE') return r[1] === '' || Number(r[1]) >= target;
+  }
 }

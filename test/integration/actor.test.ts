@@ -99,7 +99,11 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     expect(await read(regionTopKey(r))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
     expect(await read(m)).to.deep.equal({ a: '3', b: '2', d: '1' });
     expect(await read(h)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
-    for (const pane of [pane1m, pane1h]) expect(await read(pane)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    expect(await read(pane1m)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    // 1h's panes (1 minute) are summed from 1m's (1 second) once the watermark passes them, not written by flushes.
+    expect(await redis.exists(pane1h), "1h's pane before the watermark passed it").to.equal(0);
+    await advanceTrailing(redis, r, windows, t - (t % 60_000) + 60_000);
+    expect(await read(pane1h)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
     // The checkpoint's entries say the same.
     expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1m', T0)))).to.deep.equal({ a: '3', b: '2', d: '1' });
     expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1h', hourOf(T0))))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
@@ -283,10 +287,17 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
   let r: string;
   before(() => ({ redis, region: r } = own));
 
-  for (const budget of [undefined, 5])
-    it(`equals a recount of the events in the last size of panes before the watermark's pane, after every watermark step (${budget ? `${budget} members per call` : 'moves in one call'})`, async () => {
+  // 1m,1h: 1h's panes (1 minute) are summed from 1m's (1 second); 1m,5m,1h: 5m's (5 seconds) from 1m's, 1h's from 5m's.
+  for (const [windowsSpec, budget] of [
+    ['1m,1h', undefined],
+    ['1m,1h', 5],
+    ['1m,5m,1h', undefined],
+    ['1m,5m,1h', 5],
+  ] as const)
+    it(`equals a recount of the events in the last size of panes before the watermark's pane, after every watermark step (${windowsSpec}; ${budget ? `${budget} members per call` : 'moves in one call'})`, async () => {
+      const specs = loadConfig({ HH_WINDOWS: windowsSpec }).ingest.windows;
       const rnd = prng(11);
-      const r = `${own.region}-b${budget ?? 0}`;
+      const r = `${own.region}-b${budget ?? 0}-${specs.length}`;
       await redis.hset(regionMetaKey(r), 'epoch', EPOCH);
       const actor = new ActorSystem(redis, { windows: specs, boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(r);
       const applied: { ts: number; post: string }[] = [];
@@ -441,6 +452,105 @@ describe('trailing timeframes (pane add/subtract in Redis, real Redis)', () => {
       await expectTrailingRecount(redis, region, spec, applied, base + 4 * P, `round ${round}: and the one after it (the spare)`);
     }
     console.log(`      a stepped move of 2 x 4,000-post panes, ${BUDGET} members per call: ${took} ms; kill -9 after ${outcomes.join('; ')}`);
+  });
+
+  /**
+   * Roll-ups (1m,1h: 1h's panes, one minute, are summed from 1m's, one second): a region with
+   * `n` posts spread over the 60 one-second panes of one minute, counts 1-3; returns its events.
+   */
+  async function oneMinute(region: string, n: number) {
+    const specs = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
+    await redis.hset(regionMetaKey(region), 'epoch', EPOCH);
+    const actor = new ActorSystem(redis, { windows: specs, boundedK: 10, dedupHorizonMs: 48 * 3_600_000 }).actor(region);
+    const M = 60_000;
+    const base = Math.floor((Date.now() - 3_600_000) / M) * M;
+    const applied: { ts: number; post: string }[] = [];
+    const batch: OffsetEvent[] = [];
+    for (let i = 0; i < n; i++)
+      for (let c = 0; c <= i % 3; c++) {
+        const ts = base + ((i * 7 + c) % 60) * 1000 + c;
+        batch.push(ev(batch.length, `m${i}`, region, ts, `${region}-${batch.length}`));
+        applied.push({ ts, post: `m${i}` });
+      }
+    for (let i = 0; i < batch.length; i += 5000) await actor.apply(0, batch.slice(i, i + 5000), EPOCH);
+    const recount = (from: number, to: number) => {
+      const want: Record<string, string> = {};
+      for (const a of applied) if (a.ts >= from && a.ts < to) want[a.post] = String(Number(want[a.post] ?? 0) + 1);
+      return want;
+    };
+    const paneOf = async (start: number) => Object.fromEntries(chunk(await redis.zrange(regionPaneKey(region, '1h', start), 0, -1, 'WITHSCORES')));
+    return { specs, actor, M, base, applied, next: batch.length, recount, paneOf };
+  }
+
+  it("sums a coarser spec's pane from its source's panes once the watermark passes it, in steps of a bounded number of members; a flush into the pane being summed starts it again, exactly", async () => {
+    const region = `${r}-roll`;
+    const { specs, actor, M, base, applied, next, recount, paneOf } = await oneMinute(region, 1500);
+    expect(await redis.exists(regionPaneKey(region, '1h', base)), 'not written by the flushes').to.equal(0);
+    // Not serialized with the actor (as another process during a rebalance): a late event into the
+    // minute's first second, which the roll has already summed, lands between two of its calls.
+    const late = ev(next, 'm-late', region, base + 500, `${region}-late`);
+    let calls = 0;
+    await advanceTrailing(redis, region, specs, base + M, {
+      budget: 200,
+      onStep: async () => {
+        if (++calls === 4) await actor.apply(0, [late], EPOCH);
+      },
+    });
+    applied.push({ ts: late.event.timestamp, post: 'm-late' });
+    expect(calls, 'a pane of 1,500 posts is summed over several calls').to.be.greaterThan(10);
+    expect(await paneOf(base), 'the pane holds its minute, the late event once').to.deep.equal(recount(base, base + M));
+    expect(await redis.hget(regionTrailingStateKey(region), '1h:rolled')).to.equal(String(base + M));
+    for (const spec of specs) await expectTrailingRecount(redis, region, spec, applied, base + M, `${spec.name} after the roll`);
+    // A late event into a pane already summed is written into it (and its source) by the flush.
+    const later = ev(next + 1, 'm-later', region, base + 1_500, `${region}-later`);
+    await actor.apply(0, [later], EPOCH);
+    applied.push({ ts: later.event.timestamp, post: 'm-later' });
+    expect(await paneOf(base), 'a late event after the roll').to.deep.equal(recount(base, base + M));
+    await advanceTrailing(redis, region, specs, base + 2 * M, { budget: 200 });
+    for (const spec of specs) await expectTrailingRecount(redis, region, spec, applied, base + 2 * M, `${spec.name} a minute on`);
+  });
+
+  it('a spec whose panes flushes wrote before roll-ups existed (a range, no roll mark) is summed only from past any pane an accepted event can reach', async () => {
+    const region = `${r}-rollinit`;
+    const { specs, actor, M, base, applied, next } = await oneMinute(region, 50);
+    await advanceTrailing(redis, region, specs, base + M);
+    // As the state of a region from before roll-ups: 1h's range, no mark; its panes were written by every flush.
+    await redis.hdel(regionTrailingStateKey(region), '1h:rolled');
+    const e = ev(next, 'm-next', region, base + M + 5_000, `${region}-next`);
+    await actor.apply(0, [e], EPOCH);
+    applied.push({ ts: e.event.timestamp, post: 'm-next' });
+    const rolled = Number(await redis.hget(regionTrailingStateKey(region), '1h:rolled'));
+    expect(rolled, 'past the clock plus the 5 minutes an event may be ahead').to.be.greaterThan(Date.now() + 300_000);
+    expect(await redis.zscore(regionPaneKey(region, '1h', base + M), 'm-next'), 'written by the flush').to.equal('1');
+    await advanceTrailing(redis, region, specs, base + 2 * M);
+    for (const spec of specs) await expectTrailingRecount(redis, region, spec, applied, base + 2 * M, spec.name);
+  });
+
+  it('killed (kill -9) at a random moment of a stepped roll-up: the next advance is exact', async function () {
+    this.timeout(180_000);
+    const BUDGET = 20;
+    const probe = await oneMinute(`${r}-rollprobe`, 1500);
+    const t0 = Date.now();
+    await advanceTrailing(redis, `${r}-rollprobe`, probe.specs, probe.base + probe.M, { budget: BUDGET });
+    const took = Date.now() - t0;
+    const db = (redis.options.db ?? 0).toString();
+    const outcomes: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const region = `${r}-rollkill${round}`;
+      const { specs, M, base, applied, recount, paneOf } = await oneMinute(region, 1500);
+      const delay = Math.floor(Math.random() * took * 1.5);
+      const out = await killAfterStarted('trailing-child.ts', [db, region, String(base + M), String(BUDGET), '1m,1h'], delay);
+      const [rolled, cursor] = await redis.hmget(regionTrailingStateKey(region), '1h:rolled', '1h:roll');
+      const when = rolled === String(base + M) ? 'after the roll' : cursor ? `mid-roll (at ${cursor})` : 'before the roll';
+      outcomes.push(`${delay} ms → ${out.includes('done') ? 'finished' : when}`);
+      // The operator's restart: the next advance completes it, exactly.
+      await advanceTrailing(redis, region, specs, base + M, { budget: BUDGET });
+      expect(await paneOf(base), `round ${round}: the summed pane`).to.deep.equal(recount(base, base + M));
+      for (const spec of specs) await expectTrailingRecount(redis, region, spec, applied, base + M, `round ${round}: ${spec.name}`);
+      await advanceTrailing(redis, region, specs, base + 2 * M, { budget: BUDGET });
+      for (const spec of specs) await expectTrailingRecount(redis, region, spec, applied, base + 2 * M, `round ${round}: ${spec.name}, a minute on`);
+    }
+    console.log(`      a stepped roll-up of a 1,500-post minute, ${BUDGET} members per call: ${took} ms; kill -9 after ${outcomes.join('; ')}`);
   });
 
   it("serialized with the region's actor, a flush waits for the move (which is then not cancelled)", async () => {

@@ -1,20 +1,20 @@
 /**
- * One trailing move in a process of its own, for the kill -9 test of the stepped moves
+ * One trailing advance (roll-ups, then moves) in a process of its own, for the kill -9 tests of the stepped moves and roll-ups
  * (test/integration/actor.test.ts): prints "started" just before the move and "done <moved
  * specs>" when it returned.
- * argv: redis db, region, watermark ms, members per call; the spec is HH_WINDOWS 1m.
+ * argv: redis db, region, watermark ms, members per call[, HH_WINDOWS of the specs (default 1m)].
  */
 import { opsRedis } from '../../src/clients';
 import { loadConfig } from '../../src/config';
 import { advanceTrailing } from '../../src/store/trailing';
 
 async function main(): Promise<void> {
-  const [db, region, watermark, budget] = process.argv.slice(2);
+  const [db, region, watermark, budget, windows = '1m'] = process.argv.slice(2);
   const redis = opsRedis(loadConfig(), Number(db));
   await redis.ping();
-  const spec = loadConfig({ HH_WINDOWS: '1m' }).ingest.windows[0];
+  const specs = loadConfig({ HH_WINDOWS: windows }).ingest.windows;
   process.stdout.write('started\n');
-  const moved = await advanceTrailing(redis, region, [spec], Number(watermark), { budget: Number(budget) });
+  const moved = await advanceTrailing(redis, region, specs, Number(watermark), { budget: Number(budget) });
   process.stdout.write(`done ${moved.join(',')}\n`);
   redis.disconnect();
 }

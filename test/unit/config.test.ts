@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { ensureSecrets, secretsPath } from '../../src/secrets';
-import { ConfigError, loadConfig } from '../../src/config';
+import { ConfigError, loadConfig, paneChain } from '../../src/config';
 
 describe('config', () => {
   it('has documented defaults on 127.0.0.1', () => {
@@ -125,6 +125,19 @@ describe('config', () => {
     ]);
     expect(c.ingest.dedupHorizonMs).to.equal(36 * 3_600_000);
     expect(c.ingest.sliding).to.deep.equal([]);
+  });
+
+  it("sums each spec's trailing panes from the coarsest finer panes that divide them and live as long (paneChain)", () => {
+    const H = 3_600_000;
+    // Default: panes of 1 s, 5 s, 1 min and 24 min; 24 min is not summed from 1 s or 5 s panes (they live 1 or 5 minutes).
+    const chain = paneChain(loadConfig({}).ingest.windows);
+    expect(chain.map((c) => c.source)).to.deep.equal([-1, 0, 1, 2]);
+    // A source's panes live as long as any pane summed from it (up the chain: 2 x 24 h + 24 min).
+    expect(chain.map((c) => c.ttlMs)).to.deep.equal([48 * H + 1_440_000, 48 * H + 1_440_000, 48 * H + 1_440_000, 48 * H + 1_440_000]);
+    // 8m's 8 s panes are not a multiple of 5 s but of 1 s: the 1m spec is their source. 30m's 30 s panes: from 5m's 5 s.
+    const other = loadConfig({ HH_WINDOWS: '1m,5m,8m,30m' }).ingest.windows;
+    expect(paneChain(other).map((c) => c.source)).to.deep.equal([-1, 0, 0, 1]);
+    expect(paneChain(loadConfig({ HH_WINDOWS: '1h' }).ingest.windows)).to.deep.equal([{ source: -1, ttlMs: 2 * H + 60_000 }]);
   });
 
   it('parses session windows: buckets of 1/30 of the gap (at least 1 s)', () => {
