@@ -3,7 +3,9 @@
  * the watermark has passed, back over the spec's size, moved by trailing-move.lua: a spare
  * key is brought to the new range, then swapped in. A move of at most `budget` pane members
  * (the usual one) is one script call; a larger one folds at most `budget` members per call,
- * so no call holds Redis for long however large a pane is.
+ * so no call holds Redis for long however large a pane is. Before the moves, the panes of a
+ * spec with a source (config.ts: paneChain) that the watermark passed are summed from the
+ * source's panes by pane-roll.lua, in calls of the same bound: flushes write only the finest.
  */
 import type { Redis } from 'ioredis';
 import { paneChain, trailingPaneMs, type WindowSpec } from '../config';
