@@ -54,6 +54,9 @@ export function parseDuration(text: string): number | undefined {
   return n > 0 ? n : undefined;
 }
 
+/** HH_EVENT_MAX_AHEAD's default (also the region actor's, where no config is passed). */
+export const EVENT_MAX_AHEAD_DEFAULT = '5m';
+
 function duration(env: Env, name: string, fallback: string): number {
   const v = str(env, name, fallback);
   const ms = parseDuration(v);
@@ -196,7 +199,7 @@ export function trailingPaneMs(sizeMs: number): number {
  * of this spec is summed from, or -1 when flushes write it. A spec's source is the spec with the
  * coarsest pane that divides its pane among those that keep their panes at least that long
  * (size ≥ its pane), so flushes write only the finest panes and each coarser pane is summed
- * once, when the watermark passes it (src/store/pane-roll.lua). `ttlMs`: how long a pane lives
+ * once, when the watermark passes it (src/store/trailing.lua's roll). `ttlMs`: how long a pane lives
  * after its last write when no move reaches it (a region gone quiet): twice its size of
  * wall-clock time, and at least as long as any pane summed from it.
  */
@@ -610,7 +613,7 @@ export function loadConfig(env: Env = process.env): Config {
       flushMaxPosts: int(env, 'HH_FLUSH_MAX_POSTS', FLUSH_DEFAULTS.maxPosts, 1, 1_000_000),
       flushTargetMs: int(env, 'HH_FLUSH_TARGET_MS', FLUSH_DEFAULTS.targetMs, 0, 10_000),
       maxAgeMs: duration(env, 'HH_EVENT_MAX_AGE', '7d'),
-      maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', '5m'),
+      maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', EVENT_MAX_AHEAD_DEFAULT),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '5s'),
       checkpointOn: checkpointOn(env),

@@ -13,7 +13,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ChainableCommander, Redis } from 'ioredis';
-import { FLUSH_DEFAULTS, paneChain, trailingPaneMs, WINDOW_KEY_GRACE_MS, type SessionSpec, type WindowSpec, type TopKMode } from '../config';
+import {
+  EVENT_MAX_AHEAD_DEFAULT,
+  FLUSH_DEFAULTS,
+  paneChain,
+  parseDuration,
+  trailingPaneMs,
+  WINDOW_KEY_GRACE_MS,
+  type SessionSpec,
+  type WindowSpec,
+  type TopKMode,
+} from '../config';
 import type { ViewEvent } from '../events';
 import type { Metrics } from '../metrics';
 import { FlushBudget } from './flush-budget';
@@ -77,7 +87,7 @@ export interface ActorOptions {
   flushTargetMs?: number;
   /** Entries waiting for a checkpoint above which flushes wait. @default FLUSH_LIMITS.maxWaitingEntries */
   maxWaitingEntries?: number;
-  /** Events stamped later than the clock plus this are dead-lettered (config HH_EVENT_MAX_AHEAD). @default 5 minutes */
+  /** Events stamped later than the clock plus this are dead-lettered (config HH_EVENT_MAX_AHEAD). @default EVENT_MAX_AHEAD_DEFAULT */
   maxAheadMs?: number;
 }
 
@@ -173,7 +183,7 @@ export class RegionActor {
       dedup_ms: opts.dedupHorizonMs,
       dedup_slices: opts.dedupSlices ?? 20,
       // Events stamped later than the clock plus this are dead-lettered (the first flush under pane roll-ups starts them past it).
-      ahead: opts.maxAheadMs ?? 300_000,
+      ahead: opts.maxAheadMs ?? parseDuration(EVENT_MAX_AHEAD_DEFAULT)!,
       // A window key's expiry: its TTL after its end, plus the grace for a workflow held up past it; the pane's
       // size, the spec its panes are summed from (1-based; 0: written here) and a pane's expiry (config.ts: paneChain).
       w: windows.map((w, k) => [w.name, w.sizeMs, w.ttlMs + WINDOW_KEY_GRACE_MS, trailingPaneMs(w.sizeMs), chain[k].source + 1, chain[k].ttlMs]),

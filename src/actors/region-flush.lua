@@ -10,7 +10,7 @@
 -- KEYS[6]  hash   region:{r}:trailing       spec -> "<lo>:<hi>", the pane starts its trailing key sums;
 --                                           spec:next the same for the spare key, spec:job a move in progress;
 --                                           spec:rolled the first pane not yet summed from its source's panes,
---                                           spec:roll a roll in progress (pane-roll.lua)
+--                                           spec:roll a roll in progress (trailing.lua's roll)
 -- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed
 -- The other keys share the region's hash tag (one Redis Cluster slot) and are named from
 -- the prefix: seen, seen:slices, seen:<slice start>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>[:next],
@@ -279,7 +279,7 @@ end
 
 -- Trailing panes (exact mode): a pane inside a trailing key's range [lo, hi] also adds to that
 -- key: the live trailing:<spec>, and the spare trailing:<spec>:next (the range the live key had
--- before its last move; see trailing-move.lua). A later pane is added by the next move; a pane
+-- before its last move; see trailing.lua). A later pane is added by the next move; a pane
 -- below both ranges fell out of them and is not written. A write into a pane a move is
 -- folding (at or below the move's last pane) cancels the move (the caller runs moves between
 -- its own flushes: only another process during a rebalance gets here).
@@ -297,7 +297,7 @@ for k = 1, #W do
     local floor = live and live[1]
     if spare and (floor == nil or spare[1] < floor) then floor = spare[1] end
     -- Roll-ups (a spec with a source, w[5]): its panes from `rolled` on are not written here but
-    -- summed from the source spec's panes once the watermark passes them (pane-roll.lua); a pane
+    -- summed from the source spec's panes once the watermark passes them (trailing.lua's roll); a pane
     -- before it was written by flushes and is written on (a late event). The spec's first flush
     -- sets `rolled`: at its first pane, or, when the spec has ranges already (its panes were
     -- written by flushes before roll-ups existed), past any pane an accepted event can reach.

@@ -11,8 +11,7 @@ const lua = (name: string) => fs.readFileSync(path.join(__dirname, name), 'utf8'
 const SCRIPTS = {
   hhCheckpoint: { lua: lua('checkpoint.lua'), numberOfKeys: 5 },
   hhAdvancePosition: { lua: lua('advance-position.lua'), numberOfKeys: 3 },
-  hhTrailingMove: { lua: lua('trailing-move.lua'), numberOfKeys: 1 },
-  hhPaneRoll: { lua: lua('pane-roll.lua'), numberOfKeys: 1 },
+  hhTrailing: { lua: lua('trailing.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
   hhSlidingAssemble: { lua: lua('sliding-assemble.lua'), numberOfKeys: 4 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
@@ -37,20 +36,11 @@ export interface StoreScripts {
   ): Promise<[string, string[], (string | number)[]]>;
   /** advance-position.lua: epoch, applied, recovery; epoch, partition, offset → 1, or 0 under another epoch. */
   hhAdvancePosition(epochKey: string, applied: string, recovery: string, epoch: string, partition: string, offset: string): Promise<number>;
-  /** trailing-move.lua: the region's trailing state; op (plan | step | swap), prefix, spec name, then the op's arguments. */
-  hhTrailingMove(state: string, op: 'plan' | 'step' | 'swap', prefix: string, spec: string, ...args: Arg[]): Promise<string[]>;
-  /** pane-roll.lua: the region's trailing state; prefix, spec, pane ms, source spec, its pane ms, target, budget, ttl ms → ['DONE', rolled | ''] | ['MORE']. */
-  hhPaneRoll(
-    state: string,
-    prefix: string,
-    spec: string,
-    paneMs: number,
-    source: string,
-    sourcePaneMs: number,
-    target: number,
-    budget: number,
-    ttlMs: number,
-  ): Promise<string[]>;
+  /**
+   * trailing.lua: the region's trailing state; op, prefix, spec name, pane ms, then the op's arguments
+   * (plan, step, swap: a move; roll: source spec, its pane ms, target, budget, ttl ms → ['DONE', rolled | ''] | ['MORE']).
+   */
+  hhTrailing(state: string, op: 'plan' | 'step' | 'swap' | 'roll', prefix: string, spec: string, paneMs: number, ...args: Arg[]): Promise<string[]>;
   /** sliding-assemble.lua: marker, sum, then (step) added set, pane or (finish) window key, global:dirty; op and its arguments. */
   hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'finish', ...args: Arg[]): Promise<string | number>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */

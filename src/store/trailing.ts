@@ -1,11 +1,11 @@
 /**
  * Trailing timeframes (`timeframe=5m`): per region and tumbling spec, the sum of the panes
- * the watermark has passed, back over the spec's size, moved by trailing-move.lua: a spare
+ * the watermark has passed, back over the spec's size, moved by trailing.lua: a spare
  * key is brought to the new range, then swapped in. A move of at most `budget` pane members
  * (the usual one) is one script call; a larger one folds at most `budget` members per call,
  * so no call holds Redis for long however large a pane is. Before the moves, the panes of a
  * spec with a source (config.ts: paneChain) that the watermark passed are summed from the
- * source's panes by pane-roll.lua, in calls of the same bound: flushes write only the finest.
+ * source's panes (trailing.lua's roll), in calls of the same bound: flushes write only the finest.
  */
 import type { Redis } from 'ioredis';
 import { paneChain, trailingPaneMs, type WindowSpec } from '../config';
@@ -71,7 +71,7 @@ async function moveSpec(redis: Redis, region: string, w: WindowSpec, watermark: 
   const prefix = regionPrefix(region);
   const P = trailingPaneMs(w.sizeMs);
   const budget = opts.budget ?? TRAILING_STEP_MEMBERS;
-  const plan = await s.hhTrailingMove(state, 'plan', prefix, w.name, P, w.sizeMs, watermark, budget);
+  const plan = await s.hhTrailing(state, 'plan', prefix, w.name, P, w.sizeMs, watermark, budget);
   if (plan.length === 0) return false;
   if (plan[0] === 'MOVED') return true;
   const [job, addFrom, addTo, subFrom, subTo, spareFrom] = plan;
@@ -83,19 +83,19 @@ async function moveSpec(redis: Redis, region: string, w: WindowSpec, watermark: 
     let offset = '0';
     for (;;) {
       await opts.onStep?.();
-      const r = await s.hhTrailingMove(state, 'step', prefix, w.name, P, job, sign, pane, offset, to, budget);
+      const r = await s.hhTrailing(state, 'step', prefix, w.name, P, job, sign, pane, offset, to, budget);
       if (r[0] === 'CANCELLED') return false;
       if (r[0] === 'DONE') break;
       [, pane, offset] = r;
     }
   }
   await opts.onStep?.();
-  const r = await s.hhTrailingMove(state, 'swap', prefix, w.name, P, job, spareFrom);
+  const r = await s.hhTrailing(state, 'swap', prefix, w.name, P, job, spareFrom);
   return r[0] === 'OK';
 }
 
 /**
- * Sums a spec's panes the watermark passed from its source's panes (pane-roll.lua), in calls
+ * Sums a spec's panes the watermark passed from its source's panes (trailing.lua's roll), in calls
  * of at most `budget` members; true when every pane before the watermark's is summed.
  */
 async function rollSpec(
@@ -112,8 +112,9 @@ async function rollSpec(
   const target = Math.floor(watermark / P) * P;
   for (;;) {
     await opts.onStep?.();
-    const r = await s.hhPaneRoll(
+    const r = await s.hhTrailing(
       regionTrailingStateKey(region),
+      'roll',
       regionPrefix(region),
       w.name,
       P,
