@@ -175,6 +175,32 @@ function cpuSeconds(pid: number): number {
   }
 }
 
+/** The machine's CPU ticks so far: all of them, and the hypervisor's steal (time a virtual core wanted to run and was not given). */
+function machineTicks(): { total: number; steal: number } {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+    return { total: f.reduce((a, b) => a + b, 0), steal: f[7] };
+  } catch {
+    return { total: 0, steal: 0 };
+  }
+}
+
+/**
+ * Starts measuring steal: the returned function gives the share of the machine's CPU time the
+ * hypervisor took since (%). Adjacent phases compared with each other (ours against naive) are
+ * only comparable when they ran on the same machine: steal says when they did not.
+ */
+function stealMeter(): () => number {
+  const a = machineTicks();
+  return () => {
+    const b = machineTicks();
+    return b.total > a.total ? round((100 * (b.steal - a.steal)) / (b.total - a.total), 1) : NaN;
+  };
+}
+
+/** Steal during each phase (%), by phase name. */
+const steal: Record<string, number> = {};
+
 /** The stack's servers, by the PIDs the stack scripts recorded (absent when another checkout runs them). */
 function serverPids(): Record<string, number> {
   const out: Record<string, number> = {};
@@ -323,6 +349,7 @@ async function freshness(iso: Isolated, rt: Runtime, topic: string, rate: number
     max: round(lat[lat.length - 1], 1),
     probes: lat.length,
     rate_eps: round(produced.sent / (produced.ms / 1000)),
+    asked_eps: rate,
   };
 }
 
@@ -546,12 +573,18 @@ async function main(): Promise<void> {
     log(`pre-loaded ${pre.sent.toLocaleString()} events in ${round(pre.ms / 1000, 1)} s`);
 
     const none = { events: 0, ms: 0, eps: NaN };
+    let meter = stealMeter();
     const limit = want('compare') ? await limitConsumer(iso.kafka, topic, `${id}.limit`, N) : none;
+    steal.limit = meter();
     log(`(a) limit (kafkajs + JSON.parse):   ${round(limit.eps).toLocaleString()} events/s`);
+    meter = stealMeter();
     const naive = want('compare') ? await naiveConsumer(iso.kafka, iso.redis, topic, `${id}.naive`, NAIVE_EVENTS, 'bench:naive') : none;
+    steal.naive = meter();
     log(`(c) naive ZINCRBY per event:        ${round(naive.eps).toLocaleString()} events/s (first ${NAIVE_EVENTS.toLocaleString()})`);
+    meter = stealMeter();
     const piped = want('compare') ? await naivePipelinedConsumer(iso.kafka, iso.redis, topic, `${id}.piped`, N, 'bench:piped') : none;
-    log(`(c2) naive ZINCRBY pipelined:       ${round(piped.eps).toLocaleString()} events/s`);
+    steal.naive_pipelined = meter();
+    log(`(c2) naive ZINCRBY pipelined:       ${round(piped.eps).toLocaleString()} events/s (steal ${steal.naive_pipelined} %)`);
     await iso.redis.flushdb();
 
     // (k) the Kafka Streams peer: the same job (all-time + the default tumbling windows with their grace).
@@ -563,6 +596,7 @@ async function main(): Promise<void> {
       else {
         for (const guarantee of ['at_least_once', 'exactly_once_v2'] as const) {
           await settle();
+          meter = stealMeter();
           const run = await runKStreams(built, {
             cfg,
             admin: iso.admin,
@@ -573,6 +607,7 @@ async function main(): Promise<void> {
             threads: 2,
             commitMs: 1000,
           });
+          steal[`kstreams_${guarantee}`] = meter();
           kstreams[guarantee] = {
             eps: round(run.eps),
             ms: round(run.ms),
@@ -594,7 +629,9 @@ async function main(): Promise<void> {
     };
     let exact1 = true;
     if (want('compare')) {
+      meter = stealMeter();
       const run = await measureRuntime(iso, 1, `${id}.ours1`, topic);
+      steal.ours_1_worker = meter();
       one = run;
       exact1 = await checkExact(iso.redis, pre.truth);
       await run.rt.stop();
@@ -606,26 +643,38 @@ async function main(): Promise<void> {
     log(`    Redis µs per event by command: ${JSON.stringify(one.redis_us_per_event)}`);
     if (one.flushes) log(`    flushes: ${JSON.stringify(one.flushes)}`);
 
+    meter = stealMeter();
     const two = await measureRuntime(iso, 2, `${id}.ours2`, topic);
+    steal.ours = meter();
     rt = two.rt;
     const exact2 = await checkExact(iso.redis, pre.truth);
-    log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2})`);
+    log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2}; steal ${steal.ours} %)`);
     log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
     log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
     log(`    flushes: ${JSON.stringify(two.flushes)}`);
 
+    meter = stealMeter();
     const fresh = want('fresh')
       ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 2)), prefix)
-      : { p50: NaN, p99: NaN, max: NaN, probes: 0, rate_eps: NaN };
-    log(`(d) freshness at ${fresh.rate_eps.toLocaleString()} events/s: p50 ${fresh.p50} ms, p99 ${fresh.p99} ms (${fresh.probes} probes)`);
+      : { p50: NaN, p99: NaN, max: NaN, probes: 0, rate_eps: NaN, asked_eps: NaN };
+    steal.fresh_half = meter();
+    log(
+      `(d) freshness at ${fresh.rate_eps.toLocaleString()} events/s (asked ${fresh.asked_eps.toLocaleString()}): p50 ${fresh.p50} ms, p99 ${fresh.p99} ms (${fresh.probes} probes)`,
+    );
     // The same at a quarter of (b)'s rate: how latency grows with load on these shared cores.
+    meter = stealMeter();
     const quarter = want('fresh') ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 4)), `${prefix}q`) : fresh;
-    log(`(d) freshness at ${quarter.rate_eps.toLocaleString()} events/s: p50 ${quarter.p50} ms, p99 ${quarter.p99} ms (${quarter.probes} probes)`);
+    steal.fresh_quarter = meter();
+    log(
+      `(d) freshness at ${quarter.rate_eps.toLocaleString()} events/s (asked ${quarter.asked_eps.toLocaleString()}): p50 ${quarter.p50} ms, p99 ${quarter.p99} ms (${quarter.probes} probes)`,
+    );
     if (!want('api') && !want('memory')) return;
 
     // The API is measured on a quiet runtime: the freshness load drained first.
     await waitDrained(iso.admin, `${id}.ours2`, topic);
+    meter = stealMeter();
     const a = await api(rt, regions[0]);
+    steal.api = meter();
     log(
       `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms, ${a.ours.cpu_us_per_request} CPU µs per request; at 2,000 req/s p99 ${a.at2000.p99_ms} ms (runs ${a.at2000.p99_runs_ms.join('/')}); bare Express ${a.limit.rps.toLocaleString()} req/s, ${a.limit.cpu_us_per_request} CPU µs per request, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms (runs ${a.limitAt2000.p99_runs_ms.join('/')})`,
     );
@@ -643,7 +692,9 @@ async function main(): Promise<void> {
             ] as const,
         )
       : []) {
+      meter = stealMeter();
       const m = await memory(iso, feeder, d, mode, `${id}_m${d}_`);
+      steal[`memory_${mode}_${d}`] = meter();
       mem.push(m);
       log(
         `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms${m.longest_script ? ` (${m.longest_script})` : ''}`,
@@ -662,6 +713,7 @@ async function main(): Promise<void> {
         await iso.redis.flushdb();
         await settle();
         log(`(s) soak, ${mode} mode: 5,000 events/s for ${soakMinutes} min, new posts throughout`);
+        meter = stealMeter();
         const r = await soak(iso, feeder, {
           mode,
           minutes: soakMinutes,
@@ -672,6 +724,7 @@ async function main(): Promise<void> {
           keyspace,
           log,
         });
+        steal[`soak_${mode}`] = meter();
         log(`(s) soak, ${mode}: Redis max/min ${r.redis_used_bytes_ratio}, worker heap max/min ${r.worker_heap_ratio} over the second half`);
         runs.push(r);
         soakTopics.push(soakTopic);
@@ -724,8 +777,10 @@ async function main(): Promise<void> {
         redis_us_per_event: { workers_1: one.redis_us_per_event, workers_2: two.redis_us_per_event },
         flushes: { workers_1: one.flushes, workers_2: two.flushes },
       },
+      steal_pct: steal,
       seconds: round((Date.now() - t0) / 1000),
     };
+    log(`steal by phase (% of the machine's CPU time): ${JSON.stringify(steal)}`);
     if (only) {
       log('(partial run: no report written)');
       return;

@@ -1,0 +1,55 @@
+import { expect } from 'chai';
+import { markdown, ratios, type BenchResults } from '../../bench/report';
+
+/** A report's figures, as a bench run without the optional phases writes them. */
+function results(over: Partial<BenchResults> = {}): BenchResults {
+  const fresh = { p50: 100, p99: 400, max: 500, probes: 100, rate_eps: 10_000 };
+  return {
+    when: '2026-12-03T00:00:00.000Z',
+    smoke: false,
+    machine: { cpus: 2, model: 'x', mem_gib: 24, node: 'v20' },
+    events: 500_000,
+    ingest: { limit_eps: 300_000, ours_eps: 60_000, naive_eps: 40_000, naive_pipelined_eps: 50_000, naive_events: 100_000, exact: true, kstreams_eps: NaN },
+    freshness_ms: { ...fresh, at_quarter_rate: { ...fresh } },
+    api: {
+      rps: 1000,
+      p50_ms: 5,
+      p99_ms: 50,
+      at_2000_rps: { rps: 1000, p50_ms: 5, p99_ms: 50, p99_runs_ms: [50, 50, 50] },
+      limit_rps: 2000,
+      limit_p50_ms: 3,
+      limit_p99_ms: 40,
+      limit_at_2000_rps: { rps: 2000, p50_ms: 3, p99_ms: 40, p99_runs_ms: [40, 40, 40] },
+      body_bytes: 900,
+    },
+    memory: {},
+    scaling: { workers_1_eps: 40_000, workers_2_eps: 60_000, speedup: 1.5, cpu_s_per_100k_events: {}, redis_us_per_event: {} },
+    seconds: 100,
+    ...over,
+  };
+}
+
+describe('bench report: what a run says about the machine it ran on', () => {
+  it('gives the steal of each phase, and beside ours / naive pipelined the steal of both runs', () => {
+    const r = results({ steal_pct: { naive_pipelined: 1.5, ours: 12.3, api: 0 } });
+    expect(ratios(r)['ours / naive pipelined (target ≥ 1.0)']).to.equal('1.2 — met (steal 12.3 % and 1.5 %)');
+    expect(markdown(r, ratios(r))).to.include('naive_pipelined 1.5 %, ours 12.3 %, api 0 %.');
+  });
+
+  it('says nothing of steal for a report written before it was measured', () => {
+    const r = results();
+    expect(ratios(r)['ours / naive pipelined (target ≥ 1.0)']).to.equal('1.2 — met');
+    expect(markdown(r, ratios(r))).not.to.include('Steal');
+  });
+
+  it('flags a freshness run whose background load fell short of the rate it was asked for', () => {
+    const fresh = { p50: 100, p99: 400, max: 500, probes: 100 };
+    const r = results({
+      freshness_ms: { ...fresh, rate_eps: 8_217, asked_eps: 28_000, at_quarter_rate: { ...fresh, rate_eps: 13_000, asked_eps: 14_000 } },
+    });
+    const md = markdown(r, ratios(r));
+    expect(md).to.include('at 8,217 events/s (asked for 28,000: the load fell short), 100 probes');
+    // Within 10 % of the asked rate: no flag.
+    expect(md).to.include('at 13,000 events/s, 100 probes');
+  });
+});
