@@ -42,6 +42,13 @@ describe('bench report: what a run says about the machine it ran on', () => {
     expect(markdown(r, ratios(r))).not.to.include('Steal');
   });
 
+  it('gives both naive pipelined runs around ours beside the one ours is held against', () => {
+    const base = results();
+    const r = results({ ingest: { ...base.ingest, naive_pipelined_eps: 50_000, naive_pipelined_runs_eps: [50_000, 46_000] } });
+    expect(markdown(r, ratios(r))).to.include('the faster of a run just before (b) and one just after it (50,000, 46,000)');
+    expect(ratios(r)['ours / naive pipelined (target ≥ 1.0)']).to.match(/^1\.2 — met/);
+  });
+
   it('flags a freshness run whose background load fell short of the rate it was asked for', () => {
     const fresh = { p50: 100, p99: 400, max: 500, probes: 100 };
     const r = results({
