@@ -66,7 +66,7 @@ export interface BenchResults {
     naive_eps: number;
     /** The faster of naive_pipelined_runs_eps. */
     naive_pipelined_eps: number;
-    /** (c2) run just before (b) and just after it (absent in reports before it). */
+    /** (c2) run just before (b) and again after (e), our runtime stopped (absent in reports before it). */
     naive_pipelined_runs_eps?: number[];
     naive_events: number;
     exact: boolean;
@@ -186,7 +186,7 @@ export function markdown(r: BenchResults, rs: Record<string, string>): string {
     [
       '(c2) naive: ZINCRBY per event, pipelined per batch',
       `${fmt(r.ingest.naive_pipelined_eps)} events/s`,
-      `no validation, dedup, windows or fence${r.ingest.naive_pipelined_runs_eps ? `; the faster of a run just before (b) and one just after it (${r.ingest.naive_pipelined_runs_eps.map(fmt).join(', ')})` : ''}`,
+      `no validation, dedup, windows or fence${r.ingest.naive_pipelined_runs_eps ? `; the faster of a run just before (b) and one after (e) (${r.ingest.naive_pipelined_runs_eps.map(fmt).join(', ')})` : ''}`,
     ],
     [
       '(k) Kafka Streams: all-time + the tumbling windows with grace, at least once',

@@ -672,17 +672,16 @@ async function main(): Promise<void> {
     log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
     log(`    flushes: ${JSON.stringify(two.flushes)}`);
     rt = two.rt;
-    let piped2 = none;
-    if (want('compare')) {
-      // Stopped for the second naive run (its idle work would slow naive down), then started
-      // again on the same state and group (a restart, as an operator would) for (d) and (e).
-      await rt.stop();
-      rt = undefined;
-      piped2 = await pipedRun(2);
-      rt = await startRuntime(two.rt.env);
-    }
-    const piped = piped2.eps > piped1.eps ? piped2 : piped1;
-    steal.naive_pipelined = steal[piped === piped2 ? 'naive_pipelined_2' : 'naive_pipelined_1'];
+    // The second naive run, once (d) and (e) are done with the runtime and it is stopped (its
+    // idle work would slow naive down; a restart right after (b) disturbed (d) with a rebalance).
+    const stopAndPipeAgain = async () => {
+      if (rt) {
+        await rt.stop();
+        await terminateSupervisors(rt.cfg);
+        rt = undefined;
+      }
+      return pipedRun(2);
+    };
 
     meter = stealMeter();
     const fresh = want('fresh')
@@ -699,7 +698,10 @@ async function main(): Promise<void> {
     log(
       `(d) freshness at ${quarter.rate_eps.toLocaleString()} events/s (asked ${quarter.asked_eps.toLocaleString()}): p50 ${quarter.p50} ms, p99 ${quarter.p99} ms (${quarter.probes} probes)`,
     );
-    if (!want('api') && !want('memory')) return;
+    if (!want('api') && !want('memory')) {
+      await stopAndPipeAgain();
+      return;
+    }
 
     // The API is measured on a quiet runtime: the freshness load drained first.
     await waitDrained(iso.admin, `${id}.ours2`, topic);
@@ -709,9 +711,9 @@ async function main(): Promise<void> {
     log(
       `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms, ${a.ours.cpu_us_per_request} CPU µs per request; at 2,000 req/s p99 ${a.at2000.p99_ms} ms (runs ${a.at2000.p99_runs_ms.join('/')}); bare Express ${a.limit.rps.toLocaleString()} req/s, ${a.limit.cpu_us_per_request} CPU µs per request, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms (runs ${a.limitAt2000.p99_runs_ms.join('/')})`,
     );
-    await rt.stop();
-    await terminateSupervisors(rt.cfg);
-    rt = undefined;
+    const piped2 = await stopAndPipeAgain();
+    const piped = piped2.eps > piped1.eps ? piped2 : piped1;
+    steal.naive_pipelined = steal[piped === piped2 ? 'naive_pipelined_2' : 'naive_pipelined_1'];
 
     const mem = [];
     for (const [d, mode] of want('memory')
