@@ -555,11 +555,17 @@ async function main(): Promise<void> {
   // above what one load generator asks, so it never refuses the bench's own requests.
   const iso = new Isolated(id, { HH_WORKERS: '2', HH_RATE_LIMIT_RPS: '100000000' }, REGIONS);
   await iso.setUp();
-  // Interrupted (Ctrl-C, a kill): the runtimes it started and its Redis database go with it.
+  // Interrupted (Ctrl-C, a kill): the runtimes it started, its Redis database and its workflows
+  // go with it (an interrupted run left 396 window workflows, 32 coordinators, its supervisors
+  // and its global merge running in Temporal).
+  const runCfg = loadConfig({ ...process.env, ...iso.env });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
-      log(`\n${sig}: stopping the runtimes this bench started and emptying its Redis database`);
-      void Promise.race([stopStartedRuntimes().then(() => iso.redis.flushdb()), sleep(45_000)]).finally(() => process.exit(130));
+      log(`\n${sig}: stopping the runtimes this bench started, emptying its Redis database and ending its workflows`);
+      const cleanup = stopStartedRuntimes()
+        .then(() => iso.redis.flushdb())
+        .then(() => Promise.all([terminatePrefixWorkflows(cfg, prefix), terminateSupervisors(runCfg)]));
+      void Promise.race([cleanup, sleep(45_000)]).finally(() => process.exit(130));
     });
   }
   // The memory and soak phases make topics of their own before any runtime (and its ACLs)
