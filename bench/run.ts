@@ -185,21 +185,23 @@ function machineTicks(): { total: number; steal: number } {
   }
 }
 
-/**
- * Starts measuring steal: the returned function gives the share of the machine's CPU time the
- * hypervisor took since (%). Adjacent phases compared with each other (ours against naive) are
- * only comparable when they ran on the same machine: steal says when they did not.
- */
-function stealMeter(): () => number {
-  const a = machineTicks();
-  return () => {
-    const b = machineTicks();
-    return b.total > a.total ? round((100 * (b.steal - a.steal)) / (b.total - a.total), 1) : NaN;
-  };
-}
-
-/** Steal during each phase (%), by phase name. */
+/** Steal during each phase (%), by phase name: what `withSteal` measured. */
 const steal: Record<string, number> = {};
+
+/**
+ * Runs one phase and records under `phase` the share of the machine's CPU time (%) the
+ * hypervisor took while it ran. Adjacent phases compared with each other (ours against naive)
+ * are only comparable when they ran on the same machine: steal says when they did not.
+ */
+async function withSteal<T>(phase: string, run: () => Promise<T>): Promise<T> {
+  const a = machineTicks();
+  try {
+    return await run();
+  } finally {
+    const b = machineTicks();
+    steal[phase] = b.total > a.total ? round((100 * (b.steal - a.steal)) / (b.total - a.total), 1) : NaN;
+  }
+}
 
 /** The stack's servers, by the PIDs the stack scripts recorded (absent when another checkout runs them). */
 function serverPids(): Record<string, number> {
@@ -589,13 +591,11 @@ async function main(): Promise<void> {
     log(`pre-loaded ${pre.sent.toLocaleString()} events in ${round(pre.ms / 1000, 1)} s`);
 
     const none = { events: 0, ms: 0, eps: NaN };
-    let meter = stealMeter();
-    const limit = want('compare') ? await limitConsumer(iso.kafka, topic, `${id}.limit`, N) : none;
-    steal.limit = meter();
+    const limit = want('compare') ? await withSteal('limit', () => limitConsumer(iso.kafka, topic, `${id}.limit`, N)) : none;
     log(`(a) limit (kafkajs + JSON.parse):   ${round(limit.eps).toLocaleString()} events/s`);
-    meter = stealMeter();
-    const naive = want('compare') ? await naiveConsumer(iso.kafka, iso.redis, topic, `${id}.naive`, NAIVE_EVENTS, 'bench:naive') : none;
-    steal.naive = meter();
+    const naive = want('compare')
+      ? await withSteal('naive', () => naiveConsumer(iso.kafka, iso.redis, topic, `${id}.naive`, NAIVE_EVENTS, 'bench:naive'))
+      : none;
     log(`(c) naive ZINCRBY per event:        ${round(naive.eps).toLocaleString()} events/s (first ${NAIVE_EVENTS.toLocaleString()})`);
     await iso.redis.flushdb();
 
@@ -608,18 +608,18 @@ async function main(): Promise<void> {
       else {
         for (const guarantee of ['at_least_once', 'exactly_once_v2'] as const) {
           await settle();
-          meter = stealMeter();
-          const run = await runKStreams(built, {
-            cfg,
-            admin: iso.admin,
-            topic,
-            appId: `${id}-ks-${guarantee}`,
-            windows: cfg.ingest.windows,
-            guarantee,
-            threads: 2,
-            commitMs: 1000,
-          });
-          steal[`kstreams_${guarantee}`] = meter();
+          const run = await withSteal(`kstreams_${guarantee}`, () =>
+            runKStreams(built, {
+              cfg,
+              admin: iso.admin,
+              topic,
+              appId: `${id}-ks-${guarantee}`,
+              windows: cfg.ingest.windows,
+              guarantee,
+              threads: 2,
+              commitMs: 1000,
+            }),
+          );
           kstreams[guarantee] = {
             eps: round(run.eps),
             ms: round(run.ms),
@@ -641,9 +641,7 @@ async function main(): Promise<void> {
     };
     let exact1 = true;
     if (want('compare')) {
-      meter = stealMeter();
-      const run = await measureRuntime(iso, 1, `${id}.ours1`, topic);
-      steal.ours_1_worker = meter();
+      const run = await withSteal('ours_1_worker', () => measureRuntime(iso, 1, `${id}.ours1`, topic));
       one = run;
       exact1 = await checkExact(iso.redis, pre.truth);
       await run.rt.stop();
@@ -655,23 +653,19 @@ async function main(): Promise<void> {
     log(`    Redis µs per event by command: ${JSON.stringify(one.redis_us_per_event)}`);
     if (one.flushes) log(`    flushes: ${JSON.stringify(one.flushes)}`);
 
-    // (c2) just before (b) and again just after it, with nothing else running: (b) against the
-    // faster of the two, so a slower stretch of these shared cores cannot fall on naive alone.
+    // (c2) just before (b), and again once (d) and (e) are done and the runtime is stopped: (b)
+    // against the faster of the two, so a slower stretch of these shared cores cannot fall on naive alone.
     const pipedRun = async (n: 1 | 2) => {
       if (!want('compare')) return none;
-      meter = stealMeter();
       const keyPrefix = `bench:piped${n}`;
-      const run = await naivePipelinedConsumer(iso.kafka, iso.redis, topic, `${id}.piped${n}`, N, keyPrefix);
-      steal[`naive_pipelined_${n}`] = meter();
+      const run = await withSteal(`naive_pipelined_${n}`, () => naivePipelinedConsumer(iso.kafka, iso.redis, topic, `${id}.piped${n}`, N, keyPrefix));
       await iso.redis.unlink(...regions.map((r) => `${keyPrefix}:${r}`));
       log(`(c2) naive ZINCRBY pipelined, run ${n}: ${round(run.eps).toLocaleString()} events/s (steal ${steal[`naive_pipelined_${n}`]} %)`);
       return run;
     };
     const piped1 = await pipedRun(1);
 
-    meter = stealMeter();
-    const two = await measureRuntime(iso, 2, `${id}.ours2`, topic);
-    steal.ours = meter();
+    const two = await withSteal('ours', () => measureRuntime(iso, 2, `${id}.ours2`, topic));
     const exact2 = await checkExact(iso.redis, pre.truth);
     log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2}; steal ${steal.ours} %)`);
     log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
@@ -679,7 +673,8 @@ async function main(): Promise<void> {
     log(`    flushes: ${JSON.stringify(two.flushes)}`);
     rt = two.rt;
     // The second naive run, once (d) and (e) are done with the runtime and it is stopped (its
-    // idle work would slow naive down; a restart right after (b) disturbed (d) with a rebalance).
+    // idle work would slow naive down; with a restart right after (b), (d)'s p99 was 2.2 s in
+    // the one run that tried it).
     const stopAndPipeAgain = async () => {
       if (rt) {
         await rt.stop();
@@ -689,18 +684,17 @@ async function main(): Promise<void> {
       return pipedRun(2);
     };
 
-    meter = stealMeter();
+    const live = two.rt;
     const fresh = want('fresh')
-      ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 2)), prefix)
+      ? await withSteal('fresh_half', () => freshness(iso, live, topic, Math.max(100, Math.round(two.eps / 2)), prefix))
       : { p50: NaN, p99: NaN, max: NaN, probes: 0, rate_eps: NaN, asked_eps: NaN };
-    steal.fresh_half = meter();
     log(
       `(d) freshness at ${fresh.rate_eps.toLocaleString()} events/s (asked ${fresh.asked_eps.toLocaleString()}): p50 ${fresh.p50} ms, p99 ${fresh.p99} ms (${fresh.probes} probes)`,
     );
     // The same at a quarter of (b)'s rate: how latency grows with load on these shared cores.
-    meter = stealMeter();
-    const quarter = want('fresh') ? await freshness(iso, rt, topic, Math.max(100, Math.round(two.eps / 4)), `${prefix}q`) : fresh;
-    steal.fresh_quarter = meter();
+    const quarter = want('fresh')
+      ? await withSteal('fresh_quarter', () => freshness(iso, live, topic, Math.max(100, Math.round(two.eps / 4)), `${prefix}q`))
+      : fresh;
     log(
       `(d) freshness at ${quarter.rate_eps.toLocaleString()} events/s (asked ${quarter.asked_eps.toLocaleString()}): p50 ${quarter.p50} ms, p99 ${quarter.p99} ms (${quarter.probes} probes)`,
     );
@@ -711,9 +705,7 @@ async function main(): Promise<void> {
 
     // The API is measured on a quiet runtime: the freshness load drained first.
     await waitDrained(iso.admin, `${id}.ours2`, topic);
-    meter = stealMeter();
-    const a = await api(rt, regions[0]);
-    steal.api = meter();
+    const a = await withSteal('api', () => api(live, regions[0]));
     log(
       `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms, ${a.ours.cpu_us_per_request} CPU µs per request; at 2,000 req/s p99 ${a.at2000.p99_ms} ms (runs ${a.at2000.p99_runs_ms.join('/')}); bare Express ${a.limit.rps.toLocaleString()} req/s, ${a.limit.cpu_us_per_request} CPU µs per request, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms (runs ${a.limitAt2000.p99_runs_ms.join('/')})`,
     );
@@ -731,9 +723,7 @@ async function main(): Promise<void> {
             ] as const,
         )
       : []) {
-      meter = stealMeter();
-      const m = await memory(iso, feeder, d, mode, `${id}_m${d}_`);
-      steal[`memory_${mode}_${d}`] = meter();
+      const m = await withSteal(`memory_${mode}_${d}`, () => memory(iso, feeder, d, mode, `${id}_m${d}_`));
       mem.push(m);
       log(
         `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms${m.longest_script ? ` (${m.longest_script})` : ''}`,
@@ -752,18 +742,18 @@ async function main(): Promise<void> {
         await iso.redis.flushdb();
         await settle();
         log(`(s) soak, ${mode} mode: 5,000 events/s for ${soakMinutes} min, new posts throughout`);
-        meter = stealMeter();
-        const r = await soak(iso, feeder, {
-          mode,
-          minutes: soakMinutes,
-          rate: 5000,
-          regions: regionNames(REGIONS, `${prefix}soak_${mode}_`),
-          topic: soakTopic,
-          group: `${id}.soak-${mode}`,
-          keyspace,
-          log,
-        });
-        steal[`soak_${mode}`] = meter();
+        const r = await withSteal(`soak_${mode}`, () =>
+          soak(iso, feeder, {
+            mode,
+            minutes: soakMinutes,
+            rate: 5000,
+            regions: regionNames(REGIONS, `${prefix}soak_${mode}_`),
+            topic: soakTopic,
+            group: `${id}.soak-${mode}`,
+            keyspace,
+            log,
+          }),
+        );
         log(`(s) soak, ${mode}: Redis max/min ${r.redis_used_bytes_ratio}, worker heap max/min ${r.worker_heap_ratio} over the second half`);
         runs.push(r);
         soakTopics.push(soakTopic);
