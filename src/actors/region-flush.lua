@@ -98,10 +98,8 @@ while budget > 0 do
 end
 local dups = {}
 for base = 1, #ids, CHUNK do
-  local chunk = {}
-  for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
-  local a = redis.call('SMISMEMBER', seen, unpack(chunk))
-  for j = 1, #chunk do
+  local a = redis.call('SMISMEMBER', seen, unpack(ids, base, math.min(#ids, base + CHUNK - 1)))
+  for j = 1, #a do
     if a[j] == 1 then dups[#dups + 1] = base + j - 1 end
   end
 end
@@ -109,10 +107,9 @@ if #dups > 0 then return {'DUPS', cjson.encode(dups)} end
 if #ids > 0 then
   local list = prefix .. 'seen:' .. fmt(sliceStart)
   for base = 1, #ids, CHUNK do
-    local chunk = {}
-    for j = base, math.min(#ids, base + CHUNK - 1) do chunk[#chunk + 1] = ids[j] end
-    redis.call('SADD', seen, unpack(chunk))
-    redis.call('RPUSH', list, unpack(chunk))
+    local last = math.min(#ids, base + CHUNK - 1)
+    redis.call('SADD', seen, unpack(ids, base, last))
+    redis.call('RPUSH', list, unpack(ids, base, last))
   end
   redis.call('ZADD', index, fmt(sliceStart + L), fmt(sliceStart))
   -- An idle region's ids go whole: the set outlives its last write by one horizon and a
