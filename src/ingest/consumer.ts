@@ -54,10 +54,25 @@ interface InFlight {
   last: string;
   highWatermark: string;
   records: number;
-  triaged: Triaged;
+  /**
+   * What complete() reports of the batch's triage. Not the triage itself: its events and its
+   * dead and late records (which hold slices of the whole fetch response) are let go of once
+   * handed on, instead of living until the batch's last flush.
+   */
+  outcome: Outcome;
   epoch: string;
   generation: number;
   done: Promise<unknown>;
+}
+
+/** A batch's triage, as far as its completion reports it. */
+interface Outcome {
+  maxEventTime: number;
+  earliest: Triaged['earliest'];
+  keyMismatch: number;
+  late: number;
+  /** Each dead letter's kind of reason (metric label). */
+  deadKinds: string[];
 }
 
 export interface IngestDeps {
@@ -300,7 +315,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     const q = inflight.get(b.partition);
     if (q?.[0] === b) q.shift();
     const lagAfter = BigInt(b.highWatermark) - BigInt(b.last) - 1n;
-    if (Number.isFinite(b.triaged.maxEventTime)) watermarks.observe(b.partition, b.triaged.maxEventTime, b.triaged.earliest, lagAfter <= 0n);
+    if (Number.isFinite(b.outcome.maxEventTime)) watermarks.observe(b.partition, b.outcome.maxEventTime, b.outcome.earliest, lagAfter <= 0n);
     // For lag monitoring and tools; where a partition resumes is the applied mark above.
     const commit = { topic, partition: b.partition, offset: (BigInt(b.last) + 1n).toString() };
     groupOffsets.advance(commit);
@@ -313,12 +328,12 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     );
     progress.batches++;
     progress.consumed += b.records;
-    progress.deadLettered += b.triaged.dead.length;
+    progress.deadLettered += b.outcome.deadKinds.length;
     state.lastBatchAt = now();
     if (metrics) {
-      for (const d of b.triaged.dead) metrics.deadLettered.inc({ kind: reasonKind(String(d.headers[DLQ_REASON_HEADER])) });
-      metrics.late.inc(b.triaged.late.length);
-      metrics.keyMismatch.inc(b.triaged.keyMismatch);
+      for (const kind of b.outcome.deadKinds) metrics.deadLettered.inc({ kind });
+      metrics.late.inc(b.outcome.late);
+      metrics.keyMismatch.inc(b.outcome.keyMismatch);
       metrics.lag.set({ topic, partition: String(b.partition) }, Math.max(0, Number(lagAfter)));
       lagReported.add(b.partition);
     }
@@ -347,7 +362,9 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       return;
     }
     const from = next;
-    const messages = from === null ? batch.messages : batch.messages.filter((m) => BigInt(m.offset) >= from);
+    // In offset order: only a batch that starts below the mark (a re-fetch) has records to drop.
+    let messages = batch.messages;
+    if (from !== null && messages.length && BigInt(messages[0].offset) < from) messages = messages.filter((m) => BigInt(m.offset) >= from);
     metrics?.fenced.inc(batch.messages.length - messages.length);
     metrics?.consumed.inc(batch.messages.length);
     const last = batch.lastOffset();
@@ -366,7 +383,14 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     ];
     const done = Promise.all([...flushes, side.length ? sendChunked(producer, side) : undefined]);
     done.catch(() => undefined); // reported in order by complete()
-    const b: InFlight = { partition, last, highWatermark: batch.highWatermark, records: batch.messages.length, triaged, epoch: ep, generation: gen, done };
+    const outcome: Outcome = {
+      maxEventTime: triaged.maxEventTime,
+      earliest: triaged.earliest,
+      keyMismatch: triaged.keyMismatch,
+      late: triaged.late.length,
+      deadKinds: triaged.dead.map((d) => reasonKind(String(d.headers[DLQ_REASON_HEADER]))),
+    };
+    const b: InFlight = { partition, last, highWatermark: batch.highWatermark, records: batch.messages.length, outcome, epoch: ep, generation: gen, done };
     let q = inflight.get(partition);
     if (!q) inflight.set(partition, (q = []));
     q.push(b);

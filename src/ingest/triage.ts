@@ -30,6 +30,18 @@ export function lateMask(timestamp: number, windows: readonly WindowSpec[], wm: 
   return mask;
 }
 
+/** Region names as Kafka keys (UTF-8), so a record's key is compared without decoding it. */
+const regionKeys = new Map<string, Buffer>();
+function keyOf(region: string): Buffer {
+  let k = regionKeys.get(region);
+  if (!k) {
+    // Bounded: a region seen with a thousand others is compared through a fresh buffer.
+    if (regionKeys.size >= 1000) return Buffer.from(region);
+    regionKeys.set(region, (k = Buffer.from(region)));
+  }
+  return k;
+}
+
 function header(headers: IHeaders | undefined, name: string): string | undefined {
   const v = headers?.[name];
   if (v === undefined) return undefined;
@@ -94,7 +106,7 @@ export function triage(topic: string, partition: number, messages: KafkaMessage[
     }
     const region = v.event.region_id;
     // The event's own region_id counts; the key only routes it (a mismatch is counted, README).
-    if (m.key !== null && (m.key.length !== Buffer.byteLength(region) || m.key.toString() !== region)) keyMismatch++;
+    if (m.key !== null && !m.key.equals(keyOf(region))) keyMismatch++;
     const ts = v.event.timestamp;
     if (ts > maxEventTime) maxEventTime = ts;
     const mask = lateMask(ts, opts.windows, opts.watermark, opts.sessions);

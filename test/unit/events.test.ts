@@ -138,6 +138,17 @@ describe('event times, reserved regions and sizes at the door', () => {
     const t = triage('views', 0, [rec(1, { ...ok, event_id: 'a', region_id: 'EU' }, 'NA'), rec(2, { ...ok, event_id: 'b' }, 'NA')], opts);
     expect([...t.byRegion.keys()]).to.deep.equal(['EU', 'NA']);
     expect(t.keyMismatch).to.equal(1);
+    // Compared as bytes: a multi-byte name matches its own UTF-8 key; a key of the same length
+    // that differs does not; a record without a key has nothing to mismatch.
+    const keyless = { ...rec(5, { ...ok, event_id: 'e' }), key: null };
+    const u = triage(
+      'views',
+      0,
+      [rec(3, { ...ok, event_id: 'c', region_id: 'ÅLAND' }, 'ÅLAND'), rec(4, { ...ok, event_id: 'd', region_id: 'NA' }, 'NB'), keyless],
+      opts,
+    );
+    expect(u.keyMismatch).to.equal(1);
+    expect([...u.byRegion.keys()]).to.deep.equal(['ÅLAND', 'NA']);
   });
 });
 
