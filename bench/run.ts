@@ -56,7 +56,7 @@ const API_SECONDS = smoke ? 2 : 10;
 const MEM_EVENTS = smoke ? 20_000 : 1_000_000;
 const MEM_DISTINCT = smoke ? [2_000, 20_000] : [10_000, 1_000_000];
 const ROOT = path.join(__dirname, '..');
-/** BENCH_ONLY=compare,fresh,api,memory (any of them): a partial run while profiling; (b) always runs, no report is written. */
+/** BENCH_ONLY=compare,fresh,api,memory,soak (any of them; soak with --soak): a partial run while profiling; (b) always runs, no report is written. */
 const only = process.env.BENCH_ONLY?.split(',');
 const want = (phase: string) => !only || only.includes(phase);
 
@@ -698,7 +698,7 @@ async function main(): Promise<void> {
     log(
       `(d) freshness at ${quarter.rate_eps.toLocaleString()} events/s (asked ${quarter.asked_eps.toLocaleString()}): p50 ${quarter.p50} ms, p99 ${quarter.p99} ms (${quarter.probes} probes)`,
     );
-    if (!want('api') && !want('memory')) {
+    if (!want('api') && !want('memory') && !(soakOn && want('soak'))) {
       await stopAndPipeAgain();
       return;
     }
@@ -731,7 +731,7 @@ async function main(): Promise<void> {
     }
 
     let soakResult: BenchResults['soak'];
-    if (soakOn) {
+    if (soakOn && want('soak')) {
       const runs = [];
       for (const mode of ['exact', 'bounded'] as const) {
         const soakTopic = `${iso.id}.soak-${mode}`;

@@ -59,4 +59,24 @@ describe('bench report: what a run says about the machine it ran on', () => {
     // Within 10 % of the asked rate: no flag.
     expect(md).to.include('at 13,000 events/s, 100 probes');
   });
+
+  it('holds the soak to ±10 % of one level over its second half: max ÷ min at most 1.1 / 0.9', () => {
+    const soak = (ratio: number) => {
+      const mode = (m: 'exact' | 'bounded') => ({
+        mode: m,
+        minutes: 10,
+        rate_eps: 5000,
+        events: 3_000_000,
+        samples: [],
+        redis_used_bytes_ratio: ratio,
+        worker_heap_ratio: 1.05,
+      });
+      return results({ soak: { redis_used_bytes_ratio: ratio, worker_heap_ratio: 1.05, exact: mode('exact'), bounded: mode('bounded') } });
+    };
+    const key = 'soak: Redis used_memory max/min, second half (target ±10 %: ≤ 1.22)';
+    // 108 and 132 are both within 10 % of 120.
+    expect(ratios(soak(1.22))[key]).to.equal('1.22 — met');
+    // 100 and 125 are not both within 10 % of any one level.
+    expect(ratios(soak(1.25))[key]).to.equal('1.25 — NOT met');
+  });
 });
