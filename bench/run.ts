@@ -496,7 +496,8 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
     const slow = (await iso.redis.slowlog('GET', 1000)) as [number, number, number, string[]][];
     const scripts = slow.filter((e) => /^eval/i.test(e[3][0])).sort((a, b) => b[2] - a[2]);
     const longestScriptMs = scripts.length ? scripts[0][2] / 1000 : 0;
-    const longestScript = scripts.length ? (SCRIPT_NAMES.get(scripts[0][3][1]) ?? scripts[0][3][1]) : '';
+    // Its name, and for the scripts that take one (trailing.lua, sliding-assemble.lua) the step: the first argument after the keys.
+    const longestScript = scripts.length ? scriptCall(scripts[0][3]) : '';
     return {
       mode,
       distinct,
@@ -545,6 +546,13 @@ async function patient<T>(f: () => Promise<T>): Promise<T> {
       await sleep(500);
     }
   }
+}
+
+/** A slowlog entry's script call as `<file> [<op>]`: EVALSHA sha numkeys key... op ... */
+function scriptCall(args: string[]): string {
+  const name = SCRIPT_NAMES.get(args[1]) ?? args[1];
+  const op = args[3 + Number(args[2])];
+  return op !== undefined && /^[a-z]{2,12}$/.test(op) ? `${name} ${op}` : name;
 }
 
 /** A phase whose group offsets do not move for this long fails the bench (a hang would otherwise wait forever). */
