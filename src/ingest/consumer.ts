@@ -362,9 +362,9 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       return;
     }
     const from = next;
-    // In offset order: only a batch that starts below the mark (a re-fetch) has records to drop.
+    // In offset order (never empty here): only a batch that starts below the mark (a re-fetch) has records to drop.
     let messages = batch.messages;
-    if (from !== null && messages.length && BigInt(messages[0].offset) < from) messages = messages.filter((m) => BigInt(m.offset) >= from);
+    if (from !== null && BigInt(messages[0].offset) < from) messages = messages.filter((m) => BigInt(m.offset) >= from);
     metrics?.fenced.inc(batch.messages.length - messages.length);
     metrics?.consumed.inc(batch.messages.length);
     const last = batch.lastOffset();

@@ -30,18 +30,6 @@ export function lateMask(timestamp: number, windows: readonly WindowSpec[], wm: 
   return mask;
 }
 
-/** Region names as Kafka keys (UTF-8), so a record's key is compared without decoding it. */
-const regionKeys = new Map<string, Buffer>();
-function keyOf(region: string): Buffer {
-  let k = regionKeys.get(region);
-  if (!k) {
-    // Bounded: a region seen with a thousand others is compared through a fresh buffer.
-    if (regionKeys.size >= 1000) return Buffer.from(region);
-    regionKeys.set(region, (k = Buffer.from(region)));
-  }
-  return k;
-}
-
 function header(headers: IHeaders | undefined, name: string): string | undefined {
   const v = headers?.[name];
   if (v === undefined) return undefined;
@@ -87,6 +75,8 @@ export interface Triaged {
 /** Splits one partition batch, in one pass, into valid events per region, dead letters and late-event copies. */
 export function triage(topic: string, partition: number, messages: KafkaMessage[], opts: TriageOptions): Triaged {
   const byRegion = new Map<string, OffsetEvent[]>();
+  /** Each region's name as a Kafka key (UTF-8), made once per batch: a record's key is compared as bytes, not decoded. */
+  const keys = new Map<string, Buffer>();
   const earliest = new Map<string, number>();
   const dead: OutRecord[] = [];
   const late: OutRecord[] = [];
@@ -106,7 +96,11 @@ export function triage(topic: string, partition: number, messages: KafkaMessage[
     }
     const region = v.event.region_id;
     // The event's own region_id counts; the key only routes it (a mismatch is counted, README).
-    if (m.key !== null && !m.key.equals(keyOf(region))) keyMismatch++;
+    if (m.key !== null) {
+      let key = keys.get(region);
+      if (!key) keys.set(region, (key = Buffer.from(region)));
+      if (!m.key.equals(key)) keyMismatch++;
+    }
     const ts = v.event.timestamp;
     if (ts > maxEventTime) maxEventTime = ts;
     const mask = lateMask(ts, opts.windows, opts.watermark, opts.sessions);
