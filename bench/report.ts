@@ -96,12 +96,16 @@ export interface BenchResults {
     rps: number;
     p50_ms: number;
     p99_ms: number;
-    /** The median of three fixed-rate runs by p99 (all three p99s beside it). */
-    at_2000_rps: { rps: number; p50_ms: number; p99_ms: number; p99_runs_ms: number[] };
+    /**
+     * The median of three steady-rate runs by p99 (all three p99s beside it): bench/steady-load.ts,
+     * evenly spaced requests timed from when each was due. Reports before 2026-12-04 used
+     * autocannon's overallRate (a burst at the start of every second) here.
+     */
+    at_2000_rps: { rps: number; p50_ms: number; p99_ms: number; p99_runs_ms: number[]; max_ms?: number; late_send_max_ms?: number };
     limit_rps: number;
     limit_p50_ms: number;
     limit_p99_ms: number;
-    limit_at_2000_rps: { rps: number; p50_ms: number; p99_ms: number; p99_runs_ms: number[] };
+    limit_at_2000_rps: { rps: number; p50_ms: number; p99_ms: number; p99_runs_ms: number[]; max_ms?: number; late_send_max_ms?: number };
     /** CPU the serving processes spent per request in the 16-connection runs (µs; absent in reports before it). */
     cpu_us_per_request?: number;
     limit_cpu_us_per_request?: number;
@@ -219,9 +223,9 @@ export function markdown(r: BenchResults, rs: Record<string, string>): string {
       `${r.api.body_bytes}-byte answers${r.api.cpu_us_per_request === undefined ? '' : `; ${r.api.cpu_us_per_request} CPU µs per request (the API processes)`}`,
     ],
     [
-      '(e) GET /top-posts at 2,000 req/s',
+      '(e) GET /top-posts at a steady 2,000 req/s',
       `p50 ${r.api.at_2000_rps.p50_ms} ms, p99 ${r.api.at_2000_rps.p99_ms} ms`,
-      `median of 3 runs by p99 (${r.api.at_2000_rps.p99_runs_ms.join(', ')} ms)`,
+      `median of 3 runs by p99 (${r.api.at_2000_rps.p99_runs_ms.join(', ')} ms); evenly spaced requests, each timed from when it was due`,
     ],
     [
       '(e) limit: bare Express, constant body of the same size',
@@ -229,7 +233,7 @@ export function markdown(r: BenchResults, rs: Record<string, string>): string {
       `same worker count${r.api.limit_cpu_us_per_request === undefined ? '' : `; ${r.api.limit_cpu_us_per_request} CPU µs per request`}`,
     ],
     [
-      '(e) limit at 2,000 req/s',
+      '(e) limit at a steady 2,000 req/s',
       `p50 ${r.api.limit_at_2000_rps.p50_ms} ms, p99 ${r.api.limit_at_2000_rps.p99_ms} ms`,
       `beside the runtime, on the same cores (${r.api.limit_at_2000_rps.p99_runs_ms.join(', ')} ms)`,
     ],

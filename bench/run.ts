@@ -41,7 +41,9 @@ import {
 import { limitConsumer, naiveConsumer, naivePipelinedConsumer } from './consumers';
 import { buildKStreams, runKStreams } from './peers/kstreams';
 import { redisUsed as redisMemory, soak } from './soak';
+import { setNice } from '../src/runtime/cluster';
 import { writeReport, type BenchResults, type FlushSummary } from './report';
+import { steadyLoadProcess, type SteadyResult } from './steady-load';
 
 const smoke = process.argv.includes('--smoke');
 /** `--soak [--soak-minutes N]`: also the soak of both modes (N minutes each, default 20). */
@@ -376,17 +378,27 @@ async function cannon(url: string, opts: { seconds: number; rate?: number; pids?
 }
 
 /**
- * A fixed-rate run three times per URL, the URLs taking turns, and per URL the median run by
- * p99: one stray stall of these shared cores does not decide it, and a busy stretch falls on
- * every URL alike.
+ * A steady-rate run (steady-load.ts: evenly spaced requests, latency from when each was due)
+ * three times per URL, the URLs taking turns, and per URL the median run by p99: one stray
+ * stall of these shared cores does not decide it, and a busy stretch falls on every URL alike.
+ * With `pids`, also the CPU those processes spent per request served (µs).
  */
-async function cannonMedians(urls: string[], opts: { seconds: number; rate: number; pids: number[][] }) {
-  const runs: Awaited<ReturnType<typeof cannon>>[][] = urls.map(() => []);
+async function steadyMedians(urls: string[], opts: { seconds: number; rate: number; pids: number[][] }) {
+  const runs: (SteadyResult & { cpu_us_per_request: number })[][] = urls.map(() => []);
   for (let i = 0; i < 3; i++) {
-    for (const [u, url] of urls.entries())
-      runs[u].push(await cannon(url, { seconds: Math.max(1, Math.round(opts.seconds / 2)), rate: opts.rate, pids: opts.pids[u] }));
+    for (const [u, url] of urls.entries()) {
+      const cpu = () => opts.pids[u].reduce((a, pid) => a + cpuSeconds(pid), 0);
+      const c0 = cpu();
+      const r = await steadyLoadProcess(url, { seconds: Math.max(1, Math.round(opts.seconds / 2)), rate: opts.rate });
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+      runs[u].push({ ...r, cpu_us_per_request: round(((cpu() - c0) * 1e6) / Math.max(1, r.requests)) });
+    }
   }
-  return runs.map((r) => ({ ...[...r].sort((a, b) => a.p99_ms - b.p99_ms)[1], p99_runs_ms: r.map((x) => x.p99_ms) }));
+  return runs.map((r) => ({
+    ...[...r].sort((a, b) => a.p99_ms - b.p99_ms)[1],
+    p99_runs_ms: r.map((x) => x.p99_ms),
+    late_send_max_ms: Math.max(...r.map((x) => x.late_send_max_ms)),
+  }));
 }
 
 /** (e): our API (the runtime's workers) and bare Express (as many workers, constant body of the same size). */
@@ -407,6 +419,9 @@ async function api(rt: Runtime, region: string) {
     bare.once('exit', (c) => reject(new Error(`bare express exited (${c})`)));
   });
   const ourPids = [...(rt.apis.size > 0 ? rt.apis : rt.workers).values()];
+  // The same scheduling priority as our API processes (HH_API_NICE), so neither is favoured.
+  const nice = rt.apis.size > 0 ? rt.cfg.runtime.apiNice : 0;
+  const niced = nice === 0 ? [] : barePids.map((pid) => setNice(pid, nice));
   try {
     const limitUrl = `http://127.0.0.1:${port}/top-posts?region=${region}&k=10`;
     await cannon(url, { seconds: 1 }); // warm-up
@@ -415,8 +430,9 @@ async function api(rt: Runtime, region: string) {
     // cores do meanwhile (the runtime's checkpoints and windows after its load) falls on both.
     const ours = await cannon(url, { seconds: API_SECONDS, pids: ourPids });
     const limit = await cannon(limitUrl, { seconds: API_SECONDS, pids: barePids });
-    const [at2000, limitAt2000] = await cannonMedians([url, limitUrl], { seconds: API_SECONDS, rate: 2000, pids: [ourPids, barePids] });
-    return { body_bytes: Buffer.byteLength(body), ours, at2000, limit, limitAt2000 };
+    const [at2000, limitAt2000] = await steadyMedians([url, limitUrl], { seconds: API_SECONDS, rate: 2000, pids: [ourPids, barePids] });
+    const nices = { ours: ourPids.map((pid) => os.getPriority(pid)), bare: barePids.map((pid) => os.getPriority(pid)), set: niced };
+    return { body_bytes: Buffer.byteLength(body), ours, at2000, limit, limitAt2000, nices };
   } finally {
     bare.kill('SIGTERM');
   }
@@ -716,6 +732,10 @@ async function main(): Promise<void> {
     const a = await withSteal('api', () => api(live, regions[0]));
     log(
       `(e) GET /top-posts: ${a.ours.rps.toLocaleString()} req/s, p50 ${a.ours.p50_ms} ms, p99 ${a.ours.p99_ms} ms, ${a.ours.cpu_us_per_request} CPU µs per request; at 2,000 req/s p99 ${a.at2000.p99_ms} ms (runs ${a.at2000.p99_runs_ms.join('/')}); bare Express ${a.limit.rps.toLocaleString()} req/s, ${a.limit.cpu_us_per_request} CPU µs per request, at 2,000 req/s p99 ${a.limitAt2000.p99_ms} ms (runs ${a.limitAt2000.p99_runs_ms.join('/')})`,
+    );
+    log(`    the steady load's own sends were at most ${Math.max(a.at2000.late_send_max_ms, a.limitAt2000.late_send_max_ms)} ms late`);
+    log(
+      `    nice of the serving processes: ours ${a.nices.ours.join(', ')}, bare Express ${a.nices.bare.join(', ')}${a.nices.set.length ? ` (${a.nices.set.join('; ')})` : ''}`,
     );
     const piped2 = await stopAndPipeAgain();
     const piped = piped2.eps > piped1.eps ? piped2 : piped1;

@@ -508,6 +508,14 @@ export interface Config {
      * checkpoint on its event loop. 0 = the ingest workers serve the API too. @default 1
      */
     readonly apiProcesses: number;
+    /**
+     * HH_API_NICE: the nice value of the API processes (lower runs first), so that on shared
+     * cores an answer does not wait while the ingest workers of the same runtime (nice 0) use
+     * them: a query is waited on by someone, a batch is not. A negative value needs the
+     * privilege to raise priority (root or CAP_SYS_NICE); without it the processes run at 0
+     * and the primary says so. Only with HH_API_PROCESSES > 0. @default -5
+     */
+    readonly apiNice: number;
     /** HH_DEMO_RATE: events/s of the demo stream `npm start` produces. @default 200 */
     readonly demoRate: number;
     /** HH_PROFILE_DIR: when set, every worker process writes a V8 CPU profile there when it exits (`--cpu-prof`). @default unset */
@@ -627,6 +635,7 @@ export function loadConfig(env: Env = process.env): Config {
     runtime: {
       workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64),
       apiProcesses: int(env, 'HH_API_PROCESSES', 1, 0, 16),
+      apiNice: int(env, 'HH_API_NICE', -5, -20, 19),
       demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000),
       profileDir: env.HH_PROFILE_DIR ? path.resolve(env.HH_PROFILE_DIR) : undefined,
       workerHeapMb: int(env, 'HH_WORKER_HEAP_MB', 384, 0, 65_536),

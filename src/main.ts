@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   const primary = runPrimary({
     workers: cfg.runtime.workers,
     apiProcesses: cfg.runtime.apiProcesses,
+    apiNice: cfg.runtime.apiNice,
     profileDir: cfg.runtime.profileDir,
     heapMb: cfg.runtime.workerHeapMb,
   });

@@ -6,6 +6,7 @@
  */
 import { lineLogger } from '../log';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { servePrimary } from './ipc';
 
@@ -15,12 +16,25 @@ export interface ClusterOptions {
   workers: number;
   /** Processes serving only the API (0: the workers serve it). */
   apiProcesses: number;
+  /** The API processes' nice value (0: as the workers). */
+  apiNice?: number;
   /** Each worker writes a V8 CPU profile here when it exits. */
   profileDir?: string;
   /** Each worker's V8 old-space limit in MB (0 = V8's default). */
   heapMb?: number;
   /** Extra environment for the workers. */
   env?: NodeJS.ProcessEnv;
+}
+
+/** Sets a process's nice value; says what was done, or why not (a negative value needs privilege). */
+export function setNice(pid: number, nice: number): string {
+  try {
+    os.setPriority(pid, nice);
+    return `nice ${nice}`;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { info?: { code?: string } };
+    return `nice ${nice} not set (${err.info?.code ?? err.code ?? err.message}): runs at the workers' priority`;
+  }
 }
 
 export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
@@ -44,10 +58,10 @@ export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } 
   let stopping = false;
 
   /** Forks a member (an ingest slot or an API process) and forks it again whenever it dies. */
-  const fork = (name: string, n: number, members: Map<number, ClusterWorker>, env: NodeJS.ProcessEnv) => {
+  const fork = (name: string, n: number, members: Map<number, ClusterWorker>, env: NodeJS.ProcessEnv, nice = 0) => {
     const w = cluster.fork({ ...opts.env, ...env });
     members.set(n, w);
-    log(`${name} ${n} started, pid ${w.process.pid}`);
+    log(`${name} ${n} started, pid ${w.process.pid}${nice === 0 ? '' : `; ${setNice(w.process.pid!, nice)}`}`);
     w.on('exit', (code, signal) => {
       members.delete(n);
       if (stopping) return;
@@ -58,12 +72,12 @@ export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } 
       recentDeaths.set(key, deaths);
       const delay = Math.min(30_000, 500 * 2 ** (deaths.length - 1));
       log(`${name} ${n} (pid ${w.process.pid}) died (${signal ?? `code ${code}`}); restarting in ${delay} ms`);
-      setTimeout(() => !stopping && fork(name, n, members, env), delay);
+      setTimeout(() => !stopping && fork(name, n, members, env, nice), delay);
     });
   };
   const workerRole = opts.apiProcesses > 0 ? 'ingest' : 'both';
   for (let slot = 1; slot <= opts.workers; slot++) fork('worker slot', slot, bySlot, { HH_WORKER_SLOT: String(slot), HH_PROCESS_ROLE: workerRole });
-  for (let n = 1; n <= opts.apiProcesses; n++) fork('api process', n, apis, { HH_PROCESS_ROLE: 'api' });
+  for (let n = 1; n <= opts.apiProcesses; n++) fork('api process', n, apis, { HH_PROCESS_ROLE: 'api' }, opts.apiNice ?? 0);
 
   const stop = async () => {
     if (stopping) return;

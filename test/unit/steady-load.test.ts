@@ -1,0 +1,79 @@
+import { expect } from 'chai';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { responseLength, steadyLoad } from '../../bench/steady-load';
+
+/** A local server answering every request after `delayMs`, with `status`, at most one at a time when `serial`. */
+async function server(opts: { delayMs: number; status?: number; serial?: boolean }) {
+  let chain = Promise.resolve();
+  let served = 0;
+  const s = http.createServer((_req, res) => {
+    const answer = () =>
+      new Promise<void>((resolve) =>
+        setTimeout(() => {
+          served++;
+          res.writeHead(opts.status ?? 200, { 'content-type': 'text/plain', 'content-length': '2' }).end('ok');
+          resolve();
+        }, opts.delayMs),
+      );
+    if (opts.serial) chain = chain.then(answer);
+    else void answer();
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/top-posts?region=NA`;
+  return { url, served: () => served, close: () => new Promise<void>((r) => s.close(() => r())) };
+}
+
+describe('bench steady load', () => {
+  it('reads a response length from its headers, and refuses one without content-length', () => {
+    expect(responseLength(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n'))).to.equal(null);
+    expect(responseLength(Buffer.from('HTTP/1.1 404 Not Found\r\ncontent-length: 12\r\n\r\n'))).to.deep.equal({ length: 58, status: 404 });
+    expect(() => responseLength(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'))).to.throw(/content-length/);
+  });
+
+  it('fails the run on an answer it cannot read (no content-length)', async () => {
+    const s = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/`;
+      let error: Error | undefined;
+      await steadyLoad(url, { rate: 50, seconds: 0.2 }).catch((e: Error) => (error = e));
+      expect(error?.message).to.match(/without content-length/);
+    } finally {
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
+  it('sends rate x seconds requests, over keep-alive connections, and counts non-2xx answers', async () => {
+    const ok = await server({ delayMs: 0 });
+    const bad = await server({ delayMs: 0, status: 503 });
+    try {
+      const r = await steadyLoad(ok.url, { rate: 200, seconds: 1 });
+      expect(r.requests).to.equal(200);
+      expect(ok.served()).to.equal(200);
+      expect(r.non2xx).to.equal(0);
+      expect(r.errors).to.equal(0);
+      const b = await steadyLoad(bad.url, { rate: 100, seconds: 1 });
+      expect(b.non2xx).to.equal(100);
+    } finally {
+      await ok.close();
+      await bad.close();
+    }
+  });
+
+  it('times a request from when it was due, so waiting behind a slow server counts (open loop)', async () => {
+    // One answer at a time, 20 ms each: 50 answers a second against 100 asked. A closed loop
+    // (timed from the send) would see ~20 ms per request; here the line grows over the second.
+    const slow = await server({ delayMs: 20, serial: true });
+    try {
+      const r = await steadyLoad(slow.url, { rate: 100, seconds: 1, connections: 4 });
+      expect(r.requests).to.equal(100);
+      // The last of 100 requests is answered no sooner than 100 x 20 ms after the first was
+      // due, while it was due 990 ms after it: waited at least ~1 s more than one answer takes.
+      expect(r.max_ms).to.be.greaterThan(900);
+      expect(r.p99_ms).to.be.greaterThan(r.p50_ms);
+    } finally {
+      await slow.close();
+    }
+  });
+});
