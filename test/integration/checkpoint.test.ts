@@ -12,6 +12,7 @@ import { RECORD_BUCKETS, RegionRecord, recordBucket } from '../../src/store/reco
 import { loadConfig } from '../../src/config';
 import { REGIONS_KEY, regionDirtyEntriesKey, regionDirtyKey, regionInflightEntriesKey, regionInflightKey, regionOffsetsKey } from '../../src/keys';
 import { freeRedisDb } from '../support/redis';
+import { decodeCounts } from '../support/cassandra-wire';
 import { cfg, unique } from '../helpers';
 
 describe('checkpoint cut (real Redis)', () => {
@@ -48,7 +49,7 @@ describe('checkpoint cut (real Redis)', () => {
     expect(String((queries[0].params[1] as Record<string, unknown>)[3])).to.equal('41');
     const written = new Map<string, number>();
     for (const q of queries.slice(1))
-      for (const [post, count] of q.params[2] as Map<string, unknown>) {
+      for (const [post, count] of decodeCounts(q.params[2])) {
         expect(written.has(post), `${post} written twice`).to.equal(false);
         expect(q.params[5]).to.equal(recordBucket(post));
         written.set(post, Number(String(count)));
@@ -91,7 +92,7 @@ describe('checkpoint cut (real Redis)', () => {
     const queries = cassandra.batch.firstCall.args[0] as { params: unknown[] }[];
     expect(String((queries[0].params[1] as Record<string, unknown>)[3])).to.equal('57');
     const written = new Map<string, number>();
-    for (const q of queries.slice(1)) for (const [post, count] of q.params[2] as Map<string, unknown>) written.set(post, Number(String(count)));
+    for (const q of queries.slice(1)) for (const [post, count] of decodeCounts(q.params[2])) written.set(post, count);
     const want = new Map<string, number>();
     for (let i = 0; i < ENTRIES; i++) want.set(`p${i}`, i < ENTRIES / 2 ? 10 * (i + 1) : i + 1);
     want.set(`p${ENTRIES}`, 7);
