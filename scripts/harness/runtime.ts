@@ -87,16 +87,20 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
   const api = `http://${cfg.host}:${cfg.api.port}`;
   const exited = new Promise<number | null>((r) => proc.once('exit', r));
   const t0 = Date.now();
+  /** What the last attempt saw (said when the start times out). */
+  let last = 'no answer yet';
   for (;;) {
     const code = await Promise.race([exited.then((c) => ({ c })), new Promise((r) => setTimeout(r, 300))]);
     if (code && typeof code === 'object') throw new Error(`runtime exited (${(code as { c: number }).c}) during start:\n${output.slice(-30).join('\n')}`);
     try {
       const res = await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const body = await res.text();
       if (res.ok && workers.size >= cfg.runtime.workers && apis.size >= cfg.runtime.apiProcesses) break;
-    } catch {
-      // not up yet
+      last = `GET /healthz ${res.status} ${body.slice(0, 2000)}; worker slots seen ${workers.size}/${cfg.runtime.workers}, API processes ${apis.size}/${cfg.runtime.apiProcesses}`;
+    } catch (e) {
+      last = `GET /healthz failed: ${(e as Error).message}`; // not up yet
     }
-    if (Date.now() - t0 > 120_000) throw new Error(`runtime not healthy within 120 s:\n${output.slice(-30).join('\n')}`);
+    if (Date.now() - t0 > 120_000) throw new Error(`runtime not healthy within 120 s (last: ${last}):\n${output.slice(-30).join('\n')}`);
   }
   return {
     cfg,

@@ -4,6 +4,7 @@
  * truth counted independently while the events were generated.
  */
 import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, Producer } from 'kafkajs';
@@ -131,6 +132,14 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
         expect({ author: p.author, content: p.content }, p.post_id).to.deep.equal({ author: meta.author, content: meta.content });
       }
     }
+  });
+
+  it('runs its API process at HH_API_NICE (-5) where permitted, its ingest workers at 0', () => {
+    expect(rt.apis.size).to.equal(1);
+    // A negative nice needs root (or CAP_SYS_NICE); without it the primary leaves it at 0 and logs why.
+    const want = process.getuid?.() === 0 ? -5 : 0;
+    for (const pid of rt.apis.values()) expect(os.getPriority(pid), `API process ${pid}`).to.equal(want);
+    for (const pid of rt.workers.values()) expect(os.getPriority(pid), `worker ${pid}`).to.equal(0);
   });
 
   it('re-sent events (same event_ids) change no count', async () => {
