@@ -74,6 +74,8 @@ interface CoordinatorState {
   live: { id: string; finalAt: number; closeAt?: number; closed?: boolean }[];
   /** Per session spec: the start of the last session whose window was started. */
   taken?: Record<string, number>;
+  /** A report taken in during the last step, not yet stepped on (carried across continue-as-new). */
+  unstepped?: { watermark: number | null; earliest: number | null };
 }
 
 /**
@@ -85,8 +87,9 @@ const MAX_CATCH_UP = 2000;
 
 export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promise<void> {
   const st: CoordinatorState = input.state ?? { watermark: null, next: {}, live: [] };
-  let pending: number | null = null;
-  let earliest = Infinity;
+  let pending: number | null = st.unstepped?.watermark ?? null;
+  let earliest = st.unstepped?.earliest ?? Infinity;
+  delete st.unstepped;
   setHandler(progressSignal, ({ watermark, earliest: e, specs, sessions }) => {
     if (watermark > Date.now() + MAX_WATERMARK_AHEAD_MS) {
       log.warn('ignoring a watermark far ahead of the clock', { watermark });
@@ -110,13 +113,19 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     const wm = pending!;
     pending = null;
     st.watermark = wm;
+    // The earliest event time reported up to here is this step's; one reported while the step
+    // runs (its awaits let signals in) is the next step's. Before this patch the step's end
+    // discarded those, and the reporter had already let them go: their windows never started.
+    const keepLater = patched('coordinator-keeps-mid-step-earliest');
+    const stepEarliest = earliest;
+    if (keepLater) earliest = Infinity;
     for (const spec of input.specs) {
       // Tumbling windows start every size; sliding ones every slide.
       const step = spec.slideMs ?? spec.sizeMs;
       const current = Math.floor(wm / step) * step;
       // The first windows: every one that holds the earliest event seen (it may be behind the
       // watermark already; sliding windows overlap, so several hold it).
-      const holdsEarliest = Math.floor(earliest / step) * step - (spec.sizeMs - step);
+      const holdsEarliest = Math.floor((keepLater ? stepEarliest : earliest) / step) * step - (spec.sizeMs - step);
       const fresh = st.next[spec.name] === undefined;
       let from = st.next[spec.name] ?? Math.min(current, holdsEarliest);
       if (current - from > MAX_CATCH_UP * step) from = current - MAX_CATCH_UP * step;
@@ -187,9 +196,11 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       }
     }
     st.live = still;
-    earliest = Infinity;
+    if (!keepLater) earliest = Infinity;
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 5000) {
-      await continueAsNew<typeof regionCoordinatorWorkflow>({ ...input, state: st });
+      // What a signal during this step brought goes on to the next run (not lost with this one's handlers).
+      const unstepped = { watermark: pending, earliest: Number.isFinite(earliest) ? earliest : null };
+      await continueAsNew<typeof regionCoordinatorWorkflow>({ ...input, state: { ...st, unstepped } });
     }
   }
 }

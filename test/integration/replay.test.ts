@@ -25,6 +25,9 @@ describe('workflow replay of recorded histories (determinism guard)', function (
       'coordinator-earlier-windows.json',
       'coordinator-lagging-member.json',
       'coordinator-adopted-earlier.json',
+      // A report during a step, before and after the patch that keeps its earliest event time.
+      'coordinator-mid-step-unpatched.json',
+      'coordinator-mid-step-report.json',
     ]);
   });
 

@@ -129,7 +129,12 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
    * `counted()` names; `exists` looks for a window workflow for a few seconds of real time (a
    * step takes its watermark in before it starts windows).
    */
-  async function coordinatorOf(counted: () => number[], running: (base: number, region: string) => RunningWindow[] = () => []) {
+  async function coordinatorOf(
+    counted: () => number[],
+    running: (base: number, region: string) => RunningWindow[] = () => [],
+    /** Runs inside countedWindows after it read Redis (`counted()`), before it answers. */
+    answering: () => Promise<void> = async () => undefined,
+  ) {
     const specs = loadConfig({ HH_WINDOWS: '1h/5m/2h' }).ingest.windows.map(({ name, sizeMs, latenessMs, ttlMs }) => ({ name, sizeMs, latenessMs, ttlMs }));
     const region = unique('LATAM');
     const base = Math.floor((await env.currentTimeMs()) / HOUR) * HOUR - 6 * HOUR;
@@ -138,13 +143,18 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       expireWindow: sinon.stub().resolves(),
       restoreWindow: sinon.stub().resolves({ posts: 0, events: 0, top: [] }),
       runningWindows: sinon.stub().resolves(running(base, region)),
-      countedWindows: sinon.stub().callsFake(async ({ ids }: { ids: string[] }) => ids.filter((id) => counted().some((h) => id === `1h:${base + h * HOUR}`))),
+      countedWindows: sinon.stub().callsFake(async ({ ids }: { ids: string[] }) => {
+        const found = ids.filter((id) => counted().some((h) => id === `1h:${base + h * HOUR}`));
+        await answering();
+        return found;
+      }),
     };
     const taskQueue = unique('ts');
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowsPath: WORKFLOWS_PATH, activities });
     const status = env.client.workflow.getHandle(coordinatorWorkflowId(region));
     return {
       base,
+      specs,
       worker,
       status,
       exists: async (hour: number): Promise<boolean> => {
@@ -230,6 +240,70 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       await c.step(c.base + 5 * HOUR + HOUR / 2, c.base + 2 * HOUR + 60_000);
       expect(await c.exists(2), 'hour 2, reported after the first step').to.equal(true);
       await replayAndKeep(c.status, 'coordinator-adopted-earlier.json');
+    });
+  });
+
+  it('keeps the earliest event a report names while a step is still running (Redis rebuilt during the first step)', async () => {
+    // Seen in a chaos round that killed Redis: the first step asked Redis which earlier
+    // windows hold counts while Redis was empty (lost, rebuilt, not yet replayed). The replay's
+    // report, naming the events of an earlier window, arrived during that step; the step's end
+    // discarded its earliest event time, and the reporter had already let it go (its signal
+    // was delivered), so that window never got its workflow.
+    let counted: number[] = [];
+    let asked!: () => void;
+    const askedOnce = new Promise<void>((r) => (asked = r));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const c = await coordinatorOf(
+      () => counted,
+      undefined,
+      async () => {
+        asked();
+        await released;
+      },
+    );
+    await c.worker.runUntil(async () => {
+      await env.client.workflow.signalWithStart(regionCoordinatorWorkflow, {
+        workflowId: coordinatorWorkflowId(c.region),
+        taskQueue: c.taskQueue,
+        args: [{ region: c.region, specs: c.specs }],
+        signal: progressSignal,
+        signalArgs: [{ watermark: c.base + 3 * HOUR, earliest: c.base + 3 * HOUR }],
+      });
+      await askedOnce; // the first step is in Redis (empty: no window holds counts)
+      await c.status.signal(progressSignal, { watermark: c.base + 3 * HOUR + HOUR / 2, earliest: c.base + HOUR + 60_000 });
+      // Accepted: the signal is in the history, before the step goes on.
+      counted = [1]; // the replay applied hour 1's events before its report
+      release();
+      expect(await c.exists(1), 'the window of hour 1, named by a report during the first step').to.equal(true);
+      expect(await c.exists(3)).to.equal(true);
+      expect(await c.exists(2), 'hour 2: no counts').to.equal(false);
+      await replayAndKeep(c.status, 'coordinator-mid-step-report.json');
+    });
+  });
+
+  it('a run continued as new steps on the report its predecessor took in during its last step', async () => {
+    const c = await coordinatorOf(() => [1]);
+    await c.worker.runUntil(async () => {
+      await env.client.workflow.start(regionCoordinatorWorkflow, {
+        workflowId: coordinatorWorkflowId(c.region),
+        taskQueue: c.taskQueue,
+        args: [
+          {
+            region: c.region,
+            specs: c.specs,
+            state: {
+              watermark: c.base + 3 * HOUR,
+              next: { '1h': c.base + 4 * HOUR },
+              first: { '1h': c.base + 3 * HOUR },
+              live: [],
+              unstepped: { watermark: c.base + 3 * HOUR + HOUR / 2, earliest: c.base + HOUR + 60_000 },
+            },
+          },
+        ],
+      });
+      expect(await c.exists(1), 'the window of the carried earliest event').to.equal(true);
+      expect((await c.status.query(coordinatorStatusQuery)).watermark).to.equal(c.base + 3 * HOUR + HOUR / 2);
     });
   });
 
