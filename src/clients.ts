@@ -103,11 +103,35 @@ export function redisLogin(cfg: Config, role: RedisRole): Pick<RedisOptions, 'ho
  * and rate-limit buckets only): commands fail at once while Redis is unreachable (an answer
  * from the record beats a hanging request).
  */
-export function redisClient(cfg: Config, use: 'hotPath' | 'api'): Redis {
-  if (use === 'hotPath') return new Redis({ ...redisLogin(cfg, 'ingest'), db: cfg.redis.db, maxRetriesPerRequest: null });
+export function redisClient(cfg: Config, use: 'hotPath' | 'api', log?: (s: string) => void): Redis {
+  if (use === 'hotPath') {
+    const r = new Redis({ ...redisLogin(cfg, 'ingest'), db: cfg.redis.db, maxRetriesPerRequest: null });
+    logOutages(r, log);
+    return r;
+  }
   const r = new Redis({ ...redisLogin(cfg, 'api'), db: cfg.redis.db, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
   r.on('error', () => undefined); // reconnects by itself; every failed read reports its own error
   return r;
+}
+
+/**
+ * One line when a client loses Redis and one when it has it back, not one per reconnect
+ * attempt (without a listener, ioredis prints every failed attempt as an unhandled error).
+ */
+export function logOutages(r: Redis, log: (s: string) => void = () => undefined): void {
+  let down: { since: number; attempts: number } | null = null;
+  r.on('error', (e: Error) => {
+    if (down) down.attempts++;
+    else {
+      down = { since: Date.now(), attempts: 1 };
+      log(`Redis unreachable (${e.message}); commands wait for the reconnect`);
+    }
+  });
+  r.on('ready', () => {
+    if (!down) return;
+    log(`Redis reachable again after ${Date.now() - down.since} ms (${down.attempts} failed attempt(s))`);
+    down = null;
+  });
 }
 
 /** A client as the stack's own user (tests, benchmarks, the stack scripts): everything, FLUSHDB included. */

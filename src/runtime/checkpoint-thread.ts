@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { config } from '../config';
 import { cassandraClient, redisClient } from '../clients';
 import { RegionRecord } from '../store/record';
+import { lineLogger } from '../log';
 import type { CheckpointReply, CheckpointRequest } from './checkpointer';
 
 /**
@@ -26,7 +27,7 @@ try {
 }
 
 const cfg = config();
-const redis = redisClient(cfg, 'hotPath');
+const redis = redisClient(cfg, 'hotPath', lineLogger('checkpoint-thread'));
 const cassandra = cassandraClient(cfg, 'writer');
 const record = new RegionRecord(redis, cassandra, {
   keyspace: cfg.cassandra.keyspace,

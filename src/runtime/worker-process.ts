@@ -299,7 +299,7 @@ async function main(): Promise<void> {
   // Constructing one installs prom-client's worker-side listener for the primary's requests.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([metrics.registry]);
-  const redis = redisClient(cfg, 'hotPath');
+  const redis = redisClient(cfg, 'hotPath', log);
   const cassandra = cassandraClient(cfg, 'writer');
   // Probes and log ends must answer within their bounds: an admin client that does not retry.
   const admin = kafkaClient(cfg, `heavy-hitters-admin-${process.pid}`, 'api', { retries: 0, requestTimeout: 1000 }).admin();
