@@ -41,8 +41,8 @@ export interface StoreScripts {
    * (plan, step, swap: a move; roll: source spec, its pane ms, target, budget, ttl ms → ['DONE', rolled | ''] | ['MORE']).
    */
   hhTrailing(state: string, op: 'plan' | 'step' | 'swap' | 'roll', prefix: string, spec: string, paneMs: number, ...args: Arg[]): Promise<string[]>;
-  /** sliding-assemble.lua: marker, sum, then (step) added set, pane or (finish) window key, global:dirty; op and its arguments. */
-  hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'finish', ...args: Arg[]): Promise<string | number>;
+  /** sliding-assemble.lua: marker, then (step) the sum's hash, added set, pane; (convert) the hash, the sum, unused; (finish) the sum, window key, global:dirty; op and its arguments. */
+  hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'convert' | 'finish', ...args: Arg[]): Promise<string | number>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
   hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
   /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id, cost → [allowed, remaining, reset ms, retry ms]. */

@@ -6,15 +6,23 @@
 -- already added keeps each added once. An attempt's keys carry its own token, so a retried
 -- attempt never adds into another's sum; they expire unless renewed by a step.
 --
+-- The panes are summed into a hash (HINCRBY), then the hash is copied into a sorted set
+-- page by page (one ZADD per page, each member inserted once). A ZINCRBY per member into the
+-- growing sorted set moved it in the skiplist at every pane: measured on 3 panes of 250,000
+-- members, a 1,000-member step took 9.7 ms at the median with ZINCRBY, 2.5 with HINCRBY.
+--
 -- KEYS[1] the attempt's marker (a string key: while it exists, the attempt's keys are whole)
--- KEYS[2] the sum being built
--- step:   KEYS[3] the pane's members already added, KEYS[4] the pane
---         ARGV[1] 'step', ARGV[2] ZSCAN cursor, ARGV[3] page size, ARGV[4] ms the attempt's keys live
---         -> the next cursor ('0': the pane is done, its set of added members dropped)
--- finish: KEYS[3] the window's key, KEYS[4] global:dirty
---         ARGV[1] 'finish', ARGV[2] the window's expiry (unix ms), ARGV[3] the window id
---         -> the window's member count
--- Either errors with LOST when the marker is gone (a wipe of the region's keys): the caller
+-- step:    KEYS[2] the sum's hash, KEYS[3] the pane's members already added, KEYS[4] the pane
+--          ARGV[1] 'step', ARGV[2] ZSCAN cursor, ARGV[3] page size, ARGV[4] ms the attempt's keys live
+--          -> the next cursor ('0': the pane is done, its set of added members dropped)
+-- convert: KEYS[2] the sum's hash, KEYS[3] the sum's sorted set, KEYS[4] not used
+--          ARGV[1] 'convert', ARGV[2] HSCAN cursor, ARGV[3] page size, ARGV[4] ms the attempt's keys live
+--          -> the next cursor ('0': every member copied, the hash dropped); a member HSCAN
+--          returns twice is set to the same score twice
+-- finish:  KEYS[2] the sum's sorted set, KEYS[3] the window's key, KEYS[4] global:dirty
+--          ARGV[1] 'finish', ARGV[2] the window's expiry (unix ms), ARGV[3] the window id
+--          -> the window's member count
+-- Each errors with LOST when the marker is gone (a wipe of the region's keys): the caller
 -- starts over.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -27,12 +35,30 @@ if op == 'step' then
   local page = redis.call('ZSCAN', KEYS[4], ARGV[2], 'COUNT', ARGV[3])
   local flat = page[2]
   for i = 1, #flat, 2 do
-    if redis.call('SADD', KEYS[3], flat[i]) == 1 then redis.call('ZINCRBY', KEYS[2], flat[i + 1], flat[i]) end
+    if redis.call('SADD', KEYS[3], flat[i]) == 1 then redis.call('HINCRBY', KEYS[2], flat[i], flat[i + 1]) end
   end
   -- (PEXPIRE of a key not created yet does nothing)
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
   if page[1] == '0' then redis.call('UNLINK', KEYS[3]) else redis.call('PEXPIRE', KEYS[3], ttl) end
+  return page[1]
+end
+
+if op == 'convert' then
+  local ttl = ARGV[4]
+  local page = redis.call('HSCAN', KEYS[2], ARGV[2], 'COUNT', ARGV[3])
+  local flat = page[2]
+  if #flat > 0 then
+    local args = {}
+    for i = 1, #flat, 2 do
+      args[i] = flat[i + 1]
+      args[i + 1] = flat[i]
+    end
+    redis.call('ZADD', KEYS[3], unpack(args))
+  end
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  if page[1] == '0' then redis.call('UNLINK', KEYS[2]) else redis.call('PEXPIRE', KEYS[2], ttl) end
   return page[1]
 end
 

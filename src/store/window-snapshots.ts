@@ -166,15 +166,21 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
           return n;
         }
         const s = scripted(redis);
+        const counts = `${marker}:counts`;
         const sum = `${marker}:sum`;
         await redis.set(marker, '1', 'PX', ASSEMBLY_TTL_MS);
         for (let i = 0; i < panes.length; i++) {
           let cursor = '0';
           do {
             beat();
-            cursor = String(await s.hhSlidingAssemble(marker, sum, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
+            cursor = String(await s.hhSlidingAssemble(marker, counts, `${marker}:seen:${i}`, panes[i], 'step', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
           } while (cursor !== '0');
         }
+        let cursor = '0';
+        do {
+          beat();
+          cursor = String(await s.hhSlidingAssemble(marker, counts, sum, sum, 'convert', cursor, SCAN_PAGE, ASSEMBLY_TTL_MS));
+        } while (cursor !== '0');
         return Number(await s.hhSlidingAssemble(marker, sum, key, GLOBAL_DIRTY_KEY, 'finish', until, id));
       } finally {
         if (copies.length) await redis.del(...copies);
