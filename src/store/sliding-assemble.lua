@@ -30,6 +30,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 local op = ARGV[1]
 
+-- After a page: the attempt's keys live on (PEXPIRE of a key not created yet does nothing);
+-- the key being read is dropped once its scan is done.
+local function paged(cursor, ttl, kept, read)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', kept, ttl)
+  if cursor == '0' then redis.call('UNLINK', read) else redis.call('PEXPIRE', read, ttl) end
+  return cursor
+end
+
 if op == 'step' then
   local ttl = ARGV[4]
   local page = redis.call('ZSCAN', KEYS[4], ARGV[2], 'COUNT', ARGV[3])
@@ -37,11 +46,7 @@ if op == 'step' then
   for i = 1, #flat, 2 do
     if redis.call('SADD', KEYS[3], flat[i]) == 1 then redis.call('HINCRBY', KEYS[2], flat[i], flat[i + 1]) end
   end
-  -- (PEXPIRE of a key not created yet does nothing)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  if page[1] == '0' then redis.call('UNLINK', KEYS[3]) else redis.call('PEXPIRE', KEYS[3], ttl) end
-  return page[1]
+  return paged(page[1], ttl, KEYS[2], KEYS[3])
 end
 
 if op == 'convert' then
@@ -56,10 +61,7 @@ if op == 'convert' then
     end
     redis.call('ZADD', KEYS[3], unpack(args))
   end
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-  if page[1] == '0' then redis.call('UNLINK', KEYS[2]) else redis.call('PEXPIRE', KEYS[2], ttl) end
-  return page[1]
+  return paged(page[1], ttl, KEYS[3], KEYS[2])
 end
 
 if op == 'finish' then
