@@ -19,6 +19,9 @@ export interface MemoryFigures {
   longest_script_ms: number;
   /** Which script that was (file name). */
   longest_script?: string;
+  /** The next longest after it (ms and script), and how many script calls ran over 50 ms: one stall or many. */
+  next_scripts?: { ms: number; script: string }[];
+  scripts_over_50ms?: number;
 }
 
 export interface KStreamsFigures {
@@ -240,7 +243,9 @@ export function markdown(r: BenchResults, rs: Record<string, string>): string {
     ...Object.values(r.memory).map((m): [string, string, string] => [
       `(f) memory, ${m.mode} mode, ${fmt(m.distinct)} distinct posts, ${fmt(m.events)} events`,
       `Redis +${mib(m.redis_used_bytes)}; worker RSS ${mib(m.worker_rss_bytes)}`,
-      `exact top-k ${mib(m.exact_topk_bytes)}, bounded top-k ${(m.bounded_topk_bytes / 1024).toFixed(1)} KiB, windows ${mib(m.window_bytes)}, dedup ${mib(m.dedup_bytes)}; longest script ${fmt(m.longest_script_ms)} ms${m.longest_script ? ` (${m.longest_script})` : ''}`,
+      `exact top-k ${mib(m.exact_topk_bytes)}, bounded top-k ${(m.bounded_topk_bytes / 1024).toFixed(1)} KiB, windows ${mib(m.window_bytes)}, dedup ${mib(m.dedup_bytes)}; longest script ${fmt(m.longest_script_ms)} ms${m.longest_script ? ` (${m.longest_script})` : ''}${
+        m.next_scripts?.length ? `, then ${m.next_scripts.map((n) => `${fmt(n.ms)} (${n.script})`).join(', ')}` : ''
+      }${m.scripts_over_50ms !== undefined ? `; ${m.scripts_over_50ms} call(s) over 50 ms` : ''}`,
     ]),
     ['(g) scaling', `1 worker ${fmt(r.scaling.workers_1_eps)}, 2 workers ${fmt(r.scaling.workers_2_eps)} events/s`, `×${r.scaling.speedup}`],
     ...(r.soak

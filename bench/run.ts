@@ -514,6 +514,8 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
     const longestScriptMs = scripts.length ? scripts[0][2] / 1000 : 0;
     // Its name, and for the scripts that take one (trailing.lua, sliding-assemble.lua) the step: the first argument after the keys.
     const longestScript = scripts.length ? scriptCall(scripts[0][3]) : '';
+    const nextScripts = scripts.slice(1, 5).map((e) => ({ ms: round(e[2] / 1000), script: scriptCall(e[3]) }));
+    const over50 = scripts.filter((e) => e[2] > 50_000).length;
     return {
       mode,
       distinct,
@@ -526,6 +528,8 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
       worker_rss_bytes: rss,
       longest_script_ms: round(longestScriptMs),
       longest_script: longestScript,
+      next_scripts: nextScripts,
+      scripts_over_50ms: over50,
     };
   } finally {
     await rt.stop();
@@ -754,7 +758,7 @@ async function main(): Promise<void> {
       const m = await withSteal(`memory_${mode}_${d}`, () => memory(iso, feeder, d, mode, `${id}_m${d}_`));
       mem.push(m);
       log(
-        `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms${m.longest_script ? ` (${m.longest_script})` : ''}`,
+        `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms${m.longest_script ? ` (${m.longest_script})` : ''}; then ${m.next_scripts.map((n) => `${n.ms} (${n.script})`).join(', ') || 'none'}; ${m.scripts_over_50ms} call(s) over 50 ms`,
       );
     }
 
