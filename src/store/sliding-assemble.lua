@@ -8,8 +8,9 @@
 --
 -- The panes are summed into a hash (HINCRBY), then the hash is copied into a sorted set
 -- page by page (one ZADD per page, each member inserted once). A ZINCRBY per member into the
--- growing sorted set moved it in the skiplist at every pane: measured on 3 panes of 250,000
--- members, a 1,000-member step took 9.7 ms at the median with ZINCRBY, 2.5 with HINCRBY.
+-- growing sorted set moved it in the skiplist at every pane: on 5 panes of 250,000 members
+-- (an idle Redis, a scratch run), a 1,000-member call took 11.5-13.2 ms at the median with
+-- ZINCRBY, 4.0-4.9 with HINCRBY and the copy (its calls included).
 --
 -- KEYS[1] the attempt's marker (a string key: while it exists, the attempt's keys are whole)
 -- step:    KEYS[2] the sum's hash, KEYS[3] the pane's members already added, KEYS[4] the pane
