@@ -53,6 +53,18 @@ local K = H.k
 local bounded = H.mode == 'bounded'
 local W, Q = H.w, H.s
 local fmt = function(n) return string.format('%d', n) end
+-- Counts go to Redis as strings made here, once per distinct value: a Lua number passed to
+-- redis.call is formatted by Redis with "%.17g" at every call, which cost as much as the ZADD
+-- and HSET themselves (a 1,000-member ZADD + HSET: 0.60 ms with numbers, 0.30 with strings).
+local strs = {}
+local function str(n)
+  local s = strs[n]
+  if not s then
+    s = fmt(n)
+    strs[n] = s
+  end
+  return s
+end
 local CHUNK = 1000 -- posts per bulk call (Lua's unpack stays far below its stack limit)
 
 -- Fences: a partition's events here are in offset order, so the fenced ones are a prefix.
@@ -155,18 +167,22 @@ local function bulk(key, list, dirtyId)
   for base = 1, #list, 2 * CHUNK do
     local last = math.min(#list, base + 2 * CHUNK - 1)
     local old = scoresOf(key, list, base, last)
+    local zargs = {}
     local hargs = {}
     local i = 0
     for j = base, last, 2 do
       i = i + 1
       local total = (tonumber(old[i]) or 0) + list[j]
       list[j] = total
+      local s = str(total)
+      zargs[2 * i - 1] = s
+      zargs[2 * i] = list[j + 1]
       if dirty then
         hargs[2 * i - 1] = list[j + 1]
-        hargs[2 * i] = total
+        hargs[2 * i] = s
       end
     end
-    redis.call('ZADD', key, unpack(list, base, last))
+    redis.call('ZADD', key, unpack(zargs))
     if dirty then pending = pending + redis.call('HSET', dirty, unpack(hargs)) end
   end
   if dirty and #list > 0 then redis.call('SADD', KEYS[5], dirtyId) end
@@ -193,10 +209,10 @@ local function spaceSavingAll(key, list, dirtyId)
       i = i + 1
       if old[i] then
         local total = tonumber(old[i]) + list[j]
-        kept[#kept + 1] = total
+        kept[#kept + 1] = str(total)
         kept[#kept + 1] = list[j + 1]
         changes[#changes + 1] = list[j + 1]
-        changes[#changes + 1] = total
+        changes[#changes + 1] = str(total)
       else
         fresh[#fresh + 1] = list[j]
         fresh[#fresh + 1] = list[j + 1]
@@ -208,10 +224,10 @@ local function spaceSavingAll(key, list, dirtyId)
   local j = 1
   local room = {}
   while j <= #fresh and card < K do
-    room[#room + 1] = fresh[j]
+    room[#room + 1] = str(fresh[j])
     room[#room + 1] = fresh[j + 1]
     changes[#changes + 1] = fresh[j + 1]
-    changes[#changes + 1] = fresh[j]
+    changes[#changes + 1] = str(fresh[j])
     card = card + 1
     j = j + 2
   end
@@ -221,11 +237,11 @@ local function spaceSavingAll(key, list, dirtyId)
   while j <= #fresh do
     local low = redis.call('ZPOPMIN', key, 1)
     local total = tonumber(low[2]) + fresh[j]
-    redis.call('ZADD', key, total, fresh[j + 1])
+    redis.call('ZADD', key, str(total), fresh[j + 1])
     changes[#changes + 1] = low[1]
-    changes[#changes + 1] = -1
+    changes[#changes + 1] = '-1'
     changes[#changes + 1] = fresh[j + 1]
-    changes[#changes + 1] = total
+    changes[#changes + 1] = str(total)
     j = j + 2
   end
   for base = 1, #changes, 2 * CHUNK do
@@ -251,7 +267,7 @@ else
   bulk(KEYS[2], D.a, 'all')
   for j = 1, #D.a, 2 do
     if D.a[j] >= kth then
-      enter[#enter + 1] = D.a[j]
+      enter[#enter + 1] = str(D.a[j])
       enter[#enter + 1] = D.a[j + 1]
     end
   end
