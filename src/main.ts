@@ -36,6 +36,7 @@ async function main(): Promise<void> {
     apiNice: cfg.runtime.apiNice,
     profileDir: cfg.runtime.profileDir,
     heapMb: cfg.runtime.workerHeapMb,
+    semiSpaceMb: cfg.runtime.workerSemiSpaceMb,
   });
   const api = `http://${cfg.host}:${cfg.api.port}`;
   await waitForApi(`${api}/healthz`, 120_000);

@@ -22,6 +22,8 @@ export interface ClusterOptions {
   profileDir?: string;
   /** Each worker's V8 old-space limit in MB (0 = V8's default). */
   heapMb?: number;
+  /** Each worker's V8 young-generation semi-space in MB (0 = V8's default). */
+  semiSpaceMb?: number;
   /** Extra environment for the workers. */
   env?: NodeJS.ProcessEnv;
 }
@@ -37,14 +39,20 @@ export function setNice(pid: number, nice: number): string {
   }
 }
 
+/** The Node flags every forked member (worker or API process) starts with: the primary's own, then the V8 heap's and the profiler's. */
+export function workerExecArgv(opts: Pick<ClusterOptions, 'heapMb' | 'semiSpaceMb' | 'profileDir'>, base: readonly string[]): string[] {
+  return [
+    ...base,
+    ...(opts.heapMb ? [`--max-old-space-size=${opts.heapMb}`] : []),
+    ...(opts.semiSpaceMb ? [`--max-semi-space-size=${opts.semiSpaceMb}`] : []),
+    ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []),
+  ];
+}
+
 export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
   cluster.setupPrimary({
     exec: path.join(__dirname, 'worker-process') + path.extname(__filename),
-    execArgv: [
-      ...process.execArgv,
-      ...(opts.heapMb ? [`--max-old-space-size=${opts.heapMb}`] : []),
-      ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []),
-    ],
+    execArgv: workerExecArgv(opts, process.execArgv),
   });
   const bySlot = new Map<number, ClusterWorker>();
   const apis = new Map<number, ClusterWorker>();

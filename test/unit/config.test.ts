@@ -56,6 +56,7 @@ describe('config', () => {
     [{ HH_API_CACHE_MS: '-1' }, 'HH_API_CACHE_MS', /0\.\.60000/],
     [{ HH_DEDUP_HORIZON: '2 days' }, 'HH_DEDUP_HORIZON', /duration/],
     [{ HH_WORKERS: '0' }, 'HH_WORKERS', /1\.\.64/],
+    [{ HH_WORKER_SEMI_SPACE_MB: '2048' }, 'HH_WORKER_SEMI_SPACE_MB', /0\.\.1024/],
     [{ HH_RATE_LIMIT: 'leaky-bucket' }, 'HH_RATE_LIMIT', /token-bucket, fixed-window, sliding-window or off/],
     [{ HH_RATE_LIMIT_RPS: '0' }, 'HH_RATE_LIMIT_RPS', /1\.\./],
     [{ HH_PRODUCER_KEYS: 'a-long-enough-key-0001,short' }, 'HH_PRODUCER_KEYS', /16 characters/],
