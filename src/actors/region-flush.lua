@@ -208,11 +208,11 @@ local function spaceSavingAll(key, list, dirtyId)
     for j = base, last, 2 do
       i = i + 1
       if old[i] then
-        local total = tonumber(old[i]) + list[j]
-        kept[#kept + 1] = str(total)
+        local total = str(tonumber(old[i]) + list[j])
+        kept[#kept + 1] = total
         kept[#kept + 1] = list[j + 1]
         changes[#changes + 1] = list[j + 1]
-        changes[#changes + 1] = str(total)
+        changes[#changes + 1] = total
       else
         fresh[#fresh + 1] = list[j]
         fresh[#fresh + 1] = list[j + 1]
@@ -224,10 +224,11 @@ local function spaceSavingAll(key, list, dirtyId)
   local j = 1
   local room = {}
   while j <= #fresh and card < K do
-    room[#room + 1] = str(fresh[j])
+    local n = str(fresh[j])
+    room[#room + 1] = n
     room[#room + 1] = fresh[j + 1]
     changes[#changes + 1] = fresh[j + 1]
-    changes[#changes + 1] = str(fresh[j])
+    changes[#changes + 1] = n
     card = card + 1
     j = j + 2
   end
@@ -236,12 +237,12 @@ local function spaceSavingAll(key, list, dirtyId)
   end
   while j <= #fresh do
     local low = redis.call('ZPOPMIN', key, 1)
-    local total = tonumber(low[2]) + fresh[j]
-    redis.call('ZADD', key, str(total), fresh[j + 1])
+    local total = str(tonumber(low[2]) + fresh[j])
+    redis.call('ZADD', key, total, fresh[j + 1])
     changes[#changes + 1] = low[1]
     changes[#changes + 1] = '-1'
     changes[#changes + 1] = fresh[j + 1]
-    changes[#changes + 1] = str(total)
+    changes[#changes + 1] = total
     j = j + 2
   end
   for base = 1, #changes, 2 * CHUNK do
