@@ -65,15 +65,29 @@ export interface RecordOptions {
 }
 
 /**
- * The largest checkpoint written as ONE batch: the native protocol counts a batch's
- * statements in 16 bits, a request frame is at most 16 MiB (native_transport_max_frame_size)
- * and a batch is one mutation (at most half a commitlog segment: 32 MiB with the stack's
- * 64 MiB). Larger cuts are staged (RegionRecord.checkpoint).
+ * The largest checkpoint written as ONE batch (a single-partition batch: one mutation,
+ * atomic and isolated). A batch is one request frame, at most 16 MiB
+ * (native_transport_max_frame_size: Cassandra refuses a larger one, "Request is too big"),
+ * and one mutation, at most half a commitlog segment (32 MiB with the stack's 64 MiB). Its
+ * statements are one per (key, bucket), so their count is no limit; its bytes are the map
+ * entries encodeCounts writes (MAP_ENTRY_BYTES plus the post id's UTF-8 bytes each), kept to
+ * half the frame, and its entries to what Cassandra applies well within its 2 s write
+ * timeout (a 180,000-entry cut: 1.1 s from the first HSCAN to the batch's reply on this
+ * machine). Larger cuts are staged (RegionRecord.checkpoint), which costs many times more:
+ * a 110,000-entry cut took 1.6 s of the writer's CPU and 3.3-3.8 s of Cassandra's staged,
+ * 0.18-0.22 s and 0.23-0.27 s as one batch. (Until 2026-12-04 the limits were 60,000
+ * entries and 4 MiB counted at 40 bytes plus the key id an entry, sized for a row per
+ * post: cuts of busy regions went to the stage.)
  */
-export const MAX_ATOMIC_ENTRIES = 60_000;
-/** ... and its ids' bytes (a statement's values are its ids plus ~40 bytes). */
-const MAX_ATOMIC_BYTES = 4 * 1024 * 1024;
-const ENTRY_OVERHEAD_BYTES = 40;
+export const MAX_ATOMIC_ENTRIES = 200_000;
+/** ... and its bytes (half the 16 MiB frame), counted as below. */
+export const MAX_ATOMIC_BYTES = 8 * 1024 * 1024;
+/** A map entry's bytes beside its post id's: the id's length, the value's length and the 8-byte value (encodeCounts). */
+const MAP_ENTRY_BYTES = 16;
+/** A statement's bytes beside its key and region ids (its query id, stamp, TTL, bucket and the values' lengths), rounded up. */
+const STATEMENT_BYTES = 100;
+/** The native protocol counts a batch's statements in 16 bits; a key takes up to RECORD_BUCKETS of them. */
+const MAX_BATCH_STATEMENTS = 65_535;
 /** Statements per batch of a staged cut (one partition each), and how many are in flight. */
 const STAGE_BATCH = 1_000;
 const STAGE_CONCURRENCY = 4;
@@ -221,7 +235,7 @@ export class RegionRecord {
    * Checkpoints one region if it changed. Returns the number of entries written, or
    * 'busy' when another process holds the region's checkpoint lock.
    *
-   * A cut of at most `atomicEntries` entries is ONE single-partition batch. A larger one is
+   * A cut of at most `atomicEntries` entries and MAX_ATOMIC_BYTES is ONE single-partition batch. A larger one is
    * staged in bounded batches under its cut id (the token), committed by one row naming it
    * and its offsets, and then applied (see applyCut): until that row exists nothing of the
    * cut counts, once it exists all of it does.
@@ -256,6 +270,7 @@ export class RegionRecord {
       // what was read so far and the rest go to the stage.
       let staged = false;
       let bytes = 0;
+      let statements = 1; // the offsets
       const entries: Entry[] = [];
       let written = 0;
       const stageWrites = new Batches(this.cassandra, STAGE_CONCURRENCY);
@@ -268,6 +283,8 @@ export class RegionRecord {
           expireAt = w ? windowKeyExpireAt(w.spec, w.start) : null;
           if (expireAt === null || cassandraTtl(expireAt, at) <= 0) continue; // expired (or no longer configured): nothing to keep
         }
+        statements += RECORD_BUCKETS;
+        bytes += RECORD_BUCKETS * (STATEMENT_BYTES + Buffer.byteLength(keyId) + Buffer.byteLength(region));
         let read = 0;
         let cursor = '0';
         do {
@@ -278,10 +295,10 @@ export class RegionRecord {
             if (count < 0) continue; // no longer kept there (evicted in bounded mode)
             entries.push({ keyId, postId: part[i], count, expireAt });
             written++;
-            bytes += keyId.length + part[i].length + ENTRY_OVERHEAD_BYTES;
+            bytes += MAP_ENTRY_BYTES + Buffer.byteLength(part[i]);
           }
           cursor = next;
-          if (!staged && (written > this.atomicEntries || bytes > MAX_ATOMIC_BYTES)) {
+          if (!staged && (written > this.atomicEntries || bytes > MAX_ATOMIC_BYTES || statements > MAX_BATCH_STATEMENTS)) {
             staged = true;
             garbage = token;
           }

@@ -1,9 +1,9 @@
 /**
  * A region checkpoint of any size reaches the record whole or not at all (real Redis and
- * Cassandra). A cut larger than one Cassandra batch can hold (the protocol counts a batch's
- * statements in 16 bits) is staged, committed by one row and applied; whatever moment the
- * writer stops at, readers and a rebuild see either the previous cut or the new one, each
- * with its own offsets, never counts of one with offsets of the other.
+ * Cassandra). A cut larger than one Cassandra batch should hold (MAX_ATOMIC_ENTRIES, or
+ * MAX_ATOMIC_BYTES of a 16 MiB request frame) is staged, committed by one row and applied;
+ * whatever moment the writer stops at, readers and a rebuild see either the previous cut or
+ * the new one, each with its own offsets, never counts of one with offsets of the other.
  */
 import { expect } from 'chai';
 import { killAfterStarted } from '../support/kill-child';
@@ -30,11 +30,15 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
   const record = (client: Client = cassandra, atomicEntries?: number, on: Redis = redis) =>
     new RegionRecord(on, client, { keyspace, windows: [], boundedK: 10, atomicEntries });
 
-  /** Makes the region's all-time entries p0..p(n-1) dirty with counts i + plus, applied up to `offset` on partition 0. */
-  async function seed(n: number, plus: number, offset: number): Promise<void> {
+  /**
+   * Makes the region's all-time entries p0..p(n-1) dirty with counts i + plus, applied up to
+   * `offset` on partition 0; with `pad`, each post id is `p<i>.` and that many more characters.
+   */
+  async function seed(n: number, plus: number, offset: number, pad = 0): Promise<void> {
+    const tail = pad ? `.${'x'.repeat(pad)}` : '';
     for (let i = 0; i < n; i += 10_000) {
       const fields: string[] = [];
-      for (let j = i; j < Math.min(n, i + 10_000); j++) fields.push(`p${j}`, String(j + plus));
+      for (let j = i; j < Math.min(n, i + 10_000); j++) fields.push(`p${j}${tail}`, String(j + plus));
       await redis.hset(regionDirtyEntriesKey(region, 'all'), ...fields);
     }
     await redis.sadd(regionDirtyKey(region), 'all');
@@ -62,8 +66,14 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     return { offset, counts };
   }
 
-  /** How many entries of `counts` are i + plus (p<i>). */
-  const matching = (counts: Iterable<[string, number]>, plus: number) => [...counts].filter(([p, c]) => c === Number(p.slice(1)) + plus).length;
+  /** How many entries of `counts` are i + plus (p<i>, padded or not). */
+  const matching = (counts: Iterable<[string, number]>, plus: number) => [...counts].filter(([p, c]) => c === parseInt(p.slice(1), 10) + plus).length;
+
+  /** Whether the region's last checkpoint went through the stage (only a staged cut writes a commit row). */
+  const commitRows = async () =>
+    Number(
+      (await cassandra.execute(`SELECT count(*) AS n FROM ${keyspace}.checkpoint_commits WHERE region_id = ?`, [region], { prepare: true })).rows[0].get('n'),
+    );
 
   /** A client whose batches fail once `failAt` of those writing `table` have succeeded. */
   function failing(table: string, failAt: number): Client {
@@ -111,22 +121,41 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     await cassandra.shutdown();
   });
 
-  it('writes a cut of 70,000 entries (more statements than one batch may hold) whole, with its offsets, and a rebuild restores it', async () => {
-    const N = 70_000;
-    await seed(N, 1, 41);
-    expect(await record().checkpoint(region)).to.equal(N);
+  /** Checkpoints N seeded entries (post ids padded by `pad`) and checks the record, a read and a rebuild hold them whole, with their offsets. */
+  async function wholeCut(N: number, opts: { atomicEntries?: number; pad?: number }): Promise<void> {
+    await seed(N, 1, 41, opts.pad);
+    expect(await record(cassandra, opts.atomicEntries).checkpoint(region)).to.equal(N);
     const { offset, counts } = await stored();
     expect(offset).to.equal('41');
     expect(counts.size).to.equal(N);
     expect(matching(counts, 1)).to.equal(N);
     const read = await record().readKey(region, 'all');
     expect(read!.top).to.have.length(N);
-    expect(read!.top[0]).to.deep.equal({ post_id: `p${N - 1}`, view_count: N });
+    expect(parseInt(read!.top[0].post_id.slice(1), 10)).to.equal(N - 1);
+    expect(read!.top[0].view_count).to.equal(N);
     await record(cassandra, undefined, restored).restoreAll();
     expect(await restored.zcard(regionTopKey(region))).to.equal(N);
     expect(await restored.hget(regionOffsetsKey(region), '0')).to.equal('41');
     const staged = await cassandra.execute(`SELECT count(*) AS n FROM ${keyspace}.checkpoint_stage`);
-    expect(Number(staged.rows[0].get('n'))).to.equal(0); // applied and dropped
+    expect(Number(staged.rows[0].get('n'))).to.equal(0); // none, or applied and dropped
+  }
+
+  it('writes a cut of 70,000 entries as ONE batch (no stage, no commit row), whole, with its offsets, and a rebuild restores it', async () => {
+    // Until 2026-12-04 a cut over 60,000 entries (or 4 MiB counted at 40 bytes and the key id
+    // an entry) was staged: busy regions' cuts paid the stage's many times higher cost.
+    await wholeCut(70_000, {});
+    expect(await commitRows(), 'a commit row: the cut was staged').to.equal(0);
+  });
+
+  it('stages a cut over the entry limit (here 50,000): whole, with its offsets, and a rebuild restores it', async () => {
+    await wholeCut(70_000, { atomicEntries: 50_000 });
+    expect(await commitRows(), 'no commit row: the cut was not staged').to.equal(1);
+  });
+
+  it('stages a cut under the entry limit whose bytes pass MAX_ATOMIC_BYTES (one batch would pass the 16 MiB request frame)', async () => {
+    // 60,000 ids of ~300 bytes: ~19 MB of map entries, refused by Cassandra as one batch ("Request is too big").
+    await wholeCut(60_000, { pad: 300 });
+    expect(await commitRows(), 'no commit row: the cut was not staged').to.equal(1);
   });
 
   it('stopped after its commit and halfway through applying: readers and a rebuild see the new cut whole, with its offsets', async () => {
