@@ -137,7 +137,9 @@ class Batches {
   async add(statements: Statement[]): Promise<void> {
     for (let i = 0; i < statements.length; i += STAGE_BATCH) {
       while (this.inflight.size >= this.concurrency) await Promise.race(this.inflight);
-      if (this.failed) throw this.failed;
+      // A failure ends the checkpoint once the batches in flight have settled: none may land
+      // after the caller has dropped the stage.
+      if (this.failed) return this.drain();
       const p: Promise<void> = this.cassandra.batch(statements.slice(i, i + STAGE_BATCH), { prepare: true, logged: false }).then(
         () => void this.inflight.delete(p),
         (e: unknown) => {
@@ -266,14 +268,22 @@ export class RegionRecord {
       const offsets: Record<number, types.Long> = {};
       for (let i = 0; i < flatOffsets.length; i += 2) offsets[Number(flatOffsets[i])] = types.Long.fromString(flatOffsets[i + 1]);
       const cut: Cut = { region, id: token, at, offsets };
-      // One batch unless the cut turns out too large for one, by count or by bytes: then
-      // what was read so far and the rest go to the stage.
-      let staged = false;
+      // One batch unless the cut is too large for one: by its count of entries (known from the
+      // cut's sizes, an upper bound: evicted and expired entries are not written), then by
+      // statements or bytes as they are read; what was read so far and the rest go to the stage,
+      // a batch at a time (not statements for everything read so far at once).
+      let total = 0;
+      for (let k = 1; k < sizes.length; k += 2) total += Number(sizes[k]);
+      let staged = total > this.atomicEntries;
+      if (staged) garbage = token;
       let bytes = 0;
       let statements = 1; // the offsets
       const entries: Entry[] = [];
       let written = 0;
       const stageWrites = new Batches(this.cassandra, STAGE_CONCURRENCY);
+      const stage = async (list: Entry[]) => {
+        for (let i = 0; i < list.length; i += STAGE_BATCH) await stageWrites.add(list.slice(i, i + STAGE_BATCH).map((e) => this.stageStatement(cut, e)));
+      };
       // The cut is taken: its entries are read in steps (Redis serves flushes in between).
       for (let k = 0; k < sizes.length; k += 2) {
         const keyId = String(sizes[k]);
@@ -303,7 +313,7 @@ export class RegionRecord {
             garbage = token;
           }
           if (staged && entries.length >= STAGE_BATCH) {
-            await stageWrites.add(entries.splice(0).map((e) => this.stageStatement(cut, e)));
+            await stage(entries.splice(0));
             await this.renew(lock, token);
           }
         } while (cursor !== '0');
@@ -312,7 +322,7 @@ export class RegionRecord {
         if (read !== Number(sizes[k + 1])) throw new CutChanged(region);
       }
       if (staged) {
-        await stageWrites.add(entries.splice(0).map((e) => this.stageStatement(cut, e)));
+        await stage(entries.splice(0));
         await stageWrites.drain();
       }
       if ((await this.redis.get(regionCutKey(region))) !== token) throw new CutChanged(region);
