@@ -390,7 +390,7 @@ const cassandra: ServiceDef = {
         'memtable_heap_space: 128MiB',
         'memtable_offheap_space: 128MiB',
         'key_cache_size: 16MiB',
-        // A checkpoint of up to 200,000 entries and 8 MiB is one single-partition batch (atomic, larger
+        // A checkpoint of up to 100,000 entries and 8 MiB is one single-partition batch (atomic, larger
         // ones are staged: src/store/record.ts); allow such batches.
         'batch_size_warn_threshold: 4MiB',
         'batch_size_fail_threshold: 30MiB',

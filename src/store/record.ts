@@ -71,15 +71,18 @@ export interface RecordOptions {
  * and one mutation, at most half a commitlog segment (32 MiB with the stack's 64 MiB). Its
  * statements are one per (key, bucket), so their count is no limit; its bytes are the map
  * entries encodeCounts writes (MAP_ENTRY_BYTES plus the post id's UTF-8 bytes each), kept to
- * half the frame, and its entries to what Cassandra applies well within its 2 s write
- * timeout (a 180,000-entry cut: 1.1 s from the first HSCAN to the batch's reply on this
- * machine). Larger cuts are staged (RegionRecord.checkpoint), which costs many times more:
- * a 110,000-entry cut took 1.6 s of the writer's CPU and 3.3-3.8 s of Cassandra's staged,
- * 0.18-0.22 s and 0.23-0.27 s as one batch. (Until 2026-12-04 the limits were 60,000
- * entries and 4 MiB counted at 40 bytes plus the key id an entry, sized for a row per
- * post: cuts of busy regions went to the stage.)
+ * half the frame, and its entries to 100,000: they are all in the writer's heap until the
+ * batch is sent, and a busy region's cut at 100,000 events/s (about 50,000 entries in 5 s)
+ * fits twice. (A worker's RSS at the end of the bench's 1M-post phase, where cuts reach
+ * 200,000, was 517 MiB with a limit of 200,000 and 559 with 100,000, against 457-527 before
+ * this limit existed: not decided by the batch's size; not explained.) Larger cuts are staged
+ * (RegionRecord.checkpoint), which costs many times more: a 72,000-entry cut took 0.7-1.3 s
+ * of the writer's CPU and 1.7-2.6 s of Cassandra's staged, 0.14 s and 0.15-0.73 s as one
+ * batch (110,000 entries: 1.6 s and 3.3-3.8 s against 0.18-0.22 s and 0.23-0.27 s). (Until
+ * 2026-12-04 the limits were 60,000 entries and 4 MiB counted at 40 bytes plus the key id an
+ * entry, sized for a row per post: cuts of busy regions went to the stage.)
  */
-export const MAX_ATOMIC_ENTRIES = 200_000;
+export const MAX_ATOMIC_ENTRIES = 100_000;
 /** ... and its bytes (half the 16 MiB frame), counted as below. */
 export const MAX_ATOMIC_BYTES = 8 * 1024 * 1024;
 /** A map entry's bytes beside its post id's: the id's length, the value's length and the 8-byte value (encodeCounts). */
