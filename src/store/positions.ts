@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { EPOCH_KEY, appliedKey, recoveryKey } from '../keys';
+import type { FencedCommand, RebuildLock } from './rebuild-lock';
 import { scripted } from './scripts';
 
 /**
@@ -67,10 +68,11 @@ export function parseRecovery(all: Record<string, string>): Recovery | null {
  * Writes what a rebuild restored: per partition the offset every restored region has
  * applied (the lowest of their recorded offsets), `*` = -1 (partitions the record does not
  * name replay from the beginning), and the replay targets (each partition's log end now).
- * Runs before the new epoch is published, so a consumer never reads the old marks with it.
+ * Runs before the new epoch is published, so a consumer never reads the old marks with it;
+ * one atomic step, and only while the rebuild still holds its lock.
  */
 export async function writeRebuildPositions(
-  redis: Redis,
+  lock: RebuildLock,
   topic: string,
   meta: Omit<Recovery, 'partitions'>,
   applied: Map<number, bigint>,
@@ -82,12 +84,11 @@ export async function writeRebuildPositions(
     const last = end - 1n;
     if (last > (applied.get(p) ?? -1n)) targets.push(`p:${p}`, last.toString());
   }
-  const tx = redis
-    .multi()
-    .del(appliedKey(topic), recoveryKey(topic))
-    .hset(appliedKey(topic), '*', '-1', ...marks);
-  if (targets.length) tx.hset(recoveryKey(topic), 'meta', JSON.stringify(meta), ...targets);
-  const res = await tx.exec();
-  const failed = res?.find(([e]) => e);
-  if (failed) throw failed[0];
+  const writes: FencedCommand[] = [
+    ['DEL', appliedKey(topic)],
+    ['DEL', recoveryKey(topic)],
+    ['HSET', appliedKey(topic), '*', '-1', ...marks],
+  ];
+  if (targets.length) writes.push(['HSET', recoveryKey(topic), 'meta', JSON.stringify(meta), ...targets]);
+  await lock.write(writes);
 }

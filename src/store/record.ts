@@ -42,6 +42,7 @@ import {
 } from '../keys';
 import { writeRebuildPositions } from './positions';
 import { scripted, type ScriptedRedis } from './scripts';
+import { MAX_FENCED_ARGS, type RebuildLock } from './rebuild-lock';
 import { deleteRegion } from './region-keys';
 import { byRank, type RankedCount } from '../ranking';
 
@@ -639,10 +640,12 @@ export class RegionRecord {
   }
 
   /**
-   * Restores every recorded region into Redis under a new epoch and publishes the epoch.
-   * The caller holds the rebuild lock. Returns the new epoch and the regions restored.
+   * Restores every recorded region into Redis under a new epoch and publishes the epoch,
+   * every write through the caller's rebuild lock: when Redis loses its state meanwhile (the
+   * lock goes with it), this throws LostRebuildLock and publishes nothing. Returns the new
+   * epoch and the regions restored.
    */
-  async restoreAll(): Promise<{ epoch: string; regions: string[] }> {
+  async restoreAll(lock: RebuildLock): Promise<{ epoch: string; regions: string[] }> {
     const epoch = randomUUID();
     const at = Date.now();
     // The log ends before the restore: whatever the replay must reach to be caught up.
@@ -654,7 +657,7 @@ export class RegionRecord {
     const applied = new Map<number, bigint>();
     let asOf: number | null = null;
     for (const region of regions) {
-      const { offsets, checkpointAt } = await this.restoreRegion(region, epoch);
+      const { offsets, checkpointAt } = await this.restoreRegion(region, epoch, lock);
       for (const [p, o] of offsets) if (o < (applied.get(p) ?? o + 1n)) applied.set(p, o);
       if (checkpointAt !== null && (asOf === null || checkpointAt < asOf)) asOf = checkpointAt;
     }
@@ -670,13 +673,13 @@ export class RegionRecord {
         const a = applied.get(p);
         resumeAt.set(p, a !== undefined && a < r ? a : r);
       }
-      await writeRebuildPositions(this.redis, this.opts.resume.topic, { epoch, at, as_of: asOf }, resumeAt, logEnds);
+      await writeRebuildPositions(lock, this.opts.resume.topic, { epoch, at, as_of: asOf }, resumeAt, logEnds);
     }
-    await this.redis.set(EPOCH_KEY, epoch);
+    await lock.write([['SET', EPOCH_KEY, epoch]]);
     return { epoch, regions };
   }
 
-  private async restoreRegion(region: string, epoch: string): Promise<{ offsets: Map<number, bigint>; checkpointAt: number | null }> {
+  private async restoreRegion(region: string, epoch: string, lock: RebuildLock): Promise<{ offsets: Map<number, bigint>; checkpointAt: number | null }> {
     await this.rollForward(region); // a committed cut is restored whole, with its offsets
     const byKey = new Map<string, RankedCount[]>();
     let offsets: [string, types.Long][] = [];
@@ -700,7 +703,7 @@ export class RegionRecord {
       pageState = rs.pageState ?? undefined;
     } while (pageState);
 
-    await deleteRegion(this.redis, region);
+    await deleteRegion(this.redis, region, lock);
     const now = Date.now();
     for (const [keyId, list] of byKey) {
       let key = regionTopKey(region);
@@ -712,27 +715,27 @@ export class RegionRecord {
         if (expireAt <= now) continue;
         key = regionWindowKey(region, keyId);
       }
-      for (let i = 0; i < list.length; i += 5000) {
-        const args = list.slice(i, i + 5000).flatMap((p) => [p.view_count, p.post_id]);
-        await this.redis.zadd(key, ...args);
-      }
-      if (expireAt !== undefined) await this.redis.pexpireat(key, expireAt);
-      if (this.opts.mode === 'bounded') await this.redis.zremrangebyrank(key, 0, -(this.opts.boundedK + 1));
-      else if (keyId === ALL_TIME) {
-        const top = [...list].sort(byRank).slice(0, this.opts.boundedK);
-        if (top.length) await this.redis.zadd(regionBoundedKey(region), ...top.flatMap((p) => [p.view_count, p.post_id]));
-      }
+      await this.restoreKey(lock, key, list);
+      if (expireAt !== undefined) await lock.write([['PEXPIREAT', key, expireAt]]);
+      if (this.opts.mode === 'bounded') await lock.write([['ZREMRANGEBYRANK', key, 0, -(this.opts.boundedK + 1)]]);
+      else if (keyId === ALL_TIME) await this.restoreKey(lock, regionBoundedKey(region), [...list].sort(byRank).slice(0, this.opts.boundedK));
     }
     const flatOffsets = offsets.flatMap(([p, o]) => [p, o.toString()]);
-    if (flatOffsets.length) await this.redis.hset(regionOffsetsKey(region), ...flatOffsets);
+    for (let i = 0; i < flatOffsets.length; i += MAX_FENCED_ARGS)
+      await lock.write([['HSET', regionOffsetsKey(region), ...flatOffsets.slice(i, i + MAX_FENCED_ARGS)]]);
     // Last: from here on the region accepts flushes of the new epoch.
-    await this.redis
-      .pipeline()
+    await lock.write([
       // restored_as_of: trailing timeframes (panes are not in the record) miss what came before it.
-      .hset(regionMetaKey(region), 'epoch', epoch, ...(checkpointAt === null ? [] : ['restored_as_of', String(checkpointAt)]))
-      .sadd(REGIONS_KEY, region)
-      .sadd(GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME) // the global keys are merged again from the restored ones
-      .exec();
+      ['HSET', regionMetaKey(region), 'epoch', epoch, ...(checkpointAt === null ? [] : ['restored_as_of', String(checkpointAt)])],
+      ['SADD', REGIONS_KEY, region],
+      ['SADD', GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME], // the global keys are merged again from the restored ones
+    ]);
     return { offsets: new Map(offsets.map(([p, o]) => [Number(p), BigInt(o.toString())])), checkpointAt };
+  }
+
+  /** Adds a restored key's counts, a fenced ZADD per MAX_FENCED_ARGS arguments. */
+  private async restoreKey(lock: RebuildLock, key: string, list: RankedCount[]): Promise<void> {
+    const per = MAX_FENCED_ARGS / 2;
+    for (let i = 0; i < list.length; i += per) await lock.write([['ZADD', key, ...list.slice(i, i + per).flatMap((p) => [p.view_count, p.post_id])]]);
   }
 }

@@ -15,6 +15,7 @@ const SCRIPTS = {
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
   hhSlidingAssemble: { lua: lua('sliding-assemble.lua'), numberOfKeys: 4 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
+  hhFencedWrite: { lua: lua('fenced-write.lua') }, // its key count comes first
   /** Deletes a lock only while it still holds the caller's token. */
   hhRelease: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", numberOfKeys: 1 },
   /** Extends a lock only while it still holds the caller's token. */
@@ -55,6 +56,8 @@ export interface StoreScripts {
     cost: number,
   ): Promise<[number, number, number, number]>;
   hhRelease(lock: string, token: string): Promise<number>;
+  /** fenced-write.lua: key count, lock, the commands' keys, token, lock ms, [name, arg count, args...]... → 1, or 0 when the lock is not the caller's. */
+  hhFencedWrite(numKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
   /** 1 when the lock was still the caller's and now lives `ms` more, else 0. */
   hhRenew(lock: string, token: string, ms: number): Promise<number>;
 }

@@ -7,7 +7,7 @@ import { types } from 'cassandra-driver';
 import { cassandraClient, opsRedis } from '../../src/clients';
 import { RegionRecord, recordBucket } from '../../src/store/record';
 import { regionOffsetsKey } from '../../src/keys';
-import { freeRedisDb } from '../support/redis';
+import { freeRedisDb, restoreUnderLock } from '../support/redis';
 import { cfg, unique } from '../helpers';
 import { eventually } from '../../scripts/harness/runtime';
 
@@ -98,7 +98,7 @@ describe('cassandra (real node)', function () {
         expect(await record.readKey('NA', '1m:60000')).to.equal(null);
       }, 30_000);
       // The offsets too: a rebuild restores them.
-      await record.restoreAll();
+      await restoreUnderLock(redis, record);
       expect(await redis.hget(regionOffsetsKey('NA'), '0')).to.equal('41');
     } finally {
       await redis.flushdb();

@@ -16,7 +16,7 @@ import { RegionRecord } from '../../src/store/record';
 import { Checkpointer } from '../../src/runtime/checkpointer';
 import type { Worker } from 'node:worker_threads';
 import { cfg, unique } from '../helpers';
-import { freeRedisDb } from '../support/redis';
+import { freeRedisDb, restoreUnderLock } from '../support/redis';
 
 describe('checkpoints of any size reach the record whole or not at all (real Redis and Cassandra)', function () {
   this.timeout(300_000);
@@ -133,7 +133,7 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
     expect(read!.top).to.have.length(N);
     expect(parseInt(read!.top[0].post_id.slice(1), 10)).to.equal(N - 1);
     expect(read!.top[0].view_count).to.equal(N);
-    await record(cassandra, undefined, restored).restoreAll();
+    await restoreUnderLock(restored, record(cassandra, undefined, restored));
     expect(await restored.zcard(regionTopKey(region))).to.equal(N);
     expect(await restored.hget(regionOffsetsKey(region), '0')).to.equal('41');
     const staged = await cassandra.execute(`SELECT count(*) AS n FROM ${keyspace}.checkpoint_stage`);
@@ -175,7 +175,7 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
         2,
       ),
     ).to.equal(N);
-    await record(cassandra, undefined, restored).restoreAll();
+    await restoreUnderLock(restored, record(cassandra, undefined, restored));
     const counts = await restored.zrange(regionTopKey(region), 0, -1, 'WITHSCORES');
     const pairs: [string, number][] = [];
     for (let i = 0; i < counts.length; i += 2) pairs.push([counts[i], Number(counts[i + 1])]);
@@ -230,7 +230,7 @@ describe('checkpoints of any size reach the record whole or not at all (real Red
       const atNext = matching(readPairs, next.plus) === N;
       expect(atNext || matching(readPairs, prev.plus) === N, `round ${round}: readers see one whole cut`).to.equal(true);
       await restored.flushdb();
-      await record(cassandra, ATOMIC, restored).restoreAll();
+      await restoreUnderLock(restored, record(cassandra, ATOMIC, restored));
       const offset = Number(await restored.hget(regionOffsetsKey(region), '0'));
       const flat = await restored.zrange(regionTopKey(region), 0, -1, 'WITHSCORES');
       const pairs: [string, number][] = [];

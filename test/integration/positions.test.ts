@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { advancePosition, readPositions, readRecovery, writeRebuildPositions } from '../../src/store/positions';
 import { EPOCH_KEY, appliedKey } from '../../src/keys';
+import { RebuildLock } from '../../src/store/rebuild-lock';
 import { cfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
 
@@ -25,8 +26,9 @@ describe('applied positions and the replay after a rebuild (real Redis)', () => 
   it('a rebuild records the offsets every restored region has, a from-the-start default, and what the replay must reach', async () => {
     await redis.set(EPOCH_KEY, 'old');
     await redis.hset(appliedKey(topic), '0', '999', '1', '999'); // marks of the lost state: replaced
+    const lock = (await RebuildLock.tryAcquire(redis))!;
     await writeRebuildPositions(
-      redis,
+      lock,
       topic,
       { epoch: 'e1', at: 5, as_of: 4 },
       new Map([
@@ -40,6 +42,7 @@ describe('applied positions and the replay after a rebuild (real Redis)', () => 
         [3, 0n],
       ]),
     );
+    await lock.release();
     await redis.set(EPOCH_KEY, 'e1');
     const read = await readPositions(redis, topic, [0, 1, 2, 3]);
     expect(read.epoch).to.equal('e1');

@@ -12,7 +12,7 @@ import { EPOCH_KEY, regionMetaKey, regionTopKey } from '../../src/keys';
 import { advancePosition, readPositions } from '../../src/store/positions';
 import { RegionRecord } from '../../src/store/record';
 import { cfg, unique } from '../helpers';
-import { freeRedisDb } from '../support/redis';
+import { freeRedisDb, restoreUnderLock } from '../support/redis';
 
 describe('rebuild resume points with regions sharing a partition (real Redis and Cassandra)', function () {
   this.timeout(60_000);
@@ -64,7 +64,7 @@ describe('rebuild resume points with regions sharing a partition (real Redis and
   it('a Redis loss after only some regions were checkpointed replays the others from the beginning', async () => {
     expect(await record.checkpoint(A)).to.equal(1); // B's first checkpoint has not run yet
     await redis.flushdb(); // Redis loses everything
-    await record.restoreAll();
+    await restoreUnderLock(redis, record);
     expect(await redis.zscore(regionTopKey(A), 'p')).to.equal('5');
     expect(await redis.exists(regionTopKey(B))).to.equal(0);
     // B's events (offsets 0..4) are below A's recorded offset 9: the replay must start at 0.
@@ -75,7 +75,7 @@ describe('rebuild resume points with regions sharing a partition (real Redis and
     await record.checkpointAll();
     expect(await record.replayMarks(topic)).to.deep.equal(new Map([[0, 9n]]));
     await redis.flushdb();
-    await record.restoreAll();
+    await restoreUnderLock(redis, record);
     expect(await redis.zscore(regionTopKey(A), 'p')).to.equal('5');
     expect(await redis.zscore(regionTopKey(B), 'p')).to.equal('5');
     // Both regions are recorded (A up to 9, B up to 4) and the round mark is 9: from 5 (A's

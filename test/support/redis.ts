@@ -2,6 +2,8 @@
 export { freeRedisDb } from '../../scripts/harness/redis-db';
 import { Redis } from 'ioredis';
 import { regionTopKey } from '../../src/keys';
+import type { RegionRecord } from '../../src/store/record';
+import { RebuildLock } from '../../src/store/rebuild-lock';
 
 /** A flat [member, score, ...] list re-sorted by the documented rank order: count desc, then post_id desc. */
 export function rankOrder(flat: string[]): string[] {
@@ -17,4 +19,15 @@ export async function leaderboard(redis: Redis, region: string): Promise<Record<
   const counts: Record<string, number> = {};
   for (let i = 0; i < all.length; i += 2) counts[all[i]] = Number(all[i + 1]);
   return counts;
+}
+
+/** Runs record.restoreAll under a rebuild lock of its own, as ensureEpoch does (the lock must be free). */
+export async function restoreUnderLock(redis: Redis, record: RegionRecord): Promise<{ epoch: string; regions: string[] }> {
+  const lock = await RebuildLock.tryAcquire(redis);
+  if (!lock) throw new Error('the rebuild lock is held');
+  try {
+    return await record.restoreAll(lock);
+  } finally {
+    await lock.release();
+  }
 }
