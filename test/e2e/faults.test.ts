@@ -3,12 +3,12 @@
  * the middle of a stream and restarted the way an operator would (`npm run stack:up`);
  * afterwards every store holds exactly the independently counted truth.
  */
-import { temporalClient } from '../../src/clients';
+import { opsRedis, temporalClient } from '../../src/clients';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import type { Admin } from 'kafkajs';
 import { RegionRecord } from '../../src/store/record';
-import { ALL_TIME, EPOCH_KEY, regionDirtyKey, regionInflightKey } from '../../src/keys';
+import { ALL_TIME, EPOCH_KEY, regionDirtyKey, regionInflightKey, regionMetaKey } from '../../src/keys';
 import { supervisorId } from '../../src/runtime/ids';
 import { mergeTruth, regionNames, truthTopK, type Truth } from '../../src/load/generator';
 import { killService, servicePid, stackUp } from '../../scripts/stack/control';
@@ -166,6 +166,64 @@ describe('real faults: kill -9 of a server mid-stream, restarted by stack:up (en
     await expectRecordExact();
     await eventually(expectApiExact, 60_000);
     expect(violations, 'wrong answers presented as live while recovering').to.deep.equal([]);
+  });
+
+  it('Redis killed (-9) again in the middle of the rebuild that follows a crash loses nothing: the interrupted rebuild publishes no epoch over what it lost', async () => {
+    // A record to rebuild from.
+    mergeTruth(truth, await iso.produce({ events: 20_000, seed: 36, regions: REGIONS, posts: POSTS, prefix }, { rate: 10_000 }));
+    await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await checkpointed();
+    await expectRecordExact();
+    /**
+     * Kills Redis and restarts it, watching (while the stack comes back) for the rebuild
+     * that follows to be under way — a region restored under a new epoch, none published —
+     * and then kills Redis again at once. False when the rebuild ended before it was seen.
+     */
+    const watcher = opsRedis(baseCfg, redis.options.db, { retryStrategy: () => 5, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    watcher.on('error', () => undefined); // its own client: reconnects every 5 ms, fails fast while Redis is down
+    const crashTwice = async (): Promise<boolean> => {
+      await killService(baseCfg, 'redis');
+      let up = false;
+      const restarted = stackUp().finally(() => (up = true));
+      for (let after = 0; after < 2000;) {
+        try {
+          const tx = watcher.multi().get(EPOCH_KEY);
+          for (const r of regions) tx.hget(regionMetaKey(r), 'epoch');
+          const [[, epoch], ...restored] = (await tx.exec())! as [unknown, string | null][];
+          if (epoch !== null && up) break; // rebuilt before it was seen under way
+          if (epoch === null && restored.some(([, e]) => e !== null)) {
+            await killService(baseCfg, 'redis'); // the rebuild in progress loses its Redis
+            await restarted.catch(() => undefined); // (may fail: Redis died under it)
+            await sleep(1_000);
+            await stackUp();
+            return true;
+          }
+        } catch {
+          // Redis not back yet
+        }
+        if (up) after++;
+        await sleep(1);
+      }
+      await restarted;
+      return false;
+    };
+    let interrupted = false;
+    // A small record rebuilds in a fraction of a second: a few tries to catch one under way.
+    try {
+      for (let i = 0; i < 8 && !interrupted; i++) interrupted = await crashTwice();
+    } finally {
+      watcher.disconnect();
+    }
+    expect(interrupted, 'a rebuild caught under way and its Redis killed').to.equal(true);
+    // Counting goes on after it.
+    mergeTruth(truth, await iso.produce({ events: 10_000, seed: 37, regions: REGIONS, posts: POSTS, prefix }, { rate: 10_000 }));
+    await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
+    await eventually(expectRedisExact, 180_000);
+    await checkpointed();
+    await expectRecordExact();
+    await eventually(expectApiExact, 60_000);
+    // And the interrupted rebuild was seen to stop writing and start over.
+    expect(rt.output.some((l) => l.includes('rebuild failed (will retry): the rebuild lost its lock'))).to.equal(true);
   });
 
   it('with the Temporal server killed, /healthz answers (degraded, temporal down) and counting goes on exactly; stack:up brings it back', async () => {
