@@ -378,20 +378,21 @@ async function cannon(url: string, opts: { seconds: number; rate?: number; pids?
 }
 
 /**
- * A steady-rate run (steady-load.ts: evenly spaced requests, latency from when each was due)
- * three times per URL, the URLs taking turns, and per URL the median run by p99: one stray
- * stall of these shared cores does not decide it, and a busy stretch falls on every URL alike.
+ * Three steady-rate runs (steady-load.ts: evenly spaced requests, latency from when each was
+ * due), the URLs taking turns of 250 ms within each run in a shuffled order, so a busy
+ * stretch of these shared cores falls on every URL alike; per URL the median run by p99, so
+ * one stray stall does not decide it. Each URL gets `seconds` / 2 of each run at `rate`.
  * With `pids`, also the CPU those processes spent per request served (µs).
  */
 async function steadyMedians(urls: string[], opts: { seconds: number; rate: number; pids: number[][] }) {
   const runs: (SteadyResult & { cpu_us_per_request: number })[][] = urls.map(() => []);
+  const cpu = (u: number) => opts.pids[u].reduce((a, pid) => a + cpuSeconds(pid), 0);
   for (let i = 0; i < 3; i++) {
-    for (const [u, url] of urls.entries()) {
-      const cpu = () => opts.pids[u].reduce((a, pid) => a + cpuSeconds(pid), 0);
-      const c0 = cpu();
-      const r = await steadyLoadProcess(url, { seconds: Math.max(1, Math.round(opts.seconds / 2)), rate: opts.rate });
-      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
-      runs[u].push({ ...r, cpu_us_per_request: round(((cpu() - c0) * 1e6) / Math.max(1, r.requests)) });
+    const c0 = urls.map((_, u) => cpu(u));
+    const results = await steadyLoadProcess(urls, { seconds: Math.max(1, Math.round((opts.seconds / 2) * urls.length)), rate: opts.rate, turnMs: 250 });
+    for (const [u, r] of results.entries()) {
+      if (r.non2xx > 0 || r.errors > 0) throw new Error(`${urls[u]}: ${r.non2xx} non-2xx answers, ${r.errors} errors`);
+      runs[u].push({ ...r, cpu_us_per_request: round(((cpu(u) - c0[u]) * 1e6) / Math.max(1, r.requests)) });
     }
   }
   return runs.map((r) => ({

@@ -64,40 +64,81 @@ function percentile(sorted: number[], p: number): number {
 
 /** GET `url` at `rate` requests per second for `seconds`, over up to `connections` keep-alive connections. */
 export async function steadyLoad(url: string, opts: { rate: number; seconds: number; connections?: number }): Promise<SteadyResult> {
-  const u = new URL(url);
-  const port = Number(u.port || 80);
-  const request = Buffer.from(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: keep-alive\r\n\r\n`, 'latin1');
+  return (await steadyLoadTurns([url], opts))[0];
+}
+
+/**
+ * Several servers measured in one run, taking turns: the requests go to one URL at a time,
+ * in turns of `turnMs`, and each round of turns visits every URL once in an order drawn from
+ * a fixed pseudo-random sequence. So whatever else the machine does meanwhile — a periodic
+ * burst of other processes' work included — falls on every URL alike: back-to-back runs of a
+ * few seconds each can fall in step with such a burst (5-s runs against a 10-s one put every
+ * run of one URL on it and every run of the other beside it). Each URL gets its own
+ * connections and its own figures; the rate is the one every URL sees during its turns.
+ */
+export async function steadyLoadTurns(urls: string[], opts: { rate: number; seconds: number; connections?: number; turnMs?: number }): Promise<SteadyResult[]> {
   const max = opts.connections ?? 32;
   const total = Math.round(opts.rate * opts.seconds);
-  const latencies: number[] = [];
-  const waiting: number[] = []; // due times of requests waiting for a connection
-  const idle: Conn[] = [];
-  const conns = new Set<Conn>();
-  let non2xx = 0;
-  let errors = 0;
-  let sent = 0;
+  const interval = 1000 / opts.rate;
+  const perTurn = Math.max(1, Math.round((opts.turnMs ?? 250) / interval));
+  // The URL of request i: its turn's place in its round's order (a Fisher-Yates shuffle
+  // driven by a fixed LCG, so every run draws the same orders).
+  let seed = 0x2545f491;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const orders: number[][] = [];
+  const targetOf = (i: number) => {
+    const turn = Math.floor(i / perTurn);
+    const round = Math.floor(turn / urls.length);
+    while (orders.length <= round) {
+      const order = urls.map((_, u) => u);
+      for (let k = order.length - 1; k > 0; k--) {
+        const j = Math.floor(random() * (k + 1));
+        [order[k], order[j]] = [order[j], order[k]];
+      }
+      orders.push(order);
+    }
+    return orders[round][turn % urls.length];
+  };
+  const targets = urls.map((url) => {
+    const u = new URL(url);
+    return {
+      host: u.hostname,
+      port: Number(u.port || 80),
+      request: Buffer.from(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: keep-alive\r\n\r\n`, 'latin1'),
+      latencies: [] as number[],
+      waiting: [] as number[], // due times of requests waiting for a connection
+      idle: [] as Conn[],
+      conns: new Set<Conn>(),
+      asked: 0,
+      done: 0,
+      non2xx: 0,
+      errors: 0,
+    };
+  });
+  type Target = (typeof targets)[number];
   let done = 0;
   let failed: Error | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
-  const settle = () => {
+  const settle = (t: Target) => {
+    t.done++;
     if (++done === total) finish();
   };
 
-  const send = (c: Conn, due: number) => {
+  const send = (t: Target, c: Conn, due: number) => {
     c.due = due;
-    c.socket.write(request);
+    c.socket.write(t.request);
   };
-  const release = (c: Conn) => {
+  const release = (t: Target, c: Conn) => {
     c.due = null;
-    const next = waiting.shift();
-    if (next !== undefined) send(c, next);
-    else idle.push(c);
+    const next = t.waiting.shift();
+    if (next !== undefined) send(t, c, next);
+    else t.idle.push(c);
   };
-  const open = (): Conn => {
-    const c: Conn = { socket: net.connect(port, u.hostname), due: null, buf: Buffer.alloc(0), need: -1, status: 0 };
+  const open = (t: Target): Conn => {
+    const c: Conn = { socket: net.connect(t.port, t.host), due: null, buf: Buffer.alloc(0), need: -1, status: 0 };
     c.socket.setNoDelay(true);
-    conns.add(c);
+    t.conns.add(c);
     c.socket.on('data', (d: Buffer) => {
       c.buf = c.buf.length === 0 ? d : Buffer.concat([c.buf, d]);
       if (c.need < 0) {
@@ -114,20 +155,20 @@ export async function steadyLoad(url: string, opts: { rate: number; seconds: num
       }
       if (c.buf.length < c.need) return;
       const at = performance.now();
-      if (c.due !== null) latencies.push(at - c.due);
-      if (c.status < 200 || c.status > 299) non2xx++;
+      if (c.due !== null) t.latencies.push(at - c.due);
+      if (c.status < 200 || c.status > 299) t.non2xx++;
       c.buf = c.buf.subarray(c.need);
       c.need = -1;
-      settle();
-      release(c);
+      settle(t);
+      release(t, c);
     });
     const lost = () => {
-      if (!conns.delete(c)) return;
-      const i = idle.indexOf(c);
-      if (i >= 0) idle.splice(i, 1);
+      if (!t.conns.delete(c)) return;
+      const i = t.idle.indexOf(c);
+      if (i >= 0) t.idle.splice(i, 1);
       if (c.due !== null) {
-        errors++;
-        settle();
+        t.errors++;
+        settle(t);
       }
     };
     c.socket.on('error', lost);
@@ -136,17 +177,19 @@ export async function steadyLoad(url: string, opts: { rate: number; seconds: num
   };
 
   const start = performance.now() + 5;
-  const interval = 1000 / opts.rate;
+  let sent = 0;
   let lateMax = 0;
   const tick = () => {
     const now = performance.now();
     while (sent < total && start + sent * interval <= now) {
       const due = start + sent * interval;
       lateMax = Math.max(lateMax, now - due);
+      const t = targets[targetOf(sent)];
       sent++;
-      const c = idle.pop() ?? (conns.size < max ? open() : undefined);
-      if (c) send(c, due);
-      else waiting.push(due);
+      t.asked++;
+      const c = t.idle.pop() ?? (t.conns.size < max ? open(t) : undefined);
+      if (c) send(t, c, due);
+      else t.waiting.push(due);
     }
     if (sent < total) setTimeout(tick, Math.max(0, Math.min(1, start + sent * interval - performance.now())));
   };
@@ -156,53 +199,56 @@ export async function steadyLoad(url: string, opts: { rate: number; seconds: num
   await finished;
   clearTimeout(timeout);
   const seconds = (performance.now() - t0) / 1000;
-  for (const c of conns) c.socket.destroy();
+  for (const t of targets) for (const c of t.conns) c.socket.destroy();
   if (failed) throw failed;
-  // Requests never answered (the run timed out) count as errors.
-  errors += total - done;
-  latencies.sort((a, b) => a - b);
   const r1 = (x: number) => Math.round(x * 10) / 10;
-  return {
-    rps: Math.round(latencies.length / seconds),
-    p50_ms: r1(percentile(latencies, 50)),
-    p99_ms: r1(percentile(latencies, 99)),
-    max_ms: r1(latencies[latencies.length - 1] ?? NaN),
-    requests: latencies.length,
-    non2xx,
-    errors,
-    late_send_max_ms: r1(lateMax),
-  };
+  return targets.map((t) => {
+    t.latencies.sort((a, b) => a - b);
+    // The rate during its turns: its responses over its share of the run's time.
+    const turnsSeconds = (seconds * t.asked) / total;
+    return {
+      rps: Math.round(t.latencies.length / turnsSeconds),
+      p50_ms: r1(percentile(t.latencies, 50)),
+      p99_ms: r1(percentile(t.latencies, 99)),
+      max_ms: r1(t.latencies[t.latencies.length - 1] ?? NaN),
+      requests: t.latencies.length,
+      non2xx: t.non2xx,
+      // Requests never answered (the run timed out) count as errors.
+      errors: t.errors + (t.asked - t.done),
+      late_send_max_ms: r1(lateMax),
+    };
+  });
 }
 
 /**
- * The same in a process of its own (`tsx bench/steady-load.ts URL RATE SECONDS` prints the
- * result as JSON): its timers are not held up by the bench process's own work and GC (which
- * holds the pre-loaded truth), which would count as the server's latency.
+ * The same in a process of its own (`tsx bench/steady-load.ts RATE SECONDS TURN_MS URL...`
+ * prints the results as JSON): its timers are not held up by the bench process's own work
+ * and GC (which holds the pre-loaded truth), which would count as the servers' latency.
  */
-export function steadyLoadProcess(url: string, opts: { rate: number; seconds: number }): Promise<SteadyResult> {
+export function steadyLoadProcess(urls: string[], opts: { rate: number; seconds: number; turnMs?: number }): Promise<SteadyResult[]> {
   const tsx = path.join(__dirname, '..', 'node_modules', 'tsx', 'dist', 'cli.mjs');
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [tsx, __filename, url, String(opts.rate), String(opts.seconds)],
+      [tsx, __filename, String(opts.rate), String(opts.seconds), String(opts.turnMs ?? 250), ...urls],
       { timeout: (opts.seconds + 60) * 1000 },
       (e, stdout, stderr) => {
         if (e) return reject(new Error(`steady load: ${e.message} ${stderr}`));
-        resolve(JSON.parse(stdout) as SteadyResult);
+        resolve(JSON.parse(stdout) as SteadyResult[]);
       },
     );
   });
 }
 
 if (require.main === module) {
-  const [url, rate, seconds] = process.argv.slice(2);
+  const [rate, seconds, turnMs, ...urls] = process.argv.slice(2);
   // Ahead of the servers it measures, where allowed: its own wait for a core is not theirs.
   try {
     os.setPriority(-10);
   } catch {
     // not permitted: late_send_max_ms says how late it was
   }
-  steadyLoad(url, { rate: Number(rate), seconds: Number(seconds) }).then(
+  steadyLoadTurns(urls, { rate: Number(rate), seconds: Number(seconds), turnMs: Number(turnMs) }).then(
     (r) => process.stdout.write(JSON.stringify(r)),
     (e: Error) => {
       process.stderr.write(`${e.message}\n`);

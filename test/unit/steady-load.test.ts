@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { responseLength, steadyLoad } from '../../bench/steady-load';
+import { responseLength, steadyLoad, steadyLoadTurns } from '../../bench/steady-load';
 
 /** A local server answering every request after `delayMs`, with `status`, at most one at a time when `serial`. */
 async function server(opts: { delayMs: number; status?: number; serial?: boolean }) {
@@ -73,6 +73,44 @@ describe('bench steady load', () => {
       expect(r.max_ms).to.be.greaterThan(900);
       expect(r.p99_ms).to.be.greaterThan(r.p50_ms);
     } finally {
+      await slow.close();
+    }
+  });
+
+  it('measures several servers in one run by turns, in a shuffled order, each with its own figures', async () => {
+    const log: string[] = [];
+    const mk = async (name: string, delayMs: number) => {
+      const s = http.createServer((_req, res) => {
+        log.push(name);
+        setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' }).end('ok'), delayMs);
+      });
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/`, close: () => new Promise<void>((r) => s.close(() => r())) };
+    };
+    const fast = await mk('a', 0);
+    const slow = await mk('b', 30);
+    try {
+      // 400 requests at 400/s in turns of 20 (50 ms): 20 turns, 10 rounds of both servers.
+      const [a, b] = await steadyLoadTurns([fast.url, slow.url], { rate: 400, seconds: 1, turnMs: 50 });
+      expect([a.requests, b.requests]).to.deep.equal([200, 200]);
+      expect(log.filter((x) => x === 'a')).to.have.length(200);
+      // Each has its own latencies: the slow one's 30 ms are not the fast one's.
+      expect(b.p50_ms).to.be.greaterThan(25);
+      expect(a.p50_ms).to.be.lessThan(b.p50_ms);
+      // Turns of 20 requests; a round does not always start with the same server, so some
+      // server has two turns in a row (a run of 40) and the runs are not all 20 long.
+      const runs: number[] = [];
+      for (const [i, x] of log.entries()) {
+        if (i > 0 && log[i - 1] === x) runs[runs.length - 1]++;
+        else runs.push(1);
+      }
+      expect(
+        runs.every((n) => n % 20 === 0),
+        `whole turns: ${runs.join(',')}`,
+      ).to.equal(true);
+      expect(Math.max(...runs)).to.be.at.least(40);
+    } finally {
+      await fast.close();
       await slow.close();
     }
   });
