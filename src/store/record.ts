@@ -75,8 +75,9 @@ export interface RecordOptions {
  * half the frame, and its entries to 100,000: they are all in the writer's heap until the
  * batch is sent, and a busy region's cut at 100,000 events/s (about 50,000 entries in 5 s)
  * fits twice. (A worker's RSS at the end of the bench's 1M-post phase, where cuts reach
- * 200,000, was 517 MiB with a limit of 200,000 and 559 with 100,000, against 457-527 before
- * this limit existed: not decided by the batch's size; not explained.) Larger cuts are staged
+ * 200,000, was 517 MiB with a limit of 200,000, and 559 and 515 with 100,000 (a memory-only
+ * run, a full one), against 457-527 before the limits were raised: not decided by the
+ * batch's size; not explained.) Larger cuts are staged
  * (RegionRecord.checkpoint), which costs many times more: a 72,000-entry cut took 0.7-1.3 s
  * of the writer's CPU and 1.7-2.6 s of Cassandra's staged, 0.14 s and 0.15-0.73 s as one
  * batch (110,000 entries: 1.6 s and 3.3-3.8 s against 0.18-0.22 s and 0.23-0.27 s). (Until
