@@ -30,7 +30,7 @@ async function waitForApi(url: string, timeoutMs: number): Promise<void> {
 async function main(): Promise<void> {
   const cfg = config();
   const demo = !process.argv.includes('--no-demo');
-  const primary = runPrimary({
+  const primary = await runPrimary({
     workers: cfg.runtime.workers,
     apiProcesses: cfg.runtime.apiProcesses,
     apiNice: cfg.runtime.apiNice,

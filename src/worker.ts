@@ -13,6 +13,8 @@ export interface WorkerOptions {
   activities: object;
   /** The workflows it hosts: the product's by default; `false` for an activity-only worker. */
   workflowsPath?: string | false;
+  /** A bundle of the product's workflows made beforehand (workflow-bundle.ts), used instead of bundling them here. */
+  workflowBundlePath?: string;
   /** At most this many activities at once (the ingest slot's worker: 1). */
   maxConcurrentActivityTaskExecutions?: number;
   /** How long a shutdown waits for running activities. */
@@ -25,7 +27,11 @@ export function createWorker(o: WorkerOptions): Promise<Worker> {
     namespace: o.cfg.temporal.namespace,
     taskQueue: o.taskQueue,
     activities: o.activities,
-    ...(o.workflowsPath === false ? {} : { workflowsPath: o.workflowsPath ?? WORKFLOWS_PATH }),
+    ...(o.workflowsPath === false
+      ? {}
+      : o.workflowBundlePath && o.workflowsPath === undefined
+        ? { workflowBundle: { codePath: o.workflowBundlePath } }
+        : { workflowsPath: o.workflowsPath ?? WORKFLOWS_PATH }),
     ...(o.maxConcurrentActivityTaskExecutions ? { maxConcurrentActivityTaskExecutions: o.maxConcurrentActivityTaskExecutions } : {}),
     ...(o.shutdownGraceTime ? { shutdownGraceTime: o.shutdownGraceTime } : {}),
   });

@@ -1,14 +1,17 @@
 /**
- * The cluster runtime's primary: forks N ingest worker processes (slots 1..N) and A API
- * processes, restarts one whose process died (with a back-off if it keeps dying),
- * aggregates metrics, and on SIGTERM/SIGINT asks every process to drain, waiting for them
- * before exiting. Only the API processes listen on the API port (with A = 0 the workers do).
+ * The cluster runtime's primary: bundles the workflow code once (workflow-bundle.ts), forks
+ * N ingest worker processes (slots 1..N) and A API processes, restarts one whose process
+ * died (with a back-off if it keeps dying), aggregates metrics, and on SIGTERM/SIGINT asks
+ * every process to drain, waiting for them before exiting. Only the API processes listen on
+ * the API port (with A = 0 the workers do).
  */
 import { lineLogger } from '../log';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { servePrimary } from './ipc';
+import { WORKFLOW_BUNDLE_ENV, bundleInChild, bundlePathFor, removeStaleBundles } from './workflow-bundle';
 
 const log = lineLogger('cluster');
 
@@ -49,7 +52,11 @@ export function workerExecArgv(opts: Pick<ClusterOptions, 'heapMb' | 'semiSpaceM
   ];
 }
 
-export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } {
+export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Promise<void> }> {
+  removeStaleBundles();
+  const bundle = bundlePathFor(process.pid);
+  const built = await bundleInChild(bundle);
+  log(`workflow code bundled once for every worker: ${(built.bytes / 2 ** 20).toFixed(2)} MiB in ${built.ms} ms (${bundle})`);
   cluster.setupPrimary({
     exec: path.join(__dirname, 'worker-process') + path.extname(__filename),
     execArgv: workerExecArgv(opts, process.execArgv),
@@ -67,7 +74,7 @@ export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } 
 
   /** Forks a member (an ingest slot or an API process) and forks it again whenever it dies. */
   const fork = (name: string, n: number, members: Map<number, ClusterWorker>, env: NodeJS.ProcessEnv, nice = 0) => {
-    const w = cluster.fork({ ...opts.env, ...env });
+    const w = cluster.fork({ ...opts.env, ...env, [WORKFLOW_BUNDLE_ENV]: bundle });
     members.set(n, w);
     log(`${name} ${n} started, pid ${w.process.pid}${nice === 0 ? '' : `; ${setNice(w.process.pid!, nice)}`}`);
     w.on('exit', (code, signal) => {
@@ -104,6 +111,7 @@ export function runPrimary(opts: ClusterOptions): { stop: () => Promise<void> } 
         }),
     );
     await Promise.all(exits);
+    fs.rmSync(bundle, { force: true });
     log('all workers stopped');
   };
   return { stop };

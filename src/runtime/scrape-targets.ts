@@ -10,7 +10,8 @@ import type { Config } from '../config';
 
 export const scrapeTargetsDir = (stackDir: string): string => path.join(stackDir, 'prometheus', 'targets');
 
-function alive(pid: number): boolean {
+/** Whether a process runs (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -25,7 +26,7 @@ export function pruneScrapeTargets(stackDir: string): number {
   let n = 0;
   for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
     const pid = Number(/^(\d+)\.json$/.exec(f)?.[1]);
-    if (pid && !alive(pid)) {
+    if (pid && !processAlive(pid)) {
       fs.rmSync(path.join(dir, f), { force: true });
       n++;
     }

@@ -41,6 +41,7 @@ import { RuntimeHealth } from './health';
 import { Watchdog } from './watchdog';
 import { OverdueWindows } from './overdue-windows';
 import { Checkpointer } from './checkpointer';
+import { WORKFLOW_BUNDLE_ENV } from './workflow-bundle';
 
 const log = lineLogger(process.env.HH_PROCESS_ROLE === 'api' ? 'api' : 'worker');
 
@@ -90,6 +91,8 @@ async function startIngest(c: Common, slot: number): Promise<IngestPart> {
     cfg,
     connection,
     taskQueue: cfg.temporal.taskQueue,
+    // The primary's bundle of the workflow code (none: this Worker bundles it, as tests' do).
+    workflowBundlePath: process.env[WORKFLOW_BUNDLE_ENV] || undefined,
     activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client }),
   });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);

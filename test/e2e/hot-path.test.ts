@@ -4,6 +4,7 @@
  * truth counted independently while the events were generated.
  */
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
@@ -28,6 +29,20 @@ interface TopResponse {
 }
 
 /** Partitions with a consumer-lag series in a /metrics text. */
+/** A worker process loaded the primary's workflow bundle and never bundled the code itself (swc is what bundling loads). */
+function expectUsesBundle(pid: number): void {
+  const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  expect(
+    environ.some((e) => e.startsWith('HH_WORKFLOW_BUNDLE=')),
+    `worker ${pid} is given the bundle`,
+  ).to.equal(true);
+  const swc = fs
+    .readFileSync(`/proc/${pid}/maps`, 'utf8')
+    .split('\n')
+    .filter((l) => /swc/.test(l));
+  expect(swc, `worker ${pid} loaded the bundler's compiler`).to.deep.equal([]);
+}
+
 function lagPartitions(metricsText: string): number[] {
   return [...metricsText.matchAll(/^hh_consumer_lag_records\{[^}]*partition="(\d+)"[^}]*\} /gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
 }
@@ -142,6 +157,11 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     for (const pid of rt.workers.values()) expect(os.getPriority(pid), `worker ${pid}`).to.equal(0);
   });
 
+  it('its workers run the workflow code the primary bundled once (none bundles it again: no swc compiler loaded)', () => {
+    expect(rt.output.some((l) => /workflow code bundled once for every worker/.test(l))).to.equal(true);
+    for (const pid of rt.workers.values()) expectUsesBundle(pid);
+  });
+
   it('re-sent events (same event_ids) change no count', async () => {
     const res = await produce(30_000, 7); // the first 30,000 events of the same seed again
     expect(res.sent).to.equal(30_000);
@@ -166,6 +186,8 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     expect(rt.workers.get(1)).to.be.a('number').and.not.equal(victim);
     await waitDrained(admin, env.HH_KAFKA_GROUP, env.HH_KAFKA_TOPIC);
     await expectExact();
+    // The restarted process loaded the same bundle: it did not bundle the workflows itself.
+    expectUsesBundle(rt.workers.get(1)!);
   });
 
   it('a graceful restart and a consumer-group rewind to the beginning change no count (consumption resumes from what Redis applied)', async () => {
