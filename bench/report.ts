@@ -15,6 +15,8 @@ export interface MemoryFigures {
   window_bytes: number;
   dedup_bytes: number;
   worker_rss_bytes: number;
+  /** RSS of the lifecycle processes (the workflows), apart from the workers' (absent before HH_LIFECYCLE_PROCESSES). */
+  lifecycle_rss_bytes?: number;
   /** The longest Lua script while the stream was counted (SLOWLOG): Redis serves nobody else meanwhile. */
   longest_script_ms: number;
   /** Which script that was (file name). */
@@ -242,7 +244,7 @@ export function markdown(r: BenchResults, rs: Record<string, string>): string {
     ],
     ...Object.values(r.memory).map((m): [string, string, string] => [
       `(f) memory, ${m.mode} mode, ${fmt(m.distinct)} distinct posts, ${fmt(m.events)} events`,
-      `Redis +${mib(m.redis_used_bytes)}; worker RSS ${mib(m.worker_rss_bytes)}`,
+      `Redis +${mib(m.redis_used_bytes)}; worker RSS ${mib(m.worker_rss_bytes)}${m.lifecycle_rss_bytes ? ` (lifecycle process ${mib(m.lifecycle_rss_bytes)})` : ''}`,
       `exact top-k ${mib(m.exact_topk_bytes)}, bounded top-k ${(m.bounded_topk_bytes / 1024).toFixed(1)} KiB, windows ${mib(m.window_bytes)}, dedup ${mib(m.dedup_bytes)}; longest script ${fmt(m.longest_script_ms)} ms${m.longest_script ? ` (${m.longest_script})` : ''}${
         m.next_scripts?.length ? `, then ${m.next_scripts.map((n) => `${fmt(n.ms)} (${n.script})`).join(', ')}` : ''
       }${m.scripts_over_50ms !== undefined ? `; ${m.scripts_over_50ms} call(s) over 50 ms` : ''}`,

@@ -115,7 +115,7 @@ async function measureRuntime(
       throw e;
     });
     const now = performance.now();
-    if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSample([...rt.workers.values()])];
+    if (t0 === 0 && c > 0) [t0, c0, cpu0] = [now, c, cpuSample([...rt.workers.values()], [...rt.lifecycles.values()])];
     if (c !== last.c) last = { c, at: now };
     else if (now - last.at > STALL_MS) {
       // Stuck: say where (the group's offsets against what Redis applied), not wait forever.
@@ -126,7 +126,7 @@ async function measureRuntime(
       );
     }
     if (c >= end) {
-      const cpu1 = cpuSample([...rt.workers.values()]);
+      const cpu1 = cpuSample([...rt.workers.values()], [...rt.lifecycles.values()]);
       const per = 100_000 / Math.max(1, end - c0);
       const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, round((cpu1[k] - (cpu0[k] ?? 0)) * per, 2)]));
       // A run committed whole by the first sample (a smoke run's few events) has no interval
@@ -219,10 +219,12 @@ function serverPids(): Record<string, number> {
 }
 
 /** CPU seconds each component used between two samples: where an ingest run's time went. */
-function cpuSample(workers: number[]): Record<string, number> {
+function cpuSample(workers: number[], lifecycles: number[] = []): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, pid] of Object.entries(serverPids())) out[name] = cpuSeconds(pid);
   out.workers = workers.reduce((a, pid) => a + cpuSeconds(pid), 0);
+  // The lifecycle process (workflows, window persists, merges), where it runs apart from the workers.
+  if (lifecycles.length) out.lifecycle = lifecycles.reduce((a, pid) => a + cpuSeconds(pid), 0);
   // Each worker too: one holding the partitions of more regions than the other does more.
   workers.forEach((pid, i) => (out[`worker${i + 1}`] = cpuSeconds(pid)));
   return out;
@@ -509,6 +511,7 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
     const windowKeys = (await bytes('top_k:*')) + (await bytes('pane:*')) + (await bytes('trailing:*'));
     const dedupKeys = await bytes('seen*');
     const rss = [...rt.workers.values()].reduce((a, pid) => a + rssOf(pid), 0);
+    const lifecycleRss = [...rt.lifecycles.values()].reduce((a, pid) => a + rssOf(pid), 0);
     // The longest script run while the stream was counted (Redis answers nobody else meanwhile).
     const slow = (await iso.redis.slowlog('GET', 1000)) as [number, number, number, string[]][];
     const scripts = slow.filter((e) => /^eval/i.test(e[3][0])).sort((a, b) => b[2] - a[2]);
@@ -527,6 +530,7 @@ async function memory(iso: Isolated, producer: Producer, distinct: number, mode:
       window_bytes: windowKeys,
       dedup_bytes: dedupKeys,
       worker_rss_bytes: rss,
+      lifecycle_rss_bytes: lifecycleRss,
       longest_script_ms: round(longestScriptMs),
       longest_script: longestScript,
       next_scripts: nextScripts,
@@ -759,7 +763,7 @@ async function main(): Promise<void> {
       const m = await withSteal(`memory_${mode}_${d}`, () => memory(iso, feeder, d, mode, `${id}_m${d}_`));
       mem.push(m);
       log(
-        `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB; longest script ${m.longest_script_ms} ms${m.longest_script ? ` (${m.longest_script})` : ''}; then ${m.next_scripts.map((n) => `${n.ms} (${n.script})`).join(', ') || 'none'}; ${m.scripts_over_50ms} call(s) over 50 ms`,
+        `(f) ${mode}, ${d.toLocaleString()} distinct posts: Redis +${round(m.redis_used_bytes / 2 ** 20, 1)} MiB (exact top-k ${round(m.exact_topk_bytes / 2 ** 20, 1)} MiB, bounded ${round(m.bounded_topk_bytes / 2 ** 10, 1)} KiB, windows ${round(m.window_bytes / 2 ** 20, 1)} MiB, dedup ${round(m.dedup_bytes / 2 ** 20, 1)} MiB); worker RSS ${round(m.worker_rss_bytes / 2 ** 20)} MiB (lifecycle process ${round(m.lifecycle_rss_bytes / 2 ** 20)} MiB); longest script ${m.longest_script_ms} ms${m.longest_script ? ` (${m.longest_script})` : ''}; then ${m.next_scripts.map((n) => `${n.ms} (${n.script})`).join(', ') || 'none'}; ${m.scripts_over_50ms} call(s) over 50 ms`,
       );
     }
 

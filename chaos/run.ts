@@ -6,7 +6,9 @@
  *   redis-kill, kafka-kill, cassandra-kill, temporal-kill   kill -9 of the server by the PID
  *                                                           the stack recorded, restarted by
  *                                                           `npm run stack:up` after 0–5 s
- *   worker-kill, all-workers-kill                           kill -9 (the primary restarts them)
+ *   worker-kill, all-workers-kill, lifecycle-kill           kill -9 of one or every ingest worker,
+ *                                                           or the lifecycle process (the
+ *                                                           workflows); the primary restarts them
  *   flushall                                                Redis FLUSHALL
  *   terminate-supervisors, terminate-coordinators           through the Temporal API
  *   poison                                                  a far-future event, an oversized
@@ -61,6 +63,7 @@ const FAULTS = [
   'temporal-kill',
   'worker-kill',
   'all-workers-kill',
+  'lifecycle-kill',
   'flushall',
   'terminate-supervisors',
   'terminate-coordinators',
@@ -277,6 +280,9 @@ async function main(): Promise<void> {
         return null;
       case 'all-workers-kill':
         for (const pid of rt.workers.values()) process.kill(pid, 'SIGKILL');
+        return null;
+      case 'lifecycle-kill':
+        for (const pid of rt.lifecycles.values()) process.kill(pid, 'SIGKILL');
         return null;
       case 'flushall':
         await iso.redis.flushall();

@@ -516,6 +516,14 @@ export interface Config {
      * and the primary says so. Only with HH_API_PROCESSES > 0. @default -5
      */
     readonly apiNice: number;
+    /**
+     * HH_LIFECYCLE_PROCESSES: processes that run the Temporal workflows (region coordinators,
+     * windows, the global merge, the ingest supervisors) and the window and merge activities,
+     * beside the ingest workers, so that a window's persist or a merge never holds an ingest
+     * worker's event loop between its flushes. 0 = the ingest workers run them too (the layout
+     * before). @default 1
+     */
+    readonly lifecycleProcesses: number;
     /** HH_DEMO_RATE: events/s of the demo stream `npm start` produces. @default 200 */
     readonly demoRate: number;
     /** HH_PROFILE_DIR: when set, every worker process writes a V8 CPU profile there when it exits (`--cpu-prof`). @default unset */
@@ -643,6 +651,7 @@ export function loadConfig(env: Env = process.env): Config {
       workers: int(env, 'HH_WORKERS', os.cpus().length, 1, 64),
       apiProcesses: int(env, 'HH_API_PROCESSES', 1, 0, 16),
       apiNice: int(env, 'HH_API_NICE', -5, -20, 19),
+      lifecycleProcesses: int(env, 'HH_LIFECYCLE_PROCESSES', 1, 0, 4),
       demoRate: int(env, 'HH_DEMO_RATE', 200, 1, 1_000_000),
       profileDir: env.HH_PROFILE_DIR ? path.resolve(env.HH_PROFILE_DIR) : undefined,
       workerHeapMb: int(env, 'HH_WORKER_HEAP_MB', 384, 0, 65_536),

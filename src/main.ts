@@ -1,6 +1,6 @@
 /**
- * `npm start` (after the stack is up): the cluster runtime (N worker processes: actors,
- * Temporal Workers, the ingest activity, the API on one port) fed by a steady demo
+ * `npm start` (after the stack is up): the cluster runtime (N worker processes: actors and
+ * the ingest activity; API processes on one port; a lifecycle process: the workflows) fed by a steady demo
  * stream from the load generator. `--no-demo` runs the runtime alone (tests, production).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     workers: cfg.runtime.workers,
     apiProcesses: cfg.runtime.apiProcesses,
     apiNice: cfg.runtime.apiNice,
+    lifecycleProcesses: cfg.runtime.lifecycleProcesses,
     profileDir: cfg.runtime.profileDir,
     heapMb: cfg.runtime.workerHeapMb,
     semiSpaceMb: cfg.runtime.workerSemiSpaceMb,
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   log(`Prometheus:  http://${cfg.host}:${cfg.prometheus.port}/alerts (scrapes ${api}/metrics every 5 s)`);
   log(`Temporal UI: ${temporalUiWorkflows(cfg)}`);
   log(
-    `processes:   ${cfg.runtime.workers} ingest workers, ${cfg.runtime.apiProcesses || 'no'} API-only (HH_API_PROCESSES); Ctrl-C stops (drains actors, commits offsets)`,
+    `processes:   ${cfg.runtime.workers} ingest workers, ${cfg.runtime.apiProcesses || 'no'} API-only (HH_API_PROCESSES), ${cfg.runtime.lifecycleProcesses || 'no'} lifecycle (HH_LIFECYCLE_PROCESSES); Ctrl-C stops (drains actors, commits offsets)`,
   );
 
   let stopping = false;

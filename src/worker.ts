@@ -1,4 +1,4 @@
-/** The one way this project builds a Temporal Worker (the runtime's two per process, the tests', the recorder's). */
+/** The one way this project builds a Temporal Worker (the runtime's: a slot's ingest worker, the lifecycle's workflow worker; the tests'; the recorder's). */
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { Duration } from '@temporalio/common';
 import type { Config } from './config';

@@ -20,6 +20,8 @@ export interface Runtime {
   workers: Map<number, number>;
   /** PIDs of live API processes by number, from the primary's log. */
   apis: Map<number, number>;
+  /** PIDs of live lifecycle processes (the workflows) by number, from the primary's log. */
+  lifecycles: Map<number, number>;
   output: string[];
   stop(): Promise<void>;
 }
@@ -72,6 +74,8 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
   proc.once('exit', () => live.delete(proc));
   const workers = new Map<number, number>();
   const apis = new Map<number, number>();
+  const lifecycles = new Map<number, number>();
+  let workflowsReady = false;
   const output: string[] = [];
   for (const s of [proc.stdout!, proc.stderr!]) {
     readline.createInterface({ input: s }).on('line', (line) => {
@@ -81,6 +85,9 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
       if (started) workers.set(Number(started[1]), Number(started[2]));
       const api = /api process (\d+) started, pid (\d+)/.exec(line);
       if (api) apis.set(Number(api[1]), Number(api[2]));
+      const lifecycle = /lifecycle process (\d+) started, pid (\d+)/.exec(line);
+      if (lifecycle) lifecycles.set(Number(lifecycle[1]), Number(lifecycle[2]));
+      if (/ready: workflows and window activities/.test(line)) workflowsReady = true;
       if (process.env.HH_TEST_VERBOSE) process.stdout.write(`    | ${line}\n`);
     });
   }
@@ -95,8 +102,8 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     try {
       const res = await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) });
       const body = await res.text();
-      if (res.ok && workers.size >= cfg.runtime.workers && apis.size >= cfg.runtime.apiProcesses) break;
-      last = `GET /healthz ${res.status} ${body.slice(0, 2000)}; worker slots seen ${workers.size}/${cfg.runtime.workers}, API processes ${apis.size}/${cfg.runtime.apiProcesses}`;
+      if (res.ok && workers.size >= cfg.runtime.workers && apis.size >= cfg.runtime.apiProcesses && workflowsReady) break;
+      last = `GET /healthz ${res.status} ${body.slice(0, 2000)}; worker slots seen ${workers.size}/${cfg.runtime.workers}, API processes ${apis.size}/${cfg.runtime.apiProcesses}, lifecycle processes ${lifecycles.size}/${cfg.runtime.lifecycleProcesses} (workflows ${workflowsReady ? '' : 'not '}ready)`;
     } catch (e) {
       last = `GET /healthz failed: ${(e as Error).message}`; // not up yet
     }
@@ -109,6 +116,7 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     proc,
     workers,
     apis,
+    lifecycles,
     output,
     stop: () => stopChild(proc),
   };

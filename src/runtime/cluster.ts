@@ -1,9 +1,10 @@
 /**
  * The cluster runtime's primary: bundles the workflow code once (workflow-bundle.ts), forks
- * N ingest worker processes (slots 1..N) and A API processes, restarts one whose process
- * died (with a back-off if it keeps dying), aggregates metrics, and on SIGTERM/SIGINT asks
- * every process to drain, waiting for them before exiting. Only the API processes listen on
- * the API port (with A = 0 the workers do).
+ * N ingest worker processes (slots 1..N), A API processes and L lifecycle processes,
+ * restarts one whose process died (with a back-off if it keeps dying), aggregates metrics,
+ * and on SIGTERM/SIGINT asks every process to drain, waiting for them before exiting. Only
+ * the API processes listen on the API port (with A = 0 the workers do); only the lifecycle
+ * processes run the workflows and the window and merge activities (with L = 0 the workers do).
  */
 import { lineLogger } from '../log';
 import cluster, { type Worker as ClusterWorker } from 'node:cluster';
@@ -11,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { servePrimary } from './ipc';
+import { workerParts } from './parts';
 import { WORKFLOW_BUNDLE_ENV, bundleInChild, bundlePathFor, removeStaleBundles } from './workflow-bundle';
 
 const log = lineLogger('cluster');
@@ -21,6 +23,8 @@ export interface ClusterOptions {
   apiProcesses: number;
   /** The API processes' nice value (0: as the workers). */
   apiNice?: number;
+  /** Processes running only the workflows and their window and merge activities (0: the workers do). */
+  lifecycleProcesses?: number;
   /** Each worker writes a V8 CPU profile here when it exits. */
   profileDir?: string;
   /** Each worker's V8 old-space limit in MB (0 = V8's default). */
@@ -63,16 +67,21 @@ export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Pr
   });
   const bySlot = new Map<number, ClusterWorker>();
   const apis = new Map<number, ClusterWorker>();
-  servePrimary(() =>
-    Array.from({ length: opts.workers }, (_, i) => {
+  const lifecycles = new Map<number, ClusterWorker>();
+  servePrimary(() => [
+    ...Array.from({ length: opts.workers }, (_, i) => {
       const w = bySlot.get(i + 1);
       return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null };
     }),
-  );
+    ...Array.from({ length: opts.lifecycleProcesses ?? 0 }, (_, i) => {
+      const w = lifecycles.get(i + 1);
+      return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null, lifecycle: true };
+    }),
+  ]);
   const recentDeaths = new Map<string, number[]>();
   let stopping = false;
 
-  /** Forks a member (an ingest slot or an API process) and forks it again whenever it dies. */
+  /** Forks a member (an ingest slot, an API or a lifecycle process) and forks it again whenever it dies. */
   const fork = (name: string, n: number, members: Map<number, ClusterWorker>, env: NodeJS.ProcessEnv, nice = 0) => {
     const w = cluster.fork({ ...opts.env, ...env, [WORKFLOW_BUNDLE_ENV]: bundle });
     members.set(n, w);
@@ -90,15 +99,16 @@ export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Pr
       setTimeout(() => !stopping && fork(name, n, members, env, nice), delay);
     });
   };
-  const workerRole = opts.apiProcesses > 0 ? 'ingest' : 'both';
+  const workerRole = workerParts(opts).join(',');
   for (let slot = 1; slot <= opts.workers; slot++) fork('worker slot', slot, bySlot, { HH_WORKER_SLOT: String(slot), HH_PROCESS_ROLE: workerRole });
   for (let n = 1; n <= opts.apiProcesses; n++) fork('api process', n, apis, { HH_PROCESS_ROLE: 'api' }, opts.apiNice ?? 0);
+  for (let n = 1; n <= (opts.lifecycleProcesses ?? 0); n++) fork('lifecycle process', n, lifecycles, { HH_PROCESS_ROLE: 'lifecycle' });
 
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     log('stopping: asking workers to drain');
-    const exits = [...bySlot.values(), ...apis.values()].map(
+    const exits = [...bySlot.values(), ...apis.values(), ...lifecycles.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
           if (w.isDead()) return resolve();

@@ -43,6 +43,8 @@ export interface HealthReport {
     /** Records of the topic not yet applied in Redis, per partition and in total; null when unknown. */
     lag: { total: number; partitions: Record<string, number>; growing: boolean } | null;
   };
+  /** The lifecycle processes (the workflows and their activities; none listed: the workers run them). */
+  lifecycle: { process: number; pid: number | null; state: 'running' | 'restarting' }[];
   recovery: (Recovery & { note: string }) | null;
 }
 
@@ -184,16 +186,25 @@ export interface HealthInputs {
 export function assess({ dependencies, slots, lag, lagSamples, redisState }: HealthInputs): HealthReport {
   const problems: string[] = [];
   for (const s of SERVICES) if (!dependencies[s].up) problems.push(`${s} is down: ${dependencies[s].error}`);
-  const slotRows = (slots ?? []).map((s) => ({
-    slot: s.slot,
-    pid: s.pid,
-    state: s.pid === null ? 'restarting' : (s.ingest?.state ?? 'starting'),
-    partitions: s.ingest?.partitions ?? [],
-    last_batch_at: s.ingest?.lastBatchAt ?? null,
-    supervisor_run: s.ingest?.run ?? null,
-  }));
+  const slotRows = (slots ?? [])
+    .filter((s) => !s.lifecycle)
+    .map((s) => ({
+      slot: s.slot,
+      pid: s.pid,
+      state: s.pid === null ? 'restarting' : (s.ingest?.state ?? 'starting'),
+      partitions: s.ingest?.partitions ?? [],
+      last_batch_at: s.ingest?.lastBatchAt ?? null,
+      supervisor_run: s.ingest?.run ?? null,
+    }));
   if (slots === null) problems.push('cannot ask the primary for the worker slots');
   for (const s of slotRows) if (s.state !== 'consuming') problems.push(`worker slot ${s.slot} is not ingesting (${s.state})`);
+  const lifecycle = (slots ?? [])
+    .filter((s) => s.lifecycle)
+    .map((s) => ({ process: s.slot, pid: s.pid, state: s.pid === null ? ('restarting' as const) : ('running' as const) }));
+  for (const l of lifecycle) {
+    if (l.state !== 'running')
+      problems.push(`lifecycle process ${l.process} is not running (${l.state}): windows, the global merge and the ingest supervisors wait for it`);
+  }
   const n = HEALTH_SETTINGS.lagGrowingSamples;
   const recent = lagSamples.slice(-n);
   const growing = recent.length === n && recent[n - 1] >= HEALTH_SETTINGS.lagGrowingMin && recent.every((v, i) => i === 0 || v > recent[i - 1]);
@@ -206,5 +217,5 @@ export function assess({ dependencies, slots, lag, lagSamples, redisState }: Hea
     problems.push(`recovering: ${recovery.note}`);
   }
   const status = !dependencies.redis.up ? 'down' : problems.length ? 'degraded' : 'ok';
-  return { status, problems, dependencies, ingest: { slots: slotRows, lag: lag ? { ...lag, growing } : null }, recovery };
+  return { status, problems, dependencies, ingest: { slots: slotRows, lag: lag ? { ...lag, growing } : null }, lifecycle, recovery };
 }

@@ -1,7 +1,7 @@
 /**
  * What a worker process asks of the cluster's primary, over the cluster IPC channel:
  * - the metrics of every worker (prom-client's AggregatorRegistry), for GET /metrics;
- * - the ingest state of every worker slot, for GET /healthz.
+ * - the ingest state of every worker slot, and whether each lifecycle process runs, for GET /healthz.
  * And what it tells the primary: its ingest member's state, whenever it changes.
  */
 import cluster from 'node:cluster';
@@ -12,9 +12,11 @@ import { lineLogger } from '../log';
 
 const log = lineLogger('cluster');
 
-/** One worker slot as the primary sees it. */
+/** One worker slot (or lifecycle process) as the primary sees it. */
 export interface SlotStatus {
   slot: number;
+  /** A lifecycle process (numbered in `slot`; it has no ingest) rather than an ingest slot. */
+  lifecycle?: boolean;
   /** PID of the slot's live process, null while it is being restarted. */
   pid: number | null;
   /** The slot's ingest member, as last reported (null: none reported by this process yet). */
@@ -52,7 +54,7 @@ function ask<T>(type: Request['type']): Promise<T> {
 /** In a worker: the cluster's aggregated metrics. */
 export const requestClusterMetrics = (): Promise<{ contentType: string; body: string }> => ask('hh:metrics');
 
-/** In a worker: every slot's process and ingest member. */
+/** In a worker: every slot's process and ingest member, then every lifecycle process. */
 export const requestSlots = (): Promise<SlotStatus[]> => ask('hh:slots');
 
 /** In a worker: tells the primary what its ingest member is doing. */
@@ -61,7 +63,7 @@ export function reportIngestState(state: IngestState): void {
 }
 
 /** In the primary: answers the workers' requests; `slots()` lists the slots and their processes. */
-export function servePrimary(slots: () => { slot: number; pid: number | null; workerId: number | null }[]): void {
+export function servePrimary(slots: () => { slot: number; pid: number | null; workerId: number | null; lifecycle?: boolean }[]): void {
   const aggregator = new AggregatorRegistry();
   const states = new Map<number, { state: IngestState; at: number }>(); // by cluster worker id
   cluster.on('exit', (w) => states.delete(w.id));
@@ -88,9 +90,9 @@ export function servePrimary(slots: () => { slot: number; pid: number | null; wo
       return;
     }
     reply(
-      slots().map(({ slot, pid, workerId }): SlotStatus => {
+      slots().map(({ slot, pid, workerId, lifecycle }): SlotStatus => {
         const s = workerId === null ? undefined : states.get(workerId);
-        return { slot, pid, ingest: s?.state ?? null, reportedAt: s?.at ?? null };
+        return { slot, pid, ingest: s?.state ?? null, reportedAt: s?.at ?? null, ...(lifecycle ? { lifecycle } : {}) };
       }),
     );
   });

@@ -1,10 +1,12 @@
 /**
- * One process of the cluster runtime, in its role (HH_PROCESS_ROLE, set by the primary):
- * - ingest: its region actors, a Temporal Worker on the shared task queue (workflows), a
- *   Temporal Worker on this slot's own task queue (the ingest activity, supervised by a
- *   workflow), and the checkpoints;
+ * One process of the cluster runtime, in its parts (HH_PROCESS_ROLE, set by the primary: a
+ * comma-separated list of them):
+ * - ingest: its region actors, a Temporal Worker on this slot's own task queue (the ingest
+ *   activity, supervised by a workflow), and the checkpoints;
  * - api: the API on the shared port (reads, POST /events, admin actions, health);
- * - both: all of it (HH_API_PROCESSES=0).
+ * - lifecycle: a Temporal Worker on the shared task queue: the workflows (coordinators,
+ *   windows, the global merge, the ingest supervisors) and the window and merge activities;
+ * - both: all three (HH_API_PROCESSES=0 and HH_LIFECYCLE_PROCESSES=0).
  * SIGTERM drains: stop the API, stop taking ingest tasks, let the ingest finish its batch
  * (actors flushed, offsets committed), close connections.
  */
@@ -42,10 +44,9 @@ import { Watchdog } from './watchdog';
 import { OverdueWindows } from './overdue-windows';
 import { Checkpointer } from './checkpointer';
 import { WORKFLOW_BUNDLE_ENV } from './workflow-bundle';
+import { processParts } from './parts';
 
-const log = lineLogger(process.env.HH_PROCESS_ROLE === 'api' ? 'api' : 'worker');
-
-type Role = 'ingest' | 'api' | 'both';
+const log = lineLogger(process.env.HH_PROCESS_ROLE === 'api' ? 'api' : process.env.HH_PROCESS_ROLE === 'lifecycle' ? 'lifecycle' : 'worker');
 
 /** What both parts use: the config, metrics, the record and the clients it needs, Temporal. */
 interface Common {
@@ -61,8 +62,8 @@ interface Common {
   client: Client;
 }
 
-/** The ingest part: stop() drains it (no new task, the batch in hand applied, a last checkpoint). */
-interface IngestPart {
+/** The ingest or lifecycle part: stop() drains it (ingest: no new task, the batch in hand applied, a last checkpoint). */
+interface DrainingPart {
   stop: () => Promise<void>;
 }
 
@@ -74,10 +75,8 @@ interface ApiPart {
   close: () => Promise<void>;
 }
 
-async function startIngest(c: Common, slot: number): Promise<IngestPart> {
-  const { cfg, metrics, redis, cassandra, record, client, admin } = c;
-  // The Temporal Workers' runtime: their state transitions at INFO would drown the runtime's own log lines.
-  Runtime.install({ logger: new TemporalPinoLogger('WARN') });
+async function startIngest(c: Common, slot: number): Promise<DrainingPart> {
+  const { cfg, metrics, redis, record, client, admin } = c;
   // The ingest logs in as hh-worker (reads the event topic, writes the dead-letter and late topics).
   const kafka = kafkaClient(cfg, `heavy-hitters-worker-${slot}`, 'worker');
   const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
@@ -87,14 +86,6 @@ async function startIngest(c: Common, slot: number): Promise<IngestPart> {
   const actors = new ActorSystem(redis, cfg.ingest, metrics, log, () => requestCheckpoint());
   const shutdown = new AbortController();
   const connection = await temporalWorkerConnection(cfg);
-  const workflowWorker = await createWorker({
-    cfg,
-    connection,
-    taskQueue: cfg.temporal.taskQueue,
-    // The primary's bundle of the workflow code (none: this Worker bundles it, as tests' do).
-    workflowBundlePath: process.env[WORKFLOW_BUNDLE_ENV] || undefined,
-    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client }),
-  });
   const slotQueue = ingestTaskQueue(cfg.temporal.taskQueue, slot);
   const ingestWorker = await createWorker({
     cfg,
@@ -121,7 +112,7 @@ async function startIngest(c: Common, slot: number): Promise<IngestPart> {
     maxConcurrentActivityTaskExecutions: 1,
     shutdownGraceTime: '30 seconds',
   });
-  const runs = [workflowWorker.run(), ingestWorker.run()];
+  const runs = [ingestWorker.run()];
 
   // This slot's ingest supervisor and the global merge run while the process does: started
   // now, and started again whenever they stop (terminated through the Temporal API, say).
@@ -201,12 +192,34 @@ async function startIngest(c: Common, slot: number): Promise<IngestPart> {
       clearInterval(checkpointTimer);
       ingestWorker.shutdown(); // take no new ingest task; the running one drains below
       shutdown.abort();
-      workflowWorker.shutdown();
       await Promise.allSettled(runs);
       await actors.drain();
       await checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
       await checkpointer?.close();
       await producer.disconnect();
+      await connection.close();
+    },
+  };
+}
+
+/** The lifecycle part: the workflows and their window and merge activities. stop() lets the running ones finish. */
+async function startLifecycle(c: Common): Promise<DrainingPart> {
+  const { cfg, redis, cassandra, client } = c;
+  const connection = await temporalWorkerConnection(cfg);
+  const worker = await createWorker({
+    cfg,
+    connection,
+    taskQueue: cfg.temporal.taskQueue,
+    // The primary's bundle of the workflow code (none: this Worker bundles it, as tests' do).
+    workflowBundlePath: process.env[WORKFLOW_BUNDLE_ENV] || undefined,
+    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client }),
+  });
+  const run = worker.run();
+  log(`ready: workflows and window activities on task queue ${cfg.temporal.taskQueue}`);
+  return {
+    stop: async () => {
+      worker.shutdown();
+      await run.catch((e: Error) => log(`the lifecycle worker stopped with an error: ${e.message}`));
       await connection.close();
     },
   };
@@ -295,8 +308,7 @@ async function startApi(c: Common): Promise<ApiPart> {
 
 async function main(): Promise<void> {
   const cfg = config();
-  const role = (process.env.HH_PROCESS_ROLE ?? 'both') as Role;
-  if (!['ingest', 'api', 'both'].includes(role)) throw new Error(`HH_PROCESS_ROLE must be ingest, api or both, not "${role}"`);
+  const parts = processParts(process.env.HH_PROCESS_ROLE);
   const slot = Number(process.env.HH_WORKER_SLOT ?? '1');
   const metrics = createMetrics();
   // Constructing one installs prom-client's worker-side listener for the primary's requests.
@@ -317,8 +329,11 @@ async function main(): Promise<void> {
   });
   const client = await temporalClient(cfg);
   const common: Common = { cfg, metrics, redis, cassandra, admin, record, client };
-  const api = role === 'ingest' ? null : await startApi(common);
-  const ingest = role === 'api' ? null : await startIngest(common, slot);
+  // The Temporal Workers' runtime: their state transitions at INFO would drown the runtime's own log lines.
+  if (parts.has('ingest') || parts.has('lifecycle')) Runtime.install({ logger: new TemporalPinoLogger('WARN') });
+  const api = parts.has('api') ? await startApi(common) : null;
+  const lifecycle = parts.has('lifecycle') ? await startLifecycle(common) : null;
+  const ingest = parts.has('ingest') ? await startIngest(common, slot) : null;
 
   let stopping = false;
   const stop = async () => {
@@ -327,6 +342,7 @@ async function main(): Promise<void> {
     log('draining');
     const served = api?.stopServing();
     await ingest?.stop();
+    await lifecycle?.stop();
     await served;
     await api?.close();
     await admin.disconnect();

@@ -1,13 +1,14 @@
 /**
- * The product's workflow code, bundled once per primary instead of once per worker.
+ * The product's workflow code, bundled once per primary instead of once per process.
  *
  * A Temporal Worker given `workflowsPath` bundles the workflows itself (webpack and swc, in
  * its own process) as it starts, and keeps what the build loaded and grew: swc's native
  * compiler and a heap sized for the build. On this machine that was about 80 MiB of RSS per
- * worker (a scratch run, 200,000 events: 388–400 MiB per worker, 302–325 with the bundle). So the primary bundles once, in a child process
- * that exits when done (its memory goes with it), and every member it forks, restarts
- * included, loads that one file (`workflowBundle`). All of them run the same code, the code
- * the primary started with.
+ * process (a scratch run, 200,000 events: 388–400 MiB per worker, 302–325 with the bundle).
+ * So the primary bundles once, in a child process that exits when done (its memory goes
+ * with it), and every member it forks that runs the workflows, restarts included, loads
+ * that one file (`workflowBundle`). All of them run the same code, the code the primary
+ * started with.
  *
  * The child is workflow-bundle-child.ts.
  */

@@ -157,9 +157,10 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     for (const pid of rt.workers.values()) expect(os.getPriority(pid), `worker ${pid}`).to.equal(0);
   });
 
-  it('its workers run the workflow code the primary bundled once (none bundles it again: no swc compiler loaded)', () => {
+  it('its lifecycle process (the workflows) and workers run the workflow code the primary bundled once (none bundles it again: no swc compiler loaded)', () => {
     expect(rt.output.some((l) => /workflow code bundled once for every worker/.test(l))).to.equal(true);
-    for (const pid of rt.workers.values()) expectUsesBundle(pid);
+    expect(rt.lifecycles.size).to.equal(1);
+    for (const pid of [...rt.lifecycles.values(), ...rt.workers.values()]) expectUsesBundle(pid);
   });
 
   it('re-sent events (same event_ids) change no count', async () => {

@@ -199,4 +199,32 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
     const result = (await client.workflow.getHandle(w0).result()) as WindowStatus;
     expect(result.state).to.equal('EXPIRED');
   });
+
+  it('the lifecycle process (the workflows) killed (-9) is restarted by the primary, and the next window still closes with its exact snapshot', async () => {
+    expect(rt.lifecycles.size).to.equal(1);
+    const victim = rt.lifecycles.get(1)!;
+    process.kill(victim, 'SIGKILL');
+    await eventually(
+      async () => {
+        expect(rt.lifecycles.get(1)).to.be.a('number').and.not.equal(victim);
+      },
+      30_000,
+      200,
+    );
+    // /healthz lists it, running under its new pid.
+    await eventually(
+      async () => {
+        const health = (await (await fetch(`${rt.api}/healthz`)).json()) as { lifecycle: { process: number; pid: number; state: string }[] };
+        expect(health.lifecycle).to.deep.equal([{ process: 1, pid: rt.lifecycles.get(1), state: 'running' }]);
+      },
+      30_000,
+      500,
+    );
+    const b2 = Math.floor(Date.now() / SIZE) * SIZE + SIZE;
+    const w = windowWorkflowId(region, '2s', b2);
+    for (let i = 0; i < 2; i++) await send(b2 + 100 + i, 'post-c');
+    await send(b2 + SIZE + 600, 'tick'); // the watermark past its end
+    await waitState(w, 'CLOSED');
+    expect((await status(w)).top).to.deep.equal([{ post_id: 'post-c', view_count: 2 }]);
+  });
 });

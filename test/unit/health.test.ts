@@ -31,6 +31,18 @@ describe('health assessment', () => {
     expect(r.problems).to.deep.equal(['worker slot 1 is not ingesting (stopped)', 'worker slot 2 is not ingesting (restarting)']);
   });
 
+  it('lists the lifecycle processes, and says when one is not running (restarting)', () => {
+    const lifecycle = (n: number, pid: number | null): SlotStatus => ({ slot: n, pid, ingest: null, reportedAt: null, lifecycle: true });
+    const ok = assess({ ...fine(), slots: [...fine().slots!, lifecycle(1, 300)] });
+    expect(ok.status).to.equal('ok');
+    expect(ok.ingest.slots.map((s) => s.slot)).to.deep.equal([1, 2]);
+    expect(ok.lifecycle).to.deep.equal([{ process: 1, pid: 300, state: 'running' }]);
+    const down = assess({ ...fine(), slots: [...fine().slots!, lifecycle(1, null)] });
+    expect(down.status).to.equal('degraded');
+    expect(down.problems).to.deep.equal(['lifecycle process 1 is not running (restarting): windows, the global merge and the ingest supervisors wait for it']);
+    expect(assess(fine()).lifecycle).to.deep.equal([]); // the workers run the workflows
+  });
+
   it('says when consumer lag grows sample after sample, not when it merely is high once', () => {
     const n = HEALTH_SETTINGS.lagGrowingSamples;
     const rising = Array.from({ length: n }, (_, i) => 5000 + i * 1000);
