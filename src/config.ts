@@ -535,7 +535,7 @@ export interface Config {
      */
     readonly workerHeapMb: number;
     /**
-     * HH_WORKER_SEMI_SPACE_MB: each forked member's (workers and API processes) V8 young-generation
+     * HH_WORKER_SEMI_SPACE_MB: each forked member's (workers, API and lifecycle processes) V8 young-generation
      * semi-space (`--max-semi-space-size`). 0 = V8's default (16 MB). @default 32 — in (b) of the
      * bench a worker scavenged every ~70 ms for ~13 ms at 16 MB, every ~90-117 ms for ~5.5 ms at
      * 32 MB (README *Benchmarks*); 64 MB put a worker at 1,000,000 bounded posts over 512 MiB RSS.
