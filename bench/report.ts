@@ -154,6 +154,7 @@ export function ratios(r: BenchResults): Record<string, string> {
   const ks = r.ingest.kstreams_eps;
   const mem1m = Object.values(r.memory).find((m) => m.mode === 'exact' && m.distinct >= 1_000_000);
   const longest = Math.max(0, ...Object.values(r.memory).map((m) => m.longest_script_ms));
+  const over50 = Object.values(r.memory).reduce((a, m) => a + (m.scripts_over_50ms ?? 0), 0);
   const st = r.steal_pct;
   const stealNote = (a: string, b: string) => (st && a in st && b in st ? ` (steal ${st[a]} % and ${st[b]} %)` : '');
   const out: Record<string, string> = {
@@ -167,7 +168,8 @@ export function ratios(r: BenchResults): Record<string, string> {
     'freshness p99 at a quarter rate (target ≤ 500 ms)': `${r.freshness_ms.at_quarter_rate.p99} ms — ${check(r.freshness_ms.at_quarter_rate.p99 <= 500)}`,
     'API p99 at 2,000 req/s / bare Express p99 (target ≤ 1.5)': `${r2(r.api.at_2000_rps.p99_ms / r.api.limit_at_2000_rps.p99_ms)} (${r.api.at_2000_rps.p99_ms} / ${r.api.limit_at_2000_rps.p99_ms} ms) — ${check(r.api.at_2000_rps.p99_ms <= 1.5 * r.api.limit_at_2000_rps.p99_ms)}`,
     'API rps / bare Express': `${r2(r.api.rps / r.api.limit_rps)}`,
-    'longest script, memory phases (target ≤ 50 ms)': `${longest} ms — ${check(longest <= 50)}`,
+    // The maximum is rounded to the millisecond: a call of 50.3 ms shows as 50, so the calls counted over 50 ms decide.
+    'longest script, memory phases (target ≤ 50 ms)': `${longest} ms${over50 ? `, ${over50} call(s) over 50 ms` : ''} — ${check(longest <= 50 && over50 === 0)}`,
     ...(mem1m
       ? {
           'worker RSS per worker at 1M distinct posts (target ≤ 512 MiB)': `${mib(mem1m.worker_rss_bytes / 2)} — ${check(mem1m.worker_rss_bytes / 2 <= 512 * 2 ** 20)}`,

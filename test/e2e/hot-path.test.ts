@@ -4,7 +4,6 @@
  * truth counted independently while the events were generated.
  */
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
@@ -17,6 +16,7 @@ import { PROJECT_ROOT } from '../../src/config';
 import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
 import { dumpOnFailure } from '../support/failure';
+import { expectUsesBundle } from '../support/bundle';
 import { eventually, startRuntime, waitDrained, waitGroupEmpty, type Runtime } from '../../scripts/harness/runtime';
 
 const REGIONS = 8;
@@ -29,20 +29,6 @@ interface TopResponse {
 }
 
 /** Partitions with a consumer-lag series in a /metrics text. */
-/** A worker process loaded the primary's workflow bundle and never bundled the code itself (swc is what bundling loads). */
-function expectUsesBundle(pid: number): void {
-  const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-  expect(
-    environ.some((e) => e.startsWith('HH_WORKFLOW_BUNDLE=')),
-    `worker ${pid} is given the bundle`,
-  ).to.equal(true);
-  const swc = fs
-    .readFileSync(`/proc/${pid}/maps`, 'utf8')
-    .split('\n')
-    .filter((l) => /swc/.test(l));
-  expect(swc, `worker ${pid} loaded the bundler's compiler`).to.deep.equal([]);
-}
-
 function lagPartitions(metricsText: string): number[] {
   return [...metricsText.matchAll(/^hh_consumer_lag_records\{[^}]*partition="(\d+)"[^}]*\} /gm)].map((m) => Number(m[1])).sort((a, b) => a - b);
 }

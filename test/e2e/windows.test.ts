@@ -14,6 +14,7 @@ import { coordinatorWorkflowId, recomputeSignal, windowStatusQuery, windowWorkfl
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
 import { dumpOnFailure } from '../support/failure';
+import { expectUsesBundle } from '../support/bundle';
 import { eventually, startRuntime, type Runtime } from '../../scripts/harness/runtime';
 
 const SIZE = 2000;
@@ -220,6 +221,8 @@ describe('window lifecycle on the dev server (2 s windows)', function () {
       30_000,
       500,
     );
+    // The restarted process loaded the primary's bundle: it did not bundle the workflows itself.
+    expectUsesBundle(rt.lifecycles.get(1)!);
     const b2 = Math.floor(Date.now() / SIZE) * SIZE + SIZE;
     const w = windowWorkflowId(region, '2s', b2);
     for (let i = 0; i < 2; i++) await send(b2 + 100 + i, 'post-c');
