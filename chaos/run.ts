@@ -1,5 +1,5 @@
 /**
- * `npm run chaos [-- --rounds N] [--short] [--seed S]`: fault injection against the real
+ * `npm run chaos [-- --rounds N] [--short] [--seed S] [--at MS] [--down MS]`: fault injection against the real
  * stack. The cluster runtime (2 workers) counts a steady stream with an independently
  * kept truth; each round injects one fault at a random moment of its stream:
  *
@@ -47,6 +47,9 @@ const arg = (name: string) => {
 const short = args.includes('--short');
 const ROUNDS = Number(arg('rounds') ?? (short ? 4 : 30));
 const SEED = Number(arg('seed') ?? Date.now() % 1e9);
+/** To replay a failure: the fault at this ms of every round's stream, a killed server down this long (else drawn from the seed). */
+const AT_MS = arg('at') === undefined ? undefined : Number(arg('at'));
+const DOWN_MS = arg('down') === undefined ? undefined : Number(arg('down'));
 const REGIONS = 4;
 const POSTS = 2_000;
 const RATE = 2_000; // events/s
@@ -90,6 +93,8 @@ export interface RoundResult {
   wrong_answer_ms: number;
   /** The longest stretch of 5xx answers (or no answer). */
   longest_5xx_ms: number;
+  /** Ingest members that stalled (stuck while Redis answered) and were restarted: their reports. */
+  stalls: string[];
   answers: { live: number; recovering: number; record: number; other: number; failed: number };
   /** What the failed and `other` answers were (status and message, or the fetch error), with counts. */
   not_ok: Record<string, number>;
@@ -240,6 +245,8 @@ async function main(): Promise<void> {
     HH_WINDOWS: `${WINDOW}/20s/3m`,
     HH_IDLE_TIMEOUT: '2s',
     HH_INGEST_HEARTBEAT_TIMEOUT: '10s',
+    // A member stuck while Redis answers restarts its process after this (src/ingest/stall.ts); each round reports it.
+    HH_INGEST_STALL: '30s',
   });
   const rand = prng(SEED);
   const schedule = scheduleOf(ROUNDS);
@@ -256,10 +263,18 @@ async function main(): Promise<void> {
   const windowTruth = new Map<string, Record<string, number>>(); // "<region>|<start>" -> post -> count
   const results: RoundResult[] = [];
   const topic = iso.env.HH_KAFKA_TOPIC;
+  const stallsSeen = new Set<string>();
+  /** Stall reports in the runtime's output not seen before. */
+  const newStalls = (): string[] => {
+    const fresh = rt.output.filter((l) => l.includes('ingest stalled') && !stallsSeen.has(l));
+    for (const l of fresh) stallsSeen.add(l);
+    return fresh;
+  };
 
   const restartLater = async (name: ServiceName): Promise<number> => {
     await killService(cfg, name);
-    const down = Math.floor(rand() * 5000);
+    const drawn = Math.floor(rand() * 5000);
+    const down = DOWN_MS ?? drawn;
     await sleep(down);
     await stackUp();
     return down;
@@ -325,7 +340,8 @@ async function main(): Promise<void> {
       const dlqBefore = fault === 'poison' ? await dlqEnd(iso) : 0;
       const prober = startProber(rt.api, regions, truth);
       const applied = startAppliedWatch(iso, topic);
-      const atMs = Math.floor((0.15 + rand() * 0.6) * STREAM_S * 1000);
+      const drawnAt = Math.floor((0.15 + rand() * 0.6) * STREAM_S * 1000);
+      const atMs = AT_MS ?? drawnAt;
       const t0 = Date.now();
       let faultAt = 0;
       let downMs: number | null = null;
@@ -358,6 +374,7 @@ async function main(): Promise<void> {
         await waitApplied(iso.admin, iso.redis, topic);
       } catch (e) {
         failures.push((e as Error).message);
+        await dumpRuntime(rt, `round ${round} (${fault}): not caught up`);
       }
       const probe = await prober();
       const resumed = await applied(faultAt);
@@ -442,6 +459,7 @@ async function main(): Promise<void> {
         );
       }
       if (probe.wrong.length) failures.push(...probe.wrong.map((w) => `wrong answer: ${w}`));
+      const stalls = newStalls();
       const exact = Object.values(checks).every(Boolean) && failures.length === 0;
       const res: RoundResult = {
         round,
@@ -453,6 +471,7 @@ async function main(): Promise<void> {
         ingest_resumed_ms: resumed,
         wrong_answer_ms: probe.wrongMs,
         longest_5xx_ms: probe.longest5xx,
+        stalls,
         answers: probe.answers,
         not_ok: probe.notOk,
         events: produced.sent,
@@ -466,6 +485,8 @@ async function main(): Promise<void> {
       );
       for (const f of failures) log(`    ${f}`);
       for (const [what, n] of Object.entries(probe.notOk)) log(`    answered ${n}×: ${what}`);
+      for (const s of stalls) log(`    a member stalled and its process was restarted: ${s}`);
+      if (!exact) await dumpRuntime(rt, `round ${round} (${fault}): not exact`);
     }
   } finally {
     writeReport(results, { seed: SEED, short });
@@ -476,6 +497,22 @@ async function main(): Promise<void> {
   const bad = results.filter((r) => !r.exact || r.wrong_answer_ms > 0);
   log(`chaos: ${results.length - bad.length}/${results.length} rounds exact with no wrong answer`);
   if (bad.length) process.exitCode = 1;
+}
+
+/**
+ * What a failed round leaves to diagnose it, in the run's own output (CI keeps that of a
+ * failed run): /healthz and the runtime's last lines.
+ */
+async function dumpRuntime(rt: Runtime, why: string): Promise<void> {
+  let health: string;
+  try {
+    health = await (await fetch(`${rt.api}/healthz`, { signal: AbortSignal.timeout(5000) })).text();
+  } catch (e) {
+    health = `(no answer: ${(e as Error).message})`;
+  }
+  log(`--- ${why}: /healthz ---\n${health}\n--- the runtime's last ${Math.min(150, rt.output.length)} lines ---`);
+  for (const line of rt.output.slice(-150)) log(`  | ${line}`);
+  log('---');
 }
 
 /** End offset of the dead-letter topic (all partitions). */
@@ -510,6 +547,7 @@ function writeReport(rounds: RoundResult[], meta: { seed: number; short: boolean
       ingest_resumed_ms_max: resumed.length ? Math.max(...resumed) : null,
       wrong_answer_ms: rs.reduce((a, r) => a + r.wrong_answer_ms, 0),
       longest_5xx_ms: rs.length ? Math.max(...rs.map((r) => r.longest_5xx_ms)) : 0,
+      stalls: rs.reduce((a, r) => a + r.stalls.length, 0),
     };
   }).filter((f) => f.rounds > 0);
   const json = {
@@ -524,13 +562,14 @@ function writeReport(rounds: RoundResult[], meta: { seed: number; short: boolean
     `# Chaos run (${new Date().toISOString().slice(0, 10)}, seed ${meta.seed})`,
     '',
     `${rounds.length} rounds; each a stream of ${RATE} events/s for ${STREAM_S} s over ${REGIONS} regions, one fault at a random moment. ` +
-      "Exact = Redis, the API and the Cassandra record equal the truth, and the round's windows are FINAL with snapshots equal to theirs.",
+      "Exact = Redis, the API and the Cassandra record equal the truth, and the round's windows are FINAL with snapshots equal to theirs. " +
+      "A member stalled = an ingest member stuck while Redis answered, restarted by its stall watch (a defect to find; its report is in the round's output and the JSON).",
     '',
-    '| fault | rounds | exact | ingest resumed (max) | wrong answers as live | longest 5xx stretch |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| fault | rounds | exact | ingest resumed (max) | wrong answers as live | longest 5xx stretch | members stalled (restarted) |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
     ...byFault.map(
       (f) =>
-        `| ${f.fault} | ${f.rounds} | ${f.exact} | ${f.ingest_resumed_ms_max === null ? '-' : `${(f.ingest_resumed_ms_max / 1000).toFixed(1)} s`} | ${f.wrong_answer_ms} ms | ${(f.longest_5xx_ms / 1000).toFixed(1)} s |`,
+        `| ${f.fault} | ${f.rounds} | ${f.exact} | ${f.ingest_resumed_ms_max === null ? '-' : `${(f.ingest_resumed_ms_max / 1000).toFixed(1)} s`} | ${f.wrong_answer_ms} ms | ${(f.longest_5xx_ms / 1000).toFixed(1)} s | ${f.stalls} |`,
     ),
     '',
     '| round | fault | at | down | exact | ingest resumed | wrong answers | longest 5xx | answers live / recovering / record / failed |',

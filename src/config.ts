@@ -460,6 +460,13 @@ export interface Config {
     readonly maxAheadMs: number;
     /** HH_INGEST_HEARTBEAT_TIMEOUT: a silent ingest activity is retried after this. @default 20s */
     readonly heartbeatTimeoutMs: number;
+    /**
+     * HH_INGEST_STALL: an ingest member whose batch (or resume) stays pending this long while
+     * Redis answers, or that fetches nothing for a partition with records waiting, has
+     * stalled: it logs what it holds and its process restarts (src/ingest/stall.ts).
+     * @default 2m — far beyond any flush; time with Redis unreachable or under backpressure does not count.
+     */
+    readonly stallMs: number;
     /** HH_WINDOW_OVERDUE: a window still not FINAL this long after its end plus lateness counts as overdue (hh_windows_overdue, an alert). @default 5m */
     readonly windowOverdueMs: number;
     /** HH_WATERMARK_DELAY: the bounded out-of-orderness: watermark = max event time minus this. @default 5s */
@@ -638,6 +645,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxAgeMs: duration(env, 'HH_EVENT_MAX_AGE', '7d'),
       maxAheadMs: duration(env, 'HH_EVENT_MAX_AHEAD', EVENT_MAX_AHEAD_DEFAULT),
       heartbeatTimeoutMs: duration(env, 'HH_INGEST_HEARTBEAT_TIMEOUT', '20s'),
+      stallMs: duration(env, 'HH_INGEST_STALL', '2m'),
       checkpointIntervalMs: duration(env, 'HH_CHECKPOINT_INTERVAL', '5s'),
       checkpointOn: checkpointOn(env),
       watermarkDelayMs: duration(env, 'HH_WATERMARK_DELAY', '5s'),

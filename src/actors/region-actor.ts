@@ -225,12 +225,29 @@ export class RegionActor {
    * trailing move, whose several script calls must not interleave with the region's writes).
    */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.turns++;
     const run = this.turn.then(fn);
     this.turn = run.then(
-      () => undefined,
-      () => undefined,
+      () => void this.turns--,
+      () => void this.turns--,
     );
     return run;
+  }
+
+  /** Waiting for a checkpoint (backpressure) right now. */
+  backpressured = false;
+  /** Tasks queued for this region's turn (flushes and `exclusive` ones), the running one included. */
+  private turns = 0;
+
+  /** Something queued, flushing, or holding the region's turn. */
+  busy(): boolean {
+    return this.queue.length > 0 || this.running || this.turns > 0;
+  }
+
+  /** What the actor holds, for a stall report: batches queued, events not yet flushed, turns queued. */
+  describe(): string {
+    const events = this.queue.reduce((n, item) => n + item.events.length - item.done, 0);
+    return `${this.region}: ${this.queue.length} batch(es) (${events} events) queued, ${this.running ? 'flushing' : 'idle'}, ${this.turns} turn(s)${this.backpressured ? ', waiting for a checkpoint' : ''}`;
   }
 
   /** Resolves when nothing is queued or flushing. */
@@ -276,13 +293,18 @@ export class RegionActor {
   private async waitForCheckpoint(): Promise<void> {
     const t0 = process.hrtime.bigint();
     this.onPressure?.(this.region);
-    for (;;) {
-      await new Promise((r) => setTimeout(r, 100));
-      const n = Number((await this.redis.hget(regionMetaKey(this.region), 'dirty_entries')) ?? 0);
-      if (n <= (this.opts.maxWaitingEntries ?? FLUSH_LIMITS.maxWaitingEntries) / 2) {
-        this.waiting = n;
-        break;
+    this.backpressured = true;
+    try {
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 100));
+        const n = Number((await this.redis.hget(regionMetaKey(this.region), 'dirty_entries')) ?? 0);
+        if (n <= (this.opts.maxWaitingEntries ?? FLUSH_LIMITS.maxWaitingEntries) / 2) {
+          this.waiting = n;
+          break;
+        }
       }
+    } finally {
+      this.backpressured = false;
     }
     this.metrics?.backpressureSeconds.inc(Number(process.hrtime.bigint() - t0) / 1e9);
   }
@@ -566,6 +588,17 @@ export class ActorSystem {
       this.actors.set(region, a);
     }
     return a;
+  }
+
+  /** Some region is waiting for a checkpoint. */
+  backpressured(): boolean {
+    for (const a of this.actors.values()) if (a.backpressured) return true;
+    return false;
+  }
+
+  /** Every actor that holds something, one line each (a stall report). */
+  describe(): string[] {
+    return [...this.actors.values()].filter((a) => a.busy()).map((a) => a.describe());
   }
 
   /** Waits for every actor's queued flushes (graceful shutdown). */

@@ -27,6 +27,7 @@ import { Watermarks, type WatermarkSnapshot } from './watermarks';
 import { WatermarkReporter } from './watermark-reporter';
 import { GroupOffsets } from './group-offsets';
 import { imbalance, loadAssigner } from './assigner';
+import { StallWatch, type Stall } from './stall';
 
 /** The consumer's settings, each with its unit and reason. */
 export const CONSUMER_SETTINGS = {
@@ -63,6 +64,8 @@ interface InFlight {
   epoch: string;
   generation: number;
   done: Promise<unknown>;
+  /** When it was handed to the actors (ms). */
+  at: number;
 }
 
 /** A batch's triage, as far as its completion reports it. */
@@ -96,6 +99,12 @@ export interface IngestDeps {
   onState?: (s: IngestState) => void;
   /** The supervising workflow's run id (reported with the state). */
   run?: string;
+  /**
+   * Told when the member stalled (stall.ts) with what it holds; the worker process exits so
+   * its primary starts it afresh (it resumes from the applied marks). Without it the member
+   * crashes (the activity's retry starts a new one).
+   */
+  onStall?: (stall: Stall, report: string) => void;
 }
 
 export interface IngestProgress {
@@ -194,6 +203,11 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
    * batches wait for it.
    */
   let resuming: Promise<void> = Promise.resolve();
+  /** Since when the running resume has been running (null: none running or waiting), and how many are running or waiting. */
+  let resumeSince: number | null = null;
+  let resumesPending = 0;
+  /** Per held partition, when a batch of it was last fetched (or it was assigned here). */
+  const fetchedAt = new Map<number, number>();
   /** Partitions whose lag a batch has reported since they were assigned here. */
   const lagReported = new Set<number>();
   /**
@@ -214,54 +228,64 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     }
   };
   const groupOffsets = new GroupOffsets(CONSUMER_SETTINGS.offsetRefreshMs);
-  const resume = (why: string, only?: number[]): Promise<void> =>
-    (resuming = resuming.then(async () => {
-      if (!only) {
-        generation++;
-        inflight.clear();
-      }
-      for (;;) {
-        try {
-          const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, stopping));
-          const parts = (only ?? [...assigned]).filter((p) => assigned.has(p));
-          const read = await readPositions(redis, topic, parts);
-          if (read.epoch !== current) continue; // changed again meanwhile
-          if (current !== epoch) {
-            log(`epoch ${epoch} -> ${current}: partitions ${parts.join(',') || '(none)'} resume from what Redis has applied`);
-            if (only) {
-              // A new epoch concerns every partition, not only the new ones.
-              only = undefined;
-              generation++;
-              inflight.clear();
-              continue;
-            }
-          }
-          epoch = current;
-          state.epoch = epoch;
-          if (!only) positions.clear();
-          const commits: { topic: string; partition: number; offset: string }[] = [];
-          for (const [p, next] of read.next) {
-            if (!assigned.has(p)) continue;
-            positions.set(p, next);
-            if (next === null) continue;
-            consumer.seek({ topic, partition: p, offset: next.toString() });
-            commits.push({ topic, partition: p, offset: next.toString() });
-          }
-          // The group's offsets say the same (for lag monitoring and tools).
-          if (commits.length) {
-            for (const c of commits) groupOffsets.advance(c);
-            await consumer.commitOffsets(commits);
-            for (const c of commits) groupOffsets.landed(c.partition, c.offset);
-          }
-          if (only) void reportLagOnAssignment(commits.map((c) => [c.partition, BigInt(c.offset)]));
-          return;
-        } catch (e) {
-          if (stopping.aborted) return;
-          log(`cannot read where to resume (${why}): ${(e as Error).message}; retrying`);
-          await sleep(1000);
-        }
+  const resume = (why: string, only?: number[]): Promise<void> => {
+    resumeSince ??= now();
+    resumesPending++;
+    return (resuming = resuming.then(async () => {
+      try {
+        await resumeOnce(why, only);
+      } finally {
+        resumeSince = --resumesPending === 0 ? null : now();
       }
     }));
+  };
+  const resumeOnce = async (why: string, only?: number[]): Promise<void> => {
+    if (!only) {
+      generation++;
+      inflight.clear();
+    }
+    for (;;) {
+      try {
+        const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, stopping));
+        const parts = (only ?? [...assigned]).filter((p) => assigned.has(p));
+        const read = await readPositions(redis, topic, parts);
+        if (read.epoch !== current) continue; // changed again meanwhile
+        if (current !== epoch) {
+          log(`epoch ${epoch} -> ${current}: partitions ${parts.join(',') || '(none)'} resume from what Redis has applied`);
+          if (only) {
+            // A new epoch concerns every partition, not only the new ones.
+            only = undefined;
+            generation++;
+            inflight.clear();
+            continue;
+          }
+        }
+        epoch = current;
+        state.epoch = epoch;
+        if (!only) positions.clear();
+        const commits: { topic: string; partition: number; offset: string }[] = [];
+        for (const [p, next] of read.next) {
+          if (!assigned.has(p)) continue;
+          positions.set(p, next);
+          if (next === null) continue;
+          consumer.seek({ topic, partition: p, offset: next.toString() });
+          commits.push({ topic, partition: p, offset: next.toString() });
+        }
+        // The group's offsets say the same (for lag monitoring and tools).
+        if (commits.length) {
+          for (const c of commits) groupOffsets.advance(c);
+          await consumer.commitOffsets(commits);
+          for (const c of commits) groupOffsets.landed(c.partition, c.offset);
+        }
+        if (only) void reportLagOnAssignment(commits.map((c) => [c.partition, BigInt(c.offset)]));
+        return;
+      } catch (e) {
+        if (stopping.aborted) return;
+        log(`cannot read where to resume (${why}): ${(e as Error).message}; retrying`);
+        await sleep(1000);
+      }
+    }
+  };
 
   consumer.on(consumer.events.GROUP_JOIN, (e) => {
     leader = e.payload.isLeader;
@@ -270,8 +294,10 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     assigned.clear();
     for (const p of e.payload.memberAssignment[topic] ?? []) assigned.add(p);
     watermarks.retain(assigned);
+    for (const p of assigned) if (!before.has(p)) fetchedAt.set(p, now());
     for (const p of before) {
       if (assigned.has(p)) continue;
+      fetchedAt.delete(p);
       positions.delete(p);
       // Its new owner reports its lag: a last value left here would add to that one.
       metrics?.lag.remove({ topic, partition: String(p) });
@@ -342,6 +368,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
 
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
     if (!isRunning() || isStale() || stopping.aborted || batch.messages.length === 0) return;
+    fetchedAt.set(batch.partition, now());
     await resuming;
     const ep = epoch;
     const gen = generation;
@@ -390,7 +417,17 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       late: triaged.late.length,
       deadKinds: triaged.dead.map((d) => reasonKind(String(d.headers[DLQ_REASON_HEADER]))),
     };
-    const b: InFlight = { partition, last, highWatermark: batch.highWatermark, records: batch.messages.length, outcome, epoch: ep, generation: gen, done };
+    const b: InFlight = {
+      partition,
+      last,
+      highWatermark: batch.highWatermark,
+      records: batch.messages.length,
+      outcome,
+      epoch: ep,
+      generation: gen,
+      done,
+      at: now(),
+    };
     let q = inflight.get(partition);
     if (!q) inflight.set(partition, (q = []));
     q.push(b);
@@ -402,6 +439,41 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     // Bounded: at most this many batches of a partition in flight.
     if (q.length > CONSUMER_SETTINGS.maxBatchesInFlight) await q[0].done.catch(() => undefined);
     await heartbeat();
+  };
+
+  const stallWatch = new StallWatch(cfg.ingest.stallMs, now);
+  /** Since when the oldest batch in flight or resume has been pending (null: nothing is). */
+  const pendingSince = (): number | null => {
+    let oldest = resumeSince;
+    for (const q of inflight.values()) if (q.length && (oldest === null || q[0].at < oldest)) oldest = q[0].at;
+    return oldest;
+  };
+  /** Of `parts`, those with records past where they resume (the log end beyond the position). */
+  const waitingRecords = async (parts: number[]): Promise<number[]> => {
+    if (!deps.admin) return [];
+    const ends = new Map((await deps.admin.fetchTopicOffsets(topic)).map((o) => [o.partition, BigInt(o.high)]));
+    return parts.filter((p) => {
+      const at = positions.get(p);
+      const end = ends.get(p);
+      return assigned.has(p) && at !== undefined && at !== null && end !== undefined && end > at;
+    });
+  };
+  /** One line: the stall, and what the member and its actors hold. */
+  const stallReport = (stall: Stall): string => {
+    const t = now();
+    const what =
+      stall.kind === 'pending'
+        ? `a batch or a resume pending for ${Math.round(stall.forMs / 1000)} s`
+        : `no batch fetched for ${Math.round(stall.forMs / 1000)} s for partition(s) ${stall.partitions!.join(',')} though records wait`;
+    const flights = [...inflight]
+      .filter(([, q]) => q.length)
+      .map(([p, q]) => `p${p}: ${q.length} (oldest ${Math.round((t - q[0].at) / 1000)} s, generation ${q[0].generation}, epoch ${q[0].epoch})`);
+    const pos = [...assigned].sort((a, b) => a - b).map((p) => `p${p}@${positions.get(p) ?? '-'}`);
+    return (
+      `ingest stalled (Redis answering): ${what}; generation ${generation}, epoch ${epoch}, ` +
+      `resume ${resumeSince === null ? 'none' : `pending ${Math.round((t - resumeSince) / 1000)} s (${resumesPending})`}; ` +
+      `in flight: ${flights.join('; ') || 'none'}; positions: ${pos.join(' ') || 'none'}; actors: ${actors.describe().join('; ') || 'all idle'}`
+    );
   };
 
   await consumer.connect();
@@ -422,14 +494,38 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     // Notice a loss or a rebuild of Redis even when no batch is flowing, and keep the group's
     // offsets equal to what was applied (refused commits retried, overwritten ones put right).
     let toldBatchAt: number | null = null;
+    let stallCheck: Promise<void> | null = null;
+    let stalled = false;
     watcher = setInterval(() => {
+      stallWatch.tick(CONSUMER_SETTINGS.epochCheckMs);
+      if (redis.status !== 'ready') stallWatch.waitingOnRedis();
+      if (!stallCheck && !stalled) {
+        stallCheck = stallWatch
+          .check({ pendingSince: pendingSince(), unfetchedSince: fetchedAt, backpressure: actors.backpressured() }, waitingRecords)
+          .then(
+            (stall) => {
+              if (!stall || stalled || stopping.aborted) return;
+              stalled = true;
+              const report = stallReport(stall);
+              log(report);
+              metrics?.failures.inc({ operation: 'ingest_stall' });
+              if (deps.onStall) deps.onStall(stall, report);
+              else fatal(new Error(report));
+            },
+            (e: Error) => log(`cannot check for a stall: ${e.message}`),
+          )
+          .finally(() => (stallCheck = null));
+      }
       // Health hears of the last batch at most once a second (a message to the primary per batch would cost).
       if (state.lastBatchAt !== toldBatchAt) {
         toldBatchAt = state.lastBatchAt;
         tell();
       }
       redis.get(EPOCH_KEY).then(
-        (e) => (e !== epoch ? resume('epoch check') : undefined),
+        (e) => {
+          if (e === null) stallWatch.waitingOnRedis(); // lost: a rebuild runs
+          if (e !== epoch) void resume('epoch check');
+        },
         () => undefined, // Redis unreachable: the next check (or batch) tells
       );
       groupOffsets.sync(assigned, Date.now(), (offsets) => consumer.commitOffsets(offsets)).catch(() => metrics?.failures.inc({ operation: 'commit_offsets' }));

@@ -107,6 +107,12 @@ async function startIngest(c: Common, slot: number): Promise<DrainingPart> {
         shutdown: shutdown.signal,
         temporal: { client, taskQueue: cfg.temporal.taskQueue },
         onState: reportIngestState,
+        // Stuck inside this process (its report is logged): only a fresh process is sure to
+        // clear it; the primary starts one, which resumes from what Redis has applied.
+        onStall: () => {
+          log('exiting: the primary starts this process afresh');
+          process.exit(75);
+        },
       },
     }),
     maxConcurrentActivityTaskExecutions: 1,
