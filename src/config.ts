@@ -542,12 +542,18 @@ export interface Config {
      */
     readonly workerHeapMb: number;
     /**
-     * HH_WORKER_SEMI_SPACE_MB: each forked member's (workers, API and lifecycle processes) V8 young-generation
-     * semi-space (`--max-semi-space-size`). 0 = V8's default (16 MB). @default 32 — in (b) of the
+     * HH_WORKER_SEMI_SPACE_MB: the V8 young-generation semi-space (`--max-semi-space-size`) of
+     * the ingest workers and the API processes. 0 = V8's default (16 MB). @default 32 — in (b) of the
      * bench a worker scavenged every ~70 ms for ~13 ms at 16 MB, every ~90-117 ms for ~5.5 ms at
      * 32 MB (README *Benchmarks*); 64 MB put a worker at 1,000,000 bounded posts over 512 MiB RSS.
      */
     readonly workerSemiSpaceMb: number;
+    /**
+     * HH_LIFECYCLE_SEMI_SPACE_MB: the lifecycle processes' young-generation semi-space (they
+     * allocate little: workflow tasks and the window and merge activities). 0 = V8's default
+     * (16 MB). @default 0
+     */
+    readonly lifecycleSemiSpaceMb: number;
   };
   readonly stack: {
     /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
@@ -664,6 +670,7 @@ export function loadConfig(env: Env = process.env): Config {
       profileDir: env.HH_PROFILE_DIR ? path.resolve(env.HH_PROFILE_DIR) : undefined,
       workerHeapMb: int(env, 'HH_WORKER_HEAP_MB', 384, 0, 65_536),
       workerSemiSpaceMb: int(env, 'HH_WORKER_SEMI_SPACE_MB', 32, 0, 1024),
+      lifecycleSemiSpaceMb: int(env, 'HH_LIFECYCLE_SEMI_SPACE_MB', 0, 0, 1024),
     },
     stack: {
       dir: stackDir,

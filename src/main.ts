@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     profileDir: cfg.runtime.profileDir,
     heapMb: cfg.runtime.workerHeapMb,
     semiSpaceMb: cfg.runtime.workerSemiSpaceMb,
+    lifecycleSemiSpaceMb: cfg.runtime.lifecycleSemiSpaceMb,
   });
   const api = `http://${cfg.host}:${cfg.api.port}`;
   await waitForApi(`${api}/healthz`, 120_000);

@@ -29,8 +29,10 @@ export interface ClusterOptions {
   profileDir?: string;
   /** Each worker's V8 old-space limit in MB (0 = V8's default). */
   heapMb?: number;
-  /** Each worker's V8 young-generation semi-space in MB (0 = V8's default). */
+  /** The V8 young-generation semi-space in MB of the workers and API processes (0 = V8's default). */
   semiSpaceMb?: number;
+  /** The same for the lifecycle processes (0 = V8's default). */
+  lifecycleSemiSpaceMb?: number;
   /** Extra environment for the workers. */
   env?: NodeJS.ProcessEnv;
 }
@@ -61,10 +63,9 @@ export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Pr
   const bundle = bundlePathFor(process.pid);
   const built = await bundleInChild(bundle);
   log(`workflow code bundled once for every worker: ${(built.bytes / 2 ** 20).toFixed(2)} MiB in ${built.ms} ms (${bundle})`);
-  cluster.setupPrimary({
-    exec: path.join(__dirname, 'worker-process') + path.extname(__filename),
-    execArgv: workerExecArgv(opts, process.execArgv),
-  });
+  const exec = path.join(__dirname, 'worker-process') + path.extname(__filename);
+  const memberArgv = workerExecArgv(opts, process.execArgv);
+  const lifecycleArgv = workerExecArgv({ ...opts, semiSpaceMb: opts.lifecycleSemiSpaceMb }, process.execArgv);
   const bySlot = new Map<number, ClusterWorker>();
   const apis = new Map<number, ClusterWorker>();
   const lifecycles = new Map<number, ClusterWorker>();
@@ -83,6 +84,8 @@ export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Pr
 
   /** Forks a member (an ingest slot, an API or a lifecycle process) and forks it again whenever it dies. */
   const fork = (name: string, n: number, members: Map<number, ClusterWorker>, env: NodeJS.ProcessEnv, nice = 0) => {
+    // The settings apply to the next fork: each member with its own flags.
+    cluster.setupPrimary({ exec, execArgv: members === lifecycles ? lifecycleArgv : memberArgv });
     const w = cluster.fork({ ...opts.env, ...env, [WORKFLOW_BUNDLE_ENV]: bundle });
     members.set(n, w);
     log(`${name} ${n} started, pid ${w.process.pid}${nice === 0 ? '' : `; ${setNice(w.process.pid!, nice)}`}`);

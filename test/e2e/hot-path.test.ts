@@ -4,6 +4,7 @@
  * truth counted independently while the events were generated.
  */
 import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
@@ -147,6 +148,16 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     expect(rt.output.some((l) => /workflow code bundled once for every worker/.test(l))).to.equal(true);
     expect(rt.lifecycles.size).to.equal(1);
     for (const pid of [...rt.lifecycles.values(), ...rt.workers.values()]) expectUsesBundle(pid);
+  });
+
+  it("each member starts with its own young generation: the workers and API processes HH_WORKER_SEMI_SPACE_MB's 32 MB, the lifecycle process V8's default", () => {
+    const semi = (pid: number) =>
+      fs
+        .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((a) => a.startsWith('--max-semi-space-size'));
+    for (const pid of [...rt.workers.values(), ...rt.apis.values()]) expect(semi(pid), `member ${pid}`).to.deep.equal(['--max-semi-space-size=32']);
+    for (const pid of rt.lifecycles.values()) expect(semi(pid), `lifecycle process ${pid}`).to.deep.equal([]);
   });
 
   it('re-sent events (same event_ids) change no count', async () => {
