@@ -271,11 +271,19 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
           consumer.seek({ topic, partition: p, offset: next.toString() });
           commits.push({ topic, partition: p, offset: next.toString() });
         }
-        // The group's offsets say the same (for lag monitoring and tools).
+        // The group's offsets say the same (for lag monitoring and tools). Not awaited: batches
+        // wait for this resume, and during a rebalance the group refuses commits until the
+        // member rejoins, which it does only once those batches return. A refused commit stays
+        // owed; the watcher retries it every second.
         if (commits.length) {
           for (const c of commits) groupOffsets.advance(c);
-          await consumer.commitOffsets(commits);
-          for (const c of commits) groupOffsets.landed(c.partition, c.offset);
+          consumer.commitOffsets(commits).then(
+            () => commits.forEach((c) => groupOffsets.landed(c.partition, c.offset)),
+            (e: Error) => {
+              metrics?.failures.inc({ operation: 'commit_offsets' });
+              log(`cannot commit where partitions ${commits.map((c) => c.partition).join(',')} resume (owed, retried every second): ${e.message}`);
+            },
+          );
         }
         if (only) void reportLagOnAssignment(commits.map((c) => [c.partition, BigInt(c.offset)]));
         return;

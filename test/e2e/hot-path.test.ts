@@ -45,6 +45,8 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     // Room for one POST of 9,000 events (about 1.3 MB here): more than one produce request may carry.
     HH_API_MAX_BODY_BYTES: String(4 * 1024 * 1024),
     HH_POST_EVENTS_MAX: '10000',
+    // Its own young generation (the workers keep HH_WORKER_SEMI_SPACE_MB's 32 MB): each member is forked with its flags.
+    HH_LIFECYCLE_SEMI_SPACE_MB: '24',
   });
   const env = iso.env;
   const kafka = iso.kafka;
@@ -150,14 +152,14 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
     for (const pid of [...rt.lifecycles.values(), ...rt.workers.values()]) expectUsesBundle(pid);
   });
 
-  it("each member starts with its own young generation: the workers and API processes HH_WORKER_SEMI_SPACE_MB's 32 MB, the lifecycle process V8's default", () => {
+  it("each member starts with its own young generation: the workers and API processes HH_WORKER_SEMI_SPACE_MB's, the lifecycle process HH_LIFECYCLE_SEMI_SPACE_MB's", () => {
     const semi = (pid: number) =>
       fs
         .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
         .split('\0')
         .filter((a) => a.startsWith('--max-semi-space-size'));
     for (const pid of [...rt.workers.values(), ...rt.apis.values()]) expect(semi(pid), `member ${pid}`).to.deep.equal(['--max-semi-space-size=32']);
-    for (const pid of rt.lifecycles.values()) expect(semi(pid), `lifecycle process ${pid}`).to.deep.equal([]);
+    for (const pid of rt.lifecycles.values()) expect(semi(pid), `lifecycle process ${pid}`).to.deep.equal(['--max-semi-space-size=24']);
   });
 
   it('re-sent events (same event_ids) change no count', async () => {

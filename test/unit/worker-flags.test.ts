@@ -6,7 +6,7 @@ describe('cluster: the Node flags of the forked members', () => {
   it('gives each member the young generation of HH_WORKER_SEMI_SPACE_MB (32 MB by default) and the old-space cap', () => {
     const rt = loadConfig({}).runtime;
     expect(rt.workerSemiSpaceMb).to.equal(32);
-    expect(rt.lifecycleSemiSpaceMb, "the lifecycle processes: V8's default").to.equal(0);
+    expect(rt.lifecycleSemiSpaceMb, 'the lifecycle processes: the same by default').to.equal(32);
     expect(workerExecArgv({ heapMb: rt.workerHeapMb, semiSpaceMb: rt.workerSemiSpaceMb }, ['--import', 'tsx'])).to.deep.equal([
       '--import',
       'tsx',

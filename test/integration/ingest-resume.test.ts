@@ -1,0 +1,108 @@
+/**
+ * The ingest member's resume (after an assignment or an epoch change) against real Redis,
+ * with a stub kafkajs consumer whose group refuses every offset commit: what a member meets
+ * while its group rebalances ("The coordinator is not aware of this member"). The member
+ * rejoins only once the batches in hand return, and they wait for the resume: a resume that
+ * waited for its commit held them for good (a chaos round that never caught up).
+ */
+import { expect } from 'chai';
+import * as sinon from 'sinon';
+import type { Redis } from 'ioredis';
+import type { EachBatchPayload, Kafka, Producer } from 'kafkajs';
+import { opsRedis } from '../../src/clients';
+import { loadConfig } from '../../src/config';
+import { ActorSystem } from '../../src/actors/region-actor';
+import { runIngest } from '../../src/ingest/consumer';
+import { EPOCH_KEY, appliedKey, regionTopKey } from '../../src/keys';
+import type { RegionRecord } from '../../src/store/record';
+import { freeRedisDb } from '../support/redis';
+import { cfg as baseCfg, unique } from '../helpers';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('ingest resume while the group refuses offset commits (real Redis, a stub consumer)', function () {
+  this.timeout(60_000);
+  let redis: Redis;
+
+  before(async () => {
+    redis = opsRedis(baseCfg, await freeRedisDb());
+  });
+  after(async () => {
+    await redis.flushdb();
+    redis.disconnect();
+  });
+
+  it('seeks to the applied mark and applies the next batch; the refused commit stays owed and is retried', async () => {
+    const topic = unique('rsm');
+    const region = unique('rsm_r');
+    const cfg = loadConfig({ HH_KAFKA_TOPIC: topic, HH_KAFKA_PARTITIONS: '1', HH_WINDOWS: '1m' });
+    await redis.set(EPOCH_KEY, 'e1');
+    await redis.hset(appliedKey(topic), '0', '9'); // partition 0 resumes at offset 10
+
+    const handlers = new Map<string, (e: unknown) => void>();
+    let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined;
+    const seeks: { topic: string; partition: number; offset: string }[] = [];
+    const commitOffsets = sinon.stub().rejects(new Error('The coordinator is not aware of this member'));
+    const consumer = {
+      events: { CRASH: 'consumer.crash', GROUP_JOIN: 'consumer.group_join' },
+      on: (event: string, fn: (e: unknown) => void) => handlers.set(event, fn),
+      connect: async () => undefined,
+      subscribe: async () => undefined,
+      disconnect: async () => undefined,
+      run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => {
+        eachBatch = o.eachBatch;
+      },
+      seek: (s: { topic: string; partition: number; offset: string }) => seeks.push(s),
+      commitOffsets,
+    };
+    const kafka = { consumer: () => consumer } as unknown as Kafka;
+    const actors = new ActorSystem(redis, cfg.ingest);
+    const stop = new AbortController();
+    const logged: string[] = [];
+    const run = runIngest({ cfg, kafka, producer: {} as Producer, actors, redis, record: {} as RegionRecord, log: (s) => logged.push(s) }, stop.signal);
+    try {
+      for (let i = 0; !eachBatch; i++) {
+        if (i > 100) throw new Error('the member never started consuming');
+        await sleep(50);
+      }
+      // Assigned partition 0: the resume reads its applied mark and seeks there; its commit is refused.
+      handlers.get('consumer.group_join')!({ payload: { isLeader: false, memberAssignment: { [topic]: [0] } } });
+      const value = Buffer.from(JSON.stringify({ event_id: `${region}-1`, post_id: 'p1', region_id: region, timestamp: Date.now() }));
+      const batch = {
+        topic,
+        partition: 0,
+        highWatermark: '11',
+        fetchedOffset: '10',
+        messages: [{ offset: '10', key: Buffer.from(region), value, headers: {}, timestamp: String(Date.now()), attributes: 0, size: value.length }],
+        lastOffset: () => '10',
+      };
+      const handled = eachBatch!({
+        batch,
+        resolveOffset: () => undefined,
+        heartbeat: async () => undefined,
+        isRunning: () => true,
+        isStale: () => false,
+      } as unknown as EachBatchPayload);
+      const held = await Promise.race([handled.then(() => false), sleep(15_000).then(() => true)]);
+      expect(held, 'the batch waited for the resume, which waited for the refused commit').to.equal(false);
+      expect(seeks).to.deep.include({ topic, partition: 0, offset: '10' });
+      for (let i = 0; (await redis.zscore(regionTopKey(region), 'p1')) === null; i++) {
+        if (i > 100) throw new Error('the batch was not applied');
+        await sleep(50);
+      }
+      expect(await redis.zscore(regionTopKey(region), 'p1')).to.equal('1');
+      expect(commitOffsets.called, 'a commit was tried').to.equal(true);
+      expect(logged.some((l) => l.includes('The coordinator is not aware of this member'))).to.equal(true);
+      // Owed, and retried by the member's watcher (every second) until one lands.
+      const tried = commitOffsets.callCount;
+      commitOffsets.resolves();
+      for (let i = 0; commitOffsets.callCount === tried; i++) {
+        if (i > 60) throw new Error('the refused commit was not retried');
+        await sleep(100);
+      }
+    } finally {
+      stop.abort();
+      await run.catch(() => undefined);
+    }
+  });
+});
