@@ -276,7 +276,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         // member rejoins, which it does only once those batches return. A refused commit stays
         // owed; the watcher retries it every second.
         if (commits.length) {
-          for (const c of commits) groupOffsets.advance(c);
+          for (const c of commits) groupOffsets.rewind(c);
           consumer.commitOffsets(commits).then(
             () => commits.forEach((c) => groupOffsets.landed(c.partition, c.offset)),
             (e: Error) => {

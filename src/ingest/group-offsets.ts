@@ -31,6 +31,16 @@ export class GroupOffsets {
     this.owed.add(c.partition);
   }
 
+  /**
+   * The partition resumes at `c.offset` (Redis's applied mark, read by a resume): owed as the
+   * newest even when lower than what was applied before (a rebuild rewound it), so the refresh
+   * does not put the group's offset back ahead of what Redis holds.
+   */
+  rewind(c: OffsetCommit): void {
+    this.newest.set(c.partition, c);
+    this.owed.add(c.partition);
+  }
+
   /** A commit of the partition up to `offset` landed. */
   landed(partition: number, offset: string): void {
     const cur = this.newest.get(partition);

@@ -20,6 +20,48 @@ import { cfg as baseCfg, unique } from '../helpers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** runIngest with a stub kafkajs consumer (commits go to `commitOffsets`), on real Redis. */
+function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffsets: sinon.SinonStub) {
+  const handlers = new Map<string, (e: unknown) => void>();
+  const member: { eachBatch?: (p: EachBatchPayload) => Promise<void> } = {};
+  const seeks: { topic: string; partition: number; offset: string }[] = [];
+  const consumer = {
+    events: { CRASH: 'consumer.crash', GROUP_JOIN: 'consumer.group_join' },
+    on: (event: string, fn: (e: unknown) => void) => handlers.set(event, fn),
+    connect: async () => undefined,
+    subscribe: async () => undefined,
+    disconnect: async () => undefined,
+    run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => {
+      member.eachBatch = o.eachBatch;
+    },
+    seek: (s: { topic: string; partition: number; offset: string }) => seeks.push(s),
+    commitOffsets,
+  };
+  const kafka = { consumer: () => consumer } as unknown as Kafka;
+  const actors = new ActorSystem(redis, cfg.ingest);
+  const stop = new AbortController();
+  const logged: string[] = [];
+  const run = runIngest({ cfg, kafka, producer: {} as Producer, actors, redis, record: {} as RegionRecord, log: (s) => logged.push(s) }, stop.signal);
+  return {
+    seeks,
+    logged,
+    /** Resolves once the member runs its consumer. */
+    started: async () => {
+      for (let i = 0; !member.eachBatch; i++) {
+        if (i > 100) throw new Error('the member never started consuming');
+        await sleep(50);
+      }
+      return member.eachBatch;
+    },
+    assign: (topic: string, partitions: number[]) =>
+      handlers.get('consumer.group_join')!({ payload: { isLeader: false, memberAssignment: { [topic]: partitions } } }),
+    stop: async () => {
+      stop.abort();
+      await run.catch(() => undefined);
+    },
+  };
+}
+
 describe('ingest resume while the group refuses offset commits (real Redis, a stub consumer)', function () {
   this.timeout(60_000);
   let redis: Redis;
@@ -39,34 +81,13 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
     await redis.set(EPOCH_KEY, 'e1');
     await redis.hset(appliedKey(topic), '0', '9'); // partition 0 resumes at offset 10
 
-    const handlers = new Map<string, (e: unknown) => void>();
-    let eachBatch: ((p: EachBatchPayload) => Promise<void>) | undefined;
-    const seeks: { topic: string; partition: number; offset: string }[] = [];
     const commitOffsets = sinon.stub().rejects(new Error('The coordinator is not aware of this member'));
-    const consumer = {
-      events: { CRASH: 'consumer.crash', GROUP_JOIN: 'consumer.group_join' },
-      on: (event: string, fn: (e: unknown) => void) => handlers.set(event, fn),
-      connect: async () => undefined,
-      subscribe: async () => undefined,
-      disconnect: async () => undefined,
-      run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => {
-        eachBatch = o.eachBatch;
-      },
-      seek: (s: { topic: string; partition: number; offset: string }) => seeks.push(s),
-      commitOffsets,
-    };
-    const kafka = { consumer: () => consumer } as unknown as Kafka;
-    const actors = new ActorSystem(redis, cfg.ingest);
-    const stop = new AbortController();
-    const logged: string[] = [];
-    const run = runIngest({ cfg, kafka, producer: {} as Producer, actors, redis, record: {} as RegionRecord, log: (s) => logged.push(s) }, stop.signal);
+    const m = stubMember(redis, cfg, commitOffsets);
+    const { seeks, logged } = m;
     try {
-      for (let i = 0; !eachBatch; i++) {
-        if (i > 100) throw new Error('the member never started consuming');
-        await sleep(50);
-      }
+      const eachBatch = await m.started();
       // Assigned partition 0: the resume reads its applied mark and seeks there; its commit is refused.
-      handlers.get('consumer.group_join')!({ payload: { isLeader: false, memberAssignment: { [topic]: [0] } } });
+      m.assign(topic, [0]);
       const value = Buffer.from(JSON.stringify({ event_id: `${region}-1`, post_id: 'p1', region_id: region, timestamp: Date.now() }));
       const batch = {
         topic,
@@ -76,7 +97,7 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
         messages: [{ offset: '10', key: Buffer.from(region), value, headers: {}, timestamp: String(Date.now()), attributes: 0, size: value.length }],
         lastOffset: () => '10',
       };
-      const handled = eachBatch!({
+      const handled = eachBatch({
         batch,
         resolveOffset: () => undefined,
         heartbeat: async () => undefined,
@@ -101,8 +122,45 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
         await sleep(100);
       }
     } finally {
-      stop.abort();
-      await run.catch(() => undefined);
+      await m.stop();
+    }
+  });
+
+  it('after a rebuild rewinds a partition, the group offset follows it down and the refresh keeps it there', async () => {
+    const topic = unique('rsm');
+    const cfg = loadConfig({ HH_KAFKA_TOPIC: topic, HH_KAFKA_PARTITIONS: '1', HH_WINDOWS: '1m' });
+    await redis.set(EPOCH_KEY, 'before');
+    await redis.hset(appliedKey(topic), '0', '99');
+    const commitOffsets = sinon.stub().resolves();
+    const m = stubMember(redis, cfg, commitOffsets);
+    const committed = () =>
+      commitOffsets
+        .getCalls()
+        .flatMap((call) => (call.args[0] as { partition: number; offset: string }[]).filter((o) => o.partition === 0).map((o) => o.offset));
+    try {
+      await m.started();
+      m.assign(topic, [0]);
+      for (let i = 0; !committed().includes('100'); i++) {
+        if (i > 100) throw new Error('the resume did not commit the applied mark');
+        await sleep(50);
+      }
+      // A rebuild: a new epoch whose applied mark of partition 0 is older (the record's).
+      await redis.multi().set(EPOCH_KEY, 'after').hset(appliedKey(topic), '0', '9').exec();
+      for (let i = 0; !committed().includes('10'); i++) {
+        if (i > 100) throw new Error('the resume after the new epoch did not commit its mark');
+        await sleep(50);
+      }
+      const from = commitOffsets.callCount;
+      await sleep(6_000); // past the 5-s refresh of every held partition
+      const later = commitOffsets
+        .getCalls()
+        .slice(from)
+        .flatMap((call) => (call.args[0] as { partition: number; offset: string }[]).filter((o) => o.partition === 0).map((o) => o.offset));
+      expect(commitOffsets.callCount, 'the refresh ran').to.be.greaterThan(from);
+      expect(later, 'offsets committed after the rewind').to.not.include('100');
+      expect(committed().at(-1)).to.equal('10');
+    } finally {
+      await m.stop();
     }
   });
 });

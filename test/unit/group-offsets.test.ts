@@ -7,6 +7,22 @@ const refused = async () => {
 };
 
 describe('group offsets kept equal to what the member applied', () => {
+  it('a resume rewinds a partition (a rebuild): the lower mark is owed and refreshed, not the higher offset applied before', async () => {
+    const offsets = new GroupOffsets(5_000);
+    const sent: OffsetCommit[][] = [];
+    const commit = async (o: OffsetCommit[]) => void sent.push(o);
+    offsets.advance(c(0, 100));
+    await offsets.sync(new Set([0]), 0, commit);
+    offsets.rewind(c(0, 10));
+    expect(offsets.owing).to.equal(1);
+    await offsets.sync(new Set([0]), 1_000, commit);
+    await offsets.sync(new Set([0]), 6_000, commit); // the refresh
+    expect(sent).to.deep.equal([[c(0, 100)], [c(0, 10)], [c(0, 10)]]);
+    offsets.advance(c(0, 11)); // the replay goes on from there
+    await offsets.sync(new Set([0]), 7_000, commit);
+    expect(sent.at(-1)).to.deep.equal([c(0, 11)]);
+  });
+
   it('retries a refused commit every tick, the newest offset of each partition still held, until it lands', async () => {
     const offsets = new GroupOffsets(5_000);
     const sent: OffsetCommit[][] = [];
