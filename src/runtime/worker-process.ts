@@ -196,7 +196,7 @@ async function startIngest(c: Common, slot: number): Promise<DrainingPart> {
       watchdog.stop();
       overdue?.stop();
       clearInterval(checkpointTimer);
-      ingestWorker.shutdown(); // take no new ingest task; the running one drains below
+      if (ingestWorker.getState() === 'RUNNING') ingestWorker.shutdown(); // take no new ingest task; the running one drains below
       shutdown.abort();
       await Promise.allSettled(runs);
       await actors.drain();
@@ -224,7 +224,7 @@ async function startLifecycle(c: Common): Promise<DrainingPart> {
   log(`ready: workflows and window activities on task queue ${cfg.temporal.taskQueue}`);
   return {
     stop: async () => {
-      worker.shutdown();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await run.catch((e: Error) => log(`the lifecycle worker stopped with an error: ${e.message}`));
       await connection.close();
     },
@@ -336,7 +336,11 @@ async function main(): Promise<void> {
   const client = await temporalClient(cfg);
   const common: Common = { cfg, metrics, redis, cassandra, admin, record, client };
   // The Temporal Workers' runtime: their state transitions at INFO would drown the runtime's own log lines.
-  if (parts.has('ingest') || parts.has('lifecycle')) Runtime.install({ logger: new TemporalPinoLogger('WARN') });
+  // No shutdown signals of its own: this process's SIGTERM/SIGINT handler drains its parts in
+  // order (ingest, then the lifecycle Worker) and shuts each Worker down itself; with the SDK's
+  // handler also shutting them down, the drain's own shutdown() threw (IllegalStateError) and
+  // the process died mid-drain.
+  if (parts.has('ingest') || parts.has('lifecycle')) Runtime.install({ logger: new TemporalPinoLogger('WARN'), shutdownSignals: [] });
   const api = parts.has('api') ? await startApi(common) : null;
   const lifecycle = parts.has('lifecycle') ? await startLifecycle(common) : null;
   const ingest = parts.has('ingest') ? await startIngest(common, slot) : null;

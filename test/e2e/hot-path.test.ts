@@ -191,7 +191,19 @@ describe('hot path end to end (Kafka -> region actors -> Redis -> API, 2 worker 
   });
 
   it('a graceful restart and a consumer-group rewind to the beginning change no count (consumption resumes from what Redis applied)', async () => {
+    const stopped = rt;
     await rt.stop(); // SIGTERM: actors drained, offsets committed, group left
+    // Every process drained and said so: none threw on the way out (the Temporal SDK's own
+    // signal handler had begun shutting the lifecycle Worker down, and the drain's second
+    // shutdown() threw IllegalStateError: the process died with its activities cut short).
+    const said = stopped.output.join('\n');
+    expect(said).not.to.match(/IllegalStateError|Not running\. Current state/);
+    for (const part of ['worker', 'lifecycle', 'api']) {
+      expect(
+        stopped.output.some((l) => l.includes(`"component":"${part}"`) && l.includes('"msg":"stopped"')),
+        `${part} stopped`,
+      ).to.equal(true);
+    }
     await waitGroupEmpty(admin, env.HH_KAFKA_GROUP);
     await admin.resetOffsets({ groupId: env.HH_KAFKA_GROUP, topic: env.HH_KAFKA_TOPIC, earliest: true });
     rt = await startRuntime(env);
