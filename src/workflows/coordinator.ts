@@ -119,6 +119,11 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     const keepLater = patched('coordinator-keeps-mid-step-earliest');
     const stepEarliest = earliest;
     if (keepLater) earliest = Infinity;
+    // Since this patch a step's window starts (and then its signals) go out together: one
+    // workflow task issues them all, where each awaited in turn took a task of its own, a
+    // round trip through the server (a fresh region's first step: a dozen tasks).
+    const together = patched('coordinator-commands-together');
+    const starting: Promise<boolean>[] = [];
     for (const spec of input.specs) {
       // Tumbling windows start every size; sliding ones every slide.
       const step = spec.slideMs ?? spec.sizeMs;
@@ -136,7 +141,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       const before = first[spec.name];
       if (before !== undefined && holdsEarliest < before && patched('coordinator-starts-earlier-windows')) {
         const lowest = Math.max(holdsEarliest, current - MAX_CATCH_UP * step);
-        const covered = await startEarlier(input.region, spec, lowest, before, st);
+        const covered = await startEarlier(input.region, spec, lowest, before, st, together);
         // `first` stays below only windows that all exist: one checked without counts may
         // get them later (from a member whose watermark lags), and a later report of its
         // events must find it below `first` to check it again.
@@ -146,11 +151,13 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
         // Every window whose key may still exist (it expires ttl + grace after the window ends).
         const oldest = Math.floor((current - spec.sizeMs - spec.ttlMs - WINDOW_KEY_GRACE_MS) / step) * step;
         const lowest = Math.max(oldest, current - MAX_CATCH_UP * step);
-        if (lowest < from) await startEarlier(input.region, spec, lowest, from, st);
+        if (lowest < from) await startEarlier(input.region, spec, lowest, from, st, together);
       }
       for (let start = from; start <= current; start += step) {
         const id = windowWorkflowId(input.region, spec.name, start);
-        await startWindow(id, { region: input.region, spec, start });
+        const started = startWindow(id, { region: input.region, spec, start });
+        if (together) starting.push(started);
+        else await started;
         live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
       }
       if (fresh) first[spec.name] = from;
@@ -160,6 +167,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       else if (first[spec.name] === undefined && patched('coordinator-first-after-adoption')) first[spec.name] = from;
       st.next[spec.name] = current + step;
     }
+    await Promise.all(starting);
     for (const sp of input.sessions ?? []) {
       const taken = (st.taken ??= {});
       for (const s of await sealSessions({ region: input.region, spec: sp, watermark: wm, after: taken[sp.name] ?? -1 })) {
@@ -172,7 +180,28 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     }
     reconcile = false;
     const still: CoordinatorState['live'] = [];
-    if (patched('coordinator-threshold-signals')) {
+    if (together) {
+      // Only a watermark that moves a window on (to CLOSED, to FINAL) is signalled to it, and
+      // every such signal of the step at once.
+      const due = st.live.filter((w) => wm >= (w.closeAt === undefined ? -Infinity : w.closed ? w.finalAt : w.closeAt));
+      const sent = await Promise.all(
+        due.map((w) =>
+          getExternalWorkflowHandle(w.id)
+            .signal(watermarkSignal, wm)
+            .then(
+              () => true,
+              (e: unknown) => {
+                // Closed already (terminated by an operator): nothing to move on; the step goes on.
+                log.warn('cannot signal a window; it is no longer followed', { id: w.id, error: String(e) });
+                return false;
+              },
+            ),
+        ),
+      );
+      const lost = new Set(due.filter((_, i) => !sent[i]));
+      for (const w of due) if (!lost.has(w)) w.closed = true;
+      for (const w of st.live) if (!lost.has(w) && wm < w.finalAt) still.push(w);
+    } else if (patched('coordinator-threshold-signals')) {
       // Only a watermark that moves a window on (to CLOSED, to FINAL) is signalled to it: a
       // step costs a signal per window changing state, not per live window.
       for (const w of st.live) {
@@ -211,7 +240,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
  * timestamp) must not start hundreds of empty ones. Never one that already ran. Returns the
  * lowest start from which every window up to `before` now exists (started here or before).
  */
-async function startEarlier(region: string, spec: WindowSpecInput, from: number, before: number, st: CoordinatorState): Promise<number> {
+async function startEarlier(region: string, spec: WindowSpecInput, from: number, before: number, st: CoordinatorState, together: boolean): Promise<number> {
   const step = spec.slideMs ?? spec.sizeMs;
   const keysOf = (start: number): string[] => {
     if (!spec.slideMs || !spec.pane) return [windowId(spec.name, start)];
@@ -223,16 +252,20 @@ async function startEarlier(region: string, spec: WindowSpecInput, from: number,
   for (let start = from; start < before; start += step) starts.push(start);
   const counted = new Set(await countedWindows({ region, ids: [...new Set(starts.flatMap(keysOf))] }));
   const exists = new Set<number>();
+  const started: Promise<void>[] = [];
   for (const start of starts) {
     if (!keysOf(start).some((k) => counted.has(k))) continue;
     exists.add(start);
     const id = windowWorkflowId(region, spec.name, start);
     // One that exists already is left alone: this coordinator or an earlier one signals it, it
     // only waits for its TTL, or it completed (a signal to it would fail).
-    if (await startWindow(id, { region, spec, start }, true)) {
-      live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
-    }
+    const one = startWindow(id, { region, spec, start }, true).then((isNew) => {
+      if (isNew) live(st, { id, closeAt: start + spec.sizeMs, finalAt: start + spec.sizeMs + spec.latenessMs });
+    });
+    if (together) started.push(one);
+    else await one;
   }
+  await Promise.all(started);
   let covered = before;
   while (covered - step >= from && exists.has(covered - step)) covered -= step;
   return covered;

@@ -28,6 +28,8 @@ describe('workflow replay of recorded histories (determinism guard)', function (
       // A report during a step, before and after the patch that keeps its earliest event time.
       'coordinator-mid-step-unpatched.json',
       'coordinator-mid-step-report.json',
+      // A step's window starts and its signals issued together (one workflow task each).
+      'coordinator-together.json',
     ]);
   });
 

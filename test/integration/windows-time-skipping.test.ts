@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 import * as sinon from 'sinon';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { timeSkippingEnv } from '../support/time-skipping';
@@ -279,6 +280,44 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       expect(await c.exists(3)).to.equal(true);
       expect(await c.exists(2), 'hour 2: no counts').to.equal(false);
       await replayAndKeep(c.status, 'coordinator-mid-step-report.json');
+    });
+  });
+
+  it("issues a step's window starts together, and its signals to windows together (one workflow task each, not one per window)", async () => {
+    // Each awaited start or signal took a workflow task of its own: a round trip through the
+    // server. A fresh region's first step (a dozen windows with the default specs, more with
+    // counted earlier ones) cost a dozen tasks; the steps of every region at once are what a
+    // runtime's start, or a watermark crossing many boundaries, puts on Temporal.
+    const c = await coordinatorOf(() => [1, 2, 3]);
+    await c.worker.runUntil(async () => {
+      await c.step(c.base + 5 * HOUR, c.base + 5 * HOUR);
+      for (const h of [1, 2, 3, 5]) expect(await c.exists(h), `hour ${h}`).to.equal(true);
+      await c.step(c.base + 7 * HOUR + HOUR / 4, c.base + 7 * HOUR);
+      for (const h of [6, 7]) expect(await c.exists(h), `hour ${h}`).to.equal(true);
+      const { EventType } = temporal.api.enums.v1;
+      const perTask = (events: temporal.api.history.v1.IHistoryEvent[], type: number): number[] => {
+        const counts: number[] = [];
+        for (const e of events) {
+          if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) counts.push(0);
+          else if (e.eventType === type) counts[counts.length - 1]++;
+        }
+        return counts.filter((n) => n > 0);
+      };
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      let starts: number[] = [];
+      let signals: number[] = [];
+      // The second step's signals follow its starts (a task later): wait for all of them.
+      for (let i = 0; i < 100 && sum(signals) < 5; i++) {
+        const events = (await c.status.fetchHistory()).events ?? [];
+        starts = perTask(events, EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED);
+        signals = perTask(events, EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED);
+        if (sum(signals) < 5) await new Promise((r) => setTimeout(r, 100));
+      }
+      // Step 1: the counted hours 1-3 (one task), then hour 5; step 2: hours 6 and 7.
+      expect(starts, 'window starts per workflow task').to.deep.equal([3, 1, 2]);
+      // Step 1 closed (and finalized: lateness 5 min) hours 1-3; step 2 hours 5 and 6.
+      expect(signals, 'signals to windows per workflow task').to.deep.equal([3, 2]);
+      await replayAndKeep(c.status, 'coordinator-together.json');
     });
   });
 
