@@ -87,6 +87,11 @@ export function createMetrics() {
       labelNames: ['operation'],
       registers: [registry],
     }),
+    coordinatorSignals: new Counter({
+      name: 'hh_coordinator_signals_total',
+      help: 'Watermark reports signalled to region coordinators: only moves that start, close or finalize a window, or that name earlier events',
+      registers: [registry],
+    }),
     workflowRestarts: new Counter({
       name: 'hh_workflow_restarts_total',
       help: 'Long-running workflows (ingest supervisor, global merge) found stopped and started again',

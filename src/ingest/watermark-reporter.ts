@@ -1,8 +1,20 @@
 /**
  * Carries one ingest member's watermarks onward, at most once per interval: per region whose
- * watermark moved, its trailing timeframes move (in Redis) and its coordinator workflow gets
- * one signal (coalesced: events never pass through Temporal); and each held partition's
- * watermark state goes to Redis, for whichever member holds it after a rebalance.
+ * watermark moved, its trailing timeframes move (in Redis) and, when the move matters to it,
+ * its coordinator workflow gets one signal (coalesced: events never pass through Temporal);
+ * and each held partition's watermark state goes to Redis, for whichever member holds it
+ * after a rebalance.
+ *
+ * A move matters to a coordinator when a window starts, closes or turns final in it (the
+ * watermark crosses a boundary of a spec: see crossesBoundary), or when the report names
+ * events behind the watermark it was last told (late ones: their windows may not exist yet);
+ * and always for this member's first report of the region, and with session specs (sessions
+ * seal at gaps, not on a grid). Between those a signal changed nothing but the coordinator's
+ * own record of the watermark, and cost a workflow task: every region every interval, also
+ * while idle (an idle region's watermark moves by processing time). The earliest event time
+ * of a report not signalled is kept (not taken): the next signal names it, so the coordinator
+ * still hears of every event's time, at the latest at the next boundary, and checks their
+ * windows as before.
  */
 import type { Redis } from 'ioredis';
 import type { Client as TemporalClient } from '@temporalio/client';
@@ -28,8 +40,32 @@ export interface ReporterDeps {
   serialize?: <T>(region: string, fn: () => Promise<T>) => Promise<T>;
 }
 
+/** A window spec as the reporter needs it: windows start every step (its slide, else its size) and end on that grid. */
+export interface GridSpec {
+  sizeMs: number;
+  latenessMs: number;
+  slideMs?: number;
+}
+
+/**
+ * Whether the watermark's move from `from` to `to` makes a coordinator step do something: for
+ * some spec it passes a window start or end (a multiple of the spec's step: a window starts,
+ * one closes) or an end plus the allowed lateness (one turns final).
+ */
+export function crossesBoundary(specs: readonly GridSpec[], from: number, to: number): boolean {
+  for (const s of specs) {
+    const step = s.slideMs ?? s.sizeMs;
+    for (const offset of [0, s.latenessMs]) {
+      if (Math.floor((to - offset) / step) > Math.floor((from - offset) / step)) return true;
+    }
+  }
+  return false;
+}
+
 export class WatermarkReporter {
   private readonly reported = new Map<string, number>();
+  /** Per region: the watermark of the last signal this member sent. */
+  private readonly told = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private running = false;
   private readonly specs;
@@ -70,7 +106,8 @@ export class WatermarkReporter {
             const serialize = this.deps.serialize;
             await advanceTrailing(redis, region, cfg.ingest.windows, p.watermark, serialize ? { serialize: (fn) => serialize(region, fn) } : {});
           }
-          if (temporal) {
+          const tell = temporal !== undefined && this.matters(region, p);
+          if (tell) {
             // Started by name: the workflow's code belongs to the workflow bundle, not to this process.
             await temporal.client.workflow.signalWithStart<typeof regionCoordinatorWorkflow, [RegionProgress]>('regionCoordinatorWorkflow', {
               workflowId: coordinatorWorkflowId(region),
@@ -79,9 +116,11 @@ export class WatermarkReporter {
               signal: progressSignal,
               signalArgs: [{ ...p, specs: this.specs, sessions: this.sessions }],
             });
+            this.told.set(region, p.watermark);
+            this.deps.metrics?.coordinatorSignals.inc();
           }
           this.reported.set(region, p.watermark);
-          watermarks.taken(region, p.earliest);
+          if (tell || !temporal) watermarks.taken(region, p.earliest);
         }),
       ]);
     } catch (e) {
@@ -90,5 +129,12 @@ export class WatermarkReporter {
     } finally {
       this.running = false;
     }
+  }
+
+  /** Whether the region's coordinator must hear of this report now (see the class comment). */
+  private matters(region: string, p: { watermark: number; earliest: number }): boolean {
+    const last = this.told.get(region);
+    if (last === undefined || this.sessions.length > 0) return true;
+    return p.earliest < last || crossesBoundary(this.specs, last, p.watermark);
   }
 }
