@@ -183,7 +183,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
     if (together) {
       // Only a watermark that moves a window on (to CLOSED, to FINAL) is signalled to it, and
       // every such signal of the step at once.
-      const due = st.live.filter((w) => wm >= (w.closeAt === undefined ? -Infinity : w.closed ? w.finalAt : w.closeAt));
+      const due = st.live.filter((w) => wm >= movesOnAt(w));
       const sent = await Promise.all(
         due.map((w) =>
           getExternalWorkflowHandle(w.id)
@@ -205,8 +205,7 @@ export async function regionCoordinatorWorkflow(input: CoordinatorInput): Promis
       // Only a watermark that moves a window on (to CLOSED, to FINAL) is signalled to it: a
       // step costs a signal per window changing state, not per live window.
       for (const w of st.live) {
-        const due = w.closeAt === undefined ? -Infinity : w.closed ? w.finalAt : w.closeAt;
-        if (wm >= due) {
+        if (wm >= movesOnAt(w)) {
           try {
             await getExternalWorkflowHandle(w.id).signal(watermarkSignal, wm);
           } catch (e) {
@@ -293,6 +292,12 @@ async function startWindow(id: string, args: WindowInput, onlyIfNew = false): Pr
     if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
     return false;
   }
+}
+
+/** The watermark that moves a live window on: to CLOSED, then to FINAL (entries from before closeAt: every step). */
+function movesOnAt(w: CoordinatorState['live'][number]): number {
+  if (w.closeAt === undefined) return -Infinity;
+  return w.closed ? w.finalAt : w.closeAt;
 }
 
 function live(st: CoordinatorState, w: CoordinatorState['live'][number]): void {
