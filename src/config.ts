@@ -478,7 +478,8 @@ export interface Config {
     /**
      * HH_BALANCE_CHECK_INTERVAL: how often the consumer group's leader compares the members'
      * shares of the topic's records with an assignment by load, and rejoins the group when
-     * that would lighten the busiest member by more than a fifth (src/ingest/assigner.ts).
+     * that would lighten the busiest member by more than a fifth, or when some partition of the
+     * topic is held by no member (added since the join: kafkajs never notices) (src/ingest/assigner.ts).
      * @default 60s — a rebalance pauses every member while the group rebalances.
      */
     readonly balanceCheckMs: number;

@@ -3,7 +3,7 @@ import { temporalClient } from '../../src/clients';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import type { Admin } from 'kafkajs';
+import { AssignerProtocol, type Admin } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { EPOCH_KEY, appliedKey } from '../../src/keys';
 import { loadConfig, type Config } from '../../src/config';
@@ -144,6 +144,22 @@ export async function committedRecords(admin: Admin, groupId: string, topic: str
   return (res[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
 }
 
+/** The consumer group's state and members, in a line (what a failure to drain needs explained). */
+export async function groupState(admin: Admin, groupId: string): Promise<string> {
+  try {
+    const { groups } = await admin.describeGroups([groupId]);
+    const g = groups[0];
+    if (!g) return 'not found';
+    const members = g.members.map((m) => {
+      const a = m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment : undefined;
+      return `${m.clientId}@${m.clientHost} holds ${JSON.stringify(a ?? {})}`;
+    });
+    return `${g.state}, protocol ${g.protocol || 'none'}, ${g.members.length} member(s): ${members.join(', ') || 'none'}`;
+  } catch (e) {
+    return `cannot describe it: ${(e as Error).message}`;
+  }
+}
+
 /** Waits until the consumer group has committed every record of the topic (the stream is drained). */
 export async function waitDrained(admin: Admin, groupId: string, topic: string, timeoutMs = 240_000): Promise<void> {
   const t0 = Date.now();
@@ -158,7 +174,9 @@ export async function waitDrained(admin: Admin, groupId: string, topic: string, 
       return sum + (end === 0n ? 0n : c < 0n ? end : end - c);
     }, 0n);
     if (behind === 0n) return;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`not drained after ${timeoutMs / 1000} s: ${behind} records behind`);
+    if (Date.now() - t0 > timeoutMs) {
+      throw new Error(`not drained after ${timeoutMs / 1000} s: ${behind} records behind; the group: ${await groupState(admin, groupId)}`);
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
 }

@@ -129,21 +129,35 @@ export function worthRebalancing(current: readonly (readonly number[])[], partit
   return Math.max(...loads) > 1.2 * best ? loads : undefined;
 }
 
+/** The partitions of `all` that no member holds under `current`, in order. */
+export function unheld(current: readonly (readonly number[])[], all: readonly number[]): number[] {
+  const held = new Set(current.flat());
+  return all.filter((p) => !held.has(p)).sort((a, b) => a - b);
+}
+
 /**
- * The group leader's check (consumer.ts, every HH_BALANCE_CHECK_INTERVAL): a description of
- * the imbalance when the stable group's members hold `topic`'s records unevenly enough that
- * a rebalance by load is worth its pause (worthRebalancing), else undefined.
+ * The group leader's check (consumer.ts, every HH_BALANCE_CHECK_INTERVAL): why the stable
+ * group should rebalance, else undefined. Either partitions of `topic` no member holds —
+ * kafkajs assigns only the partitions it knew of at the join and never notices more (added
+ * to the topic since, or not yet in the metadata the leader read): nothing would ever read
+ * them — or members holding the records unevenly enough that a rebalance by load is worth
+ * its pause (worthRebalancing).
  */
 export async function imbalance(admin: Admin, groupId: string, topic: string): Promise<string | undefined> {
   const group = (await admin.describeGroups([groupId])).groups[0];
   // Only where this assigner decides (a member of an older version makes it round robin, and a rejoin would change nothing).
-  if (group?.state !== 'Stable' || group.protocol !== LOAD_ASSIGNER || group.members.length < 2) return undefined;
+  if (group?.state !== 'Stable' || group.protocol !== LOAD_ASSIGNER) return undefined;
   const current = group.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] ?? []);
   const partitions = (await admin.fetchTopicOffsets(topic)).map((o) => ({
     topic,
     partition: o.partition,
     weight: Math.max(0, Number(o.high) - Number(o.low)),
   }));
+  const missing = unheld(
+    current,
+    partitions.map((p) => p.partition),
+  );
+  if (missing.length) return `to assign partitions ${missing.join(',')}, which no member holds`;
   const loads = worthRebalancing(current, partitions);
-  return loads && `members hold ${loads.join(' / ')} records`;
+  return loads && `by load: members hold ${loads.join(' / ')} records`;
 }

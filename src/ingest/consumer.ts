@@ -549,7 +549,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
         .then(
           (why) => {
             if (!why || !leader || stopping.aborted) return;
-            log(`leaving the group to rebalance it by load: ${why}`);
+            log(`leaving the group to rebalance it ${why}`);
             rejoin.abort();
           },
           (err: Error) => log(`cannot check the group's balance: ${err.message}`),

@@ -3,7 +3,8 @@
  * records sit on half of its partitions (regions hashed onto the same partitions, as the
  * default region names are) is split evenly between two worker processes, also after one
  * is killed (-9) and restarted, and also when the topic had no records yet when they joined
- * (the group leader's balance check rejoins); and the counts stay exact.
+ * (the group leader's balance check rejoins); partitions added to the topic while the group
+ * runs are read (the same check rejoins: kafkajs never notices them); and the counts stay exact.
  */
 import { expect } from 'chai';
 import { AssignerProtocol } from 'kafkajs';
@@ -19,10 +20,10 @@ const LIGHT = 15;
  * One suite's own topic, group and stores (set up and removed by mocha hooks), its
  * runtime, and the truth of what it produced: one region per partition (`<prefix>r<p>`).
  */
-function assignmentSuite(name: string, extraEnv: Record<string, string>) {
+function assignmentSuite(name: string, extraEnv: Record<string, string>, partitions = 8) {
   const id = unique(name);
   const prefix = `${id}_`;
-  const iso = new Isolated(id, { HH_WORKERS: '2', HH_INGEST_HEARTBEAT_TIMEOUT: '10s', ...extraEnv });
+  const iso = new Isolated(id, { HH_WORKERS: '2', HH_INGEST_HEARTBEAT_TIMEOUT: '10s', ...extraEnv }, partitions);
   const topic = iso.env.HH_KAFKA_TOPIC;
   const regions = Array.from({ length: 8 }, (_, p) => `${prefix}r${p}`);
   const truth: Record<string, Record<string, number>> = {};
@@ -134,6 +135,33 @@ describe('rebalance by load once the load shows (real Kafka, 2 worker processes,
     await s.load(new Set([0, 2, 4, 6]), 'load');
     await s.expectEvenShares(90_000);
     expect(rt.output.join('\n')).to.match(/leaving the group to rebalance it by load: members hold \d+ \/ \d+ records/);
+    await s.expectExact();
+  });
+});
+
+describe('partitions added to a running topic are read (real Kafka, 1 worker process)', function () {
+  this.timeout(300_000);
+  const s = assignmentSuite('grow', { HH_WORKERS: '1', HH_BALANCE_CHECK_INTERVAL: '3s' }, 2);
+  const held = async () => {
+    const g = (await s.iso.admin.describeGroups([s.iso.env.HH_KAFKA_GROUP])).groups[0];
+    expect(g?.state, 'group').to.equal('Stable');
+    return g.members.flatMap((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[s.topic] ?? []).sort((a, b) => a - b);
+  };
+
+  it('the leader rejoins when partitions are held by no member (kafkajs assigns only those it knew at the join); counts exact', async () => {
+    const rt = (s.rt = await startRuntime(s.iso.env));
+    await eventually(async () => {
+      expect(await held()).to.deep.equal([0, 1]);
+    }, 60_000);
+    // Six more partitions; kafkajs's own metadata refresh never rejoins the group for them.
+    await s.iso.admin.createPartitions({ topicPartitions: [{ topic: s.topic, count: 8 }] });
+    await s.iso.producer.disconnect();
+    await s.iso.producer.connect(); // the producer learns of the new partitions
+    await s.load(new Set([2, 5]), 'grown');
+    await eventually(async () => {
+      expect(await held()).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
+    }, 90_000);
+    expect(rt.output.join('\n')).to.match(/leaving the group to rebalance it to assign partitions 2,3,4,5,6,7, which no member holds/);
     await s.expectExact();
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { balance, worthRebalancing, type WeightedPartition } from '../../src/ingest/assigner';
+import { balance, unheld, worthRebalancing, type WeightedPartition } from '../../src/ingest/assigner';
 
 // Kafka's default partitioner hash (kafkajs's own module: the one the producers use).
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -108,5 +108,12 @@ describe('partition assignment by load (assigner.ts)', () => {
         even.map((weight, partition) => ({ topic: T, partition, weight })),
       ),
     ).to.deep.equal([6000, 60]);
+  });
+
+  it('unheld: the partitions no member holds (added since the join, or not in the metadata the leader read)', () => {
+    expect(unheld([[0], [1]], [0, 1, 2, 3])).to.deep.equal([2, 3]);
+    expect(unheld([[3, 1], []], [3, 2, 1, 0])).to.deep.equal([0, 2]);
+    expect(unheld([[0, 1, 2, 3]], [0, 1, 2, 3])).to.deep.equal([]);
+    expect(unheld([], [0, 1])).to.deep.equal([0, 1]);
   });
 });
