@@ -107,7 +107,11 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
     } catch (e) {
       last = `GET /healthz failed: ${(e as Error).message}`; // not up yet
     }
-    if (Date.now() - t0 > 120_000) throw new Error(`runtime not healthy within 120 s (last: ${last}):\n${output.slice(-30).join('\n')}`);
+    if (Date.now() - t0 > 120_000) {
+      // Not left running: nobody holds it to stop it, and the suites after this one would share the cores with it.
+      await stopChild(proc, 30_000);
+      throw new Error(`runtime not healthy within 120 s (last: ${last}):\n${output.slice(-30).join('\n')}`);
+    }
   }
   return {
     cfg,
