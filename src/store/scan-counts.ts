@@ -9,21 +9,25 @@ import type { RankedCount } from '../ranking';
 export const SCAN_PAGE = 1000;
 
 /**
- * The members of `key` with their counts, page by page, each member once. ZSCAN returns
+ * The members of `key` with their counts, page by page, each member once (unless `unique` is
+ * false: then a repeat is passed on, and no member is remembered). ZSCAN returns
  * every member present for the whole scan at least once, and may return one again while
  * Redis resizes the set (the repeat is dropped here); a member written during the scan is
  * read at some moment of it — a consistent copy needs a key nobody writes (a window past its
  * allowed lateness).
  */
-export async function* scanPages(redis: Redis, key: string, page = SCAN_PAGE): AsyncGenerator<RankedCount[]> {
-  const seen = new Set<string>();
+export async function* scanPages(redis: Redis, key: string, page = SCAN_PAGE, unique = true): AsyncGenerator<RankedCount[]> {
+  // With `unique` false, repeats are not dropped (and no member is held): the caller detects them.
+  const seen = unique ? new Set<string>() : undefined;
   let cursor = '0';
   do {
     const [next, flat] = await redis.zscan(key, cursor, 'COUNT', page);
     const out: RankedCount[] = [];
     for (let i = 0; i < flat.length; i += 2) {
-      if (seen.has(flat[i])) continue;
-      seen.add(flat[i]);
+      if (seen) {
+        if (seen.has(flat[i])) continue;
+        seen.add(flat[i]);
+      }
       out.push({ post_id: flat[i], view_count: Number(flat[i + 1]) });
     }
     if (out.length) yield out;

@@ -53,37 +53,53 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
     } while (pageState);
     return rows;
   };
+  const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
+  /**
+   * One read of the window's key into its snapshot rows, in pages (the final persist reads a
+   * window nobody writes any more, past its lateness; the closing one may see a late event's
+   * count at any moment of the read); `unique`: repeats dropped. Its posts and events count
+   * each row read.
+   */
+  const copyWindow = async (region: string, spec: string, start: number, key: string, unique: boolean, beat: Beat): Promise<WindowSnapshot> => {
+    const at = new Date(start);
+    const snap: WindowSnapshot = { posts: 0, events: 0, top: [] };
+    const pending: RankedCount[] = [];
+    // One partition per window: batches of 500 rows stay within it.
+    const write = (rows: RankedCount[]) =>
+      cassandra.batch(
+        rows.map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
+        { prepare: true, logged: false },
+      );
+    for await (const rows of scanPages(redis, key, SCAN_PAGE, unique)) {
+      beat();
+      for (const r of rows) {
+        snap.posts++;
+        snap.events += r.view_count;
+        pending.push(r);
+      }
+      snap.top = [...snap.top, ...rows].sort(byRank).slice(0, 10);
+      while (pending.length >= 500) await write(pending.splice(0, 500));
+    }
+    if (pending.length) await write(pending);
+    return snap;
+  };
   return {
     /**
-     * Writes the window's current counts to Cassandra as they are read, a page at a time
-     * (of the whole window only its post ids are held, to drop ZSCAN's repeats); returns its
-     * size and top 10.
+     * Writes the window's current counts to Cassandra as they are read, a page at a time;
+     * returns its size and top 10. Nothing of the whole window is held: the read keeps no
+     * post ids to drop ZSCAN's repeats, it counts them instead. ZSCAN returns every member
+     * present for the whole read at least once, members are never removed from a window's
+     * key, so when the key's size is the same before and after the read and equals the rows
+     * read, every post came exactly once. Otherwise (a post added meanwhile, or Redis
+     * resizing the set returned one twice) it reads again dropping repeats, holding the
+     * window's post ids for that read only; writing a post twice overwrites it.
      */
     async persistWindow(region: string, spec: string, start: number, beat: Beat = noBeat): Promise<WindowSnapshot> {
-      const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
-      const at = new Date(start);
-      const snap: WindowSnapshot = { posts: 0, events: 0, top: [] };
-      const pending: RankedCount[] = [];
-      // One partition per window: batches of 500 rows stay within it.
-      const write = (rows: RankedCount[]) =>
-        cassandra.batch(
-          rows.map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
-          { prepare: true, logged: false },
-        );
-      // In pages: the final persist reads a window nobody writes any more (past its lateness);
-      // the closing one may see a late event's count at any moment of the read.
-      for await (const rows of scanPages(redis, regionWindowKey(region, windowId(spec, start)))) {
-        beat();
-        for (const r of rows) {
-          snap.posts++;
-          snap.events += r.view_count;
-          pending.push(r);
-        }
-        snap.top = [...snap.top, ...rows].sort(byRank).slice(0, 10);
-        while (pending.length >= 500) await write(pending.splice(0, 500));
-      }
-      if (pending.length) await write(pending);
-      return snap;
+      const key = regionWindowKey(region, windowId(spec, start));
+      const before = await redis.zcard(key);
+      const first = await copyWindow(region, spec, start, key, false, beat);
+      if (before === first.posts && (await redis.zcard(key)) === before) return first;
+      return copyWindow(region, spec, start, key, true, beat);
     },
 
     readWindow,

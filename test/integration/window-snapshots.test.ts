@@ -99,18 +99,13 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     expect(await countedWindows({ region, ids: [] })).to.deep.equal([]);
   });
 
-  it("persists a 12,000-post window read in pages: Cassandra holds exactly the key's counts", async () => {
-    await panes(1, 12_000, 0);
-    const zrange = sinon.spy(redis, 'zrange');
-    const zscan = sinon.spy(redis, 'zscan');
-    const snap = await store().persistWindow(region, '1m', START);
-    expect(zrange.called, 'a whole-key ZRANGE').to.equal(false);
-    expect(zscan.callCount).to.be.greaterThan(5);
+  /** The key of pane 0 and its counts as Cassandra must hold them, after a persist returned `snap`. */
+  const expectPersisted = async (snap: { posts: number; events: number; top: unknown[] }) => {
     const want = asMap(await redis.zrange(regionWindowKey(region, windowId('1m', START)), 0, -1, 'WITHSCORES'));
     const rows = await store().readWindow(region, windowId('1m', START));
-    expect(rows.length).to.equal(12_000);
     expect(new Map(rows.map((r) => [r.post_id, r.view_count]))).to.deep.equal(want);
-    expect(snap.posts).to.equal(12_000);
+    expect(rows.length).to.equal(want.size);
+    expect(snap.posts).to.equal(want.size);
     expect(snap.events).to.equal([...want.values()].reduce((a, n) => a + n, 0));
     expect(snap.top).to.deep.equal(
       [...want]
@@ -118,6 +113,51 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
         .sort(byRank)
         .slice(0, 10),
     );
+  };
+
+  it("persists a 12,000-post window read in pages: Cassandra holds exactly the key's counts", async () => {
+    await panes(1, 12_000, 0);
+    const zrange = sinon.spy(redis, 'zrange');
+    const zscan = sinon.spy(redis, 'zscan');
+    const snap = await store().persistWindow(region, '1m', START);
+    expect(zrange.called, 'a whole-key ZRANGE').to.equal(false);
+    expect(zscan.callCount).to.be.greaterThan(5);
+    await expectPersisted(snap);
+    expect(snap.posts).to.equal(12_000);
+  });
+
+  it('holds no post ids for a read ZSCAN returns each post once in; a page returned again (as while Redis resizes the set) makes it read again dropping repeats', async () => {
+    await panes(1, 12_000, 0);
+    const real = redis.zscan.bind(redis);
+    let n = 0;
+    // The second call returns the first page again, and the same cursor (the scan goes on from where it was).
+    sinon.stub(redis, 'zscan').callsFake((async (key: string, cursor: string, count: 'COUNT', page: number) => {
+      n++;
+      if (n !== 2) return real(key, cursor, count, page);
+      const [, again] = await real(key, '0', count, page);
+      return [cursor, again];
+    }) as never);
+    const snap = await store().persistWindow(region, '1m', START);
+    const pages = n;
+    await expectPersisted(snap);
+    expect(pages, 'read twice').to.be.greaterThan(24);
+    sinon.restore();
+    // Without a repeat: one read.
+    const zscan = sinon.spy(redis, 'zscan');
+    await expectPersisted(await store().persistWindow(region, '1m', START));
+    expect(zscan.callCount).to.be.within(6, pages / 2);
+  });
+
+  it('a post counted into the window during the read (a late event within its lateness) is in the snapshot', async () => {
+    await panes(1, 12_000, 0);
+    let beats = 0;
+    const key = regionWindowKey(region, windowId('1m', START));
+    const snap = await store().persistWindow(region, '1m', START, () => {
+      // After the first page: 300 new posts (ZSCAN may already have passed where they land).
+      if (++beats === 2) void redis.zadd(key, ...Array.from({ length: 300 }, (_, i) => [1, `late${i}`]).flat());
+    });
+    await expectPersisted(snap);
+    expect(snap.posts).to.equal(12_300);
   });
 
   it('sums small panes with one ZUNIONSTORE', async () => {
