@@ -3,12 +3,13 @@ import { temporalClient } from '../../src/clients';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { AssignerProtocol, type Admin } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { EPOCH_KEY, appliedKey } from '../../src/keys';
 import { loadConfig, type Config } from '../../src/config';
 import { supervisorId } from '../../src/runtime/ids';
 import { grantPipelineAcls, pipelineNames, revokePipelineAcls, type PipelineNames } from '../../src/bootstrap/kafka';
+import { membersPartitions } from '../../src/ingest/assigner';
 import { coordinatorWorkflowId, globalMergeWorkflowId } from '../../src/workflows/definitions';
 
 export interface Runtime {
@@ -148,16 +149,14 @@ export async function committedRecords(admin: Admin, groupId: string, topic: str
   return (res[0]?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0);
 }
 
-/** The consumer group's state and members, in a line (what a failure to drain needs explained). */
-export async function groupState(admin: Admin, groupId: string): Promise<string> {
+/** The consumer group's state and its members' partitions of `topic`, in a line (what a failure to drain needs explained). */
+export async function groupState(admin: Admin, groupId: string, topic: string): Promise<string> {
   try {
     const { groups } = await admin.describeGroups([groupId]);
     const g = groups[0];
     if (!g) return 'not found';
-    const members = g.members.map((m) => {
-      const a = m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment : undefined;
-      return `${m.clientId}@${m.clientHost} holds ${JSON.stringify(a ?? {})}`;
-    });
+    const held = membersPartitions(g, topic);
+    const members = g.members.map((m, i) => `${m.clientId}@${m.clientHost} holds [${held[i].join(',')}]`);
     return `${g.state}, protocol ${g.protocol || 'none'}, ${g.members.length} member(s): ${members.join(', ') || 'none'}`;
   } catch (e) {
     return `cannot describe it: ${(e as Error).message}`;
@@ -179,7 +178,7 @@ export async function waitDrained(admin: Admin, groupId: string, topic: string, 
     }, 0n);
     if (behind === 0n) return;
     if (Date.now() - t0 > timeoutMs) {
-      throw new Error(`not drained after ${timeoutMs / 1000} s: ${behind} records behind; the group: ${await groupState(admin, groupId)}`);
+      throw new Error(`not drained after ${timeoutMs / 1000} s: ${behind} records behind; the group: ${await groupState(admin, groupId, topic)}`);
     }
     await new Promise((r) => setTimeout(r, 500));
   }

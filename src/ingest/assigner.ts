@@ -17,7 +17,7 @@
  * by more than a fifth. If the offsets cannot be read, the weights are 0 and the
  * assignment is by count: the join never fails for it.
  */
-import { AssignerProtocol, type Admin, type Assigner, type Cluster, type PartitionAssigner } from 'kafkajs';
+import { AssignerProtocol, type Admin, type Assigner, type Cluster, type GroupDescription, type PartitionAssigner } from 'kafkajs';
 
 export const LOAD_ASSIGNER = 'HeavyHittersByLoad';
 
@@ -129,6 +129,15 @@ export function worthRebalancing(current: readonly (readonly number[])[], partit
   return Math.max(...loads) > 1.2 * best ? loads : undefined;
 }
 
+/** Each member's partitions of `topic` in a described group, sorted (empty for a member with no assignment yet). */
+export function membersPartitions(group: GroupDescription, topic: string): number[][] {
+  return group.members.map((m) =>
+    [...((m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] : undefined) ?? [])].sort(
+      (a, b) => a - b,
+    ),
+  );
+}
+
 /** The partitions of `all` that no member holds under `current`, in order. */
 export function unheld(current: readonly (readonly number[])[], all: readonly number[]): number[] {
   const held = new Set(current.flat());
@@ -147,7 +156,7 @@ export async function imbalance(admin: Admin, groupId: string, topic: string): P
   const group = (await admin.describeGroups([groupId])).groups[0];
   // Only where this assigner decides (a member of an older version makes it round robin, and a rejoin would change nothing).
   if (group?.state !== 'Stable' || group.protocol !== LOAD_ASSIGNER) return undefined;
-  const current = group.members.map((m) => AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] ?? []);
+  const current = membersPartitions(group, topic);
   const partitions = (await admin.fetchTopicOffsets(topic)).map((o) => ({
     topic,
     partition: o.partition,

@@ -126,7 +126,7 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
     expect(snap.posts).to.equal(12_000);
   });
 
-  it('holds no post ids for a read ZSCAN returns each post once in; a page returned again (as while Redis resizes the set) makes it read again dropping repeats', async () => {
+  it('reads the window once when ZSCAN returns each post once; a page returned again (as while Redis resizes the set) makes it read again, dropping repeats', async () => {
     await panes(1, 12_000, 0);
     const real = redis.zscan.bind(redis);
     let n = 0;
