@@ -36,6 +36,24 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
 
 const port = (env: Env, name: string, fallback: number) => int(env, name, fallback, 1, 65535);
 
+/**
+ * The ports a browser and Node's fetch refuse to connect to (the Fetch standard's "bad ports"):
+ * a page or a probe served on one could never be reached.
+ */
+export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137,
+  139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049,
+  3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/** A port served over HTTP to browsers and fetch (the API, the Temporal UI, Prometheus): not one they refuse. */
+function httpPort(env: Env, name: string, fallback: number): number {
+  const p = port(env, name, fallback);
+  if (FETCH_BAD_PORTS.has(p))
+    throw new ConfigError(name, `port ${p} is one browsers and fetch refuse to connect to (the Fetch standard's bad ports): choose another`);
+  return p;
+}
+
 function identifier(env: Env, name: string, fallback: string, pattern: RegExp, what: string): string {
   const v = str(env, name, fallback);
   if (!pattern.test(v)) throw new ConfigError(name, `expected ${what}, got "${v}"`);
@@ -613,7 +631,7 @@ export function loadConfig(env: Env = process.env): Config {
       heapMb: int(env, 'HH_CASSANDRA_HEAP_MB', 1024, 256, 16384),
       localDataCenter: 'datacenter1',
     },
-    prometheus: { port: port(env, 'HH_PROMETHEUS_PORT', 9090) },
+    prometheus: { port: httpPort(env, 'HH_PROMETHEUS_PORT', 9090) },
     credentials: {
       redis: logins(env, 'redis', SERVER_USERS.redis, secrets.redis),
       kafka: logins(env, 'kafka', SERVER_USERS.kafka, secrets.kafka),
@@ -621,7 +639,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     temporal: {
       port: temporalPort,
-      uiPort: port(env, 'HH_TEMPORAL_UI_PORT', 8233),
+      uiPort: httpPort(env, 'HH_TEMPORAL_UI_PORT', 8233),
       namespace: identifier(env, 'HH_TEMPORAL_NAMESPACE', 'default', /^[A-Za-z0-9._-]{2,200}$/, 'a Temporal namespace name'),
       taskQueue: identifier(env, 'HH_TEMPORAL_TASK_QUEUE', 'heavy-hitters', /^[A-Za-z0-9._:-]{1,200}$/, 'a task queue name'),
       address: str(env, 'HH_TEMPORAL_ADDRESS', `${host}:${temporalPort}`),
@@ -629,7 +647,7 @@ export function loadConfig(env: Env = process.env): Config {
       tls: temporalTls(env),
     },
     api: {
-      port: port(env, 'HH_API_PORT', 3000),
+      port: httpPort(env, 'HH_API_PORT', 3000),
       maxK: int(env, 'HH_API_MAX_K', 1000, 1, 100_000),
       maxPostEvents: int(env, 'HH_POST_EVENTS_MAX', 5_000, 1, 1_000_000),
       maxBodyBytes: int(env, 'HH_API_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),

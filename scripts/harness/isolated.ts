@@ -12,11 +12,19 @@ import { cassandraClient, kafkaSasl, opsRedis } from '../../src/clients';
 import { produceLoad } from '../../src/load/produce';
 import type { LoadOptions, Truth } from '../../src/load/generator';
 import { freeRedisDb } from './redis-db';
-import { loadConfig } from '../../src/config';
+import { FETCH_BAD_PORTS, loadConfig } from '../../src/config';
 
 const cfg = loadConfig();
 import { LATE_REASON_HEADER } from '../../src/ingest/triage';
 import { revokeGrantedAcls, terminateRegionWorkflows, terminateSupervisors, type Runtime } from './runtime';
+
+/** The ports a run's API may take: 3100..3899 but those fetch refuses (3659 is one: every start on it timed out). */
+const API_PORTS = Array.from({ length: 800 }, (_, i) => 3100 + i).filter((p) => !FETCH_BAD_PORTS.has(p));
+
+/** A run's API port, drawn with `random` (in [0, 1)) from API_PORTS. */
+export function pickApiPort(random: () => number = Math.random): number {
+  return API_PORTS[Math.floor(random() * API_PORTS.length)];
+}
 
 export class Isolated {
   readonly env: Record<string, string>;
@@ -50,7 +58,7 @@ export class Isolated {
       HH_KAFKA_LATE_TOPIC: `${id}.late`,
       HH_KAFKA_GROUP: `${id}.ingest`,
       HH_TEMPORAL_TASK_QUEUE: `${id}-tq`,
-      HH_API_PORT: String(3100 + Math.floor(Math.random() * 800)),
+      HH_API_PORT: String(pickApiPort()),
       // This run's own producer key and admin token (the stack's secrets file is not theirs).
       HH_PRODUCER_KEYS: `producer-${randomBytes(12).toString('hex')}`,
       HH_ADMIN_TOKEN: `admin-${randomBytes(12).toString('hex')}`,

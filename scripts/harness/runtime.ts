@@ -106,7 +106,9 @@ export async function startRuntime(env: NodeJS.ProcessEnv): Promise<Runtime> {
       if (res.ok && workers.size >= cfg.runtime.workers && apis.size >= cfg.runtime.apiProcesses && workflowsReady) break;
       last = `GET /healthz ${res.status} ${body.slice(0, 2000)}; worker slots seen ${workers.size}/${cfg.runtime.workers}, API processes ${apis.size}/${cfg.runtime.apiProcesses}, lifecycle processes ${lifecycles.size}/${cfg.runtime.lifecycleProcesses} (workflows ${workflowsReady ? '' : 'not '}ready)`;
     } catch (e) {
-      last = `GET /healthz failed: ${(e as Error).message}`; // not up yet
+      // Not up yet, or refused: the cause says which (connection refused, bad port, ...).
+      const cause = (e as Error & { cause?: Error }).cause;
+      last = `GET /healthz failed: ${(e as Error).message}${cause?.message ? ` (${cause.message})` : ''}`;
     }
     if (Date.now() - t0 > 120_000) {
       // Not left running: nobody holds it to stop it, and the suites after this one would share the cores with it.
