@@ -41,7 +41,7 @@ describe('API answer cache', () => {
 
   it('an answer read again for longer than waitMs is answered by the previous one, up to ttl + staleMs old; a quick read answers new', async () => {
     const clock = sinon.useFakeTimers({ toFake: ['performance', 'setTimeout', 'clearTimeout'] });
-    const cache = new AnswerCache<string>(50, 1000, 20);
+    const cache = new AnswerCache<string>(50, 1000, 20, 0);
     expect(await cache.get('k', async () => 'v1')).to.equal('v1');
     clock.tick(60);
     let release!: (s: string) => void;
@@ -61,6 +61,27 @@ describe('API answer cache', () => {
     expect(third).to.equal('v2');
     clock.tick(60);
     expect(await cache.get('k', async () => 'v3'), 'a quick read answers with the new value').to.equal('v3');
+  });
+
+  it('by default a request arriving within twice the ttl while its answer is read again gets the previous one at once, without waiting for the read; past that it waits for the new one', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['performance', 'setTimeout', 'clearTimeout'] });
+    const cache = new AnswerCache<string>(50);
+    expect(await cache.get('k', async () => 'v1')).to.equal('v1');
+    clock.tick(60); // within twice its ttl
+    let release!: (s: string) => void;
+    const slow = () => new Promise<string>((r) => (release = r));
+    const got: string[] = [];
+    void cache.get('k', slow).then((v) => got.push(v)); // expired: it starts the read
+    void cache.get('k', slow).then((v) => got.push(v)); // arrives during the read
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(got, 'answered before any timer ran and before the read finished').to.deep.equal(['v1', 'v1']);
+    release('v2');
+    await clock.tickAsync(0);
+    expect(await cache.get('k', slow)).to.equal('v2');
+    // Asked for rarely (past twice its ttl): the read is waited for, and answers new.
+    clock.tick(150);
+    expect(await cache.get('k', async () => 'v3')).to.equal('v3');
   });
 
   it('with ttl 0 never serves a previous answer', async () => {
