@@ -5,9 +5,10 @@
  * again waits at most `waitMs` for it, then gets the previous one (if no older than ttl +
  * staleMs) — a slow read (Redis busy with another client's call) does not hold every
  * request behind it, and a quick one (the usual case) still answers with the new value.
- * With `swrMs` (stale while revalidate): a caller whose previous value is no older than
- * ttl + swrMs gets it at once, without waiting at all — a value asked for often is read again
- * behind its callers, never in front of them, and one asked for rarely is still read fresh.
+ * With `swrMs` (stale while revalidate; a previous value is kept only with `staleMs`, so
+ * swrMs acts up to staleMs): a caller whose previous value is no older than ttl + swrMs gets
+ * it at once, without waiting at all — a value asked for often is read again behind its
+ * callers, never in front of them, and one asked for rarely is still read fresh.
  * Bounded: the oldest key goes first.
  */
 /** A value and when it was computed (Infinity while it is being computed), with the one it replaces. */
@@ -68,8 +69,8 @@ export class SharedCache<T> {
  * as it is, not encoded again per request). An answer asked for again within twice its reuse
  * time is read again behind its callers (`swrMs` = ttl): they get the previous one at once,
  * at most ~2 × ttl and a read old. Before (2026-12-05) they waited up to 20 ms for the read:
- * at 2,000 req/s about 4 % of requests waited behind a refresh, and the slow refreshes (7–45
- * ms while Redis ran another client's script) put those requests at the API's p99.
+ * at 2,000 req/s about 4 % of requests waited behind a refresh, and the slow refreshes (p99
+ * 7–45 ms per 10 s) put those requests at the API's p99.
  */
 export class AnswerCache<T = Buffer> extends SharedCache<T> {
   /**

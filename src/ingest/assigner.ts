@@ -131,11 +131,10 @@ export function worthRebalancing(current: readonly (readonly number[])[], partit
 
 /** Each member's partitions of `topic` in a described group, sorted (empty for a member with no assignment yet). */
 export function membersPartitions(group: GroupDescription, topic: string): number[][] {
-  return group.members.map((m) =>
-    [...((m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment[topic] : undefined) ?? [])].sort(
-      (a, b) => a - b,
-    ),
-  );
+  return group.members.map((m) => {
+    const assignment = m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment : undefined;
+    return [...(assignment?.[topic] ?? [])].sort((a, b) => a - b);
+  });
 }
 
 /** The partitions of `all` that no member holds under `current`, in order. */
