@@ -3,14 +3,18 @@
  * through the ReadService (which says what each answer is: live, recovering, from the
  * record); `POST /events` only validates and produces to Kafka (counting is the hot
  * path's job) and needs a producer key. Every route but the health ones is rate-limited
- * per client. Every bad parameter is a 400 naming it; an unknown region is a 404.
+ * per client. Every bad parameter is a 400 naming it; an unknown region is a 404. The
+ * server's listener hands a GET /top-posts whose answer is ready straight to
+ * routes/top-posts.ts's fast path (the same answer and headers, without Express's
+ * per-request work); everything else goes through Express.
  */
+import { createServer, type RequestListener, type Server } from 'node:http';
 import express from 'express';
 import type { HealthReport } from '../runtime/health';
 import type { RateLimiter } from '../store/rate-limit';
 import { AnswerCache } from './cache';
 import type { Credentials } from './auth';
-import { rateLimit } from './rate-limit';
+import { createRateLimit } from './rate-limit';
 import { HttpError, errorHandler, requestIds, type ApiLog } from './errors';
 import { uiRouter, type UiOptions } from './routes/ui';
 import type { ReadService } from './read-service';
@@ -18,7 +22,7 @@ import { adminRouter, type AdminOptions } from './routes/admin';
 import { eventsRouter, type EventsOptions } from './routes/events';
 import { healthRouter } from './routes/health';
 import { rankRouter } from './routes/rank';
-import { topPostsRouter, type TopPostsLimits } from './routes/top-posts';
+import { topPostsFastPath, topPostsRouter, type TopPostsLimits } from './routes/top-posts';
 
 export interface ApiDeps {
   read: ReadService;
@@ -44,15 +48,26 @@ export interface ApiDeps {
   log: ApiLog;
 }
 
-export function createApp(deps: ApiDeps): express.Express {
+/** The API: its Express app, and the request listener that serves it (ready GET /top-posts answers first, without Express). */
+export interface Api {
+  app: express.Express;
+  listener: RequestListener;
+  /** An HTTP server of the listener, listening. */
+  listen(port: number, host?: string): Server;
+}
+
+export function createApi(deps: ApiDeps): Api {
+  const answers = new AnswerCache(deps.cacheMs);
+  const limit = deps.rateLimiter
+    ? createRateLimit({ limiter: deps.rateLimiter, credentials: deps.credentials, onRefused: deps.onRateLimited, onUnavailable: deps.onRateLimitUnavailable })
+    : undefined;
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.use(requestIds());
   app.use(healthRouter(deps.health, deps.metrics));
-  if (deps.rateLimiter)
-    app.use(rateLimit({ limiter: deps.rateLimiter, credentials: deps.credentials, onRefused: deps.onRateLimited, onUnavailable: deps.onRateLimitUnavailable }));
-  app.use(topPostsRouter(deps.read, new AnswerCache(deps.cacheMs), deps.limits));
+  if (limit) app.use(limit.middleware);
+  app.use(topPostsRouter(deps.read, answers, deps.limits));
   app.use(rankRouter(deps.read));
   if (deps.events) app.use(eventsRouter(deps.events));
   else
@@ -63,5 +78,14 @@ export function createApp(deps: ApiDeps): express.Express {
   if (deps.ui) app.use(uiRouter(deps.ui));
   app.use((_req, _res, next) => next(new HttpError(404, 'no such endpoint', 'path')));
   app.use(errorHandler(deps.log));
-  return app;
+  const fast = topPostsFastPath(deps.read, answers, deps.limits, limit);
+  const listener: RequestListener = (req, res) => {
+    if (!fast(req, res)) app(req, res);
+  };
+  return { app, listener, listen: (port, host) => createServer(listener).listen(port, host) };
+}
+
+/** The Express app alone (every request through Express). */
+export function createApp(deps: ApiDeps): express.Express {
+  return createApi(deps).app;
 }

@@ -5,6 +5,7 @@
  * buy a fresh rate-limit bucket.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import { HttpError } from './errors';
 
@@ -20,8 +21,8 @@ export class Credentials {
   }
 
   /** The bearer token of a request, if it sends one. */
-  static bearer(req: Request): string | undefined {
-    const h = req.get('authorization');
+  static bearer(req: IncomingMessage): string | undefined {
+    const h = req.headers.authorization;
     const m = h === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(h);
     return m ? m[1] : undefined;
   }
@@ -59,7 +60,7 @@ export class Credentials {
   }
 
   /** The rate-limit identity: `key:<hash>` of a valid key, else `ip:<peer address>`. */
-  clientOf(req: Request): string {
+  clientOf(req: IncomingMessage): string {
     const token = Credentials.bearer(req);
     if (token !== undefined && (this.isProducer(token) || this.isAdmin(token))) return `key:${digest(token).toString('hex').slice(0, 16)}`;
     return `ip:${req.socket.remoteAddress ?? 'unknown'}`;

@@ -9,13 +9,20 @@
  * swrMs acts up to staleMs): a caller whose previous value is no older than ttl + swrMs gets
  * it at once, without waiting at all — a value asked for often is read again behind its
  * callers, never in front of them, and one asked for rarely is still read fresh.
- * Bounded: the oldest key goes first.
+ * `ready` answers synchronously where `get` would answer at once with a value already
+ * computed, and starts nothing for a key it does not hold (a caller that may be refused
+ * after asking costs no computation). Bounded: the oldest key goes first.
  */
-/** A value and when it was computed (Infinity while it is being computed), with the one it replaces. */
-interface Entry<T> {
+/** A computed value: the promise, and its result once it has one. */
+interface Computed<T> {
   at: number;
   value: Promise<T>;
-  previous?: { at: number; value: Promise<T> };
+  result?: { value: T };
+}
+
+/** A value and when it was computed (Infinity while it is being computed), with the one it replaces. */
+interface Entry<T> extends Computed<T> {
+  previous?: Computed<T>;
 }
 
 export class SharedCache<T> {
@@ -34,19 +41,45 @@ export class SharedCache<T> {
     const hit = this.entries.get(key);
     if (hit && hit.at === Infinity) return this.answer(hit, now); // being computed
     if (hit && now - hit.at < this.ttlMs) return hit.value;
+    return this.answer(this.recompute(key, compute, hit), now);
+  }
+
+  /**
+   * The value `get` would answer with at once, already computed: a fresh one, or the previous
+   * one while it is computed again (within ttl + swrMs; the computation is started as `get`
+   * would). Otherwise undefined, and nothing is started: `get` is the way to wait for it.
+   */
+  ready(key: string, compute: () => Promise<T>): T | undefined {
+    const now = performance.now();
+    const hit = this.entries.get(key);
+    if (!hit) return undefined;
+    if (hit.at !== Infinity && now - hit.at < this.ttlMs) return hit.result?.value;
+    const entry = hit.at === Infinity ? hit : hit.result && this.servesPrevious(hit, now) ? this.recompute(key, compute, hit) : undefined;
+    const prev = entry?.previous;
+    return prev && this.servesPrevious(prev, now) ? prev.result?.value : undefined;
+  }
+
+  /** A previous value computed at `c.at` is answered at once while its successor is computed. */
+  private servesPrevious(c: { at: number }, now: number): boolean {
+    return this.staleMs > 0 && now - c.at < this.ttlMs + Math.min(this.swrMs, this.staleMs);
+  }
+
+  /** Starts computing `key` again; the entry it replaces (if any) is kept as its previous value. */
+  private recompute(key: string, compute: () => Promise<T>, hit: Entry<T> | undefined): Entry<T> {
     const entry: Entry<T> = { at: Infinity, value: compute() };
-    if (hit && this.staleMs > 0) entry.previous = { at: hit.at, value: hit.value };
+    if (hit && this.staleMs > 0) entry.previous = { at: hit.at, value: hit.value, result: hit.result };
     this.entries.set(key, entry);
     entry.value.then(
-      () => {
+      (value) => {
         entry.previous = undefined;
+        entry.result = { value };
         if (this.ttlMs > 0) entry.at = performance.now();
         else this.drop(key, entry);
       },
       () => this.drop(key, entry),
     );
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-    return this.answer(entry, now);
+    return entry;
   }
 
   /** The value being computed, or the previous one if that takes longer than waitMs (and it is fresh enough). */

@@ -1,5 +1,6 @@
 /** The API's error: an HTTP status, a message, and the parameter it is about. */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 
 /** A log line of the API, with structured fields (the request id among them). */
@@ -29,11 +30,16 @@ export const badParam = (param: string, message: string): HttpError => new HttpE
 /** The request's id: the caller's `X-Request-Id` when it is a sane token, else a fresh UUID (set by requestIds). */
 export const requestId = (req: Request): string => (req.res?.locals.requestId as string | undefined) ?? 'none';
 
+/** A request's id: the caller's `X-Request-Id` when it is a sane token, else a fresh UUID. */
+export function newRequestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
 /** Gives every request an id, echoed in `X-Request-Id` and carried by every log line about it. */
 export function requestIds(): RequestHandler {
   return (req, res, next) => {
-    const given = req.get('x-request-id');
-    const id = given && /^[A-Za-z0-9._:-]{1,64}$/.test(given) ? given : randomUUID();
+    const id = newRequestId(req);
     res.locals.requestId = id;
     res.set('x-request-id', id);
     next();

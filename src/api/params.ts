@@ -1,10 +1,14 @@
 /** Query and path parameters: each parsed value is valid, or a 400 names the parameter. */
-import type { Request } from 'express';
 import type { SessionSpec, SlidingSpec, WindowSpec } from '../config';
 import { badParam } from './errors';
 
+/** A request's parsed query string: Express's `req`, or `{ query }` parsed the same way (node:querystring) outside it. */
+export interface HasQuery {
+  query: Record<string, unknown>;
+}
+
 /** A query parameter given at most once, as a plain string. */
-export function one(req: Request, name: string): string | undefined {
+export function one(req: HasQuery, name: string): string | undefined {
   const v = req.query[name];
   if (v === undefined) return undefined;
   if (typeof v !== 'string') throw badParam(name, `${name} must be given once, as a plain value`);
@@ -12,7 +16,7 @@ export function one(req: Request, name: string): string | undefined {
 }
 
 /** An integer in min..max (default when absent). */
-export function intParam(req: Request, name: string, min: number, max: number, fallback: number): number {
+export function intParam(req: HasQuery, name: string, min: number, max: number, fallback: number): number {
   const raw = one(req, name);
   if (raw === undefined) return fallback;
   if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max)
@@ -20,7 +24,7 @@ export function intParam(req: Request, name: string, min: number, max: number, f
   return Number(raw);
 }
 
-export function enumParam<T extends string>(req: Request, name: string, allowed: readonly T[], fallback: T): T {
+export function enumParam<T extends string>(req: HasQuery, name: string, allowed: readonly T[], fallback: T): T {
   const raw = one(req, name);
   if (raw === undefined) return fallback;
   if (!(allowed as readonly string[]).includes(raw)) throw badParam(name, `${name} must be one of ${allowed.join(', ')}; got "${raw.slice(0, 40)}"`);
@@ -34,7 +38,7 @@ export function idValue(name: string, raw: string | undefined, example: string):
   return raw;
 }
 
-export const regionParam = (req: Request): string => idValue('region', one(req, 'region'), 'region=NA');
+export const regionParam = (req: HasQuery): string => idValue('region', one(req, 'region'), 'region=NA');
 
 /** An addressable window spec: its start grid, and its size (sessions have none: each its own length). */
 export interface AddressableSpec {

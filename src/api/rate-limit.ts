@@ -15,7 +15,8 @@
  * decision, so the limit holds there as before; a request's Redis round trip (and Redis's
  * own stalls) is off the path of the clients that are nowhere near it.
  */
-import type { RequestHandler, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
 import type { RateDecision, RateLimiter } from '../store/rate-limit';
 import type { Credentials } from './auth';
 import { HttpError } from './errors';
@@ -58,7 +59,23 @@ const KNOWN_FOR_MS = 100;
 /** Clients remembered (the oldest forgotten first). */
 const MAX_KNOWN = 10_000;
 
+/** The limit of the routes it guards: as Express middleware, and as a check for a path that answers without Express. */
+export interface RateLimit {
+  middleware: RequestHandler;
+  /**
+   * Whether `req` passes at once (its client far from its limit, a recent decision known):
+   * then the step that lets it through (sets its headers, counts it in the background), else
+   * undefined — the request is to wait for its own decision (the middleware). Nothing is
+   * counted before that step runs.
+   */
+  passNow(req: IncomingMessage): ((res: ServerResponse) => void) | undefined;
+}
+
 export function rateLimit(deps: RateLimitDeps): RequestHandler {
+  return createRateLimit(deps).middleware;
+}
+
+export function createRateLimit(deps: RateLimitDeps): RateLimit {
   const timeoutMs = deps.timeoutMs ?? 250;
   const headroom = deps.headroom ?? 0.25;
   const countEveryMs = deps.countEveryMs ?? 10;
@@ -78,12 +95,11 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
     if (k) k.undecided = Math.max(0, k.undecided - n);
     return k?.undecided ?? 0;
   };
-  const headers = (res: Response, d: RateDecision, remaining: number) =>
-    res.set({
-      'ratelimit-limit': String(d.limit),
-      'ratelimit-remaining': String(Math.max(0, remaining)),
-      'ratelimit-reset': String(Math.ceil(d.resetMs / 1000)),
-    });
+  const headers = (res: ServerResponse, d: RateDecision, remaining: number) => {
+    res.setHeader('ratelimit-limit', String(d.limit));
+    res.setHeader('ratelimit-remaining', String(Math.max(0, remaining)));
+    res.setHeader('ratelimit-reset', String(Math.ceil(d.resetMs / 1000)));
+  };
 
   /** Counts the client's queued requests in one call, no sooner than countEveryMs after its last one. */
   const schedule = (client: string, c: Counting) => {
@@ -118,27 +134,43 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
     );
   };
 
-  return (req, res, next) => {
-    const client = deps.credentials.clientOf(req);
+  /** The client's last decision, when it lets a request through at once. */
+  const passing = (client: string): Known | undefined => {
     const k = known.get(client);
-    if (k && Date.now() - k.at < KNOWN_FOR_MS && k.decision.allowed && k.decision.remaining - k.undecided - 1 > headroom * k.decision.limit) {
-      k.undecided++;
-      headers(res, k.decision, k.decision.remaining - k.undecided);
-      next();
-      let c = counting.get(client);
-      if (!c) {
-        counting.set(client, (c = { out: false, queued: 0, last: 0 }));
-        if (counting.size > MAX_KNOWN) {
-          for (const [other, o] of counting) {
-            if (!o.out) {
-              counting.delete(other);
-              break;
-            }
+    return k && Date.now() - k.at < KNOWN_FOR_MS && k.decision.allowed && k.decision.remaining - k.undecided - 1 > headroom * k.decision.limit ? k : undefined;
+  };
+  /** Lets a request through on that decision; it is counted in the background. */
+  const admit = (client: string, k: Known, res: ServerResponse) => {
+    k.undecided++;
+    headers(res, k.decision, k.decision.remaining - k.undecided);
+    let c = counting.get(client);
+    if (!c) {
+      counting.set(client, (c = { out: false, queued: 0, last: 0 }));
+      if (counting.size > MAX_KNOWN) {
+        for (const [other, o] of counting) {
+          if (!o.out) {
+            counting.delete(other);
+            break;
           }
         }
       }
-      c.queued++;
-      if (!c.out) schedule(client, c);
+    }
+    c.queued++;
+    if (!c.out) schedule(client, c);
+  };
+
+  const passNow = (req: IncomingMessage) => {
+    const client = deps.credentials.clientOf(req);
+    const k = passing(client);
+    return k ? (res: ServerResponse) => admit(client, k, res) : undefined;
+  };
+
+  const middleware: RequestHandler = (req, res, next) => {
+    const client = deps.credentials.clientOf(req);
+    const k = passing(client);
+    if (k) {
+      admit(client, k, res);
+      next();
       return;
     }
     let timer: NodeJS.Timeout | undefined;
@@ -172,4 +204,5 @@ export function rateLimit(deps: RateLimitDeps): RequestHandler {
         next(new HttpError(429, `rate limit exceeded: retry after ${retry} s`, 'rate', { 'retry-after': retry }));
       });
   };
+  return { middleware, passNow };
 }

@@ -24,7 +24,7 @@ import { createActivities } from '../activities';
 import { windowStore } from '../store/window-snapshots';
 import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
-import { createApp } from '../api/app';
+import { createApi } from '../api/app';
 import { listWindows, temporalUiWorkflows } from '../api/window-list';
 import { REGIONS_KEY } from '../keys';
 import { Credentials } from '../api/auth';
@@ -260,7 +260,7 @@ async function startApi(c: Common): Promise<ApiPart> {
   });
   const credentials = new Credentials({ producerKeys: cfg.api.producerKeys, adminToken: cfg.api.adminToken });
   const audit = new AuditLog(apiCassandra, cfg.cassandra.keyspace, log, () => metrics.failures.inc({ operation: 'audit' }));
-  const app = createApp({
+  const api = createApi({
     read,
     credentials,
     rateLimiter: cfg.api.rateLimit.algorithm === 'off' ? undefined : redisRateLimiter(apiRedis, cfg.api.rateLimit),
@@ -291,7 +291,7 @@ async function startApi(c: Common): Promise<ApiPart> {
     },
     log,
   });
-  const server: Server = app.listen(cfg.api.port, cfg.host);
+  const server: Server = api.listen(cfg.api.port, cfg.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

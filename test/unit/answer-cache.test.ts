@@ -92,4 +92,53 @@ describe('API answer cache', () => {
     release('v2');
     expect(await p).to.equal('v2');
   });
+
+  describe('ready (the synchronous answer of the API fast path)', () => {
+    it('answers only what get would answer at once, and never starts a read for a key it does not hold', async () => {
+      const clock = sinon.useFakeTimers({ toFake: ['performance'] });
+      const cache = new AnswerCache<string>(50);
+      const compute = sinon.stub().resolves('v1');
+      expect(cache.ready('k', compute), 'unknown key').to.equal(undefined);
+      expect(compute.callCount, 'no read for an unknown key (a request that may yet be refused costs none)').to.equal(0);
+      let release!: (s: string) => void;
+      void cache.get('k', () => new Promise<string>((r) => (release = r)));
+      expect(cache.ready('k', compute), 'first read still out: nothing to answer at once').to.equal(undefined);
+      release('v1');
+      await Promise.resolve();
+      await Promise.resolve();
+      expect(cache.ready('k', compute), 'fresh').to.equal('v1');
+      clock.tick(49);
+      expect(cache.ready('k', compute)).to.equal('v1');
+      expect(compute.callCount).to.equal(0);
+    });
+
+    it('within twice the ttl serves the previous answer and starts its read again (once); past that answers nothing and starts nothing', async () => {
+      const clock = sinon.useFakeTimers({ toFake: ['performance'] });
+      const cache = new AnswerCache<string>(50);
+      await cache.get('k', async () => 'v1');
+      clock.tick(60);
+      let release!: (s: string) => void;
+      const slow = sinon.stub().callsFake(() => new Promise<string>((r) => (release = r)));
+      expect(cache.ready('k', slow)).to.equal('v1');
+      expect(cache.ready('k', slow), 'during the read').to.equal('v1');
+      expect(slow.callCount, 'one read, shared').to.equal(1);
+      expect(await cache.get('k', slow), 'get shares the same read (the previous one at once)').to.equal('v1');
+      expect(slow.callCount).to.equal(1);
+      release('v2');
+      await Promise.resolve();
+      await Promise.resolve();
+      expect(cache.ready('k', slow)).to.equal('v2');
+      clock.tick(101); // past ttl + swr
+      const later = sinon.stub().resolves('v3');
+      expect(cache.ready('k', later)).to.equal(undefined);
+      expect(later.callCount, 'too old to serve: get reads it (and waits)').to.equal(0);
+      expect(await cache.get('k', later)).to.equal('v3');
+    });
+
+    it('with ttl 0 never answers at once', async () => {
+      const cache = new AnswerCache<string>(0);
+      await cache.get('k', async () => 'v1');
+      expect(cache.ready('k', async () => 'v2')).to.equal(undefined);
+    });
+  });
 });
