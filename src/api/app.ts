@@ -84,8 +84,3 @@ export function createApi(deps: ApiDeps): Api {
   };
   return { app, listener, listen: (port, host) => createServer(listener).listen(port, host) };
 }
-
-/** The Express app alone (every request through Express). */
-export function createApp(deps: ApiDeps): express.Express {
-  return createApi(deps).app;
-}

@@ -53,10 +53,12 @@ export class SharedCache<T> {
     const now = performance.now();
     const hit = this.entries.get(key);
     if (!hit) return undefined;
-    if (hit.at !== Infinity && now - hit.at < this.ttlMs) return hit.result?.value;
-    const entry = hit.at === Infinity ? hit : hit.result && this.servesPrevious(hit, now) ? this.recompute(key, compute, hit) : undefined;
-    const prev = entry?.previous;
-    return prev && this.servesPrevious(prev, now) ? prev.result?.value : undefined;
+    if (hit.at !== Infinity && now - hit.at < this.ttlMs) return hit.result?.value; // fresh
+    // Being computed: its previous value answers; expired: the hit itself, computed again behind it.
+    const prev = hit.at === Infinity ? hit.previous : hit;
+    if (!prev?.result || !this.servesPrevious(prev, now)) return undefined;
+    if (prev === hit) this.recompute(key, compute, hit);
+    return prev.result.value;
   }
 
   /** A previous value computed at `c.at` is answered at once while its successor is computed. */
@@ -86,7 +88,7 @@ export class SharedCache<T> {
   private answer(entry: Entry<T>, now: number): Promise<T> {
     const prev = entry.previous;
     if (!prev || now - prev.at >= this.ttlMs + this.staleMs) return entry.value;
-    if (now - prev.at < this.ttlMs + this.swrMs) return prev.value;
+    if (this.servesPrevious(prev, now)) return prev.value;
     let timer: NodeJS.Timeout | undefined;
     const fallback = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(prev.value), this.waitMs)));
     return Promise.race([entry.value.finally(() => clearTimeout(timer)), fallback]);

@@ -71,10 +71,6 @@ export interface RateLimit {
   passNow(req: IncomingMessage): ((res: ServerResponse) => void) | undefined;
 }
 
-export function rateLimit(deps: RateLimitDeps): RequestHandler {
-  return createRateLimit(deps).middleware;
-}
-
 export function createRateLimit(deps: RateLimitDeps): RateLimit {
   const timeoutMs = deps.timeoutMs ?? 250;
   const headroom = deps.headroom ?? 0.25;
@@ -166,13 +162,13 @@ export function createRateLimit(deps: RateLimitDeps): RateLimit {
   };
 
   const middleware: RequestHandler = (req, res, next) => {
-    const client = deps.credentials.clientOf(req);
-    const k = passing(client);
-    if (k) {
-      admit(client, k, res);
+    const pass = passNow(req);
+    if (pass) {
+      pass(res);
       next();
       return;
     }
+    const client = deps.credentials.clientOf(req);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`rate limiter did not answer within ${timeoutMs} ms`)), timeoutMs);

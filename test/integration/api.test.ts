@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { type Client } from '@temporalio/client';
 import type { Admin } from 'kafkajs';
-import { createApp } from '../../src/api/app';
+import { createApi } from '../../src/api/app';
 import { ReadService } from '../../src/api/read-service';
 import { Credentials } from '../../src/api/auth';
 import { cassandraClient, temporalClient, opsRedis } from '../../src/clients';
@@ -33,7 +33,7 @@ describe('api (against the real stack)', function () {
     temporal = await temporalClient(cfg);
     const read = new ReadService({ redis, topic: cfg.kafka.topic, windows: cfg.ingest.windows, mode: 'exact', log: () => undefined });
     const health = new RuntimeHealth(cfg, { redis, kafkaAdmin: admin, cassandra, temporal }, async () => []);
-    server = createApp({
+    server = createApi({
       read,
       limits: { maxK: 1000, globalK: 50, boundedK: 100, mode: 'exact' },
       cacheMs: 0,

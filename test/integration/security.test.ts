@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { createApp, type ApiDeps } from '../../src/api/app';
+import { createApi, type ApiDeps } from '../../src/api/app';
 import { Credentials } from '../../src/api/auth';
 import { ReadService } from '../../src/api/read-service';
 import { cassandraClient, opsRedis } from '../../src/clients';
@@ -156,7 +156,7 @@ describe('security: the API (producer keys, rate limits, audit; real Redis and C
       },
       log: () => undefined,
     };
-    server = createApp(deps).listen(0, '127.0.0.1');
+    server = createApi(deps).listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });

@@ -3,7 +3,7 @@ import * as sinon from 'sinon';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { rateLimit } from '../../src/api/rate-limit';
+import { createRateLimit } from '../../src/api/rate-limit';
 import { Credentials } from '../../src/api/auth';
 import { errorHandler } from '../../src/api/errors';
 import type { RateDecision } from '../../src/store/rate-limit';
@@ -28,7 +28,7 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
   beforeEach(async () => {
     held = heldLimiter();
     const app = express();
-    app.use(rateLimit({ limiter: held.limiter, credentials: new Credentials({ producerKeys: [] }), timeoutMs: 5_000, headroom: 0.25 }));
+    app.use(createRateLimit({ limiter: held.limiter, credentials: new Credentials({ producerKeys: [] }), timeoutMs: 5_000, headroom: 0.25 }).middleware);
     app.get('/x', (_req, res) => res.send('ok'));
     app.use(errorHandler(() => undefined));
     server = app.listen(0, '127.0.0.1');
@@ -129,7 +129,7 @@ describe('rate limit middleware: a busy client far from its limit', () => {
       retryMs: 0,
     }));
     const app = express();
-    app.use(rateLimit({ limiter, credentials: new Credentials({ producerKeys: [] }), countEveryMs: 50 }));
+    app.use(createRateLimit({ limiter, credentials: new Credentials({ producerKeys: [] }), countEveryMs: 50 }).middleware);
     app.get('/x', (_req, res) => res.send('ok'));
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));

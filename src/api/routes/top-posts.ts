@@ -74,7 +74,7 @@ const QUERY_PREFIX = `${PATH}?`;
  * its limit's decision — and Express takes the request.
  *
  * Why (2026-12-05, the runtime's API process at 2,000 req/s, CPU profile): ~240 µs of CPU
- * per request through Express against ~105 for bare Express, 46 µs of it in Express's router
+ * per request through Express against ~105 for bare Express (profiled alone), 46 µs of it in Express's router
  * and application code alone, and its p99 ~3 × bare Express's. With this path the same
  * process used 9–12 % of a core against bare Express's 12–14 %, p99 2.5–6.3 ms against
  * 4.0–5.8 (scratch harness, three rounds of 20 s in turns).
