@@ -314,6 +314,15 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     tell();
     // Partitions held before keep their place (their batches in flight go on); new ones start from their marks.
     const fresh = [...assigned].filter((p) => !before.has(p) || !positions.has(p));
+    // kafkajs fetches every partition of a new assignment from the group's committed offset,
+    // also the ones this member kept. Those lag where it got to by the batches in flight, and
+    // more while a rebalance refuses commits: a kept partition would be read again from there
+    // and the records below its position dropped (reads per event 1.39 in a bench run). It
+    // goes on from its position instead.
+    for (const p of assigned) {
+      const next = before.has(p) ? positions.get(p) : undefined;
+      if (next !== undefined && next !== null) consumer.seek({ topic, partition: p, offset: next.toString() });
+    }
     void resume('assignment', fresh);
     if (fresh.length === 0) return;
     // Partitions taken over from another member carry on from its last watermark state.

@@ -11,7 +11,7 @@ import { membersPartitions } from '../../src/ingest/assigner';
 import { unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
-import { eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
+import { committedRecords, eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
 
 const HEAVY = 1_500;
 const LIGHT = 15;
@@ -37,11 +37,11 @@ function assignmentSuite(name: string, extraEnv: Record<string, string>, partiti
     iso,
     topic,
     rt: undefined as Runtime | undefined,
-    /** HEAVY events to each partition in `heavy`, LIGHT to the others, 37 posts; counted into the truth. */
-    async load(heavy: Set<number>, tag: string) {
+    /** `many` events (HEAVY) to each partition in `heavy`, LIGHT to the others, 37 posts; counted into the truth. */
+    async load(heavy: Set<number>, tag: string, many = HEAVY) {
       const messages = [];
       for (const [p, region] of regions.entries()) {
-        for (let i = 0; i < (heavy.has(p) ? HEAVY : LIGHT); i++) {
+        for (let i = 0; i < (heavy.has(p) ? many : LIGHT); i++) {
           const post = `${prefix}post-${i % 37}`;
           (truth[region] ??= {})[post] = (truth[region][post] ?? 0) + 1;
           messages.push({
@@ -51,7 +51,7 @@ function assignmentSuite(name: string, extraEnv: Record<string, string>, partiti
           });
         }
       }
-      for (let i = 0; i < messages.length; i += 2_000) await iso.producer.send({ topic, acks: -1, messages: messages.slice(i, i + 2_000) });
+      for (let i = 0; i < messages.length; i += 5_000) await iso.producer.send({ topic, acks: -1, messages: messages.slice(i, i + 5_000) });
     },
     /**
      * The stable group's members' partitions (each sorted) and their shares of the records
@@ -168,5 +168,48 @@ describe('partitions added to a running topic are read (real Kafka, 1 worker pro
     }, 90_000);
     expect(rt.output.join('\n')).to.match(/leaving the group to rebalance it to assign partitions [\d,]+, which no member holds/);
     await s.expectExact();
+  });
+});
+
+describe('a rebalance while a backlog is read (real Kafka, 1 worker process and a member joining and leaving)', function () {
+  this.timeout(300_000);
+  const s = assignmentSuite('reread', { HH_WORKERS: '1' });
+  const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+
+  it('the worker reads no record twice: the partitions it keeps go on from where it got to, those it gets back from what Redis applied; counts exact', async () => {
+    // 50,000 events in every partition: a backlog of some seconds for one worker.
+    await s.load(new Set([0, 1, 2, 3, 4, 5, 6, 7]), 'backlog', 50_000);
+    const group = s.iso.env.HH_KAFKA_GROUP;
+    const rt = (s.rt = await startRuntime(s.iso.env));
+    await eventually(async () => {
+      expect(await committedRecords(s.iso.admin, group, s.topic)).to.be.greaterThan(0);
+    }, 60_000);
+    // A second member joins while the worker has batches in flight (it takes some partitions,
+    // paused: it reads nothing), stays a few seconds and leaves: two rebalances mid-backlog.
+    const rogue = s.iso.kafka.consumer({ groupId: group, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    let took: number[] = [];
+    const joined = new Promise<void>((r) =>
+      rogue.on(rogue.events.GROUP_JOIN, (e) => {
+        took = e.payload.memberAssignment[s.topic] ?? [];
+        r();
+      }),
+    );
+    await rogue.connect();
+    try {
+      await rogue.subscribe({ topic: s.topic });
+      await rogue.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: async () => undefined });
+      await joined;
+      rogue.pause([{ topic: s.topic }]);
+      expect(took.length, 'partitions the joining member took').to.be.within(1, 7);
+      await new Promise((r) => setTimeout(r, 3_000));
+    } finally {
+      await rogue.disconnect();
+    }
+    const end = (await s.iso.admin.fetchTopicOffsets(s.topic)).reduce((a, p) => a + Number(p.high), 0);
+    expect(await committedRecords(s.iso.admin, group, s.topic), 'the rebalances fell inside the backlog').to.be.lessThan(end);
+    await s.expectExact();
+    const text = await (await fetch(`${rt.api}/metrics`)).text();
+    expect(metric(text, 'hh_events_applied_total')).to.equal(end);
+    expect(metric(text, 'hh_events_consumed_total'), 'records read').to.equal(end);
   });
 });

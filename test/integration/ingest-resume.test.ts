@@ -126,6 +126,49 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
     }
   });
 
+  it('a rejoin that keeps a partition goes on from where the member got to, not from the group offset kafkajs would fetch from', async () => {
+    const topic = unique('rsm');
+    const region = unique('rsm_r');
+    const cfg = loadConfig({ HH_KAFKA_TOPIC: topic, HH_KAFKA_PARTITIONS: '2', HH_WINDOWS: '1m' });
+    await redis.set(EPOCH_KEY, 'e1');
+    await redis.hset(appliedKey(topic), '0', '9', '1', '4');
+    // Refused, as while the group rebalances: the group offset stays behind the member.
+    const commitOffsets = sinon.stub().rejects(new Error('The group is rebalancing, so a rejoin is needed'));
+    const m = stubMember(redis, cfg, commitOffsets);
+    try {
+      const eachBatch = await m.started();
+      m.assign(topic, [0]);
+      const messages = [10, 11, 12].map((offset) => {
+        const value = Buffer.from(JSON.stringify({ event_id: `${region}-${offset}`, post_id: 'p1', region_id: region, timestamp: Date.now() }));
+        return { offset: String(offset), key: Buffer.from(region), value, headers: {}, timestamp: String(Date.now()), attributes: 0, size: value.length };
+      });
+      await eachBatch({
+        batch: { topic, partition: 0, highWatermark: '13', fetchedOffset: '10', messages, lastOffset: () => '12' },
+        resolveOffset: () => undefined,
+        heartbeat: async () => undefined,
+        isRunning: () => true,
+        isStale: () => false,
+      } as unknown as EachBatchPayload);
+      for (let i = 0; (await redis.zscore(regionTopKey(region), 'p1')) !== '3'; i++) {
+        if (i > 100) throw new Error('the batch was not applied');
+        await sleep(50);
+      }
+      const before = m.seeks.length;
+      // The group rebalances: the member keeps partition 0 and is given partition 1.
+      m.assign(topic, [0, 1]);
+      for (let i = 0; !m.seeks.slice(before).some((s) => s.partition === 1); i++) {
+        if (i > 100) throw new Error('the new partition was not sought to its mark');
+        await sleep(50);
+      }
+      expect(m.seeks.slice(before)).to.deep.equal([
+        { topic, partition: 0, offset: '13' },
+        { topic, partition: 1, offset: '5' },
+      ]);
+    } finally {
+      await m.stop();
+    }
+  });
+
   it('after a rebuild rewinds a partition, the group offset follows it down and the refresh keeps it there', async () => {
     const topic = unique('rsm');
     const cfg = loadConfig({ HH_KAFKA_TOPIC: topic, HH_KAFKA_PARTITIONS: '1', HH_WINDOWS: '1m' });
