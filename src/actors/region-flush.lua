@@ -136,33 +136,46 @@ for i, p in ipairs(parts) do
 end
 
 local D = cjson.decode(ARGV[4])
--- A key's list sent as 0 took every event of the flush: it adds exactly what all-time adds.
--- Each such key gets its own copy of the all-time deltas (bulk rewrites a list into totals).
-local function copyOf(list)
-  if #list <= 7000 then return { unpack(list) } end -- sized at once (unpack's limit is 8,000 values)
-  local copy = {}
-  for j = 1, #list do copy[j] = list[j] end
-  return copy
-end
-local allDeltas = copyOf(D.a)
+-- A key's list sent as 0 took every event of the flush: it adds exactly what all-time adds,
+-- and reads all-time's list itself (nothing rewrites a list).
 local function listOf(x)
   if x ~= 0 then return x end
-  return copyOf(allDeltas)
+  return D.a
 end
 -- Entries newly waiting for a checkpoint (HSET counts the fields it adds).
 local pending = 0
 
--- The scores in `key` (false where absent) of the posts of list[first..last], a [n, post, ...] list.
-local function scoresOf(key, list, first, last)
-  local posts = {}
-  for j = first + 1, last, 2 do posts[#posts + 1] = list[j] end
-  return redis.call('ZMSCORE', key, unpack(posts))
+-- Per list, the posts of each chunk, built once: the keys that took every event share
+-- all-time's list, so its posts are gathered once per flush, not once per key.
+local postsOf = {}
+local function chunkPosts(list, first, last)
+  local byFirst = postsOf[list]
+  if not byFirst then
+    byFirst = {}
+    postsOf[list] = byFirst
+  end
+  local posts = byFirst[first]
+  if not posts then
+    posts = {}
+    local n = 0
+    for j = first + 1, last, 2 do
+      n = n + 1
+      posts[n] = list[j]
+    end
+    byFirst[first] = posts
+  end
+  return posts
 end
 
--- Adds [n, post, ...] to `key` (rewriting the list in place to [total, post, ...]) and, when
--- `dirtyId` is given, records the totals in that key id's dirty hash. One ZMSCORE, one ZADD
--- and one HSET per CHUNK posts.
-local function bulk(key, list, dirtyId)
+-- The scores in `key` (false where absent) of the posts of list[first..last], a [n, post, ...] list.
+local function scoresOf(key, list, first, last)
+  return redis.call('ZMSCORE', key, unpack(chunkPosts(list, first, last)))
+end
+
+-- Adds [n, post, ...] to `key` and, when `dirtyId` is given, records the totals in that key
+-- id's dirty hash; with `totals`, also puts each post's new total there at its count's index.
+-- One ZMSCORE, one ZADD and one HSET per CHUNK posts.
+local function bulk(key, list, dirtyId, totals)
   local dirty = dirtyId and (prefix .. 'dirty:' .. dirtyId)
   for base = 1, #list, 2 * CHUNK do
     local last = math.min(#list, base + 2 * CHUNK - 1)
@@ -173,12 +186,13 @@ local function bulk(key, list, dirtyId)
     for j = base, last, 2 do
       i = i + 1
       local total = (tonumber(old[i]) or 0) + list[j]
-      list[j] = total
+      if totals then totals[j] = total end
       local s = str(total)
+      local post = list[j + 1]
       zargs[2 * i - 1] = s
-      zargs[2 * i] = list[j + 1]
+      zargs[2 * i] = post
       if dirty then
-        hargs[2 * i - 1] = list[j + 1]
+        hargs[2 * i - 1] = post
         hargs[2 * i] = s
       end
     end
@@ -265,10 +279,11 @@ else
     kth = tonumber(low[2])
   end
   local enter = {}
-  bulk(KEYS[2], D.a, 'all')
+  local totals = {}
+  bulk(KEYS[2], D.a, 'all', totals)
   for j = 1, #D.a, 2 do
-    if D.a[j] >= kth then
-      enter[#enter + 1] = str(D.a[j])
+    if totals[j] >= kth then
+      enter[#enter + 1] = str(totals[j])
       enter[#enter + 1] = D.a[j + 1]
     end
   end
@@ -348,10 +363,8 @@ for k = 1, #W do
           redis.call('HDEL', KEYS[6], w[1] .. ':job')
           job = nil
         end
-        local copies = {}
-        for i = 1, #into do copies[i] = copyOf(list) end
         bulk(key, list, nil)
-        for i = 1, #into do bulk(into[i], copies[i], nil) end
+        for i = 1, #into do bulk(into[i], list, nil) end
         -- Subtracted and deleted once the watermark passes start + size; a pane never reached
         -- that way (a region gone quiet) expires after w[6] of wall-clock time (twice the size,
         -- or longer for a source: until the panes summed from it are).
