@@ -68,6 +68,30 @@ export async function steadyLoad(url: string, opts: { rate: number; seconds: num
 }
 
 /**
+ * Which of `servers` request i goes to: turns of `perTurn` requests, each server one turn
+ * per round, in a shuffled order per round (a Fisher-Yates shuffle driven by a fixed LCG, so
+ * every run draws the same orders).
+ */
+export function turnSchedule(servers: number, perTurn: number): (i: number) => number {
+  let seed = 0x2545f491;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const orders: number[][] = [];
+  return (i: number) => {
+    const turn = Math.floor(i / perTurn);
+    const round = Math.floor(turn / servers);
+    while (orders.length <= round) {
+      const order = Array.from({ length: servers }, (_, u) => u);
+      for (let k = order.length - 1; k > 0; k--) {
+        const j = Math.floor(random() * (k + 1));
+        [order[k], order[j]] = [order[j], order[k]];
+      }
+      orders.push(order);
+    }
+    return orders[round][turn % servers];
+  };
+}
+
+/**
  * Several servers measured in one run, taking turns: the requests go to one URL at a time,
  * in turns of `turnMs`, and each round of turns visits every URL once in an order drawn from
  * a fixed pseudo-random sequence. So whatever else the machine does meanwhile — a periodic
@@ -81,24 +105,7 @@ export async function steadyLoadTurns(urls: string[], opts: { rate: number; seco
   const total = Math.round(opts.rate * opts.seconds);
   const interval = 1000 / opts.rate;
   const perTurn = Math.max(1, Math.round((opts.turnMs ?? 250) / interval));
-  // The URL of request i: its turn's place in its round's order (a Fisher-Yates shuffle
-  // driven by a fixed LCG, so every run draws the same orders).
-  let seed = 0x2545f491;
-  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  const orders: number[][] = [];
-  const targetOf = (i: number) => {
-    const turn = Math.floor(i / perTurn);
-    const round = Math.floor(turn / urls.length);
-    while (orders.length <= round) {
-      const order = urls.map((_, u) => u);
-      for (let k = order.length - 1; k > 0; k--) {
-        const j = Math.floor(random() * (k + 1));
-        [order[k], order[j]] = [order[j], order[k]];
-      }
-      orders.push(order);
-    }
-    return orders[round][turn % urls.length];
-  };
+  const targetOf = turnSchedule(urls.length, perTurn);
   const targets = urls.map((url) => {
     const u = new URL(url);
     return {

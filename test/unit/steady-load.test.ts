@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { responseLength, steadyLoad, steadyLoadTurns } from '../../bench/steady-load';
+import { responseLength, steadyLoad, steadyLoadTurns, turnSchedule } from '../../bench/steady-load';
 
 /** A local server answering every request after `delayMs`, with `status`, at most one at a time when `serial`. */
 async function server(opts: { delayMs: number; status?: number; serial?: boolean }) {
@@ -77,38 +77,39 @@ describe('bench steady load', () => {
     }
   });
 
-  it('measures several servers in one run by turns, in a shuffled order, each with its own figures', async () => {
-    const log: string[] = [];
-    const mk = async (name: string, delayMs: number) => {
-      const s = http.createServer((_req, res) => {
-        log.push(name);
-        setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' }).end('ok'), delayMs);
-      });
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-      return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/`, close: () => new Promise<void>((r) => s.close(() => r())) };
-    };
-    const fast = await mk('a', 0);
-    const slow = await mk('b', 30);
+  it('schedules whole turns, each server once a round, in a shuffled order that is the same in every run', () => {
+    // 400 requests in turns of 20: 20 turns, 10 rounds of both servers.
+    const schedule = (next: (i: number) => number) => Array.from({ length: 400 }, (_, i) => next(i));
+    const order = schedule(turnSchedule(2, 20));
+    expect(schedule(turnSchedule(2, 20))).to.deep.equal(order);
+    for (let round = 0; round < 10; round++) {
+      const turns = [0, 1].map((t) => order.slice(round * 40 + t * 20, round * 40 + (t + 1) * 20));
+      for (const turn of turns) expect(new Set(turn).size, `round ${round}: a whole turn`).to.equal(1);
+      expect(turns.map((t) => t[0]).sort(), `round ${round}: each server once`).to.deep.equal([0, 1]);
+    }
+    // A round does not always start with the same server, so some server has two turns in a row.
+    const runs: number[] = [];
+    for (const [i, x] of order.entries()) {
+      if (i > 0 && order[i - 1] === x) runs[runs.length - 1]++;
+      else runs.push(1);
+    }
+    expect(Math.max(...runs)).to.be.at.least(40);
+    // Three servers: every round holds each one turn.
+    const three = Array.from({ length: 30 }, (_, i) => turnSchedule(3, 1)(i));
+    for (let round = 0; round < 10; round++) expect([...three.slice(round * 3, round * 3 + 3)].sort()).to.deep.equal([0, 1, 2]);
+  });
+
+  it('measures several servers in one run by turns, each with its own figures', async () => {
+    const fast = await server({ delayMs: 0 });
+    const slow = await server({ delayMs: 30 });
     try {
-      // 400 requests at 400/s in turns of 20 (50 ms): 20 turns, 10 rounds of both servers.
+      // 400 requests at 400/s in turns of 20 (50 ms), as turnSchedule(2, 20) orders them.
       const [a, b] = await steadyLoadTurns([fast.url, slow.url], { rate: 400, seconds: 1, turnMs: 50 });
       expect([a.requests, b.requests]).to.deep.equal([200, 200]);
-      expect(log.filter((x) => x === 'a')).to.have.length(200);
+      expect([fast.served(), slow.served()]).to.deep.equal([200, 200]);
       // Each has its own latencies: the slow one's 30 ms are not the fast one's.
       expect(b.p50_ms).to.be.greaterThan(25);
       expect(a.p50_ms).to.be.lessThan(b.p50_ms);
-      // Turns of 20 requests; a round does not always start with the same server, so some
-      // server has two turns in a row (a run of 40) and the runs are not all 20 long.
-      const runs: number[] = [];
-      for (const [i, x] of log.entries()) {
-        if (i > 0 && log[i - 1] === x) runs[runs.length - 1]++;
-        else runs.push(1);
-      }
-      expect(
-        runs.every((n) => n % 20 === 0),
-        `whole turns: ${runs.join(',')}`,
-      ).to.equal(true);
-      expect(Math.max(...runs)).to.be.at.least(40);
     } finally {
       await fast.close();
       await slow.close();
