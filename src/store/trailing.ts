@@ -12,8 +12,12 @@ import { paneChain, trailingPaneMs, type WindowSpec } from '../config';
 import { GLOBAL_DIRTY_KEY, regionPrefix, regionTrailingStateKey } from '../keys';
 import { scripted } from './scripts';
 
-/** Pane members folded per script call: about 1-2 ms of Redis per thousand. */
-export const TRAILING_STEP_MEMBERS = 5000;
+/**
+ * Pane members folded per script call: about 1-2 ms of Redis per thousand on an idle machine,
+ * several times that beside a burst of new posts (a step of 5,000 took 60 ms in one bench run
+ * of the 1,000,000-post phase, a roll 31 in another: over or near the 50 ms that count as a stall).
+ */
+export const TRAILING_STEP_MEMBERS = 2500;
 
 export interface TrailingOptions {
   /** Runs one spec's move between the region's flushes (its actor); default: at once. */
