@@ -87,6 +87,8 @@ async function measureRuntime(
   cpu_s_per_100k: Record<string, number>;
   redis_us_per_event: Record<string, number>;
   flushes: FlushSummary;
+  /** The members' joins of the group during the run (each rebalance is one per member). */
+  joins: number;
 }> {
   const end = await topicEnd(iso.admin, topic);
   // A keyspace of its own (created now): no earlier run's record, and no TRUNCATE (which
@@ -139,6 +141,7 @@ async function measureRuntime(
         cpu_s_per_100k: cpu,
         redis_us_per_event: await redisCommandCost(iso.redis, end),
         flushes: await flushSummary(rt),
+        joins: rt.output.filter((l) => l.includes('joined the group')).length,
       };
     }
     await sleep(20);
@@ -703,7 +706,7 @@ async function main(): Promise<void> {
     log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2}; steal ${steal.ours} %)`);
     log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
     log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
-    log(`    flushes: ${JSON.stringify(two.flushes)}`);
+    log(`    flushes: ${JSON.stringify(two.flushes)}; group joins by the workers: ${two.joins}`);
     rt = two.rt;
     // The second naive run, once (d) and (e) are done with the runtime and it is stopped (its
     // idle work would slow naive down; with a restart right after (b), (d)'s p99 was 2.2 s in

@@ -49,6 +49,12 @@ export const watermarksKey = (topic: string): string => `hh:watermarks:${topic}`
  */
 export const appliedKey = (topic: string): string => `hh:applied:${topic}`;
 /**
+ * Hash partition -> "<epoch>:<offset>": the last offset a member handed to its actors (applied
+ * or not yet). A member that takes the partition over waits, briefly, until the applied mark
+ * reaches it (the previous holder's batches in flight land) before it resumes from the mark.
+ */
+export const handedKey = (topic: string): string => `hh:handed:${topic}`;
+/**
  * While a rebuild's replay runs: hash "p:<partition>" -> the offset that partition's replay
  * must reach (the log end when the rebuild ran), and "meta" -> JSON {epoch, at, as_of}.
  * Gone once every partition caught up: until then answers say they are recovering.

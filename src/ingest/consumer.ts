@@ -20,7 +20,7 @@ import type { RegionRecord } from '../store/record';
 import { ensureEpoch } from '../store/rebuild';
 import type { Config } from '../config';
 import type { Metrics } from '../metrics';
-import { advancePosition, readPositions } from '../store/positions';
+import { advancePosition, handedNotApplied, readPositions, recordHanded } from '../store/positions';
 import { sendChunked } from '../produce-chunked';
 import { DLQ_REASON_HEADER, reasonKind, triage, type Triaged } from './triage';
 import { Watermarks, type WatermarkSnapshot } from './watermarks';
@@ -45,6 +45,12 @@ export const CONSUMER_SETTINGS = {
   maxBatchesInFlight: 4,
   /** How often a member commits again what it applied of every partition it holds (another member may have overwritten it). */
   offsetRefreshMs: 5_000, // 5 s
+  /**
+   * The longest a member waits, when it takes partitions over, for their previous holder's
+   * batches in flight to be applied before it resumes them from the applied marks (a holder
+   * that died leaves batches that never are).
+   */
+  handoffWaitMs: 3_000, // 3 s
   /** Failed flushes in a row (not a Redis loss) after which the member gives up: the activity's retry starts a fresh one. */
   failuresBeforeRestart: 8,
 } as const;
@@ -239,11 +245,43 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       }
     }));
   };
+  /**
+   * Partitions taken over: the batches their previous holder handed its actors are let land
+   * (the applied marks reach what it handed) before they resume from the marks, for at most
+   * handoffWaitMs. Resumed at once, they were read again from behind those batches and their
+   * records dropped by the fences: a third of a bench run's records were read twice when the
+   * second worker joined the group while the first had batches in flight.
+   */
+  const awaitHandoff = async (parts: number[]): Promise<void> => {
+    const until = Date.now() + CONSUMER_SETTINGS.handoffWaitMs;
+    for (;;) {
+      let waiting: number[];
+      try {
+        waiting = await handedNotApplied(
+          redis,
+          topic,
+          parts.filter((p) => assigned.has(p)),
+        );
+      } catch {
+        return; // Redis unreachable: the resume's own retries deal with it
+      }
+      if (waiting.length === 0 || Date.now() >= until || stopping.aborted) {
+        const waited = Date.now() - (until - CONSUMER_SETTINGS.handoffWaitMs);
+        if (waited >= 100) {
+          log(
+            `partitions ${parts.join(',')} taken over: waited ${waited} ms for their previous holder's batches in flight${waiting.length ? `, not applied on partitions ${waiting.join(',')} (resumed from what Redis applied)` : ''}`,
+          );
+        }
+        return;
+      }
+      await sleep(100);
+    }
+  };
   const resumeOnce = async (why: string, only?: number[]): Promise<void> => {
     if (!only) {
       generation++;
       inflight.clear();
-    }
+    } else await awaitHandoff(only);
     for (;;) {
       try {
         const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, stopping));
@@ -314,6 +352,10 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     tell();
     // Partitions held before keep their place (their batches in flight go on); new ones start from their marks.
     const fresh = [...assigned].filter((p) => !before.has(p) || !positions.has(p));
+    const gone = [...before].filter((p) => !assigned.has(p));
+    log(
+      `joined the group${leader ? ' as its leader' : ''}: partitions ${[...assigned].sort((a, b) => a - b).join(',') || 'none'}${fresh.length ? `, new ${fresh.join(',')}` : ''}${gone.length ? `, given up ${gone.join(',')}` : ''}`,
+    );
     // kafkajs fetches every partition of a new assignment from the group's committed offset,
     // also the ones this member kept. Those lag where it got to by the batches in flight, and
     // more while a rebalance refuses commits: a kept partition would be read again from there
@@ -450,6 +492,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     q.push(b);
     // The next batch of the partition is fetched while these flush; they complete in order.
     positions.set(partition, BigInt(last) + 1n);
+    recordHanded(redis, topic, ep, partition, last);
     resolveOffset(last);
     const chain = (chains.get(partition) ?? Promise.resolve()).then(() => complete(b));
     chains.set(partition, chain);

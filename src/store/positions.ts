@@ -6,7 +6,7 @@
  * each batch whose flushes all succeeded, under the epoch they ran in.
  */
 import type { Redis } from 'ioredis';
-import { EPOCH_KEY, appliedKey, recoveryKey } from '../keys';
+import { EPOCH_KEY, appliedKey, handedKey, recoveryKey } from '../keys';
 import type { FencedCommand, RebuildLock } from './rebuild-lock';
 import { scripted } from './scripts';
 
@@ -29,6 +29,35 @@ export async function readPositions(redis: Redis, topic: string, partitions: num
     next.set(p, mark === null ? null : BigInt(mark) + 1n);
   });
   return { epoch, next };
+}
+
+/** Records that a member handed `partition`'s records up to `offset` to its actors under `epoch` (not waited for). */
+export function recordHanded(redis: Redis, topic: string, epoch: string, partition: number, offset: string): void {
+  redis.hset(handedKey(topic), String(partition), `${epoch}:${offset}`).catch(() => undefined);
+}
+
+/**
+ * Of `partitions`, those another member (or this one, earlier) handed records of to its actors
+ * under the current epoch that are not applied yet: their applied mark is below the handed offset.
+ */
+export async function handedNotApplied(redis: Redis, topic: string, partitions: number[]): Promise<number[]> {
+  if (partitions.length === 0) return [];
+  const fields = partitions.map(String);
+  const [[e1, epoch], [e2, handed], [e3, marks]] = (await redis
+    .multi()
+    .get(EPOCH_KEY)
+    .hmget(handedKey(topic), ...fields)
+    .hmget(appliedKey(topic), ...fields)
+    .exec())! as [[Error | null, string | null], [Error | null, (string | null)[]], [Error | null, (string | null)[]]];
+  if (e1 || e2 || e3) throw e1 ?? e2 ?? e3;
+  return partitions.filter((_, i) => {
+    const h = handed[i];
+    if (h === null || epoch === null) return false;
+    const sep = h.lastIndexOf(':');
+    if (h.slice(0, sep) !== epoch) return false;
+    const mark = marks[i];
+    return mark === null || BigInt(mark) < BigInt(h.slice(sep + 1));
+  });
 }
 
 /** Marks `offset` of `partition` applied in every region; false when Redis is no longer at `epoch`. */

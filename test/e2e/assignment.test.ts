@@ -7,7 +7,14 @@
  * runs are read (the same check rejoins: kafkajs never notices them); and the counts stay exact.
  */
 import { expect } from 'chai';
+import type { Producer } from 'kafkajs';
 import { membersPartitions } from '../../src/ingest/assigner';
+import { runIngest } from '../../src/ingest/consumer';
+import { ActorSystem } from '../../src/actors/region-actor';
+import { opsRedis } from '../../src/clients';
+import { loadConfig } from '../../src/config';
+import { createMetrics } from '../../src/metrics';
+import type { RegionRecord } from '../../src/store/record';
 import { unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
 import { leaderboard } from '../support/redis';
@@ -171,19 +178,27 @@ describe('partitions added to a running topic are read (real Kafka, 1 worker pro
   });
 });
 
+/** A Prometheus counter's value in a /metrics text. */
+const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+
+/** `perPartition` events in every partition, then the suite's runtime started on them; resolves once it committed its first batch. */
+async function backlogRuntime(s: ReturnType<typeof assignmentSuite>, perPartition: number): Promise<Runtime> {
+  await s.load(new Set([0, 1, 2, 3, 4, 5, 6, 7]), 'backlog', perPartition);
+  const rt = (s.rt = await startRuntime(s.iso.env));
+  await eventually(async () => {
+    expect(await committedRecords(s.iso.admin, s.iso.env.HH_KAFKA_GROUP, s.topic)).to.be.greaterThan(0);
+  }, 60_000);
+  return rt;
+}
+
 describe('a rebalance while a backlog is read (real Kafka, 1 worker process and a member joining and leaving)', function () {
   this.timeout(300_000);
   const s = assignmentSuite('reread', { HH_WORKERS: '1' });
-  const metric = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
 
   it('the worker reads no record twice: the partitions it keeps go on from where it got to, those it gets back from what Redis applied; counts exact', async () => {
     // 50,000 events in every partition: a backlog of some seconds for one worker.
-    await s.load(new Set([0, 1, 2, 3, 4, 5, 6, 7]), 'backlog', 50_000);
+    const rt = await backlogRuntime(s, 50_000);
     const group = s.iso.env.HH_KAFKA_GROUP;
-    const rt = (s.rt = await startRuntime(s.iso.env));
-    await eventually(async () => {
-      expect(await committedRecords(s.iso.admin, group, s.topic)).to.be.greaterThan(0);
-    }, 60_000);
     // A second member joins while the worker has batches in flight (it takes some partitions,
     // paused: it reads nothing), stays a few seconds and leaves: two rebalances mid-backlog.
     const rogue = s.iso.kafka.consumer({ groupId: group, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
@@ -211,5 +226,51 @@ describe('a rebalance while a backlog is read (real Kafka, 1 worker process and 
     const text = await (await fetch(`${rt.api}/metrics`)).text();
     expect(metric(text, 'hh_events_applied_total')).to.equal(end);
     expect(metric(text, 'hh_events_consumed_total'), 'records read').to.equal(end);
+  });
+});
+
+describe('a member joining while another reads a backlog (real Kafka, 1 worker process and a member run in this process)', function () {
+  this.timeout(300_000);
+  const s = assignmentSuite('handoff', { HH_WORKERS: '1' });
+
+  it('no record is read twice: the partitions it takes over resume once the batches the worker had in flight are applied; counts exact', async () => {
+    // 80,000 events in every partition: a backlog of several seconds for one worker.
+    const rt = await backlogRuntime(s, 80_000);
+    // A second ingest member (the runtime's own code, real Kafka and Redis) joins the group
+    // while the worker has batches in flight, takes its share and reads it to the end.
+    const cfg = loadConfig({ ...process.env, ...s.iso.env });
+    const redis = opsRedis(cfg, cfg.redis.db);
+    const metrics = createMetrics();
+    const stop = new AbortController();
+    const member = runIngest(
+      {
+        cfg,
+        kafka: s.iso.kafka,
+        producer: {} as Producer,
+        actors: new ActorSystem(redis, cfg.ingest, metrics),
+        redis,
+        record: {} as RegionRecord,
+        metrics,
+        log: () => undefined,
+      },
+      stop.signal,
+    );
+    try {
+      const end = (await s.iso.admin.fetchTopicOffsets(s.topic)).reduce((a, p) => a + Number(p.high), 0);
+      let took = 0;
+      await eventually(async () => {
+        took = metric(await metrics.registry.metrics(), 'hh_events_consumed_total');
+        expect(took, 'records the joining member read').to.be.greaterThan(0);
+      }, 60_000);
+      await s.expectExact();
+      const text = await (await fetch(`${rt.api}/metrics`)).text();
+      const mine = await metrics.registry.metrics();
+      expect(metric(text, 'hh_events_applied_total') + metric(mine, 'hh_events_applied_total')).to.equal(end);
+      expect(metric(text, 'hh_events_consumed_total') + metric(mine, 'hh_events_consumed_total'), 'records read').to.equal(end);
+    } finally {
+      stop.abort();
+      await member.catch(() => undefined);
+      redis.disconnect();
+    }
   });
 });

@@ -12,13 +12,21 @@ import type { EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { opsRedis } from '../../src/clients';
 import { loadConfig } from '../../src/config';
 import { ActorSystem } from '../../src/actors/region-actor';
-import { runIngest } from '../../src/ingest/consumer';
-import { EPOCH_KEY, appliedKey, regionTopKey } from '../../src/keys';
+import { CONSUMER_SETTINGS, runIngest } from '../../src/ingest/consumer';
+import { EPOCH_KEY, appliedKey, handedKey, regionTopKey } from '../../src/keys';
 import type { RegionRecord } from '../../src/store/record';
 import { freeRedisDb } from '../support/redis';
 import { cfg as baseCfg, unique } from '../helpers';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `done` every 50 ms until it holds; fails with `what` after `tries` polls. */
+async function until(done: () => boolean | Promise<boolean>, what: string, tries = 100): Promise<void> {
+  for (let i = 0; !(await done()); i++) {
+    if (i > tries) throw new Error(what);
+    await sleep(50);
+  }
+}
 
 /** runIngest with a stub kafkajs consumer (commits go to `commitOffsets`), on real Redis. */
 function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffsets: sinon.SinonStub) {
@@ -149,20 +157,63 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
         isRunning: () => true,
         isStale: () => false,
       } as unknown as EachBatchPayload);
-      for (let i = 0; (await redis.zscore(regionTopKey(region), 'p1')) !== '3'; i++) {
-        if (i > 100) throw new Error('the batch was not applied');
-        await sleep(50);
-      }
+      await until(async () => (await redis.zscore(regionTopKey(region), 'p1')) === '3', 'the batch was not applied');
       const before = m.seeks.length;
       // The group rebalances: the member keeps partition 0 and is given partition 1.
       m.assign(topic, [0, 1]);
-      for (let i = 0; !m.seeks.slice(before).some((s) => s.partition === 1); i++) {
-        if (i > 100) throw new Error('the new partition was not sought to its mark');
-        await sleep(50);
-      }
+      await until(() => m.seeks.slice(before).some((s) => s.partition === 1), 'the new partition was not sought to its mark');
       expect(m.seeks.slice(before)).to.deep.equal([
         { topic, partition: 0, offset: '13' },
         { topic, partition: 1, offset: '5' },
+      ]);
+    } finally {
+      await m.stop();
+    }
+  });
+
+  /** A stub member of a topic with one partition per entry of `applied`, under epoch e1: the applied marks and handed offsets as given. */
+  const handoffMember = async (applied: Record<number, string>, handed: Record<number, string>) => {
+    const topic = unique('rsm');
+    const cfg = loadConfig({ HH_KAFKA_TOPIC: topic, HH_KAFKA_PARTITIONS: String(Object.keys(applied).length), HH_WINDOWS: '1m' });
+    await redis.set(EPOCH_KEY, 'e1');
+    await redis.hset(appliedKey(topic), applied);
+    await redis.hset(handedKey(topic), handed);
+    return { topic, m: stubMember(redis, cfg, sinon.stub().resolves()) };
+  };
+
+  it('a partition taken over resumes once the batches its previous holder handed its actors are applied, not from behind them', async () => {
+    // The previous holder applied up to 9 and handed its actors up to 19 (in flight).
+    const { topic, m } = await handoffMember({ 0: '9' }, { 0: 'e1:19' });
+    try {
+      await m.started();
+      m.assign(topic, [0]);
+      await sleep(600);
+      expect(m.seeks, 'no seek while the batches in flight elsewhere are not applied').to.deep.equal([]);
+      await redis.hset(appliedKey(topic), '0', '19'); // they land
+      await until(() => m.seeks.length > 0, 'the partition never resumed');
+      expect(m.seeks).to.deep.equal([{ topic, partition: 0, offset: '20' }]);
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('a partition whose previous holder died with batches in flight resumes from the applied mark once the wait runs out; a handed offset of another epoch is not waited for', async () => {
+    const { topic, m } = await handoffMember({ 0: '9', 1: '4' }, { 0: 'e1:19', 1: 'e0:99' });
+    try {
+      await m.started();
+      const t0 = Date.now();
+      m.assign(topic, [1]);
+      await until(() => m.seeks.length > 0, 'partition 1 never resumed');
+      expect(m.seeks).to.deep.equal([{ topic, partition: 1, offset: '5' }]);
+      expect(Date.now() - t0, 'not held for the other epoch').to.be.lessThan(CONSUMER_SETTINGS.handoffWaitMs);
+      const t1 = Date.now();
+      m.assign(topic, [0, 1]);
+      await until(() => m.seeks.some((x) => x.partition === 0), 'partition 0 never resumed', 200);
+      expect(Date.now() - t1, 'held until the wait ran out').to.be.at.least(CONSUMER_SETTINGS.handoffWaitMs - 100);
+      // Partition 1, kept, goes on from its position at once; partition 0 from its applied mark.
+      expect(m.seeks.slice(1)).to.deep.equal([
+        { topic, partition: 1, offset: '5' },
+        { topic, partition: 0, offset: '10' },
       ]);
     } finally {
       await m.stop();
