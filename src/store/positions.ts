@@ -31,7 +31,7 @@ export async function readPositions(redis: Redis, topic: string, partitions: num
   return { epoch, next };
 }
 
-/** Records that a member handed `partition`'s records up to `offset` to its actors under `epoch` (not waited for). */
+/** Records that a member handed `partition`'s records up to `offset` to its actors under `epoch` (not waited for: a lost write only shortens a later holder's wait). */
 export function recordHanded(redis: Redis, topic: string, epoch: string, partition: number, offset: string): void {
   redis.hset(handedKey(topic), String(partition), `${epoch}:${offset}`).catch(() => undefined);
 }
@@ -50,9 +50,10 @@ export async function handedNotApplied(redis: Redis, topic: string, partitions: 
     .hmget(appliedKey(topic), ...fields)
     .exec())! as [[Error | null, string | null], [Error | null, (string | null)[]], [Error | null, (string | null)[]]];
   if (e1 || e2 || e3) throw e1 ?? e2 ?? e3;
+  if (epoch === null) return [];
   return partitions.filter((_, i) => {
     const h = handed[i];
-    if (h === null || epoch === null) return false;
+    if (h === null) return false;
     const sep = h.lastIndexOf(':');
     if (h.slice(0, sep) !== epoch) return false;
     const mark = marks[i];
