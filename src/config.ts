@@ -574,6 +574,15 @@ export interface Config {
      * large (514 against 470: more promoted into the old space; README *Benchmarks*).
      */
     readonly lifecycleSemiSpaceMb: number;
+    /**
+     * HH_INGEST_JOIN_WAIT: at a start, the ingest workers join the consumer group together: the
+     * first ready waits for the others at most this long (src/runtime/join-gate.ts); a worker
+     * restarted beside consuming ones joins at once.
+     * @default 10s — a worker joining while the others read rebalances the group and everyone
+     * stops meanwhile (in full bench runs the second worker's ingest started seconds late and
+     * 10-33 % of the records were read twice).
+     */
+    readonly joinWaitMs: number;
   };
   readonly stack: {
     /** HH_STACK_DIR: data, logs and PID files of the local servers (git-ignored). @default <project>/.stack */
@@ -691,6 +700,7 @@ export function loadConfig(env: Env = process.env): Config {
       workerHeapMb: int(env, 'HH_WORKER_HEAP_MB', 384, 0, 65_536),
       workerSemiSpaceMb: int(env, 'HH_WORKER_SEMI_SPACE_MB', 32, 0, 1024),
       lifecycleSemiSpaceMb: int(env, 'HH_LIFECYCLE_SEMI_SPACE_MB', 32, 0, 1024),
+      joinWaitMs: duration(env, 'HH_INGEST_JOIN_WAIT', '10s'),
     },
     stack: {
       dir: stackDir,

@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     heapMb: cfg.runtime.workerHeapMb,
     semiSpaceMb: cfg.runtime.workerSemiSpaceMb,
     lifecycleSemiSpaceMb: cfg.runtime.lifecycleSemiSpaceMb,
+    joinWaitMs: cfg.runtime.joinWaitMs,
   });
   const api = `http://${cfg.host}:${cfg.api.port}`;
   await waitForApi(`${api}/healthz`, 120_000);

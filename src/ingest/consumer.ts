@@ -111,6 +111,11 @@ export interface IngestDeps {
    * crashes (the activity's retry starts a new one).
    */
   onStall?: (stall: Stall, report: string) => void;
+  /**
+   * Resolves when the member may join the group (the cluster runtime's members join together:
+   * src/runtime/join-gate.ts). If it rejects, the member joins anyway. Without it, at once.
+   */
+  beforeJoin?: () => Promise<void>;
 }
 
 export interface IngestProgress {
@@ -538,6 +543,20 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
     );
   };
 
+  if (deps.beforeJoin) {
+    const t0 = Date.now();
+    const aborted = new Promise<void>((resolve) => stopping.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([deps.beforeJoin(), aborted]).then(
+      () => stopping.aborted || log(`joining the group after ${Date.now() - t0} ms at the runtime's gate`),
+      (e: Error) => log(`joining the group without the runtime's gate: ${e.message}`),
+    );
+    if (stopping.aborted) {
+      // Stopped while waiting: never joined, nothing handed on.
+      state.state = 'stopped';
+      tell();
+      return progress;
+    }
+  }
   await consumer.connect();
   let watcher: NodeJS.Timeout | undefined;
   let balanceCheck: NodeJS.Timeout | undefined;

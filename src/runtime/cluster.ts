@@ -33,6 +33,8 @@ export interface ClusterOptions {
   semiSpaceMb?: number;
   /** The same for the lifecycle processes (0 = V8's default). */
   lifecycleSemiSpaceMb?: number;
+  /** The longest the first ingest member to start waits for the others before it joins the group (join-gate.ts; 0: none waits). */
+  joinWaitMs?: number;
   /** Extra environment for the workers. */
   env?: NodeJS.ProcessEnv;
 }
@@ -69,16 +71,19 @@ export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Pr
   const bySlot = new Map<number, ClusterWorker>();
   const apis = new Map<number, ClusterWorker>();
   const lifecycles = new Map<number, ClusterWorker>();
-  servePrimary(() => [
-    ...Array.from({ length: opts.workers }, (_, i) => {
-      const w = bySlot.get(i + 1);
-      return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null };
-    }),
-    ...Array.from({ length: opts.lifecycleProcesses ?? 0 }, (_, i) => {
-      const w = lifecycles.get(i + 1);
-      return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null, lifecycle: true };
-    }),
-  ]);
+  const closeGate = servePrimary(
+    () => [
+      ...Array.from({ length: opts.workers }, (_, i) => {
+        const w = bySlot.get(i + 1);
+        return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null };
+      }),
+      ...Array.from({ length: opts.lifecycleProcesses ?? 0 }, (_, i) => {
+        const w = lifecycles.get(i + 1);
+        return { slot: i + 1, pid: w?.process.pid ?? null, workerId: w?.id ?? null, lifecycle: true };
+      }),
+    ],
+    opts.joinWaitMs ? { slots: opts.workers, waitMs: opts.joinWaitMs } : undefined,
+  );
   const recentDeaths = new Map<string, number[]>();
   let stopping = false;
 
@@ -110,6 +115,7 @@ export async function runPrimary(opts: ClusterOptions): Promise<{ stop: () => Pr
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    closeGate();
     log('stopping: asking workers to drain');
     const exits = [...bySlot.values(), ...apis.values(), ...lifecycles.values()].map(
       (w) =>

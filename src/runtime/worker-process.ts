@@ -34,7 +34,7 @@ import { ReadService } from '../api/read-service';
 import { createMetrics, type Metrics } from '../metrics';
 import { createWorker } from '../worker';
 import { recomputeUpdate } from '../workflows/definitions';
-import { reportIngestState, requestClusterMetrics, requestSlots } from './ipc';
+import { awaitJoinTurn, reportIngestState, requestClusterMetrics, requestSlots } from './ipc';
 import { PostMetaStore } from '../store/posts';
 import { RegionRecord } from '../store/record';
 import { ensureEpoch, forceRebuild } from '../store/rebuild';
@@ -107,6 +107,8 @@ async function startIngest(c: Common, slot: number): Promise<DrainingPart> {
         shutdown: shutdown.signal,
         temporal: { client, taskQueue: cfg.temporal.taskQueue },
         onState: reportIngestState,
+        // The runtime's members join the group together (join-gate.ts): one rebalance, not one per late member.
+        beforeJoin: () => awaitJoinTurn(cfg.runtime.joinWaitMs),
         // Stuck inside this process (its report is logged): only a fresh process is sure to
         // clear it; the primary starts one, which resumes from what Redis has applied.
         onStall: () => {

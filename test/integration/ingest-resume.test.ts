@@ -12,7 +12,7 @@ import type { EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { opsRedis } from '../../src/clients';
 import { loadConfig } from '../../src/config';
 import { ActorSystem } from '../../src/actors/region-actor';
-import { CONSUMER_SETTINGS, runIngest } from '../../src/ingest/consumer';
+import { CONSUMER_SETTINGS, runIngest, type IngestDeps } from '../../src/ingest/consumer';
 import { EPOCH_KEY, appliedKey, handedKey, regionTopKey } from '../../src/keys';
 import type { RegionRecord } from '../../src/store/record';
 import { freeRedisDb } from '../support/redis';
@@ -29,14 +29,16 @@ async function until(done: () => boolean | Promise<boolean>, what: string, tries
 }
 
 /** runIngest with a stub kafkajs consumer (commits go to `commitOffsets`), on real Redis. */
-function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffsets: sinon.SinonStub) {
+function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffsets: sinon.SinonStub, extra: Partial<IngestDeps> = {}) {
   const handlers = new Map<string, (e: unknown) => void>();
-  const member: { eachBatch?: (p: EachBatchPayload) => Promise<void> } = {};
+  const member: { eachBatch?: (p: EachBatchPayload) => Promise<void>; connects: number } = { connects: 0 };
   const seeks: { topic: string; partition: number; offset: string }[] = [];
   const consumer = {
     events: { CRASH: 'consumer.crash', GROUP_JOIN: 'consumer.group_join' },
     on: (event: string, fn: (e: unknown) => void) => handlers.set(event, fn),
-    connect: async () => undefined,
+    connect: async () => {
+      member.connects++;
+    },
     subscribe: async () => undefined,
     disconnect: async () => undefined,
     run: async (o: { eachBatch: (p: EachBatchPayload) => Promise<void> }) => {
@@ -49,10 +51,13 @@ function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffs
   const actors = new ActorSystem(redis, cfg.ingest);
   const stop = new AbortController();
   const logged: string[] = [];
-  const run = runIngest({ cfg, kafka, producer: {} as Producer, actors, redis, record: {} as RegionRecord, log: (s) => logged.push(s) }, stop.signal);
+  const run = runIngest({ cfg, kafka, producer: {} as Producer, actors, redis, record: {} as RegionRecord, log: (s) => logged.push(s), ...extra }, stop.signal);
   return {
     seeks,
     logged,
+    /** How often the member connected its consumer (joined the group). */
+    connects: () => member.connects,
+    run,
     /** Resolves once the member runs its consumer. */
     started: async () => {
       for (let i = 0; !member.eachBatch; i++) {
@@ -217,6 +222,39 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
       ]);
     } finally {
       await m.stop();
+    }
+  });
+
+  it("joins the group only once the runtime's gate lets it; stopped while it waits, it never joins; a gate that fails does not hold it", async () => {
+    const topic = unique('rsm');
+    const cfg = loadConfig({ HH_KAFKA_TOPIC: topic, HH_KAFKA_PARTITIONS: '1', HH_WINDOWS: '1m' });
+    await redis.set(EPOCH_KEY, 'e1');
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const held = stubMember(redis, cfg, sinon.stub().resolves(), { beforeJoin: () => gate });
+    try {
+      await sleep(500);
+      expect(held.connects(), 'connected before the gate opened').to.equal(0);
+      open();
+      await held.started();
+      expect(held.connects()).to.equal(1);
+    } finally {
+      await held.stop();
+    }
+
+    const stopped = stubMember(redis, cfg, sinon.stub().resolves(), { beforeJoin: () => new Promise<void>(() => undefined) });
+    await sleep(300);
+    await stopped.stop();
+    expect(await stopped.run).to.deep.equal({ batches: 0, consumed: 0, deadLettered: 0 });
+    expect(stopped.connects(), 'joined although stopped at the gate').to.equal(0);
+
+    const failed = stubMember(redis, cfg, sinon.stub().resolves(), { beforeJoin: () => Promise.reject(new Error('the primary did not answer within 15 s')) });
+    try {
+      await failed.started();
+      expect(failed.connects()).to.equal(1);
+      expect(failed.logged).to.include("joining the group without the runtime's gate: the primary did not answer within 15 s");
+    } finally {
+      await failed.stop();
     }
   });
 

@@ -48,4 +48,17 @@ describe('cluster IPC (primary side)', function () {
     expect(run.stdout).to.include('primary alive');
     expect(run.status).to.equal(0);
   });
+
+  it('lets the ingest slots join together: the first to ask waits for the last (join gate over the real IPC channel)', () => {
+    const run = spawnSync(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../support/join-gate-primary-child.ts')], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(run.status, run.stderr).to.equal(0);
+    const lines = run.stdout.trim().split('\n');
+    const [one, two] = JSON.parse(lines[lines.length - 1]) as { slot: number; askedAt: number; releasedAt: number }[];
+    expect(two.askedAt, 'slot 2 asked later').to.be.greaterThan(one.askedAt);
+    expect(one.releasedAt, 'slot 1 waited for slot 2').to.be.at.least(two.askedAt);
+    expect(run.stdout + run.stderr).to.match(/ingest slots 1,2 may join the group \(every slot is ready, after \d+ ms\)/);
+  });
 });
