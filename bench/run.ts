@@ -89,6 +89,8 @@ async function measureRuntime(
   flushes: FlushSummary;
   /** The members' joins of the group during the run (each rebalance is one per member). */
   joins: number;
+  /** The primary's join gate: when it let the workers join the group, and why (src/runtime/join-gate.ts). */
+  gate: string;
 }> {
   const end = await topicEnd(iso.admin, topic);
   // A keyspace of its own (created now): no earlier run's record, and no TRUNCATE (which
@@ -142,6 +144,7 @@ async function measureRuntime(
         redis_us_per_event: await redisCommandCost(iso.redis, end),
         flushes: await flushSummary(rt),
         joins: rt.output.filter((l) => l.includes('joined the group')).length,
+        gate: rt.output.find((l) => l.includes('may join the group'))?.replace(/^.*"msg":"(.*)"}$/, '$1') ?? 'no gate line',
       };
     }
     await sleep(20);
@@ -706,7 +709,7 @@ async function main(): Promise<void> {
     log(`(b) ours, 2 workers:                ${round(two.eps).toLocaleString()} events/s (top 10 of every region exact: ${exact2}; steal ${steal.ours} %)`);
     log(`    CPU seconds per 100k events: ${JSON.stringify(two.cpu_s_per_100k)}`);
     log(`    Redis µs per event by command: ${JSON.stringify(two.redis_us_per_event)}`);
-    log(`    flushes: ${JSON.stringify(two.flushes)}; group joins by the workers: ${two.joins}`);
+    log(`    flushes: ${JSON.stringify(two.flushes)}; group joins by the workers: ${two.joins}; ${two.gate}`);
     rt = two.rt;
     // The second naive run, once (d) and (e) are done with the runtime and it is stopped (its
     // idle work would slow naive down; with a restart right after (b), (d)'s p99 was 2.2 s in
