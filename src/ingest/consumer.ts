@@ -255,8 +255,7 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
    * (the applied marks reach what it handed) before they resume from the marks, for at most
    * handoffWaitMs. Resumed at once, they were read again from behind those batches and their
    * records dropped by the fences (a bench run whose second worker joined late read 32.9 % of
-   * its records twice; one with this wait 10.3 %). The wait holds this member's other batches
-   * too: they wait for the resume.
+   * its records twice; one with this wait 10.3 %).
    */
   const awaitHandoff = async (parts: number[]): Promise<void> => {
     const t0 = Date.now();
@@ -284,11 +283,33 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       await sleep(100);
     }
   };
+  /** Per partition paused while it is taken over: the join that paused it (a later join's take-over resumes it, not an earlier one's). */
+  const takingOver = new Map<number, number>();
+  let joins = 0;
+  /**
+   * Partitions taken over are paused (kafkajs neither fetches them nor hands over batches of
+   * them) until their previous holder's batches landed and they were sought to their marks:
+   * the member's other partitions go on meanwhile, and no batch is fetched from the group's
+   * committed offset, behind the mark, only to be dropped.
+   */
+  const takeOver = async (parts: number[]): Promise<void> => {
+    const join = ++joins;
+    for (const p of parts) takingOver.set(p, join);
+    consumer.pause([{ topic, partitions: parts }]);
+    try {
+      await awaitHandoff(parts);
+      await resume('assignment', parts);
+    } finally {
+      const mine = parts.filter((p) => takingOver.get(p) === join);
+      for (const p of mine) takingOver.delete(p);
+      if (mine.length) consumer.resume([{ topic, partitions: mine }]);
+    }
+  };
   const resumeOnce = async (why: string, only?: number[]): Promise<void> => {
     if (!only) {
       generation++;
       inflight.clear();
-    } else await awaitHandoff(only);
+    }
     for (;;) {
       try {
         const current = (await redis.get(EPOCH_KEY)) ?? (await ensureEpoch(redis, record, log, stopping));
@@ -372,8 +393,11 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
       const next = before.has(p) ? positions.get(p) : undefined;
       if (next !== undefined && next !== null) consumer.seek({ topic, partition: p, offset: next.toString() });
     }
-    void resume('assignment', fresh);
-    if (fresh.length === 0) return;
+    if (fresh.length === 0) {
+      void resume('assignment', fresh); // a new epoch meanwhile concerns the kept ones too
+      return;
+    }
+    void takeOver(fresh);
     // Partitions taken over from another member carry on from its last watermark state.
     redis.hmget(watermarksKey(topic), ...fresh.map(String)).then(
       (snaps) => snaps.forEach((s, i) => s && assigned.has(fresh[i]) && watermarks.seed(fresh[i], JSON.parse(s) as WatermarkSnapshot)),
@@ -435,6 +459,9 @@ export async function runIngest(deps: IngestDeps, signal: AbortSignal, onProgres
   const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
     if (!isRunning() || isStale() || stopping.aborted || batch.messages.length === 0) return;
     fetchedAt.set(batch.partition, now());
+    // Paused while it is taken over (a batch fetched before the pause): sought to its mark and
+    // fetched again once it resumes.
+    if (takingOver.has(batch.partition)) return;
     await resuming;
     const ep = epoch;
     const gen = generation;

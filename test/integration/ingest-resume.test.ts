@@ -33,6 +33,7 @@ function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffs
   const handlers = new Map<string, (e: unknown) => void>();
   const member: { eachBatch?: (p: EachBatchPayload) => Promise<void>; connects: number } = { connects: 0 };
   const seeks: { topic: string; partition: number; offset: string }[] = [];
+  const paused = new Set<number>();
   const consumer = {
     events: { CRASH: 'consumer.crash', GROUP_JOIN: 'consumer.group_join' },
     on: (event: string, fn: (e: unknown) => void) => handlers.set(event, fn),
@@ -45,6 +46,8 @@ function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffs
       member.eachBatch = o.eachBatch;
     },
     seek: (s: { topic: string; partition: number; offset: string }) => seeks.push(s),
+    pause: (tps: { topic: string; partitions: number[] }[]) => tps.forEach((tp) => tp.partitions.forEach((p) => paused.add(p))),
+    resume: (tps: { topic: string; partitions: number[] }[]) => tps.forEach((tp) => tp.partitions.forEach((p) => paused.delete(p))),
     commitOffsets,
   };
   const kafka = { consumer: () => consumer } as unknown as Kafka;
@@ -55,6 +58,8 @@ function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffs
   return {
     seeks,
     logged,
+    /** The partitions the member has paused (kafkajs fetches none of them). */
+    paused,
     /** How often the member connected its consumer (joined the group). */
     connects: () => member.connects,
     run,
@@ -73,6 +78,26 @@ function stubMember(redis: Redis, cfg: ReturnType<typeof loadConfig>, commitOffs
       await run.catch(() => undefined);
     },
   };
+}
+
+/** One event of `region` at `offset` of `partition`, as a kafkajs eachBatch payload. */
+function oneEventBatch(topic: string, partition: number, offset: number, region: string, post: string): EachBatchPayload {
+  const value = Buffer.from(JSON.stringify({ event_id: `${region}-${partition}-${offset}`, post_id: post, region_id: region, timestamp: Date.now() }));
+  const batch = {
+    topic,
+    partition,
+    highWatermark: String(offset + 1),
+    fetchedOffset: String(offset),
+    messages: [{ offset: String(offset), key: Buffer.from(region), value, headers: {}, timestamp: String(Date.now()), attributes: 0, size: value.length }],
+    lastOffset: () => String(offset),
+  };
+  return {
+    batch,
+    resolveOffset: () => undefined,
+    heartbeat: async () => undefined,
+    isRunning: () => true,
+    isStale: () => false,
+  } as unknown as EachBatchPayload;
 }
 
 describe('ingest resume while the group refuses offset commits (real Redis, a stub consumer)', function () {
@@ -101,6 +126,8 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
       const eachBatch = await m.started();
       // Assigned partition 0: the resume reads its applied mark and seeks there; its commit is refused.
       m.assign(topic, [0]);
+      // Paused until then (kafkajs hands over no batch of it); a resume that waited for the refused commit would hold it for good.
+      await until(() => m.paused.size === 0, 'partition 0 was never resumed: the resume waited for the refused commit');
       const value = Buffer.from(JSON.stringify({ event_id: `${region}-1`, post_id: 'p1', region_id: region, timestamp: Date.now() }));
       const batch = {
         topic,
@@ -151,6 +178,7 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
     try {
       const eachBatch = await m.started();
       m.assign(topic, [0]);
+      await until(() => m.paused.size === 0, 'partition 0 was never resumed');
       const messages = [10, 11, 12].map((offset) => {
         const value = Buffer.from(JSON.stringify({ event_id: `${region}-${offset}`, post_id: 'p1', region_id: region, timestamp: Date.now() }));
         return { offset: String(offset), key: Buffer.from(region), value, headers: {}, timestamp: String(Date.now()), attributes: 0, size: value.length };
@@ -197,6 +225,34 @@ describe('ingest resume while the group refuses offset commits (real Redis, a st
       await redis.hset(appliedKey(topic), '0', '19'); // they land
       await until(() => m.seeks.length > 0, 'the partition never resumed');
       expect(m.seeks).to.deep.equal([{ topic, partition: 0, offset: '20' }]);
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it("a partition taken over stays paused until it resumes, while the member's kept partitions go on", async () => {
+    // Partition 1 is this member's; partition 0 comes from a holder with batches in flight (handed 19, applied 9).
+    const { topic, m } = await handoffMember({ 0: '9', 1: '4' }, { 0: 'e1:19' });
+    const region = unique('rsm_r');
+    try {
+      const eachBatch = await m.started();
+      m.assign(topic, [1]);
+      await until(() => m.seeks.length > 0, 'partition 1 never resumed');
+      expect([...m.paused], 'a partition without batches in flight elsewhere is not held').to.deep.equal([]);
+      m.assign(topic, [0, 1]);
+      expect([...m.paused], 'partition 0 paused at the join').to.deep.equal([0]);
+      // A batch of partition 1 during the wait for partition 0's previous holder: applied now.
+      const handled = eachBatch(oneEventBatch(topic, 1, 5, region, 'p1'));
+      await until(async () => (await redis.zscore(regionTopKey(region), 'p1')) === '1', 'the kept partition waited for the taken-over one', 40);
+      await handled;
+      expect(
+        m.seeks.some((x) => x.partition === 0),
+        'partition 0 not sought yet',
+      ).to.equal(false);
+      expect([...m.paused]).to.deep.equal([0]);
+      await redis.hset(appliedKey(topic), '0', '19'); // partition 0's batches in flight land
+      await until(() => m.paused.size === 0, 'partition 0 was never resumed');
+      expect(m.seeks.filter((x) => x.partition === 0)).to.deep.equal([{ topic, partition: 0, offset: '20' }]);
     } finally {
       await m.stop();
     }
