@@ -7,6 +7,7 @@ import { responseLength, steadyLoad, steadyLoadTurns, turnSchedule } from '../..
 async function server(opts: { delayMs: number; status?: number; serial?: boolean }) {
   let chain = Promise.resolve();
   let served = 0;
+  let connections = 0;
   const s = http.createServer((_req, res) => {
     const answer = () =>
       new Promise<void>((resolve) =>
@@ -19,9 +20,10 @@ async function server(opts: { delayMs: number; status?: number; serial?: boolean
     if (opts.serial) chain = chain.then(answer);
     else void answer();
   });
+  s.on('connection', () => connections++);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(s.address() as AddressInfo).port}/top-posts?region=NA`;
-  return { url, served: () => served, close: () => new Promise<void>((r) => s.close(() => r())) };
+  return { url, served: () => served, connections: () => connections, close: () => new Promise<void>((r) => s.close(() => r())) };
 }
 
 describe('bench steady load', () => {
@@ -58,6 +60,24 @@ describe('bench steady load', () => {
     } finally {
       await ok.close();
       await bad.close();
+    }
+  });
+
+  it('does not reuse a connection idle for longer than the limit (the server may be closing it: its keep-alive timeout)', async () => {
+    const s = await server({ delayMs: 0 });
+    try {
+      // A request every 100 ms, each answered at once: one connection carries them (a second
+      // only if this process stalled past a due time with the answer unread) ...
+      const kept = await steadyLoad(s.url, { rate: 10, seconds: 1 });
+      expect(kept.requests).to.equal(10);
+      const before = s.connections();
+      expect(before).to.be.at.most(2);
+      // ... unless an idle connection is too old after 50 ms: then each goes on a new one.
+      const fresh = await steadyLoad(s.url, { rate: 10, seconds: 1, idleMs: 50 });
+      expect([fresh.requests, fresh.errors]).to.deep.equal([10, 0]);
+      expect(s.connections() - before).to.be.at.least(8);
+    } finally {
+      await s.close();
     }
   });
 
