@@ -83,16 +83,7 @@ export function servePrimary(
   const aggregator = new AggregatorRegistry();
   const states = new Map<number, { state: IngestState; at: number }>(); // by cluster worker id
   const ingestSlot = (workerId: number) => slots().find((s) => !s.lifecycle && s.workerId === workerId)?.slot;
-  const gate = join
-    ? new JoinGate({
-        ...join,
-        consuming: (slot) => {
-          const w = slots().find((s) => !s.lifecycle && s.slot === slot)?.workerId;
-          return w != null && states.get(w)?.state.state === 'consuming';
-        },
-        log,
-      })
-    : undefined;
+  const gate = join ? new JoinGate({ ...join, log }) : undefined;
   /** Which worker each slot's waiting ask came from. */
   const askedBy = new Map<number, number>();
   cluster.on('exit', (w) => {
@@ -111,7 +102,6 @@ export function servePrimary(
     const msg = m as Request | StateReport;
     if (msg?.type === 'hh:ingest-state') {
       states.set(worker.id, { state: msg.state, at: Date.now() });
-      gate?.check();
       return;
     }
     if (msg?.type !== 'hh:metrics' && msg?.type !== 'hh:slots' && msg?.type !== 'hh:join') return;

@@ -1,9 +1,10 @@
 /**
  * In the cluster's primary: lets the ingest members of one runtime join the consumer group
  * together. Each slot's member asks before it connects; the gate answers them all at once
- * when every slot has asked, was let go before (it joined, or is joining) or consumes (a slot
- * restarted beside running ones goes at once), or when the first has waited `waitMs` (a slot
- * that never gets there does not hold the others back for longer).
+ * when every slot has asked or was let go before since its process started (it joined, or is
+ * joining: a slot restarted beside running ones goes at once, as does an ingest activity
+ * retried in the same process), or when the first has waited `waitMs` (a slot that never
+ * gets there does not hold the others back for longer).
  *
  * Why: a member that joins while the others read makes the group rebalance, and everyone
  * stops meanwhile. A slot's ingest activity is started through Temporal, so one can start
@@ -17,8 +18,6 @@ export interface JoinGateOptions {
   slots: number;
   /** The longest the first member to ask waits for the others (ms). */
   waitMs: number;
-  /** Whether a slot's member already consumes (it joined before: a restart of another slot does not wait for it). */
-  consuming: (slot: number) => boolean;
   log: (s: string) => void;
   now?: () => number;
 }
@@ -42,7 +41,7 @@ export class JoinGate {
       this.timer = setTimeout(() => this.open('the wait ran out'), this.opts.waitMs);
     }
     this.waiting.set(slot, release);
-    this.check();
+    if (this.absent().length === 0) this.open('every slot is ready');
   }
 
   /** A slot's process is gone: its ask, if any, is dropped, and it is waited for again. */
@@ -52,16 +51,10 @@ export class JoinGate {
     if (this.waiting.size === 0) this.clear();
   }
 
-  /** Releases the waiting members if every slot is there (call it whenever a slot's state changes). */
-  check(): void {
-    if (this.waiting.size === 0) return;
-    if (this.absent().length === 0) this.open('every slot is ready');
-  }
-
-  /** The slots neither waiting, nor let go before, nor consuming. */
+  /** The slots neither waiting nor let go before. */
   private absent(): number[] {
     const absent: number[] = [];
-    for (let s = 1; s <= this.opts.slots; s++) if (!this.waiting.has(s) && !this.released.has(s) && !this.opts.consuming(s)) absent.push(s);
+    for (let s = 1; s <= this.opts.slots; s++) if (!this.waiting.has(s) && !this.released.has(s)) absent.push(s);
     return absent;
   }
 
