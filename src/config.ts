@@ -577,7 +577,7 @@ export interface Config {
     /**
      * HH_INGEST_JOIN_WAIT: at a start, the ingest workers join the consumer group together: the
      * first ready waits for the others at most this long (src/runtime/join-gate.ts); a worker
-     * restarted beside consuming ones joins at once.
+     * restarted beside ones that joined before joins at once.
      * @default 10s — a worker joining while the others read rebalances the group and everyone
      * stops meanwhile (in full bench runs the second worker's ingest started seconds late and
      * 10-33 % of the records were read twice).

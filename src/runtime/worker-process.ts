@@ -43,6 +43,7 @@ import { RuntimeHealth } from './health';
 import { Watchdog } from './watchdog';
 import { OverdueWindows } from './overdue-windows';
 import { Checkpointer } from './checkpointer';
+import { CheckpointSchedule } from './checkpoint-schedule';
 import { WORKFLOW_BUNDLE_ENV } from './workflow-bundle';
 import { processParts } from './parts';
 
@@ -149,60 +150,35 @@ async function startIngest(c: Common, slot: number): Promise<DrainingPart> {
   // retried; nothing is lost (the changes stay marked). HH_CHECKPOINT_ON=thread runs them on
   // a thread of their own (checkpointer.ts) instead of this event loop.
   const checkpointer = cfg.ingest.checkpointOn === 'thread' ? new Checkpointer() : null;
-  const checkpointAll = () => (checkpointer ?? record).checkpointAll();
-  let checkpointing = false;
-  let again = false;
-  let checkpointFailing = false;
-  const checkpointNow = (timed = false): void => {
-    if (checkpointing) {
-      again ||= !timed;
-      return;
-    }
-    checkpointing = true;
-    const t0 = process.hrtime.bigint();
-    const round = timed
-      ? (checkpointer ?? record).checkpointRound(cfg.ingest.checkpointIntervalMs)
-      : checkpointAll().then((written) => ({ written, lastOk: Date.now() }));
-    round
-      .then(
-        ({ written, lastOk }) => {
-          if (lastOk !== null) metrics.checkpointLastSuccess.set(lastOk / 1000);
-          if (written === null) return; // another worker's round
-          metrics.checkpointed.inc(written);
-          metrics.checkpointSeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-          if (checkpointFailing) log('checkpoints to Cassandra resumed');
-          checkpointFailing = false;
-        },
-        (e: Error) => {
-          metrics.checkpointFailures.inc();
-          if (!checkpointFailing) log(`checkpoint failed (retrying every interval): ${e.message}`);
-          checkpointFailing = true;
-        },
-      )
-      .finally(() => {
-        checkpointing = false;
-        if (again && !checkpointFailing) {
-          again = false;
-          checkpointNow();
-        }
-      });
-  };
-  requestCheckpoint = () => checkpointNow();
+  const rounds = checkpointer ?? record;
+  const schedule = new CheckpointSchedule(
+    { timed: () => rounds.checkpointRound(cfg.ingest.checkpointIntervalMs), all: () => rounds.checkpointAll() },
+    {
+      done: (written, lastOk, seconds) => {
+        if (lastOk !== null) metrics.checkpointLastSuccess.set(lastOk / 1000);
+        if (written === null) return; // another worker's round
+        metrics.checkpointed.inc(written);
+        metrics.checkpointSeconds.observe(seconds);
+      },
+      failed: () => metrics.checkpointFailures.inc(),
+    },
+    log,
+  );
+  requestCheckpoint = () => schedule.request();
   // The age of the last checkpoint counts from this process's start until its first one.
   metrics.checkpointLastSuccess.set(Date.now() / 1000);
-  const checkpointTimer = setInterval(() => checkpointNow(true), cfg.ingest.checkpointIntervalMs);
+  schedule.start(cfg.ingest.checkpointIntervalMs);
   log(`ready: ingest on task queue ${slotQueue}`);
 
   return {
     stop: async () => {
       watchdog.stop();
       overdue?.stop();
-      clearInterval(checkpointTimer);
       if (ingestWorker.getState() === 'RUNNING') ingestWorker.shutdown(); // take no new ingest task; the running one drains below
       shutdown.abort();
       await Promise.allSettled(runs);
       await actors.drain();
-      await checkpointAll().catch((e: Error) => log(`last checkpoint failed: ${e.message}`));
+      await schedule.stop(); // the round in flight, then the last one
       await checkpointer?.close();
       await producer.disconnect();
       await connection.close();
