@@ -84,8 +84,14 @@ export const regionPaneKey = (region: string, spec: string, startMs: number): st
 /** Hash spec -> "<lowest pane start>:<highest pane start>" the trailing key holds. */
 export const regionTrailingStateKey = (region: string): string => `${regionPrefix(region)}trailing`;
 
-/** Hash session spec -> bucket start below which that spec's sessions are sealed (flushes refuse to write there). */
+/**
+ * Hash session spec -> bucket start below which that spec's sessions are sealed; and
+ * `final:<tumbling spec>` -> the start of the latest window of that spec taking its FINAL
+ * snapshot (windowFinalField). Flushes refuse to write to either.
+ */
 export const regionSealedKey = (region: string): string => `${regionPrefix(region)}sealed`;
+/** The field of regionSealedKey naming a tumbling spec's latest FINAL window. */
+export const windowFinalField = (spec: string): string => `final:${spec}`;
 /** Sorted set of the bucket starts not yet sealed into a session, per session spec. */
 export const regionBucketIndexKey = (region: string, spec: string): string => `${regionPrefix(region)}buckets:${spec}`;
 /** Sorted set of the sealed sessions ("<start>:<end>", by start) the coordinator has not taken yet. */

@@ -36,6 +36,11 @@ export function createMetrics() {
       help: 'Events not added to a session window because it was sealed between triage and flush (still counted all-time and in other windows)',
       registers: [registry],
     }),
+    windowRefused: new Counter({
+      name: 'hh_window_events_refused_total',
+      help: 'Events not added to a tumbling window because it turned FINAL between triage and flush (its final snapshot was being taken; still counted all-time and in other windows)',
+      registers: [registry],
+    }),
     late: new Counter({
       name: 'hh_events_late_total',
       help: "Events beyond a window's allowed lateness (sent to the late topic; still counted all-time)",

@@ -38,9 +38,12 @@ export function windowActivities({ redis, cassandra, keyspace, temporal }: Windo
   const store = cassandra && keyspace ? windowStore(redis, cassandra, keyspace) : undefined;
   const snapshots = (activity: string) => store ?? missing(activity, 'Cassandra');
   return {
-    /** Writes the window's current counts to Cassandra; returns its size and top 10. Beats per page. */
-    persistWindow: ({ region, spec, start }: { region: string; spec: string; start: number }): Promise<WindowSnapshot> =>
-      snapshots('persistWindow').persistWindow(region, spec, start, heartbeat()),
+    /**
+     * Writes the window's current counts to Cassandra; returns its size and top 10. Beats per
+     * page. `final`: the FINAL snapshot (flushes stop writing to the window first).
+     */
+    persistWindow: ({ region, spec, start, final }: { region: string; spec: string; start: number; final?: boolean }): Promise<WindowSnapshot> =>
+      snapshots('persistWindow').persistWindow(region, spec, start, heartbeat(), final === true),
     /** Rebuilds the window's Redis key from its persisted snapshot (recompute). Beats per page. */
     restoreWindow: ({ region, id, expireAt }: { region: string; id: string; expireAt: number }): Promise<WindowSnapshot> =>
       snapshots('restoreWindow').restoreWindow(region, id, expireAt, heartbeat()),

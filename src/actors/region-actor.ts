@@ -65,6 +65,8 @@ export interface FlushResult {
   fence: string;
   /** Events not added to a session because it was sealed meanwhile (still counted everywhere else). */
   sessionRefused: number;
+  /** Events not added to a tumbling window because it turned FINAL meanwhile (still counted everywhere else). */
+  windowRefused: number;
 }
 
 export interface ActorOptions {
@@ -102,7 +104,7 @@ export const FLUSH_LIMITS = {
   maxWaitingEntries: 200_000,
 } as const;
 
-type FlushReply = ['OK', number, number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
+type FlushReply = ['OK', number, number, number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
 };
@@ -206,7 +208,7 @@ export class RegionActor {
         events: [],
         cursor: 0,
         done: 0,
-        result: { applied: 0, duplicates: 0, fenced: 0, fence: events.length ? events[events.length - 1].offset : '-1', sessionRefused: 0 },
+        result: { applied: 0, duplicates: 0, fenced: 0, fence: events.length ? events[events.length - 1].offset : '-1', sessionRefused: 0, windowRefused: 0 },
         resolve,
         reject,
       };
@@ -391,7 +393,7 @@ export class RegionActor {
         this.metrics?.deduplicated.inc(dups.size);
         continue;
       }
-      const [, applied, refused, waiting, scriptUs, ...windowIds] = reply;
+      const [, applied, refused, waiting, scriptUs, windowRefused, ...windowIds] = reply;
       this.waiting = waiting;
       this.budget.observe(FlushBudget.units(unique.length, packed.posts), scriptUs);
       this.metrics?.flushScriptSeconds.observe(scriptUs / 1e6);
@@ -403,8 +405,10 @@ export class RegionActor {
         for (const p of live) this.metrics.applyDelay.observe(Math.max(0, now - p.event.timestamp) / 1000);
       }
       this.metrics?.sessionRefused.inc(refused);
-      // Refused session events are counted per flush; the first batch of the flush reports them.
+      this.metrics?.windowRefused.inc(windowRefused);
+      // Refused session and window events are counted per flush; the first batch of the flush reports them.
       if (refused && unique.length) unique[0].item.result.sessionRefused += refused;
+      if (windowRefused && unique.length) unique[0].item.result.windowRefused += windowRefused;
       if (applied > 0) {
         try {
           // The global merge re-merges what this flush changed: all-time and its windows

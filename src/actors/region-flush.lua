@@ -11,7 +11,9 @@
 --                                           spec:next the same for the spare key, spec:job a move in progress;
 --                                           spec:rolled the first pane not yet summed from its source's panes,
 --                                           spec:roll a roll in progress (trailing.lua's roll)
--- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed
+-- KEYS[7]  hash   region:{r}:sealed         session spec -> bucket start below which sessions are sealed;
+--                                           final:<tumbling spec> -> the start of its latest window
+--                                           taking its FINAL snapshot (window-snapshots.ts)
 -- The other keys share the region's hash tag (one Redis Cluster slot) and are named from
 -- the prefix: seen, seen:slices, seen:<slice start>, top_k:<window id>, pane:<spec>:<start>, trailing:<spec>[:next],
 -- buckets:<spec>, bucket:<spec>:<start>.
@@ -36,8 +38,11 @@
 --   {'DUPS', json [index, ...]}        event ids seen within the dedup horizon (a re-send):
 --                                      the caller drops them (1-based), retries.
 -- Else applies everything and returns {'OK', events applied, session events refused, entries
--- waiting for a checkpoint, microseconds the call ran (from its dedup step on), window ids
--- written...}: the caller sizes its next flush by that time (flush-budget.ts).
+-- waiting for a checkpoint, microseconds the call ran (from its dedup step on), window events
+-- refused, window ids written...}: the caller sizes its next flush by that time
+-- (flush-budget.ts). A window at or before its spec's final mark takes nothing (its FINAL
+-- snapshot is being or was taken: the events' batch was triaged against an older watermark);
+-- those events count all-time and in the other keys, and as refused.
 --
 -- Counts are applied per key in bulk: ZMSCORE the posts, ZADD their new totals (one call per
 -- thousand posts), and the same totals into the key's dirty hash (HSET) for windows and all-time.
@@ -295,15 +300,31 @@ end
 
 local written = {}
 local spec = {}
-for k = 1, #W do spec[W[k][1]] = W[k] end
+local final = {}
+local windowRefused = 0
+if next(D.w) ~= nil and #W > 0 then
+  local fields = {}
+  for k = 1, #W do
+    spec[W[k][1]] = W[k]
+    fields[k] = 'final:' .. W[k][1]
+  end
+  local marks = redis.call('HMGET', KEYS[7], unpack(fields))
+  for k = 1, #W do final[W[k][1]] = tonumber(marks[k]) end
+end
 for id, sent in pairs(D.w) do
   local list = listOf(sent)
-  local key = prefix .. 'top_k:' .. id
-  if bounded then spaceSavingAll(key, list, id) else bulk(key, list, id) end
   local sep = string.find(id, ':', 1, true)
-  local w = spec[string.sub(id, 1, sep - 1)]
-  redis.call('PEXPIREAT', key, fmt(tonumber(string.sub(id, sep + 1)) + w[2] + w[3]))
-  written[#written + 1] = id
+  local name = string.sub(id, 1, sep - 1)
+  local start = tonumber(string.sub(id, sep + 1))
+  if final[name] and start <= final[name] then
+    for j = 1, #list, 2 do windowRefused = windowRefused + list[j] end
+  else
+    local key = prefix .. 'top_k:' .. id
+    if bounded then spaceSavingAll(key, list, id) else bulk(key, list, id) end
+    local w = spec[name]
+    redis.call('PEXPIREAT', key, fmt(start + w[2] + w[3]))
+    written[#written + 1] = id
+  end
 end
 
 -- Trailing panes (exact mode): a pane inside a trailing key's range [lo, hi] also adds to that
@@ -398,6 +419,6 @@ end
 local waiting = redis.call('HINCRBY', KEYS[4], 'dirty_entries', pending)
 local t2 = redis.call('TIME')
 local ran = (tonumber(t2[1]) - tonumber(t[1])) * 1000000 + tonumber(t2[2]) - tonumber(t[2])
-local reply = {'OK', #ids, refused, waiting, ran}
+local reply = {'OK', #ids, refused, waiting, ran, windowRefused}
 for _, id in ipairs(written) do reply[#reply + 1] = id end
 return reply

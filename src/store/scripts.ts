@@ -16,6 +16,11 @@ const SCRIPTS = {
   hhSlidingAssemble: { lua: lua('sliding-assemble.lua'), numberOfKeys: 4 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
   hhFencedWrite: { lua: lua('fenced-write.lua') }, // its key count comes first
+  /** Raises a hash field to a number, never lowers it (a mark that only moves forward). */
+  hhRaise: {
+    lua: "local c = redis.call('HGET', KEYS[1], ARGV[1]) if not c or tonumber(c) < tonumber(ARGV[2]) then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 1",
+    numberOfKeys: 1,
+  },
   /** Deletes a lock only while it still holds the caller's token. */
   hhRelease: { lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", numberOfKeys: 1 },
   /** Extends a lock only while it still holds the caller's token. */
@@ -56,6 +61,8 @@ export interface StoreScripts {
     cost: number,
   ): Promise<[number, number, number, number]>;
   hhRelease(lock: string, token: string): Promise<number>;
+  /** Raises hash field `field` to `value` (a number) unless it is already that high. */
+  hhRaise(hash: string, field: string, value: string | number): Promise<number>;
   /** fenced-write.lua: key count, lock, the commands' keys, token, lock ms, [name, arg count, args...]... → 1, or 0 when the lock is not the caller's. */
   hhFencedWrite(numKeys: number, ...keysAndArgs: Arg[]): Promise<number>;
   /** 1 when the lock was still the caller's and now lives `ms` more, else 0. */

@@ -7,7 +7,17 @@
 import { types, type Client } from 'cassandra-driver';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { GLOBAL_DIRTY_KEY, globalMetaKey, globalTopKey, parseWindowId, regionAssemblyKey, regionWindowKey, windowId } from '../keys';
+import {
+  GLOBAL_DIRTY_KEY,
+  globalMetaKey,
+  globalTopKey,
+  parseWindowId,
+  regionAssemblyKey,
+  regionSealedKey,
+  regionWindowKey,
+  windowFinalField,
+  windowId,
+} from '../keys';
 import { byRank, type RankedCount } from '../ranking';
 import { SCAN_PAGE, noBeat, scanPages, type Beat } from './scan-counts';
 import { scripted } from './scripts';
@@ -100,9 +110,17 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
      * read, every post came exactly once. Otherwise (a post added meanwhile, or Redis
      * resizing the set returned one twice) it reads again dropping repeats, holding the
      * window's post ids for that read only; writing a post twice overwrites it.
+     *
+     * `final`: the FINAL snapshot. The window (and every earlier one of its spec) is first
+     * marked final in Redis, so a flush refuses to write to it from then on
+     * (region-flush.lua): an event triaged against a watermark from before the one that made
+     * the window final (its batch was triaged while an earlier one was in flight) would
+     * otherwise be counted in the key after this read, and the key and its FINAL snapshot
+     * would differ.
      */
-    async persistWindow(region: string, spec: string, start: number, beat: Beat = noBeat): Promise<WindowSnapshot> {
+    async persistWindow(region: string, spec: string, start: number, beat: Beat = noBeat, final = false): Promise<WindowSnapshot> {
       const key = regionWindowKey(region, windowId(spec, start));
+      if (final) await scripted(redis).hhRaise(regionSealedKey(region), windowFinalField(spec), start);
       const before = await redis.zcard(key);
       const first = await copyWindow(region, spec, start, key, false, beat);
       if (before === first.posts && (await redis.zcard(key)) === before) return first;

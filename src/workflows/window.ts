@@ -57,12 +57,13 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
     await recompute();
   });
 
-  const persist = async () => {
+  const persist = async (final: boolean) => {
     // A sliding window's key is the sum of its panes (tumbling windows), summed again at each persist.
     if (spec.pane && spec.slideMs) {
       await assembleSliding({ region, id: windowId, pane: spec.pane, start, sizeMs: spec.sizeMs, slideMs: spec.slideMs, expireAt: end + spec.ttlMs });
     }
-    const snap = await persistWindow({ region, spec: spec.name, start });
+    // The FINAL one stops flushes writing to the window first (a tumbling window's key is then its final count).
+    const snap = await persistWindow({ region, spec: spec.name, start, ...(final ? { final } : {}) });
     status.top = snap.top;
     status.persists++;
   };
@@ -71,11 +72,11 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
   // Past the lateness as well (a catch-up, a replay): the final snapshot is the one that
   // counts, so the closing one is skipped (each is a full copy of the window).
   const finalAlready = status.watermark! >= end + spec.latenessMs;
-  if (!(finalAlready && patched('window-one-persist-when-final'))) await persist();
+  if (!(finalAlready && patched('window-one-persist-when-final'))) await persist(false);
   setState('CLOSED');
 
   await condition(() => status.watermark !== null && status.watermark >= end + spec.latenessMs);
-  await persist();
+  await persist(true);
   setState('FINAL');
 
   const expireAt = end + spec.ttlMs;

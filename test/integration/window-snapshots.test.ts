@@ -8,7 +8,19 @@ import { expect } from 'chai';
 import sinon from 'sinon';
 import type { Redis } from 'ioredis';
 import { cassandraClient, opsRedis } from '../../src/clients';
-import { GLOBAL_DIRTY_KEY, globalMetaKey, globalTopKey, regionAssemblyKey, regionMetaKey, regionPrefix, regionWindowKey, windowId } from '../../src/keys';
+import {
+  GLOBAL_DIRTY_KEY,
+  globalMetaKey,
+  globalTopKey,
+  regionAssemblyKey,
+  regionMetaKey,
+  regionPrefix,
+  regionSealedKey,
+  regionTopKey,
+  regionWindowKey,
+  windowFinalField,
+  windowId,
+} from '../../src/keys';
 import { ActorSystem } from '../../src/actors/region-actor';
 import { mergeChanged } from '../../src/store/global-merge';
 import { loadConfig, WINDOW_KEY_GRACE_MS } from '../../src/config';
@@ -223,6 +235,63 @@ describe('window snapshots in pages (real Redis and Cassandra)', function () {
       await own.flushdb();
       own.disconnect();
       await deleteSnapshot(r, '1s', start);
+    }
+  });
+
+  it("a window's FINAL snapshot is its final count: a flush after it (its batch triaged against an older watermark) does not write to the window", async () => {
+    const own = opsRedis(cfg, await freeRedisDb());
+    const r = unique('ws_final');
+    const windows = loadConfig({ HH_WINDOWS: '1m/10s/1h,5m/30s/2h' }).ingest.windows;
+    const t = Math.floor(Date.now() / 300_000) * 300_000 - 600_000; // a 5m window's first minute, 10 minutes ago
+    const w = windowId('1m', t);
+    const next = windowId('1m', t + 60_000);
+    const five = windowId('5m', t);
+    const event = (i: number, post: string, ts: number) => ({ offset: String(i), event: { event_id: `f${i}`, post_id: post, region_id: r, timestamp: ts } });
+    try {
+      await own.hset(regionMetaKey(r), 'epoch', 'e');
+      const actor = new ActorSystem(own, { windows, boundedK: 10, dedupHorizonMs: 60_000 }).actor(r);
+      await actor.apply(0, [event(0, 'a', t + 1), event(1, 'b', t + 2), event(2, 'a', t + 3)], 'e');
+      const held = windowStore(own, cassandra, cfg.cassandra.keyspace);
+      // The CLOSED snapshot stops nothing; the FINAL one marks the window (and the earlier ones of its spec).
+      await held.persistWindow(r, '1m', t);
+      expect(await own.hget(regionSealedKey(r), windowFinalField('1m'))).to.equal(null);
+      expect(await held.persistWindow(r, '1m', t, undefined, true)).to.include({ posts: 2, events: 3 });
+      // A batch triaged before the watermark that made the window final (lateMask 0: not late for it) flushes now.
+      const res = await actor.apply(0, [event(3, 'a', t + 4), event(4, 'c', t + 5), event(5, 'c', t + 60_001)], 'e');
+      expect(res.applied).to.equal(3);
+      const key = asMap(await own.zrange(regionWindowKey(r, w), 0, -1, 'WITHSCORES'));
+      expect(key, "the final window's key is its FINAL snapshot").to.deep.equal(
+        new Map([
+          ['a', 2],
+          ['b', 1],
+        ]),
+      );
+      expect(asMap((await held.readWindow(r, w)).flatMap((x) => [x.post_id, String(x.view_count)]))).to.deep.equal(key);
+      expect(res.windowRefused, 'the two events of the final window').to.equal(2);
+      // Every other key takes them: all-time, the next minute, the 5m window (not final).
+      expect(asMap(await own.zrange(regionTopKey(r), 0, -1, 'WITHSCORES'))).to.deep.equal(
+        new Map([
+          ['a', 3],
+          ['b', 1],
+          ['c', 2],
+        ]),
+      );
+      expect(asMap(await own.zrange(regionWindowKey(r, next), 0, -1, 'WITHSCORES'))).to.deep.equal(new Map([['c', 1]]));
+      expect(asMap(await own.zrange(regionWindowKey(r, five), 0, -1, 'WITHSCORES'))).to.deep.equal(
+        new Map([
+          ['a', 3],
+          ['b', 1],
+          ['c', 2],
+        ]),
+      );
+      // The mark never moves back (a retried or late persist of an earlier window).
+      await held.persistWindow(r, '1m', t - 60_000, undefined, true);
+      expect(await own.hget(regionSealedKey(r), windowFinalField('1m'))).to.equal(String(t));
+    } finally {
+      await own.flushdb();
+      own.disconnect();
+      await deleteSnapshot(r, '1m', t);
+      await deleteSnapshot(r, '1m', t - 60_000);
     }
   });
 
