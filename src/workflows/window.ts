@@ -62,8 +62,9 @@ export async function windowWorkflow({ region, spec, start }: WindowInput): Prom
     if (spec.pane && spec.slideMs) {
       await assembleSliding({ region, id: windowId, pane: spec.pane, start, sizeMs: spec.sizeMs, slideMs: spec.slideMs, expireAt: end + spec.ttlMs });
     }
-    // The FINAL one stops flushes writing to the window first (a tumbling window's key is then its final count).
-    const snap = await persistWindow({ region, spec: spec.name, start, ...(final ? { final } : {}) });
+    // A tumbling window's FINAL one stops flushes writing to it first (its key is then its
+    // final count); a sliding window's key is only ever written by its own assembly.
+    const snap = await persistWindow({ region, spec: spec.name, start, ...(final && !spec.slideMs ? { final } : {}) });
     status.top = snap.top;
     status.persists++;
   };

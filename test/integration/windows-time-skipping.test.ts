@@ -46,8 +46,8 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
     const regions = ['NA', 'EU', 'APAC'].map((r) => unique(r));
     const calls: string[] = [];
     const activities = {
-      persistWindow: sinon.stub().callsFake(async ({ region, spec, start }: { region: string; spec: string; start: number }) => {
-        calls.push(`persist ${region} ${spec} ${start}`);
+      persistWindow: sinon.stub().callsFake(async ({ region, spec, start, final }: { region: string; spec: string; start: number; final?: boolean }) => {
+        calls.push(`persist ${region} ${spec} ${start}${final ? ' final' : ''}`);
         return { posts: 1, events: 3, top: [{ post_id: 'p', view_count: 3 }] };
       }),
       expireWindow: sinon.stub().callsFake(async ({ region, id }: { region: string; id: string }) => {
@@ -110,6 +110,15 @@ describe('window lifecycle under time skipping (a simulated day, 3 regions)', fu
       expect(persists, region).to.be.at.least(24);
       expect(expires, region).to.be.at.least(24);
       expect(calls.filter((c) => c === `expire ${region} 24h:${start}`)).to.have.length(1);
+      // Each window's last persist is its FINAL one, the only one that stops the flushes writing to it.
+      for (let h = 0; h < 24; h++) {
+        const mine = calls.filter((c) => c.startsWith(`persist ${region} 1h ${start + h * HOUR}`));
+        expect(
+          mine.filter((c) => c.endsWith(' final')),
+          `${region} hour ${h}`,
+        ).to.have.length(1);
+        expect(mine[mine.length - 1], `${region} hour ${h}`).to.match(/ final$/);
+      }
     }
     const realMs = Date.now() - t0;
     process.stdout.write(`      simulated >2 days of workflow time (${regions.length} regions, ${calls.length} activity calls) in ${realMs} ms of real time\n`);
