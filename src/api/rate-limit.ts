@@ -6,9 +6,9 @@
  * answers must stay reachable when the rank index is not.
  *
  * Far from its limit a client does not wait for Redis: while the last decision this process
- * got for it (under 100 ms old: a client sending steadily) left more than `headroom` of its
- * limit, less the requests let through since and not yet decided, a request passes at once
- * and is counted in the background. The background counts of a client go one call at a time,
+ * got for it (under a second old) left more than `headroom` of its limit, less the requests
+ * let through since and not yet decided, a request passes at once and is counted in the
+ * background. The background counts of a client go one call at a time,
  * at most one every `countEveryMs`: the requests let through meanwhile are counted together
  * by the next (one call of cost n, rate-limit.lua), so a busy client costs ~100 Redis calls
  * a second, not one per request (every request is still counted). Near the limit each request waits for its own
@@ -54,8 +54,17 @@ interface Counting {
   last: number;
 }
 
-/** A decision is trusted this long (ms): a client sending steadily refreshes it with every request. */
-const KNOWN_FOR_MS = 100;
+/**
+ * A decision is trusted this long (ms); a client sending steadily refreshes it with every
+ * background count. What it left can only have grown since (a bucket refills, a window
+ * starts afresh) but for requests this process let through (counted against it as
+ * undecided) and those other API processes let through meanwhile (unseen until the next
+ * count comes back, ~countEveryMs later), which the headroom covers. At 100 ms (until
+ * 2026-12-06) a client that paused longer (a page polled a few times a second, the bench's
+ * 250-ms turns) sent its first request after each pause through a Redis round trip: a
+ * Redis busy with a flush script (~20 ms) put those requests at the API's p99.
+ */
+export const KNOWN_FOR_MS = 1000;
 /** Clients remembered (the oldest forgotten first). */
 const MAX_KNOWN = 10_000;
 

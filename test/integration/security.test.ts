@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { Redis } from 'ioredis';
 import { createApi, type ApiDeps } from '../../src/api/app';
 import { Credentials } from '../../src/api/auth';
+import { KNOWN_FOR_MS } from '../../src/api/rate-limit';
 import { ReadService } from '../../src/api/read-service';
 import { cassandraClient, opsRedis } from '../../src/clients';
 import { migrate } from '../../src/bootstrap/cassandra';
@@ -169,8 +170,8 @@ describe('security: the API (producer keys, rate limits, audit; real Redis and C
   });
   beforeEach(async () => {
     await redis.flushdb(); // every test starts with full buckets
-    // and with what the API learned of them expired (a decision is trusted 100 ms).
-    await new Promise((r) => setTimeout(r, 150));
+    // and with what the API learned of them expired (a decision is trusted KNOWN_FOR_MS).
+    await new Promise((r) => setTimeout(r, KNOWN_FOR_MS + 50));
   });
 
   const event = () => ({ event_id: unique('e'), post_id: 'p1', region_id: 'NA', timestamp: Date.now() });

@@ -3,7 +3,7 @@ import * as sinon from 'sinon';
 import express from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createRateLimit } from '../../src/api/rate-limit';
+import { createRateLimit, KNOWN_FOR_MS } from '../../src/api/rate-limit';
 import { Credentials } from '../../src/api/auth';
 import { errorHandler } from '../../src/api/errors';
 import type { RateDecision } from '../../src/store/rate-limit';
@@ -63,6 +63,30 @@ describe('rate limit middleware: clients far from their limit do not wait for Re
     expect((await served()).headers.get('ratelimit-remaining')).to.equal('84');
     expect(held.costs()).to.deep.equal([1, 1, 4, 1]);
     held.decide(84);
+  });
+
+  it('a decision is trusted for KNOWN_FOR_MS: after a pause within it the next request passes at once; after a longer one it waits', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const first = served();
+      await settle();
+      held.decide(90);
+      expect((await first).status).to.equal(200);
+      clock.tick(KNOWN_FOR_MS - 100); // a pause (a page polled a few times a second)
+      const r = await served();
+      expect(r.status, 'passed at once: its background count is still out').to.equal(200);
+      expect(held.waiting.length, 'its count, in the background').to.equal(1);
+      held.decide(89);
+      await settle();
+      clock.tick(KNOWN_FOR_MS + 1);
+      const late = served();
+      await settle();
+      expect(held.waiting.length, 'a decision older than that: the request waits for its own').to.equal(1);
+      held.decide(88);
+      expect((await late).status).to.equal(200);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('near the limit every request waits for its decision, and a refusal is a 429', async () => {
