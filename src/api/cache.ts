@@ -74,9 +74,9 @@ export class SharedCache<T> {
     const now = performance.now();
     const hit = this.asked(key, compute, now);
     if (hit && hit.at === Infinity) {
-      // Being computed: its previous value answers at once while no older than ttl + staleMs.
+      // Being computed: its previous value answers at once while it may.
       const prev = hit.previous;
-      return prev && this.staleMs > 0 && now - prev.at < this.ttlMs + this.staleMs ? prev.value : hit.value;
+      return this.mayAnswer(prev, now) ? prev.value : hit.value;
     }
     if (hit && now - hit.at < this.ttlMs) return hit.value;
     return this.answer(this.recompute(key, compute, hit), now);
@@ -94,9 +94,9 @@ export class SharedCache<T> {
     if (!hit) return undefined;
     if (hit.at !== Infinity && now - hit.at < this.ttlMs) return hit.result?.value; // fresh
     if (hit.at === Infinity) {
-      // Being computed: its previous value answers while it is no older than ttl + staleMs.
+      // Being computed: its previous value answers while it may.
       const prev = hit.previous;
-      return prev?.result && this.staleMs > 0 && now - prev.at < this.ttlMs + this.staleMs ? prev.result.value : undefined;
+      return this.mayAnswer(prev, now) ? prev.result?.value : undefined;
     }
     // Expired: the hit itself answers, computed again behind it.
     if (!hit.result || !this.servesPrevious(hit, now)) return undefined;
@@ -112,6 +112,11 @@ export class SharedCache<T> {
       hit.compute = compute;
     }
     return hit;
+  }
+
+  /** The previous value of an entry being read again may still answer: no older than ttl + staleMs (one is kept only with staleMs). */
+  private mayAnswer(prev: Computed<T> | undefined, now: number): prev is Computed<T> {
+    return prev !== undefined && now - prev.at < this.ttlMs + this.staleMs;
   }
 
   /** A previous value computed at `c.at` is answered at once by the caller that starts its successor's read. */
@@ -168,7 +173,7 @@ export class SharedCache<T> {
   /** For the caller that started `entry`'s read: the new value, or the previous one (at once within ttl + swrMs; within ttl + staleMs, after waitMs). */
   private answer(entry: Entry<T>, now: number): Promise<T> {
     const prev = entry.previous;
-    if (!prev || now - prev.at >= this.ttlMs + this.staleMs) return entry.value;
+    if (!this.mayAnswer(prev, now)) return entry.value;
     if (this.servesPrevious(prev, now)) return prev.value;
     let timer: NodeJS.Timeout | undefined;
     const fallback = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(prev.value), this.waitMs)));
