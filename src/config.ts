@@ -239,6 +239,24 @@ export function paneChain(windows: readonly WindowSpec[]): { source: number; ttl
 }
 
 /**
+ * Which tumbling specs are rolled up from the finest one (exact mode): per spec, the index of
+ * the spec whose windows it is summed from, or -1 when flushes write it. A coarser spec is
+ * rolled when its size is a multiple of the finest spec's and it allows at least as much
+ * lateness: a window of the finest spec (a child), once FINAL, is added page by page into
+ * the window of each rolled spec that holds it (src/store/window-roll.lua), so a flush writes
+ * one window key per event instead of one per spec. Until then a rolled window's count is its
+ * key plus the children not yet rolled (src/store/window-sources.ts). Bounded mode keeps its
+ * Space-Saving leaderboard per window key: nothing is rolled.
+ */
+export function rollChain(windows: readonly WindowSpec[], mode: TopKMode = 'exact'): number[] {
+  if (mode !== 'exact' || windows.length < 2) return windows.map(() => -1);
+  let f = 0;
+  for (let k = 1; k < windows.length; k++) if (windows[k].sizeMs < windows[f].sizeMs) f = k;
+  const F = windows[f];
+  return windows.map((w, k) => (k !== f && w.sizeMs % F.sizeMs === 0 && w.latenessMs >= F.latenessMs ? f : -1));
+}
+
+/**
  * HH_WINDOWS entries: tumbling `size[/allowed lateness[/ttl]]`, sliding
  * `size@slide[/allowed lateness[/ttl]]` and session `gap<duration>[/allowed lateness[/ttl]]`,
  * ttl counted from the window's end.

@@ -90,6 +90,14 @@ export const regionTrailingStateKey = (region: string): string => `${regionPrefi
  * snapshot (windowFinalField). Flushes refuse to write to either.
  */
 export const regionSealedKey = (region: string): string => `${regionPrefix(region)}sealed`;
+/** The starts of a child spec's windows written and not yet rolled up into their parents (store/window-roll.lua). */
+export const regionUnrolledKey = (region: string, spec: string): string => `${regionPrefix(region)}unrolled:${spec}`;
+/** The field of regionSealedKey with a child spec's roll progress, "<start>:<cursor>". */
+export const rolledField = (spec: string): string => `rolled:${spec}`;
+/** The field of regionSealedKey counting roll pages (a reader that saw it change reads again). */
+export const ROLL_VERSION_FIELD = 'roll_version';
+/** The record's key id of the roll progress (entries <child spec>:start and <child spec>:cursor). */
+export const ROLL_KEY_ID = 'roll';
 /** The field of regionSealedKey naming a tumbling spec's latest FINAL window. */
 export const windowFinalField = (spec: string): string => `final:${spec}`;
 /** Sorted set of the bucket starts not yet sealed into a session, per session spec. */

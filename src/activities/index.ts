@@ -25,7 +25,7 @@ export function createActivities(deps: ActivityDeps) {
      * TPUT), heartbeating at every round trip to Redis: a merge lost with its worker is retried within the
      * heartbeat timeout, not after the start-to-close timeout.
      */
-    mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => mergeChanged(deps.redis, k, Date.now(), heartbeat()),
+    mergeGlobal: ({ k }: { k: number }): Promise<GlobalMergeReport> => mergeChanged(deps.redis, k, Date.now(), heartbeat(), deps.roll ?? null),
     ...ingestActivities(deps.ingest),
   };
 }

@@ -8,7 +8,8 @@ import { windowStore, type WindowSnapshot } from '../store/window-snapshots';
 import { SA_WINDOW_SPEC, SA_WINDOW_START, SA_WINDOW_STATE } from '../workflows/definitions';
 import { missing } from './errors';
 import { heartbeat } from './heartbeat';
-import { regionWindowKey } from '../keys';
+import { parseWindowId, regionUnrolledKey, regionWindowKey } from '../keys';
+import type { RollPlan } from '../store/window-roll';
 
 /** A window workflow still running, as its search attributes describe it. */
 export interface RunningWindow {
@@ -32,10 +33,12 @@ export interface WindowActivityDeps {
   keyspace?: string;
   /** Temporal's visibility (a coordinator that starts afresh finds the windows still running). */
   temporal?: TemporalClient;
+  /** The specs rolled up from the finest one (store/window-roll.ts rollPlan of the ingest's windows); none when absent. */
+  roll?: RollPlan | null;
 }
 
-export function windowActivities({ redis, cassandra, keyspace, temporal }: WindowActivityDeps) {
-  const store = cassandra && keyspace ? windowStore(redis, cassandra, keyspace) : undefined;
+export function windowActivities({ redis, cassandra, keyspace, temporal, roll = null }: WindowActivityDeps) {
+  const store = cassandra && keyspace ? windowStore(redis, cassandra, keyspace, roll) : undefined;
   const snapshots = (activity: string) => store ?? missing(activity, 'Cassandra');
   return {
     /**
@@ -64,11 +67,25 @@ export function windowActivities({ redis, cassandra, keyspace, temporal }: Windo
      * starts none).
      */
     async countedWindows({ region, ids }: { region: string; ids: string[] }): Promise<string[]> {
-      const replies = ids.length ? await redis.pipeline(ids.map((id) => ['exists', regionWindowKey(region, id)])).exec() : [];
+      // A rolled spec's window also holds counts while only its children not yet rolled do.
+      const children = (id: string): [string, number, number] | null => {
+        const w = parseWindowId(id);
+        const parent = w && roll?.parents.find((p) => p.name === w.spec);
+        return w && roll && parent ? [regionUnrolledKey(region, roll.child.name), w.start, w.start + parent.sizeMs - 1] : null;
+      };
+      const p = redis.pipeline();
+      for (const id of ids) {
+        p.exists(regionWindowKey(region, id));
+        const c = children(id);
+        if (c) p.zcount(...c);
+        else p.echo('0');
+      }
+      const replies = ids.length ? (await p.exec())! : [];
       return ids.filter((_, i) => {
-        const [err, n] = replies![i];
-        if (err) throw err;
-        return n === 1;
+        const [err, n] = replies[2 * i];
+        const [err2, m] = replies[2 * i + 1];
+        if (err ?? err2) throw err ?? err2;
+        return n === 1 || Number(m) > 0;
       });
     },
 

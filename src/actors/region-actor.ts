@@ -17,6 +17,7 @@ import {
   EVENT_MAX_AHEAD_DEFAULT,
   FLUSH_DEFAULTS,
   paneChain,
+  rollChain,
   parseDuration,
   trailingPaneMs,
   WINDOW_KEY_GRACE_MS,
@@ -162,6 +163,8 @@ export class RegionActor {
   private idleWaiters: (() => void)[] = [];
   /** The header's constant part (JSON), built once. */
   private readonly headerTail: string;
+  /** Per tumbling spec: the spec it is rolled up from, or -1 (config.ts: rollChain). */
+  private readonly rolled: number[];
   /** Event-time granularity at which events are first aggregated: every window, pane and bucket is a multiple of it. */
   private readonly grain: number;
 
@@ -178,6 +181,7 @@ export class RegionActor {
   ) {
     const { windows, sessions = [] } = opts;
     const chain = paneChain(windows);
+    this.rolled = rollChain(windows, opts.mode ?? 'exact');
     this.headerTail = JSON.stringify({
       prefix: regionPrefix(region),
       k: opts.boundedK,
@@ -188,7 +192,16 @@ export class RegionActor {
       ahead: opts.maxAheadMs ?? parseDuration(EVENT_MAX_AHEAD_DEFAULT)!,
       // A window key's expiry: its TTL after its end, plus the grace for a workflow held up past it; the pane's
       // size, the spec its panes are summed from (1-based; 0: written here) and a pane's expiry (config.ts: paneChain).
-      w: windows.map((w, k) => [w.name, w.sizeMs, w.ttlMs + WINDOW_KEY_GRACE_MS, trailingPaneMs(w.sizeMs), chain[k].source + 1, chain[k].ttlMs]),
+      // The last: the spec its windows are rolled up from (1-based; 0: written here; config.ts: rollChain).
+      w: windows.map((w, k) => [
+        w.name,
+        w.sizeMs,
+        w.ttlMs + WINDOW_KEY_GRACE_MS,
+        trailingPaneMs(w.sizeMs),
+        chain[k].source + 1,
+        chain[k].ttlMs,
+        this.rolled[k] + 1,
+      ]),
       s: sessions.map((sp) => [sp.name, sp.bucketMs, sp.ttlMs + sp.gapMs + sp.latenessMs]),
     }).slice(1);
     this.grain = [...windows.flatMap((w) => [w.sizeMs, trailingPaneMs(w.sizeMs)]), ...sessions.map((s) => s.bucketMs)].reduce(gcd, 0) || 1000;
@@ -429,7 +442,9 @@ export class RegionActor {
   /**
    * What the events add to each key, aggregated here (V8 is much faster at it than Lua):
    * first per (event-time grain, post), then per window, pane and bucket. Events late for a
-   * spec (a late-mask bit) skip that spec's window or session. A key that received every
+   * spec (a late-mask bit) skip that spec's window or session. A spec rolled up from the
+   * finest one (config.ts rollChain) takes an event here only when it is too late for its
+   * child window and not for its own: the others reach it through the child. A key that received every
    * event of the flush adds exactly what all-time adds (each event adds to one key per spec):
    * its list is sent as 0, "the same as a" — the usual case (a flush within one window of
    * each spec), so the posts are sent and decoded once instead of once per key.
@@ -486,10 +501,12 @@ export class RegionActor {
       t.n++;
       t.posts.push(post);
     };
+    const rolled = this.rolled;
     for (const [gr, grain] of byGrain) {
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k];
-        addAll(keyOf(win, windowId(w.name, gr - (gr % w.sizeMs))), grain);
+        // A rolled spec's window takes these through its child (the finest spec's window).
+        if (rolled[k] < 0) addAll(keyOf(win, windowId(w.name, gr - (gr % w.sizeMs))), grain);
         if (withPanes) addAll(keyOf(pane[k], gr - (gr % trailingPaneMs(w.sizeMs))), grain);
       }
       for (let q = 0; q < sessions.length; q++) addAll(keyOf(bucket[q], gr - (gr % sessions[q].bucketMs)), grain);
@@ -498,7 +515,9 @@ export class RegionActor {
       const { post_id: post, timestamp: ts } = p.event;
       for (let k = 0; k < windows.length; k++) {
         const w = windows[k];
-        if ((p.lateMask & lateMaskBit(k)) === 0) addOne(keyOf(win, windowId(w.name, ts - (ts % w.sizeMs))), post);
+        // A rolled spec's window takes directly only what is too late for its child and not for it.
+        const takes = (p.lateMask & lateMaskBit(k)) === 0 && (rolled[k] < 0 || (p.lateMask & lateMaskBit(rolled[k])) !== 0);
+        if (takes) addOne(keyOf(win, windowId(w.name, ts - (ts % w.sizeMs))), post);
         if (withPanes) addOne(keyOf(pane[k], ts - (ts % trailingPaneMs(w.sizeMs))), post);
       }
       for (let q = 0; q < sessions.length; q++) {

@@ -22,7 +22,8 @@
 --         ("exact" | "bounded"), dedup_ms (ids are remembered for at least this, by
 --         processing time), dedup_slices (eviction granularity), ahead (how far past the clock an
 --         accepted event may be stamped), w [[name, size ms, ttl ms (with the grace), pane ms,
---         source spec of its panes (1-based; 0: none), pane ttl ms], ...] tumbling specs,
+--         source spec of its panes (1-based; 0: none), pane ttl ms, source spec of its windows
+--         (1-based; 0: written here; config.ts rollChain)], ...] tumbling specs,
 --         s [[name, bucket ms, ttl ms], ...] session specs
 -- ARGV[2] partitions, JSON [[partition, first offset, last offset], ...] of the events here
 -- ARGV[3] event ids, JSON ["id", ...] (no id twice: the caller removes repeats first)
@@ -302,28 +303,94 @@ local written = {}
 local spec = {}
 local final = {}
 local windowRefused = 0
+-- Roll-ups (exact mode): a spec with a source (w[7], 1-based) takes the windows of that spec
+-- (its children) once they are FINAL, added page by page (store/window-roll.lua), not per
+-- flush. A child at or before its spec's final mark, or rolled already (KEYS[7] field
+-- rolled:<child spec> = "<start>:<cursor>": every child before start is rolled, the child at
+-- start up to rank cursor), takes nothing more: its events go straight to the windows of
+-- its parents that hold it, each under its own final mark. A child written here is listed
+-- in unrolled:<child spec> (a zset of starts) until it is rolled, and its key lives as long
+-- as the longest of its parents' keys (a roll never finds it expired; the roll shortens it).
+local parentsOf = {}
+local rolledAt = {}
 if next(D.w) ~= nil and #W > 0 then
   local fields = {}
   for k = 1, #W do
     spec[W[k][1]] = W[k]
     fields[k] = 'final:' .. W[k][1]
+    local src = W[k][7] or 0
+    if src > 0 then
+      local child = W[src][1]
+      if not parentsOf[child] then parentsOf[child] = {} end
+      local ps = parentsOf[child]
+      ps[#ps + 1] = W[k]
+    end
   end
   local marks = redis.call('HMGET', KEYS[7], unpack(fields))
   for k = 1, #W do final[W[k][1]] = tonumber(marks[k]) end
+  for child in pairs(parentsOf) do
+    local at = redis.call('HGET', KEYS[7], 'rolled:' .. child)
+    if at then
+      local sep = string.find(at, ':', 1, true)
+      rolledAt[child] = { tonumber(string.sub(at, 1, sep - 1)), tonumber(string.sub(at, sep + 1)) }
+    end
+  end
 end
+local through = {}
+local throughIds = {}
 for id, sent in pairs(D.w) do
   local list = listOf(sent)
   local sep = string.find(id, ':', 1, true)
   local name = string.sub(id, 1, sep - 1)
   local start = tonumber(string.sub(id, sep + 1))
-  if final[name] and start <= final[name] then
+  local parents = parentsOf[name]
+  local at = rolledAt[name]
+  local rolled = at and (start < at[1] or (start == at[1] and at[2] > 0))
+  if (final[name] and start <= final[name]) or rolled then
     for j = 1, #list, 2 do windowRefused = windowRefused + list[j] end
+    for _, p in ipairs(parents or {}) do
+      local pid = p[1] .. ':' .. fmt(math.floor(start / p[2]) * p[2])
+      if not through[pid] then
+        through[pid] = {}
+        throughIds[#throughIds + 1] = pid
+      end
+      local ls = through[pid]
+      ls[#ls + 1] = list
+    end
   else
     local key = prefix .. 'top_k:' .. id
     if bounded then spaceSavingAll(key, list, id) else bulk(key, list, id) end
     local w = spec[name]
-    redis.call('PEXPIREAT', key, fmt(start + w[2] + w[3]))
+    local expireAt = start + w[2] + w[3]
+    if parents then
+      for _, p in ipairs(parents) do
+        local pe = math.floor(start / p[2]) * p[2] + p[2] + p[3]
+        if pe > expireAt then expireAt = pe end
+      end
+      redis.call('ZADD', prefix .. 'unrolled:' .. name, fmt(start), fmt(start))
+    end
+    -- Changed for the global merge: the parents' sums too.
+    for _, p in ipairs(parents or {}) do written[#written + 1] = p[1] .. ':' .. fmt(math.floor(start / p[2]) * p[2]) end
+    redis.call('PEXPIREAT', key, fmt(expireAt))
     written[#written + 1] = id
+  end
+end
+-- What children past their mark passed on: into their parents' windows (refused by a FINAL one).
+for _, pid in ipairs(throughIds) do
+  local sep = string.find(pid, ':', 1, true)
+  local name = string.sub(pid, 1, sep - 1)
+  local start = tonumber(string.sub(pid, sep + 1))
+  local ls = through[pid]
+  if final[name] and start <= final[name] then
+    for _, list in ipairs(ls) do
+      for j = 1, #list, 2 do windowRefused = windowRefused + list[j] end
+    end
+  else
+    local key = prefix .. 'top_k:' .. pid
+    for _, list in ipairs(ls) do bulk(key, list, pid) end
+    local w = spec[name]
+    redis.call('PEXPIREAT', key, fmt(start + w[2] + w[3]))
+    written[#written + 1] = pid
   end
 end
 

@@ -33,6 +33,8 @@ import { fromWithScores, sumTop, type RankedCount } from '../ranking';
 import type { RegionRecord } from '../store/record';
 import type { PostMeta, PostMetaStore } from '../store/posts';
 import { SharedCache } from './cache';
+import { rollPlan, type RollPlan } from '../store/window-roll';
+import { windowTopK } from '../store/window-sources';
 import { HttpError } from './errors';
 import { addressableSpecs, type AddressableSpec } from './params';
 
@@ -100,10 +102,13 @@ type Reply<T> = [Error | null, T];
 
 export class ReadService {
   readonly specs: AddressableSpec[];
+  /** The specs rolled up from the finest one: their windows are read as a sum (store/window-sources.ts). */
+  private readonly roll: RollPlan | null;
   private readonly records: SharedCache<Awaited<ReturnType<RegionRecord['readKey']>>>;
 
   constructor(private readonly deps: ReadDeps) {
     this.specs = addressableSpecs(deps.windows, deps.sliding ?? [], deps.sessions ?? []);
+    this.roll = rollPlan(deps.windows, deps.mode);
     // Record reads are shared by concurrent requests and reused for a second.
     this.records = new SharedCache(1000);
   }
@@ -192,6 +197,23 @@ export class ReadService {
 
   /** One window's top k: its live key, or after its TTL the persisted snapshot (summed over regions for global). */
   async windowTop(region: string, w: { id: string; spec: AddressableSpec; start: number }, k: number): Promise<TopPostsAnswer> {
+    const end0 = w.spec.sizeMs === undefined ? null : w.start + w.spec.sizeMs;
+    if (region !== GLOBAL && this.roll?.parents.some((p) => p.name === w.spec.name)) {
+      // A rolled spec's window: its key plus its children not yet rolled in (exact top k of the sum).
+      const [epoch] = (await this.redisRead((m) => m.get(EPOCH_KEY))) as [string | null];
+      if (epoch !== null) {
+        let sum: Awaited<ReturnType<typeof windowTopK>>;
+        try {
+          sum = await windowTopK(this.deps.redis, region, w.id, this.roll, k);
+        } catch (e) {
+          throw unavailable(e);
+        }
+        if (sum) {
+          const head = { region, window: w.id, window_start: w.start, window_end: end0 };
+          return { ...head, ...this.redisProvenance(await this.recovery()), ...(await this.joinMeta(sum.top)) };
+        }
+      }
+    }
     const key = region === GLOBAL ? globalTopKey(w.id) : regionWindowKey(region, w.id);
     const [epoch, exists, flat] = (await this.redisRead((m) =>
       m

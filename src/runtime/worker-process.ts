@@ -22,6 +22,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { config, type Config } from '../config';
 import { createActivities } from '../activities';
 import { windowStore } from '../store/window-snapshots';
+import { rollPlan } from '../store/window-roll';
 import { cassandraClient, kafkaClient, redisClient, temporalClient, temporalWorkerConnection } from '../clients';
 import { ActorSystem } from '../actors/region-actor';
 import { createApi } from '../api/app';
@@ -196,7 +197,7 @@ async function startLifecycle(c: Common): Promise<DrainingPart> {
     taskQueue: cfg.temporal.taskQueue,
     // The primary's bundle of the workflow code (none: this Worker bundles it, as tests' do).
     workflowBundlePath: process.env[WORKFLOW_BUNDLE_ENV] || undefined,
-    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client }),
+    activities: createActivities({ redis, cassandra, keyspace: cfg.cassandra.keyspace, temporal: client, roll: rollPlan(cfg.ingest.windows, cfg.ingest.mode) }),
   });
   const run = worker.run();
   log(`ready: workflows and window activities on task queue ${cfg.temporal.taskQueue}`);

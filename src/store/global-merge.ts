@@ -3,10 +3,24 @@
  * last merge are merged exactly (ranking/tput.ts) into `global:top_k[:<family>]`.
  */
 import type { Redis } from 'ioredis';
-import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, globalTopKey, regionTopKey, regionTrailingKey, regionWindowKey } from '../keys';
+import {
+  GLOBAL_DIRTY_KEY,
+  REGIONS_KEY,
+  ROLL_VERSION_FIELD,
+  globalMetaKey,
+  globalTopKey,
+  parseWindowId,
+  regionSealedKey,
+  regionTopKey,
+  regionTrailingKey,
+  regionWindowKey,
+} from '../keys';
 import { fromWithScores as pairs } from '../ranking';
 import { tput, type MergeStats, type RankSource } from '../ranking/tput';
 import { SCAN_PAGE, noBeat, scanCounts, type Beat } from './scan-counts';
+import type { RollPlan } from './window-roll';
+import { windowKeyExpireAt } from '../config';
+import { rangesSource, windowSources, type RankRange } from './window-sources';
 
 /**
  * The leaderboards `keys` (one per region) in Redis; each phase is one pipelined round trip.
@@ -70,7 +84,7 @@ export interface GlobalMergeReport {
  * `global:dirty`) into `global:top_k[:<id>]`, with its figures in `global:meta`. `beat` is
  * called before each of its round trips to Redis (the activity's heartbeat).
  */
-export async function mergeChanged(redis: Redis, k: number, now = Date.now(), beat: Beat = noBeat): Promise<GlobalMergeReport> {
+export async function mergeChanged(redis: Redis, k: number, now = Date.now(), beat: Beat = noBeat, roll: RollPlan | null = null): Promise<GlobalMergeReport> {
   const families = await redis.spop(GLOBAL_DIRTY_KEY, 100_000);
   const report: GlobalMergeReport = { families: 0, moved: 0, naive: 0, merged: {} };
   if (families.length === 0) return report;
@@ -78,9 +92,9 @@ export async function mergeChanged(redis: Redis, k: number, now = Date.now(), be
     const regions = (await redis.smembers(REGIONS_KEY)).sort();
     for (const family of families) {
       const keys = regions.map((r) => regionalKey(r, family));
-      const expireAt = await expiry(redis, family, keys);
+      const expireAt = isRolled(family, roll) ? rolledExpiry(family, roll!) : await expiry(redis, family, keys);
       if (expireAt !== undefined && expireAt <= now) continue; // expired meanwhile
-      const { top, stats } = await tput(redisSource(redis, keys, beat), k);
+      const { top, stats } = isRolled(family, roll) ? await mergeRolled(redis, regions, family, roll!, k, beat) : await tput(redisSource(redis, keys, beat), k);
       const key = globalTopKey(family);
       const meta = globalMetaKey(family);
       const tx = redis.multi().del(key);
@@ -98,4 +112,37 @@ export async function mergeChanged(redis: Redis, k: number, now = Date.now(), be
     throw e;
   }
   return report;
+}
+
+/** Whether `family` is a window of a spec rolled up from the finest one. */
+function isRolled(family: string, roll: RollPlan | null): boolean {
+  const w = parseWindowId(family);
+  return !!w && !!roll && roll.parents.some((p) => p.name === w.spec);
+}
+
+/** Reads that saw a roll page run meanwhile (in any region) are merged again, at most this often. */
+const MERGE_ATTEMPTS = 5;
+
+/** The merge of a rolled spec's window: per region its key and its children not yet rolled in, all summed. */
+async function mergeRolled(redis: Redis, regions: string[], family: string, roll: RollPlan, k: number, beat: Beat) {
+  for (let attempt = 1; ; attempt++) {
+    beat();
+    const read = await Promise.all(regions.map((r) => windowSources(redis, r, family, roll)));
+    const ranges: RankRange[] = read.flatMap((s) => s.sources.filter((x) => x.size > x.from));
+    const merged = ranges.length
+      ? await tput(rangesSource(redis, ranges), k)
+      : { top: [], stats: { plan: 'tput' as const, moved: 0, naive: 0, phases: [0, 0, 0] as [number, number, number], candidates: 0, threshold: 0 } };
+    beat();
+    const after = await Promise.all(regions.map((r) => redis.hget(regionSealedKey(r), ROLL_VERSION_FIELD)));
+    if (after.every((v, i) => v === read[i].version) || attempt >= MERGE_ATTEMPTS) return merged;
+  }
+}
+
+/** A rolled spec's window key expires as the spec says (it may not exist yet while its children hold its counts). */
+function rolledExpiry(family: string, roll: RollPlan): number {
+  const w = parseWindowId(family)!;
+  return windowKeyExpireAt(
+    roll.parents.find((p) => p.name === w.spec)!,
+    w.start,
+  );
 }

@@ -39,7 +39,12 @@ import {
   regionTopKey,
   parseWindowId,
   regionWindowKey,
+  regionSealedKey,
+  regionUnrolledKey,
+  rolledField,
+  ROLL_KEY_ID,
 } from '../keys';
+import { rollPlan } from './window-roll';
 import { writeRebuildPositions } from './positions';
 import { scripted, type ScriptedRedis } from './scripts';
 import { MAX_FENCED_ARGS, type RebuildLock } from './rebuild-lock';
@@ -293,7 +298,8 @@ export class RegionRecord {
       for (let k = 0; k < sizes.length; k += 2) {
         const keyId = String(sizes[k]);
         let expireAt: number | null = null;
-        if (keyId !== ALL_TIME) {
+        // The roll's progress is kept as long as the region (window-roll.lua).
+        if (keyId !== ALL_TIME && keyId !== ROLL_KEY_ID) {
           const w = this.windowOf(keyId);
           expireAt = w ? windowKeyExpireAt(w.spec, w.start) : null;
           if (expireAt === null || cassandraTtl(expireAt, at) <= 0) continue; // expired (or no longer configured): nothing to keep
@@ -706,7 +712,16 @@ export class RegionRecord {
 
     await deleteRegion(this.redis, region, lock);
     const now = Date.now();
+    // The roll's progress (window-roll.lua): what the restored parents hold of their children.
+    const roll = rollPlan(this.opts.windows, this.opts.mode);
+    const progress = new Map((byKey.get(ROLL_KEY_ID) ?? []).map((e) => [e.post_id, e.view_count]));
+    const rolledFrom = roll ? progress.get(`${roll.child.name}:start`) : undefined;
+    if (roll && rolledFrom !== undefined) {
+      const state = `${rolledFrom}:${progress.get(`${roll.child.name}:cursor`) ?? 0}`;
+      await lock.write([['HSET', regionSealedKey(region), rolledField(roll.child.name), state]]);
+    }
     for (const [keyId, list] of byKey) {
+      if (keyId === ROLL_KEY_ID) continue;
       let key = regionTopKey(region);
       let expireAt: number | undefined;
       if (keyId !== ALL_TIME) {
@@ -718,6 +733,10 @@ export class RegionRecord {
       }
       await this.restoreKey(lock, key, list);
       if (expireAt !== undefined) await lock.write([['PEXPIREAT', key, expireAt]]);
+      // A child not yet rolled whole is rolled again from its recorded progress.
+      const w = roll && keyId !== ALL_TIME ? this.windowOf(keyId) : undefined;
+      if (roll && w && w.spec.name === roll.child.name && (rolledFrom === undefined || w.start >= rolledFrom))
+        await lock.write([['ZADD', regionUnrolledKey(region, roll.child.name), w.start, String(w.start)]]);
       if (this.opts.mode === 'bounded') await lock.write([['ZREMRANGEBYRANK', key, 0, -(this.opts.boundedK + 1)]]);
       else if (keyId === ALL_TIME) await this.restoreKey(lock, regionBoundedKey(region), [...list].sort(byRank).slice(0, this.opts.boundedK));
     }

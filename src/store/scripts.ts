@@ -14,6 +14,7 @@ const SCRIPTS = {
   hhTrailing: { lua: lua('trailing.lua'), numberOfKeys: 1 },
   hhSessionSeal: { lua: lua('session-seal.lua'), numberOfKeys: 3 },
   hhSlidingAssemble: { lua: lua('sliding-assemble.lua'), numberOfKeys: 4 },
+  hhWindowRoll: { lua: lua('window-roll.lua'), numberOfKeys: 4 },
   hhRateLimit: { lua: lua('rate-limit.lua'), numberOfKeys: 1 },
   hhFencedWrite: { lua: lua('fenced-write.lua') }, // its key count comes first
   /** Raises a hash field to a number, never lowers it (a mark that only moves forward). */
@@ -49,6 +50,8 @@ export interface StoreScripts {
   hhTrailing(state: string, op: 'plan' | 'step' | 'swap' | 'roll', prefix: string, spec: string, paneMs: number, ...args: Arg[]): Promise<string[]>;
   /** sliding-assemble.lua: marker, then (step) the sum's hash, added set, pane; (convert) the hash, the sum, unused; (finish) the sum, window key, global:dirty; op and its arguments. */
   hhSlidingAssemble(marker: string, sum: string, third: string, fourth: string, op: 'step' | 'convert' | 'finish', ...args: Arg[]): Promise<string | number>;
+  /** window-roll.lua: sealed marks, unrolled children, dirty, meta; the page's JSON → ['EPOCH'] | ['DONE'] | ['OK', start, cursor, size, refused, members, parent ids...]. */
+  hhWindowRoll(sealed: string, unrolled: string, dirty: string, meta: string, header: string): Promise<(string | number)[]>;
   /** session-seal.lua: bucket index, sealed marks, sealed sessions; spec fields… → [start, end, posts, ...]. */
   hhSessionSeal(index: string, sealed: string, sessions: string, ...args: Arg[]): Promise<(string | number)[]>;
   /** rate-limit.lua: the client's state; algorithm, rate, burst or window ms, request id, cost → [allowed, remaining, reset ms, retry ms]. */

@@ -14,7 +14,9 @@ import {
   parseWindowId,
   regionAssemblyKey,
   regionSealedKey,
+  regionUnrolledKey,
   regionWindowKey,
+  ROLL_VERSION_FIELD,
   windowFinalField,
   windowId,
 } from '../keys';
@@ -22,6 +24,8 @@ import { byRank, type RankedCount } from '../ranking';
 import { SCAN_PAGE, noBeat, scanPages, type Beat } from './scan-counts';
 import { scripted } from './scripts';
 import { WINDOW_KEY_GRACE_MS } from '../config';
+import { rollChildren, type RollPlan } from './window-roll';
+import { readRange, windowSources } from './window-sources';
 
 /** Panes with more members than this in all are summed in pages, not by one ZUNIONSTORE. */
 export const SLIDING_STEP_MEMBERS = 5000;
@@ -50,7 +54,15 @@ function zaddChunks(rows: RankedCount[]): (string | number)[][] {
   return out;
 }
 
-export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
+/** How often a closing snapshot of a rolled spec's window is read again after a roll page ran during it. */
+const SUM_ATTEMPTS = 5;
+
+/**
+ * `roll`: the specs rolled up from the finest one (window-roll.ts): their windows are their key
+ * plus their children not yet rolled, and their children are rolled before they are expired
+ * or their parents made FINAL. Null or absent: nothing is rolled.
+ */
+export function windowStore(redis: Redis, cassandra: Client, keyspace: string, roll: RollPlan | null = null) {
   const table = `${keyspace}.views_by_region_and_window`;
   /** A window's persisted snapshot (`id` = `<spec>:<start ms>`), unordered; empty if never persisted. */
   const readWindow = async (region: string, id: string, beat: Beat = noBeat): Promise<RankedCount[]> => {
@@ -77,29 +89,95 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
    * count at any moment of the read); `unique`: repeats dropped. Its posts and events count
    * each row read.
    */
-  const copyWindow = async (region: string, spec: string, start: number, key: string, unique: boolean, beat: Beat): Promise<WindowSnapshot> => {
+  /** Snapshot rows written as they come (batches of 500 rows, one partition per window); returns the snapshot's figures. */
+  const snapshotWriter = (region: string, spec: string, start: number) => {
     const at = new Date(start);
     const snap: WindowSnapshot = { posts: 0, events: 0, top: [] };
     const pending: RankedCount[] = [];
-    // One partition per window: batches of 500 rows stay within it.
     const write = (rows: RankedCount[]) =>
       cassandra.batch(
         rows.map((r) => ({ query: insert, params: [region, spec, at, r.post_id, types.Long.fromNumber(r.view_count)] })),
         { prepare: true, logged: false },
       );
+    return {
+      add: async (rows: RankedCount[]) => {
+        for (const r of rows) {
+          snap.posts++;
+          snap.events += r.view_count;
+          pending.push(r);
+        }
+        snap.top = [...snap.top, ...rows].sort(byRank).slice(0, 10);
+        while (pending.length >= 500) await write(pending.splice(0, 500));
+      },
+      done: async () => {
+        if (pending.length) await write(pending);
+        return snap;
+      },
+    };
+  };
+  /**
+   * One read of the window's key into its snapshot rows, in pages (the final persist reads a
+   * window nobody writes any more, past its lateness; the closing one may see a late event's
+   * count at any moment of the read); `unique`: repeats dropped. Its posts and events count
+   * each row read.
+   */
+  const copyWindow = async (region: string, spec: string, start: number, key: string, unique: boolean, beat: Beat): Promise<WindowSnapshot> => {
+    const out = snapshotWriter(region, spec, start);
     for await (const rows of scanPages(redis, key, SCAN_PAGE, unique)) {
       beat();
-      for (const r of rows) {
-        snap.posts++;
-        snap.events += r.view_count;
-        pending.push(r);
-      }
-      snap.top = [...snap.top, ...rows].sort(byRank).slice(0, 10);
-      while (pending.length >= 500) await write(pending.splice(0, 500));
+      await out.add(rows);
     }
-    if (pending.length) await write(pending);
-    return snap;
+    return out.done();
   };
+  /** The window's key copied whole (read again dropping repeats when it changed or repeated during the read). */
+  const copyWhole = async (region: string, spec: string, start: number, key: string, beat: Beat): Promise<WindowSnapshot> => {
+    const before = await redis.zcard(key);
+    const first = await copyWindow(region, spec, start, key, false, beat);
+    if (before === first.posts && (await redis.zcard(key)) === before) return first;
+    return copyWindow(region, spec, start, key, true, beat);
+  };
+  /**
+   * A rolled spec's window copied as the sum of its key and its children not yet rolled: the
+   * children (a few minutes of counts) are held, the key is read in pages as copyWindow does
+   * (again dropping repeats when it changed or repeated during the read). Read again when a
+   * roll page ran meanwhile (it moves counts from a child into the key).
+   */
+  const copySum = async (region: string, spec: string, start: number, beat: Beat): Promise<WindowSnapshot> => {
+    const id = windowId(spec, start);
+    for (let attempt = 1; ; attempt++) {
+      const { sources, version } = await windowSources(redis, region, id, roll);
+      const [own, ...children] = sources;
+      const extra = new Map<string, number>();
+      for (const c of children) {
+        beat();
+        for (const e of await readRange(redis, c)) extra.set(e.post_id, (extra.get(e.post_id) ?? 0) + e.view_count);
+      }
+      const copy = async (unique: boolean) => {
+        const out = snapshotWriter(region, spec, start);
+        const inKey = new Set<string>();
+        let rows = 0;
+        for await (const page of scanPages(redis, own.key, SCAN_PAGE, unique)) {
+          beat();
+          rows += page.length;
+          await out.add(
+            page.map((e) => {
+              const more = extra.get(e.post_id);
+              if (more === undefined) return e;
+              inKey.add(e.post_id);
+              return { post_id: e.post_id, view_count: e.view_count + more };
+            }),
+          );
+        }
+        await out.add([...extra].filter(([post]) => !inKey.has(post)).map(([post_id, view_count]) => ({ post_id, view_count })));
+        return { snap: await out.done(), rows };
+      };
+      const first = await copy(false);
+      const snap = first.rows === own.size && (await redis.zcard(own.key)) === own.size ? first.snap : (await copy(true)).snap;
+      const again = (await redis.hget(regionSealedKey(region), ROLL_VERSION_FIELD)) !== version;
+      if (!again || attempt >= SUM_ATTEMPTS) return snap;
+    }
+  };
+
   return {
     /**
      * Writes the window's current counts to Cassandra as they are read, a page at a time;
@@ -120,17 +198,40 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
      */
     async persistWindow(region: string, spec: string, start: number, beat: Beat = noBeat, final = false): Promise<WindowSnapshot> {
       const key = regionWindowKey(region, windowId(spec, start));
+      const parent = roll?.parents.find((p) => p.name === spec);
+      if (roll && parent) {
+        const child = roll.child;
+        const lastChild = start + parent.sizeMs - child.sizeMs;
+        if (!final) {
+          // Closing: what is FINAL of it is rolled in; the snapshot sums the key and the rest.
+          await rollChildren(redis, region, roll, lastChild, beat);
+          return copySum(region, spec, start, beat);
+        }
+        // Every child is past its lateness (the parent's is at least as long): each is made
+        // FINAL (no more writes), then rolled in, and only then the parent (flushes send a
+        // FINAL child's events straight to it until its own mark).
+        await scripted(redis).hhRaise(regionSealedKey(region), windowFinalField(child.name), lastChild);
+        await rollChildren(redis, region, roll, lastChild, beat);
+      }
       if (final) await scripted(redis).hhRaise(regionSealedKey(region), windowFinalField(spec), start);
-      const before = await redis.zcard(key);
-      const first = await copyWindow(region, spec, start, key, false, beat);
-      if (before === first.posts && (await redis.zcard(key)) === before) return first;
-      return copyWindow(region, spec, start, key, true, beat);
+      const snap = await copyWhole(region, spec, start, key, beat);
+      // A FINAL child is rolled into its parents at once (they take no more of it from flushes).
+      if (final && roll && spec === roll.child.name) await rollChildren(redis, region, roll, start, beat);
+      return snap;
     },
 
     readWindow,
 
     /** Rebuilds the window's Redis key from its persisted snapshot (recompute); it expires as the flush would have it (`expireAt` = the window's TTL, plus the grace). */
     async restoreWindow(region: string, id: string, expireAt: number, beat: Beat = noBeat): Promise<WindowSnapshot> {
+      const w = parseWindowId(id);
+      const parent = w && roll?.parents.find((p) => p.name === w.spec);
+      if (w && roll && parent) {
+        // Its snapshot sums its children: restored beside children not yet rolled, they would count twice.
+        const left = await redis.zcount(regionUnrolledKey(region, roll.child.name), w.start, w.start + parent.sizeMs - 1);
+        if (left > 0)
+          throw new Error(`window ${id} of region "${region}" still has ${left} window(s) of ${roll.child.name} to roll in: recompute it once it is FINAL`);
+      }
       const rows = await readWindow(region, id, beat);
       const key = regionWindowKey(region, id);
       const tx = redis.multi().del(key);
@@ -234,6 +335,10 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string) {
      * WINDOW_KEY_GRACE_MS, for a workflow held up past the TTL): this is what ends them on time.
      */
     async expireWindow(region: string, id: string): Promise<void> {
+      // A child goes only once its counts are in its parents (its workflow rolled it at FINAL;
+      // this covers one whose roll did not finish).
+      const w = parseWindowId(id);
+      if (w && roll && w.spec === roll.child.name) await rollChildren(redis, region, roll, w.start);
       // One DEL per key: they are in different hash slots.
       const res = await redis.pipeline().del(regionWindowKey(region, id)).del(globalTopKey(id)).del(globalMetaKey(id)).exec();
       for (const [err] of res ?? []) if (err) throw err;

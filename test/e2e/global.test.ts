@@ -13,7 +13,7 @@ import { mergeTruth, truthTopK, type Truth } from '../../src/load/generator';
 import { globalMergeStatusQuery, globalMergeWorkflowId, windowStatusQuery, windowWorkflowId } from '../../src/workflows/definitions';
 import { cfg as baseCfg, unique } from '../helpers';
 import { Isolated } from '../../scripts/harness/isolated';
-import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey } from '../../src/keys';
+import { GLOBAL_DIRTY_KEY, REGIONS_KEY, globalMetaKey, regionWindowKey } from '../../src/keys';
 import { dumpOnFailure } from '../support/failure';
 import { eventually, startRuntime, waitDrained, type Runtime } from '../../scripts/harness/runtime';
 
@@ -165,6 +165,28 @@ describe('global merge, trailing timeframes and windows by id (end to end)', fun
       expect(g.merge!.regions).to.equal(crafted.length);
       expect(g.merge!.entries_moved).to.be.below(g.merge!.entries_naive);
     }, 60_000);
+  });
+
+  it('a 1m window, rolled up from its 2-second windows, answers by id exactly before and after they are rolled into its key, per region and global', async () => {
+    const region = crafted[3];
+    const w = `1m:${Math.floor(T / 60_000) * 60_000}`;
+    const want = truthTopK(truth[region], 1000);
+    // Whether or not its 2-second window is rolled in yet: its key plus what is not.
+    expect(plain(await get(`region=${region}&window=${w}&k=1000`))).to.deep.equal(want);
+    // The 2-second window turns FINAL within seconds (the watermark moves by processing time),
+    // and is rolled in at its FINAL persist: the minute's key then holds every event itself.
+    await eventually(
+      async () => {
+        const flat = await iso.redis.zrevrange(regionWindowKey(region, w), 0, -1, 'WITHSCORES');
+        const key = Array.from({ length: flat.length / 2 }, (_, i) => ({ post_id: flat[2 * i], view_count: Number(flat[2 * i + 1]) }));
+        expect(truthTopK(Object.fromEntries(key.map((e) => [e.post_id, e.view_count])), 1000)).to.deep.equal(want);
+        const g = await get(`region=global&window=${w}&k=${K}`);
+        expect(g.top_posts[0]).to.include({ post_id: `${id}-hidden`, view_count: 76 });
+      },
+      60_000,
+      500,
+    );
+    expect(plain(await get(`region=${region}&window=${w}&k=1000`))).to.deep.equal(want);
   });
 
   it('answers a window by id from Redis while it lives and from its Cassandra snapshot after its TTL', async () => {

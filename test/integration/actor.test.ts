@@ -24,14 +24,20 @@ import {
   regionTrailingKey,
   regionTrailingStateKey,
   regionWindowKey,
+  regionSealedKey,
+  regionUnrolledKey,
+  windowFinalField,
   windowId,
 } from '../../src/keys';
+import { rollChildren, rollPlan } from '../../src/store/window-roll';
+import { windowTopK } from '../../src/store/window-sources';
 import { EpochChanged } from '../../src/actors/region-actor';
 import { freeRedisDb, rankOrder } from '../support/redis';
 import { prng } from '../../src/load/generator';
 import { cfg, unique } from '../helpers';
 
 const windows = loadConfig({ HH_WINDOWS: '1m,1h' }).ingest.windows;
+const plan = rollPlan(windows);
 // Recent event time (window keys and dedup sets expire relative to event time), minute-aligned.
 const T0 = Math.floor(Date.now() / 60_000) * 60_000 - 120_000;
 const hourOf = (t: number) => Math.floor(t / 3_600_000) * 3_600_000;
@@ -71,10 +77,13 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     expect(await redis.zrevrange(regionBoundedKey(r), 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'c', '1']);
     expect(await redis.zrevrange(regionWindowKey(r, windowId('1m', T0)), 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'b', '1']);
     expect(await redis.zrevrange(regionWindowKey(r, windowId('1m', T0 + 60_000)), 0, -1, 'WITHSCORES')).to.deep.equal(['c', '1']);
-    const h0 = regionWindowKey(r, windowId('1h', hourOf(T0)));
-    const h1 = regionWindowKey(r, windowId('1h', hourOf(T0 + 61_000)));
-    if (h0 === h1) expect(await redis.zrevrange(h0, 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'c', '1', 'b', '1']);
-    else expect(await redis.zrevrange(h0, 0, -1, 'WITHSCORES')).to.deep.equal(['a', '2', 'b', '1']);
+    // 1h is rolled up from 1m: the flush writes only the minutes; the hour reads as its key plus them.
+    const h0 = windowId('1h', hourOf(T0));
+    const h1 = windowId('1h', hourOf(T0 + 61_000));
+    expect(await redis.exists(regionWindowKey(r, h0)), 'the hour takes nothing from the flush').to.equal(0);
+    const flatTop = async (id: string) => (await windowTopK(redis, r, id, plan, 10))!.top.flatMap((e) => [e.post_id, String(e.view_count)]);
+    if (h0 === h1) expect(await flatTop(h0)).to.deep.equal(['a', '2', 'c', '1', 'b', '1']);
+    else expect(await flatTop(h0)).to.deep.equal(['a', '2', 'b', '1']);
     expect(await redis.hget(regionOffsetsKey(r), '0')).to.equal('3');
     expect(await redis.pttl(regionWindowKey(r, windowId('1m', T0)))).to.be.greaterThan(0);
   });
@@ -98,7 +107,11 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     await actors.actor(r).apply(0, [ev(6, 'a', r, t), ev(7, 'b', r, t)], EPOCH);
     expect(await read(regionTopKey(r))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
     expect(await read(m)).to.deep.equal({ a: '3', b: '2', d: '1' });
-    expect(await read(h)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    // 1h is rolled up from 1m: its key takes only what is too late for its minute, its sum everything.
+    expect(await read(h)).to.deep.equal({ c: '1', e: '1' });
+    const hid = windowId('1h', hourOf(T0));
+    const sum = async () => Object.fromEntries((await windowTopK(redis, r, hid, plan, 10))!.top.map((e) => [e.post_id, String(e.view_count)]));
+    expect(await sum()).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
     expect(await read(pane1m)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
     // 1h's panes (1 minute) are summed from 1m's (1 second) once the watermark passes them, not written by flushes.
     expect(await redis.exists(pane1h), "1h's pane before the watermark passed it").to.equal(0);
@@ -106,7 +119,20 @@ describe('region actor flush (one atomic Redis step, real Redis)', () => {
     expect(await read(pane1h)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
     // The checkpoint's entries say the same.
     expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1m', T0)))).to.deep.equal({ a: '3', b: '2', d: '1' });
-    expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1h', hourOf(T0))))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    expect(await redis.hgetall(regionDirtyEntriesKey(r, windowId('1h', hourOf(T0))))).to.deep.equal({ c: '1', e: '1' });
+    // Once the minute is FINAL it is rolled into the hour: the key and its checkpoint entries hold the sum.
+    await redis.hset(regionSealedKey(r), windowFinalField('1m'), String(T0));
+    const report = await rollChildren(redis, r, plan!, T0, undefined, 2);
+    expect(report).to.deep.include({ pages: 2, members: 3, refused: 0 });
+    expect(await read(h)).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    expect(await redis.hgetall(regionDirtyEntriesKey(r, hid))).to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    expect(await sum(), 'the minute no longer adds').to.deep.equal({ a: '3', b: '2', c: '1', d: '1', e: '1' });
+    expect(await read(m), 'the minute keeps its counts').to.deep.equal({ a: '3', b: '2', d: '1' });
+    expect(await redis.zcard(regionUnrolledKey(r, '1m'))).to.equal(0);
+    // A later flush of that minute goes straight to the hour.
+    await actors.actor(r).apply(0, [ev(8, 'b', r, t)], EPOCH);
+    expect(await read(m)).to.deep.equal({ a: '3', b: '2', d: '1' });
+    expect(await read(h)).to.deep.equal({ a: '3', b: '3', c: '1', d: '1', e: '1' });
   });
 
   it('skips a redelivered batch by the offset fence, and re-sent event_ids by dedup', async () => {
