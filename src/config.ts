@@ -615,8 +615,9 @@ export const FLUSH_DEFAULTS = {
   /** Events per flush: bounds the ids the script checks and records. */
   maxEvents: 20_000,
   /**
-   * Distinct posts per flush: bounds the leaderboard entries one script writes (about ten
-   * per post: all-time, windows, panes, checkpoint entries), so a burst of new posts never
+   * Distinct posts per flush: bounds the leaderboard entries one script writes (about six
+   * per post in exact mode: all-time, its minute, a pane, the trailing key, checkpoint
+   * entries; the coarser windows are rolled up later), so a burst of new posts never
    * holds Redis for long (every other client waits meanwhile).
    */
   maxPosts: 2_000,

@@ -2,7 +2,7 @@
  * How much one region flush may take, learned from how long the flush script ran.
  *
  * A flush is one atomic script call: Redis serves no one else while it runs. What a flush
- * costs depends on what it holds (events: dedup; distinct posts: a dozen leaderboard writes
+ * costs depends on what it holds (events: dedup; distinct posts: half a dozen leaderboard writes
  * each, more for posts new to a key, more again in bounded mode), so fixed limits either
  * stall Redis (a burst of new posts: 100+ ms per call at 2,000 posts) or cut every flush
  * short. The script reports its own running time; the budget keeps an estimate of the

@@ -43,6 +43,7 @@ import {
   regionUnrolledKey,
   rolledField,
   ROLL_KEY_ID,
+  windowId,
 } from '../keys';
 import { rollPlan } from './window-roll';
 import { writeRebuildPositions } from './positions';
@@ -740,6 +741,13 @@ export class RegionRecord {
       if (this.opts.mode === 'bounded') await lock.write([['ZREMRANGEBYRANK', key, 0, -(this.opts.boundedK + 1)]]);
       else if (keyId === ALL_TIME) await this.restoreKey(lock, regionBoundedKey(region), [...list].sort(byRank).slice(0, this.opts.boundedK));
     }
+    // The restored keys' families, and the parents of restored children (a parent is also its children).
+    const mergedAgain = new Set([...byKey.keys()].filter((id) => id !== ROLL_KEY_ID));
+    for (const id of [...mergedAgain]) {
+      const w = roll ? this.windowOf(id) : undefined;
+      if (roll && w && w.spec.name === roll.child.name)
+        for (const p of roll.parents) mergedAgain.add(windowId(p.name, Math.floor(w.start / p.sizeMs) * p.sizeMs));
+    }
     const flatOffsets = offsets.flatMap(([p, o]) => [p, o.toString()]);
     for (let i = 0; i < flatOffsets.length; i += MAX_FENCED_ARGS)
       await lock.write([['HSET', regionOffsetsKey(region), ...flatOffsets.slice(i, i + MAX_FENCED_ARGS)]]);
@@ -748,7 +756,7 @@ export class RegionRecord {
       // restored_as_of: trailing timeframes (panes are not in the record) miss what came before it.
       ['HSET', regionMetaKey(region), 'epoch', epoch, ...(checkpointAt === null ? [] : ['restored_as_of', String(checkpointAt)])],
       ['SADD', REGIONS_KEY, region],
-      ['SADD', GLOBAL_DIRTY_KEY, ...byKey.keys(), ALL_TIME], // the global keys are merged again from the restored ones
+      ['SADD', GLOBAL_DIRTY_KEY, ...mergedAgain, ALL_TIME], // the global keys are merged again from the restored ones
     ]);
     return { offsets: new Map(offsets.map(([p, o]) => [Number(p), BigInt(o.toString())])), checkpointAt };
   }
