@@ -249,7 +249,7 @@ export function paneChain(windows: readonly WindowSpec[]): { source: number; ttl
  * Space-Saving leaderboard per window key: nothing is rolled.
  */
 export function rollChain(windows: readonly WindowSpec[], mode: TopKMode = 'exact'): number[] {
-  if (mode !== 'exact' || windows.length < 2) return windows.map(() => -1);
+  if (mode !== 'exact' || windows.length === 0) return windows.map(() => -1);
   let f = 0;
   for (let k = 1; k < windows.length; k++) if (windows[k].sizeMs < windows[f].sizeMs) f = k;
   const F = windows[f];

@@ -8,8 +8,8 @@ import { windowStore, type WindowSnapshot } from '../store/window-snapshots';
 import { SA_WINDOW_SPEC, SA_WINDOW_START, SA_WINDOW_STATE } from '../workflows/definitions';
 import { missing } from './errors';
 import { heartbeat } from './heartbeat';
-import { parseWindowId, regionUnrolledKey, regionWindowKey } from '../keys';
-import type { RollPlan } from '../store/window-roll';
+import { regionUnrolledKey, regionWindowKey } from '../keys';
+import { rolledWindow, type RollPlan } from '../store/window-roll';
 
 /** A window workflow still running, as its search attributes describe it. */
 export interface RunningWindow {
@@ -68,16 +68,11 @@ export function windowActivities({ redis, cassandra, keyspace, temporal, roll = 
      */
     async countedWindows({ region, ids }: { region: string; ids: string[] }): Promise<string[]> {
       // A rolled spec's window also holds counts while only its children not yet rolled do.
-      const children = (id: string): [string, number, number] | null => {
-        const w = parseWindowId(id);
-        const parent = w && roll?.parents.find((p) => p.name === w.spec);
-        return w && roll && parent ? [regionUnrolledKey(region, roll.child.name), w.start, w.start + parent.sizeMs - 1] : null;
-      };
       const p = redis.pipeline();
       for (const id of ids) {
         p.exists(regionWindowKey(region, id));
-        const c = children(id);
-        if (c) p.zcount(...c);
+        const w = rolledWindow(roll, id);
+        if (w && roll) p.zcount(regionUnrolledKey(region, roll.child.name), ...w.children);
         else p.echo('0');
       }
       const replies = ids.length ? (await p.exec())! : [];

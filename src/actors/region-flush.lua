@@ -362,15 +362,13 @@ for id, sent in pairs(D.w) do
     if bounded then spaceSavingAll(key, list, id) else bulk(key, list, id) end
     local w = spec[name]
     local expireAt = start + w[2] + w[3]
-    if parents then
-      for _, p in ipairs(parents) do
-        local pe = math.floor(start / p[2]) * p[2] + p[2] + p[3]
-        if pe > expireAt then expireAt = pe end
-      end
-      redis.call('ZADD', prefix .. 'unrolled:' .. name, fmt(start), fmt(start))
+    for _, p in ipairs(parents or {}) do
+      local ps = math.floor(start / p[2]) * p[2]
+      if ps + p[2] + p[3] > expireAt then expireAt = ps + p[2] + p[3] end
+      -- Changed for the global merge: the parents' sums too.
+      written[#written + 1] = p[1] .. ':' .. fmt(ps)
     end
-    -- Changed for the global merge: the parents' sums too.
-    for _, p in ipairs(parents or {}) do written[#written + 1] = p[1] .. ':' .. fmt(math.floor(start / p[2]) * p[2]) end
+    if parents then redis.call('ZADD', prefix .. 'unrolled:' .. name, fmt(start), fmt(start)) end
     redis.call('PEXPIREAT', key, fmt(expireAt))
     written[#written + 1] = id
   end

@@ -33,7 +33,7 @@ import { fromWithScores, sumTop, type RankedCount } from '../ranking';
 import type { RegionRecord } from '../store/record';
 import type { PostMeta, PostMetaStore } from '../store/posts';
 import { SharedCache } from './cache';
-import { rollPlan, type RollPlan } from '../store/window-roll';
+import { rollPlan, rolledWindow, type RollPlan } from '../store/window-roll';
 import { windowTopK } from '../store/window-sources';
 import { HttpError } from './errors';
 import { addressableSpecs, type AddressableSpec } from './params';
@@ -198,7 +198,7 @@ export class ReadService {
   /** One window's top k: its live key, or after its TTL the persisted snapshot (summed over regions for global). */
   async windowTop(region: string, w: { id: string; spec: AddressableSpec; start: number }, k: number): Promise<TopPostsAnswer> {
     const end0 = w.spec.sizeMs === undefined ? null : w.start + w.spec.sizeMs;
-    if (region !== GLOBAL && this.roll?.parents.some((p) => p.name === w.spec.name)) {
+    if (region !== GLOBAL && rolledWindow(this.roll, w.id)) {
       // A rolled spec's window: its key plus its children not yet rolled in (exact top k of the sum).
       const [epoch] = (await this.redisRead((m) => m.get(EPOCH_KEY))) as [string | null];
       if (epoch !== null) {

@@ -9,7 +9,6 @@ import {
   ROLL_VERSION_FIELD,
   globalMetaKey,
   globalTopKey,
-  parseWindowId,
   regionSealedKey,
   regionTopKey,
   regionTrailingKey,
@@ -18,7 +17,7 @@ import {
 import { fromWithScores as pairs } from '../ranking';
 import { tput, type MergeStats, type RankSource } from '../ranking/tput';
 import { SCAN_PAGE, noBeat, scanCounts, type Beat } from './scan-counts';
-import type { RollPlan } from './window-roll';
+import { rolledWindow, type RollPlan } from './window-roll';
 import { windowKeyExpireAt } from '../config';
 import { rangesSource, windowSources, type RankRange } from './window-sources';
 
@@ -92,9 +91,11 @@ export async function mergeChanged(redis: Redis, k: number, now = Date.now(), be
     const regions = (await redis.smembers(REGIONS_KEY)).sort();
     for (const family of families) {
       const keys = regions.map((r) => regionalKey(r, family));
-      const expireAt = isRolled(family, roll) ? rolledExpiry(family, roll!) : await expiry(redis, family, keys);
+      // A rolled spec's window expires as its spec says (its key may not exist yet while its children hold its counts).
+      const rolled = rolledWindow(roll, family);
+      const expireAt = rolled ? windowKeyExpireAt(rolled.spec, rolled.start) : await expiry(redis, family, keys);
       if (expireAt !== undefined && expireAt <= now) continue; // expired meanwhile
-      const { top, stats } = isRolled(family, roll) ? await mergeRolled(redis, regions, family, roll!, k, beat) : await tput(redisSource(redis, keys, beat), k);
+      const { top, stats } = rolled ? await mergeRolled(redis, regions, family, roll!, k, beat) : await tput(redisSource(redis, keys, beat), k);
       const key = globalTopKey(family);
       const meta = globalMetaKey(family);
       const tx = redis.multi().del(key);
@@ -114,12 +115,6 @@ export async function mergeChanged(redis: Redis, k: number, now = Date.now(), be
   return report;
 }
 
-/** Whether `family` is a window of a spec rolled up from the finest one. */
-function isRolled(family: string, roll: RollPlan | null): boolean {
-  const w = parseWindowId(family);
-  return !!w && !!roll && roll.parents.some((p) => p.name === w.spec);
-}
-
 /** Reads that saw a roll page run meanwhile (in any region) are merged again, at most this often. */
 const MERGE_ATTEMPTS = 5;
 
@@ -129,20 +124,9 @@ async function mergeRolled(redis: Redis, regions: string[], family: string, roll
     beat();
     const read = await Promise.all(regions.map((r) => windowSources(redis, r, family, roll)));
     const ranges: RankRange[] = read.flatMap((s) => s.sources.filter((x) => x.size > x.from));
-    const merged = ranges.length
-      ? await tput(rangesSource(redis, ranges), k)
-      : { top: [], stats: { plan: 'tput' as const, moved: 0, naive: 0, phases: [0, 0, 0] as [number, number, number], candidates: 0, threshold: 0 } };
+    const merged = await tput(rangesSource(redis, ranges), k);
     beat();
     const after = await Promise.all(regions.map((r) => redis.hget(regionSealedKey(r), ROLL_VERSION_FIELD)));
     if (after.every((v, i) => v === read[i].version) || attempt >= MERGE_ATTEMPTS) return merged;
   }
-}
-
-/** A rolled spec's window key expires as the spec says (it may not exist yet while its children hold its counts). */
-function rolledExpiry(family: string, roll: RollPlan): number {
-  const w = parseWindowId(family)!;
-  return windowKeyExpireAt(
-    roll.parents.find((p) => p.name === w.spec)!,
-    w.start,
-  );
 }

@@ -7,7 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { rollChain, type TopKMode, type WindowSpec } from '../config';
-import { GLOBAL_DIRTY_KEY, WINDOW_KEY_GRACE_MS, regionDirtyKey, regionMetaKey, regionPrefix, regionSealedKey, regionUnrolledKey } from '../keys';
+import { GLOBAL_DIRTY_KEY, WINDOW_KEY_GRACE_MS, parseWindowId, regionDirtyKey, regionMetaKey, regionPrefix, regionSealedKey, regionUnrolledKey } from '../keys';
 import { scripted } from './scripts';
 import { noBeat, type Beat } from './scan-counts';
 
@@ -25,6 +25,16 @@ export function rollPlan(windows: readonly WindowSpec[], mode: TopKMode = 'exact
   const parents = windows.filter((_, k) => chain[k] >= 0);
   if (parents.length === 0) return null;
   return { child: windows[chain.find((c) => c >= 0)!], parents };
+}
+
+/**
+ * The rolled spec of window `id` and the starts of its children ([from, to], inclusive), or
+ * undefined when the window is not of a rolled spec.
+ */
+export function rolledWindow(plan: RollPlan | null, id: string): { spec: WindowSpec; start: number; children: [number, number] } | undefined {
+  const w = parseWindowId(id);
+  const spec = w && plan?.parents.find((p) => p.name === w.spec);
+  return w && spec ? { spec, start: w.start, children: [w.start, w.start + spec.sizeMs - 1] } : undefined;
 }
 
 export interface RollReport {

@@ -24,7 +24,7 @@ import { byRank, type RankedCount } from '../ranking';
 import { SCAN_PAGE, noBeat, scanPages, type Beat } from './scan-counts';
 import { scripted } from './scripts';
 import { WINDOW_KEY_GRACE_MS } from '../config';
-import { rollChildren, type RollPlan } from './window-roll';
+import { rollChildren, rolledWindow, type RollPlan } from './window-roll';
 import { readRange, windowSources } from './window-sources';
 
 /** Panes with more members than this in all are summed in pages, not by one ZUNIONSTORE. */
@@ -83,12 +83,6 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string, r
     return rows;
   };
   const insert = `INSERT INTO ${table} (region_id, window_spec, window_start, post_id, count) VALUES (?, ?, ?, ?, ?)`;
-  /**
-   * One read of the window's key into its snapshot rows, in pages (the final persist reads a
-   * window nobody writes any more, past its lateness; the closing one may see a late event's
-   * count at any moment of the read); `unique`: repeats dropped. Its posts and events count
-   * each row read.
-   */
   /** Snapshot rows written as they come (batches of 500 rows, one partition per window); returns the snapshot's figures. */
   const snapshotWriter = (region: string, spec: string, start: number) => {
     const at = new Date(start);
@@ -198,10 +192,10 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string, r
      */
     async persistWindow(region: string, spec: string, start: number, beat: Beat = noBeat, final = false): Promise<WindowSnapshot> {
       const key = regionWindowKey(region, windowId(spec, start));
-      const parent = roll?.parents.find((p) => p.name === spec);
+      const parent = rolledWindow(roll, windowId(spec, start));
       if (roll && parent) {
         const child = roll.child;
-        const lastChild = start + parent.sizeMs - child.sizeMs;
+        const lastChild = parent.children[1] + 1 - child.sizeMs;
         if (!final) {
           // Closing: what is FINAL of it is rolled in; the snapshot sums the key and the rest.
           await rollChildren(redis, region, roll, lastChild, beat);
@@ -224,11 +218,10 @@ export function windowStore(redis: Redis, cassandra: Client, keyspace: string, r
 
     /** Rebuilds the window's Redis key from its persisted snapshot (recompute); it expires as the flush would have it (`expireAt` = the window's TTL, plus the grace). */
     async restoreWindow(region: string, id: string, expireAt: number, beat: Beat = noBeat): Promise<WindowSnapshot> {
-      const w = parseWindowId(id);
-      const parent = w && roll?.parents.find((p) => p.name === w.spec);
-      if (w && roll && parent) {
+      const parent = rolledWindow(roll, id);
+      if (roll && parent) {
         // Its snapshot sums its children: restored beside children not yet rolled, they would count twice.
-        const left = await redis.zcount(regionUnrolledKey(region, roll.child.name), w.start, w.start + parent.sizeMs - 1);
+        const left = await redis.zcount(regionUnrolledKey(region, roll.child.name), ...parent.children);
         if (left > 0)
           throw new Error(`window ${id} of region "${region}" still has ${left} window(s) of ${roll.child.name} to roll in: recompute it once it is FINAL`);
       }

@@ -8,9 +8,9 @@
 import type { Redis } from 'ioredis';
 import type { RankedCount } from '../ranking';
 import { fromWithScores as pairs } from '../ranking';
-import { tput, type MergeStats, type RankSource } from '../ranking/tput';
-import { parseWindowId, regionSealedKey, regionUnrolledKey, regionWindowKey, rolledField, ROLL_VERSION_FIELD, windowId } from '../keys';
-import type { RollPlan } from './window-roll';
+import { tput, type RankSource } from '../ranking/tput';
+import { regionSealedKey, regionUnrolledKey, regionWindowKey, rolledField, ROLL_VERSION_FIELD, windowId } from '../keys';
+import { rolledWindow, type RollPlan } from './window-roll';
 
 /** A sorted set, from rank `from` up (the ranks below were rolled into the window's own key). */
 export interface RankRange {
@@ -31,13 +31,12 @@ export interface WindowSources {
 /** The sources of window `id` of `region`: its key, and for a rolled spec's window its children not yet rolled. */
 export async function windowSources(redis: Redis, region: string, id: string, plan: RollPlan | null): Promise<WindowSources> {
   const key = regionWindowKey(region, id);
-  const w = parseWindowId(id);
-  const parent = w && plan?.parents.find((p) => p.name === w.spec);
-  if (!w || !plan || !parent) return { sources: [{ key, from: 0, size: await redis.zcard(key) }], version: null };
+  const w = rolledWindow(plan, id);
+  if (!w || !plan) return { sources: [{ key, from: 0, size: await redis.zcard(key) }], version: null };
   const child = plan.child;
   const [[e1, starts], [e2, at], [e3, version], [e4, size]] = (await redis
     .multi()
-    .zrangebyscore(regionUnrolledKey(region, child.name), w.start, w.start + parent.sizeMs - 1)
+    .zrangebyscore(regionUnrolledKey(region, child.name), ...w.children)
     .hget(regionSealedKey(region), rolledField(child.name))
     .hget(regionSealedKey(region), ROLL_VERSION_FIELD)
     .zcard(key)
@@ -93,7 +92,10 @@ export function rangesSource(redis: Redis, ranges: RankRange[]): RankSource {
   return {
     regions: ranges.length,
     top: async (k) =>
-      (await each<string[]>((p, r) => p.zrevrange(r.key, 0, Math.min(k, left(r)) - 1, 'WITHSCORES'))).map((flat, i) => (left(ranges[i]) ? pairs(flat) : [])),
+      // An empty range reads nothing (ZREVRANGE 0 -1 would read the whole key).
+      (await each<string[]>((p, r) => (left(r) ? p.zrevrange(r.key, 0, Math.min(k, left(r)) - 1, 'WITHSCORES') : p.echo('')))).map((flat, i) =>
+        left(ranges[i]) ? pairs(flat as string[]) : [],
+      ),
     atLeast: async (k, min) =>
       (await each<string[]>((p, r) => (left(r) > k ? p.zrevrangebyscore(r.key, '+inf', String(min), 'WITHSCORES', 'LIMIT', k, left(r) - k) : p.echo('')))).map(
         (flat, i) => (left(ranges[i]) > k ? pairs(flat as string[]) : []),
@@ -128,19 +130,13 @@ const READ_ATTEMPTS = 5;
  * The exact top k of window `id` of `region`: for a rolled spec's window, of its key and its
  * children not yet rolled. Null when it has no sources holding counts.
  */
-export async function windowTopK(
-  redis: Redis,
-  region: string,
-  id: string,
-  plan: RollPlan | null,
-  k: number,
-): Promise<{ top: RankedCount[]; stats?: MergeStats; sources: number } | null> {
+export async function windowTopK(redis: Redis, region: string, id: string, plan: RollPlan | null, k: number): Promise<{ top: RankedCount[] } | null> {
   for (let attempt = 1; ; attempt++) {
     const { sources, version } = await windowSources(redis, region, id, plan);
     const live = sources.filter((r) => left(r) > 0);
     if (live.length === 0) return null;
-    if (live.length === 1 && live[0].from === 0) return { top: pairs(await redis.zrevrange(live[0].key, 0, k - 1, 'WITHSCORES')), sources: 1 };
-    const { top, stats } = await tput(rangesSource(redis, live), k);
-    if (version === (await redis.hget(regionSealedKey(region), ROLL_VERSION_FIELD)) || attempt >= READ_ATTEMPTS) return { top, stats, sources: live.length };
+    if (live.length === 1 && live[0].from === 0) return { top: pairs(await redis.zrevrange(live[0].key, 0, k - 1, 'WITHSCORES')) };
+    const { top } = await tput(rangesSource(redis, live), k);
+    if (version === (await redis.hget(regionSealedKey(region), ROLL_VERSION_FIELD)) || attempt >= READ_ATTEMPTS) return { top };
   }
 }

@@ -22,6 +22,7 @@ import { windowTopK } from '../../src/store/window-sources';
 import { prng } from '../../src/load/generator';
 import { cfg, unique } from '../helpers';
 import { freeRedisDb } from '../support/redis';
+import { killAfterStarted } from '../support/kill-child';
 
 const windows = loadConfig({ HH_WINDOWS: '1m/10s/1h,5m/30s/2h,1h/5m/1d' }).ingest.windows;
 const plan = rollPlan(windows)!;
@@ -174,6 +175,40 @@ describe('roll-ups of the coarser windows from the finest (real Redis and Cassan
       // A recompute of a window whose children are all rolled restores its key from the snapshot.
       await store.restoreWindow(region, hour, HOUR + 3_600_000 + 86_400_000);
     }
+  });
+
+  it('killed (kill -9) at a random moment of a roll, the parents read exactly; the next roll finishes exactly', async () => {
+    const db = Number((redis.options as { db?: number }).db ?? 0);
+    const HH_WINDOWS = '1m/10s/1h,5m/30s/2h,1h/5m/1d';
+    let midRoll = 0;
+    for (const delay of [0, 5, 15, 30, 60]) {
+      const region = unique(`RK${delay}`);
+      await redis.hset(regionMetaKey(region), 'epoch', EPOCH);
+      const actors = new ActorSystem(redis, { windows, boundedK: 10, dedupHorizonMs: 3_600_000 });
+      const minutes = stream(region, 20 + delay, 3000);
+      const truth: Counts = {};
+      for (const list of minutes.slice(0, 3)) {
+        await actors.actor(region).apply(0, list, EPOCH);
+        for (const e of list) add(truth, e.event.post_id);
+      }
+      await redis.hset(`region:{${region}}:sealed`, 'final:1m', String(T + 2 * M));
+      const five = windowId('5m', T);
+      // Pages of 3 members: the roll of three minutes is many script calls, killed somewhere among them.
+      const out = await killAfterStarted('roll-child.ts', [String(db), region, String(T + 2 * M), '3', HH_WINDOWS], delay);
+      const sum = async () => asCounts((await windowTopK(redis, region, five, plan, 1000))!.top);
+      // Killed between pages: some rolled, some not.
+      if (
+        !out.includes('done') &&
+        (await redis.hget(`region:{${region}}:sealed`, 'rolled:1m')) !== null &&
+        (await redis.zcard(regionUnrolledKey(region, '1m'))) > 0
+      )
+        midRoll++;
+      expect(await sum(), `after a kill ${delay} ms in (${out.trim().replace(/\n/g, ' ')})`).to.deep.equal(truth);
+      await rollChildren(redis, region, plan, T + 2 * M);
+      expect(await zcounts(redis, regionWindowKey(region, five)), 'the key alone, once the roll finished').to.deep.equal(truth);
+      expect(await sum()).to.deep.equal(truth);
+    }
+    expect(midRoll, 'kills that landed mid-roll').to.be.greaterThan(0);
   });
 
   it('a window whose children are not all rolled refuses a recompute (its snapshot and its children would count twice)', async () => {
