@@ -2,58 +2,71 @@
  * How much one region flush may take, learned from how long the flush script ran.
  *
  * A flush is one atomic script call: Redis serves no one else while it runs. What a flush
- * costs depends on what it holds (events: dedup; distinct posts: half a dozen leaderboard writes
- * each, more for posts new to a key, more again in bounded mode), so fixed limits either
- * stall Redis (a burst of new posts: 100+ ms per call at 2,000 posts) or cut every flush
- * short. The script reports its own running time; the budget keeps an estimate of the
- * microseconds per unit (an event is one unit, a distinct post POST_UNITS) and sizes the next
- * flush to the target time. The estimate rises at once (half the gap) when a flush runs
- * over and falls by a fifth of the gap per flush, so a burst is cut down within a flush or
- * two. Costs jump (up to 2x between two flushes in a burst of new posts, e.g. while a growing
- * key's table is rehashed), so a flush can still run to about twice the target; following the
- * upper edge instead (rise to the sample, fall by a tenth) cut the throughput further without
- * shortening the longest call in a bench run. Flushes far below the budget (idle, a trickle:
- * mostly the call's fixed cost) teach nothing.
+ * costs depends on what it holds: its events (the dedup check and record of each id) and its
+ * distinct posts (half a dozen leaderboard writes each, more for posts new to a key, more
+ * again in bounded mode). The two are learned apart: the script times its event step and its
+ * post step and reports both, and the budget keeps an estimate of the microseconds per event
+ * and per post. A flush is filled, event by event, until its expected time reaches the
+ * target.
+ *
+ * One estimate per unit over a fixed mix (a post weighed as 32 events, calibrated when a post
+ * cost ~25 µs) fell apart once a post cost ~5 µs against an event's ~1.8: learned on flushes
+ * of many posts, it let a flush of many events over few posts (20,000 events, 1,250 posts)
+ * run two to three times the target (the bench's longest scripts, 40-53 ms at a 20 ms target).
+ *
+ * Each estimate rises at once (half the gap) when its step runs over it and falls by a fifth
+ * of the gap per flush, so a burst is cut down within a flush or two. Costs still jump (up to
+ * 2x between two flushes in a burst of new posts, e.g. while a growing key's table is
+ * rehashed), so a flush can still run to about twice the target. A step expected far below the
+ * target (an idle trickle, a handful of posts: mostly the call's fixed cost) teaches nothing.
  */
 export class FlushBudget {
-  /** A distinct post's weight against an event's (measured: ~25 µs against ~0.7 in exact mode). */
-  static readonly POST_UNITS = 32;
   /**
-   * The starting estimate, µs per unit: above what was measured (a burst of new posts: exact
-   * mode ~1.3, bounded ~2.2 on an idle Redis), so the first flushes run short, not long.
+   * The starting estimates, µs: above what was measured on an idle Redis (per event ~1.8; per
+   * post already in the keys ~5, new to them ~10 in exact mode, more in bounded mode), so the
+   * first flushes run short, not long.
    */
-  static readonly START_US_PER_UNIT = 3;
+  static readonly START_US_PER_EVENT = 3;
+  static readonly START_US_PER_POST = 20;
+  /** A step expected to take less than this share of the target teaches nothing. */
+  static readonly MIN_SHARE = 0.1;
 
-  private usPerUnit = FlushBudget.START_US_PER_UNIT;
+  private perEvent = FlushBudget.START_US_PER_EVENT;
+  private perPost = FlushBudget.START_US_PER_POST;
 
   /** `targetMs` 0: no budget (only the fixed limits). */
-  constructor(
-    private readonly targetMs: number,
-    /** The most a flush may hold whatever its time (the fixed limits, in units). */
-    private readonly maxUnits: number,
-  ) {}
+  constructor(private readonly targetMs: number) {}
 
-  /** Units of a flush of `events` events over `posts` distinct posts. */
-  static units(events: number, posts: number): number {
-    return events + FlushBudget.POST_UNITS * posts;
+  /** The time the next flush may hold Redis, µs (Infinity: no budget). */
+  get limitUs(): number {
+    return this.targetMs > 0 ? this.targetMs * 1000 : Infinity;
   }
 
-  /** The units the next flush may take (at least one post's worth: a flush always makes progress). */
-  get limit(): number {
-    if (this.targetMs <= 0) return this.maxUnits;
-    const units = Math.floor((this.targetMs * 1000) / this.usPerUnit);
-    return Math.max(FlushBudget.units(1, 1), Math.min(this.maxUnits, units));
+  /** The expected cost of one more event in a flush, µs. */
+  get usPerEvent(): number {
+    return this.perEvent;
   }
 
-  /** What a flush of `units` units cost inside Redis, in µs. */
-  observe(units: number, scriptUs: number): void {
-    if (this.targetMs <= 0 || units < this.limit / 4) return;
-    const sample = scriptUs / units;
-    this.usPerUnit = sample > this.usPerUnit ? (this.usPerUnit + sample) / 2 : 0.8 * this.usPerUnit + 0.2 * sample;
+  /** The expected cost of one more distinct post in a flush, µs. */
+  get usPerPost(): number {
+    return this.perPost;
   }
 
-  /** The current estimate, µs per unit (metrics, tests). */
-  get estimate(): number {
-    return this.usPerUnit;
+  /** What a flush of `events` events over `posts` distinct posts is expected to take, µs. */
+  expected(events: number, posts: number): number {
+    return events * this.perEvent + posts * this.perPost;
+  }
+
+  /** What a flush of `events` events over `posts` posts took in its event step and its post step, µs. */
+  observe(events: number, posts: number, eventUs: number, postUs: number): void {
+    if (this.targetMs <= 0) return;
+    const floor = FlushBudget.MIN_SHARE * this.limitUs;
+    if (events > 0 && events * this.perEvent >= floor) this.perEvent = FlushBudget.next(this.perEvent, eventUs / events);
+    if (posts > 0 && posts * this.perPost >= floor) this.perPost = FlushBudget.next(this.perPost, postUs / posts);
+  }
+
+  /** Up half the gap at once, down a fifth of it. */
+  private static next(estimate: number, sample: number): number {
+    return sample > estimate ? (estimate + sample) / 2 : 0.8 * estimate + 0.2 * sample;
   }
 }

@@ -105,7 +105,8 @@ export const FLUSH_LIMITS = {
   maxWaitingEntries: 200_000,
 } as const;
 
-type FlushReply = ['OK', number, number, number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
+type FlushReply =
+  ['OK', number, number, number, number, number, number, ...string[]] | ['NOMETA'] | ['EPOCH', string] | ['FENCED', ...string[]] | ['DUPS', string];
 type FlushRedis = Redis & {
   hhRegionFlush(numKeys: number, ...args: (string | number)[]): Promise<FlushReply>;
 };
@@ -331,16 +332,18 @@ export class RegionActor {
     const epoch = this.queue[0].epoch;
     const maxEvents = this.opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents;
     const maxPosts = this.opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts;
-    const budget = this.budget.limit;
-    let units = 0;
+    const limit = this.budget.limitUs;
+    const perEvent = this.budget.usPerEvent;
+    const perPost = this.budget.usPerPost;
+    let us = 0;
     for (const item of this.queue) {
       if (item.epoch !== epoch) break;
       while (item.cursor < item.events.length) {
         const p = item.events[item.cursor];
         const isNew = !posts.has(p.event.post_id);
-        const cost = 1 + (isNew ? FlushBudget.POST_UNITS : 0);
-        if (out.length >= maxEvents || (isNew && posts.size >= maxPosts) || (out.length > 0 && units + cost > budget)) return out;
-        units += cost;
+        const cost = perEvent + (isNew ? perPost : 0);
+        if (out.length >= maxEvents || (isNew && posts.size >= maxPosts) || (out.length > 0 && us + cost > limit)) return out;
+        us += cost;
         posts.add(p.event.post_id);
         out.push(p);
         item.cursor++;
@@ -406,10 +409,10 @@ export class RegionActor {
         this.metrics?.deduplicated.inc(dups.size);
         continue;
       }
-      const [, applied, refused, waiting, scriptUs, windowRefused, ...windowIds] = reply;
+      const [, applied, refused, waiting, eventUs, postUs, windowRefused, ...windowIds] = reply;
       this.waiting = waiting;
-      this.budget.observe(FlushBudget.units(unique.length, packed.posts), scriptUs);
-      this.metrics?.flushScriptSeconds.observe(scriptUs / 1e6);
+      this.budget.observe(unique.length, packed.posts, eventUs, postUs);
+      this.metrics?.flushScriptSeconds.observe((eventUs + postUs) / 1e6);
       for (const p of unique) p.item.result.applied++;
       this.metrics?.applied.inc(applied);
       if (this.metrics) {
@@ -598,10 +601,7 @@ export class ActorSystem {
     readonly onPressure?: (region: string) => void,
   ) {
     this.redis = withFlushScript(redis);
-    this.budget = new FlushBudget(
-      opts.flushTargetMs ?? FLUSH_LIMITS.targetMs,
-      FlushBudget.units(opts.flushMaxEvents ?? FLUSH_LIMITS.maxEvents, opts.flushMaxPosts ?? FLUSH_LIMITS.maxPosts),
-    );
+    this.budget = new FlushBudget(opts.flushTargetMs ?? FLUSH_LIMITS.targetMs);
   }
 
   actor(region: string): RegionActor {

@@ -39,9 +39,9 @@
 --   {'DUPS', json [index, ...]}        event ids seen within the dedup horizon (a re-send):
 --                                      the caller drops them (1-based), retries.
 -- Else applies everything and returns {'OK', events applied, session events refused, entries
--- waiting for a checkpoint, microseconds the call ran (from its dedup step on), window events
--- refused, window ids written...}: the caller sizes its next flush by that time
--- (flush-budget.ts). A window at or before its spec's final mark takes nothing (its FINAL
+-- waiting for a checkpoint, microseconds its event step ran (dedup, fences), microseconds its
+-- post step ran (the counts), window events refused, window ids written...}: the caller sizes
+-- its next flush by those times (flush-budget.ts). A window at or before its spec's final mark takes nothing (its FINAL
 -- snapshot is being or was taken: the events' batch was triaged against an older watermark);
 -- those events count all-time and in the other keys, and as refused.
 --
@@ -141,6 +141,8 @@ for i, p in ipairs(parts) do
   if p[3] > fences[i] then redis.call('HSET', KEYS[1], p[1], fmt(p[3])) end
 end
 
+-- The event step ends here: the rest costs per post (flush-budget.ts learns the two apart).
+local tPosts = redis.call('TIME')
 local D = cjson.decode(ARGV[4])
 -- A key's list sent as 0 took every event of the flush: it adds exactly what all-time adds,
 -- and reads all-time's list itself (nothing rewrites a list).
@@ -483,7 +485,9 @@ end
 -- record falls too far behind, so a checkpoint stays within one Cassandra batch.
 local waiting = redis.call('HINCRBY', KEYS[4], 'dirty_entries', pending)
 local t2 = redis.call('TIME')
-local ran = (tonumber(t2[1]) - tonumber(t[1])) * 1000000 + tonumber(t2[2]) - tonumber(t[2])
-local reply = {'OK', #ids, refused, waiting, ran, windowRefused}
+local function since(a, b)
+  return (tonumber(b[1]) - tonumber(a[1])) * 1000000 + tonumber(b[2]) - tonumber(a[2])
+end
+local reply = {'OK', #ids, refused, waiting, since(t, tPosts), since(tPosts, t2), windowRefused}
 for _, id in ipairs(written) do reply[#reply + 1] = id end
 return reply
