@@ -626,7 +626,7 @@ export const FLUSH_DEFAULTS = {
    * actor sizes its flushes to it. Well under the 50 ms that counts as a stall, so a flush
    * stretched by a busy machine or a jump in cost still stays below it. With the budget
    * learning an event's and a post's cost apart, the bench's memory phases' longest scripts
-   * were 26-48 ms and 40-55 ms in two runs at 20 ms, 27-36 ms in one at 15 (README, Benchmarks).
+   * were 26-48 ms and 32-55 ms in two runs at 20 ms, 27-36 ms in one at 15 (README, Benchmarks).
    */
   targetMs: 15,
 } as const;

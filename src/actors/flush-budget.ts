@@ -10,7 +10,7 @@
  * target.
  *
  * One estimate per unit over a fixed mix (a post weighed as 32 events, calibrated when a post
- * cost ~25 µs) fell apart once a post cost ~5 µs against an event's ~1.8: learned on flushes
+ * cost ~25 µs) fell apart once a post cost ~5 µs against an event's ~0.8: learned on flushes
  * of many posts, it let a flush of many events over few posts (20,000 events, 1,250 posts)
  * run two to three times the target (the bench's longest scripts, 40-53 ms at a 20 ms target).
  *
@@ -22,9 +22,9 @@
  */
 export class FlushBudget {
   /**
-   * The starting estimates, µs: above what was measured on an idle Redis (per event ~1.8; per
-   * post already in the keys ~5, new to them ~10 in exact mode, more in bounded mode), so the
-   * first flushes run short, not long.
+   * The starting estimates, µs: above what was measured on an idle Redis (one flush per 2,000
+   * events: per event 0.7-0.8; per post 4.8-6.1 in exact mode, 13-22 in bounded mode, the
+   * more for posts new to the keys), so the first flushes run short, not long.
    */
   static readonly START_US_PER_EVENT = 3;
   static readonly START_US_PER_POST = 20;
